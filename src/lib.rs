@@ -1,0 +1,5 @@
+//! escrowd: a cross-chain escrow saga coordinator.
+//!
+//! The gateway binary's library half: command-line handlers and the adapters
+//! that need I/O. The pure format core is the `bsv-format` crate.
+#![forbid(unsafe_code)]
