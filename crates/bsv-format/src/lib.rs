@@ -18,13 +18,23 @@
 //! - [`tx`]: [`Transaction`], [`TxIn`], [`TxOut`], [`Outpoint`].
 //! - [`script`]: [`Script`], chunks, ASM, templates, interpreter.
 //! - [`ef`]: BRC-30 Extended Format.
+//! - [`keys`]: secp256k1 keys, WIF, addresses, signing.
+//! - [`sighash`]: signature hashing (FORKID and original digests).
+//! - [`bump`]: BRC-74 Merkle paths.
+//! - [`beef`]: BRC-62/96/95 BEEF.
+//! - [`spv`]: sans-io SPV verification.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod beef;
+pub mod bump;
 pub mod codec;
 pub mod ef;
 pub mod hash;
+pub mod keys;
 pub mod script;
+pub mod sighash;
+pub mod spv;
 pub mod tx;
 
 pub use codec::{ParseError, ParseErrorKind};

@@ -9,7 +9,10 @@
 //! - [`opcodes`]: opcode constants.
 //! - [`Script`], [`Chunk`], [`Chunks`]: bytes and push/opcode parsing.
 
+pub mod asm;
+pub mod interpreter;
 pub mod opcodes;
+pub mod templates;
 
 use crate::codec::{ParseError, ParseErrorKind};
 use opcodes::*;
