@@ -3,3 +3,6 @@
 //! The gateway binary's library half: command-line handlers and the adapters
 //! that need I/O. The pure format core is the `bsv-format` crate.
 #![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod headers;

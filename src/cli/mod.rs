@@ -6,10 +6,8 @@
 //!
 //! # Layout
 //! - [`input`]: file / stdin / inline-hex input, binary or hex.
-//! - [`beef`]: `escrowd beef inspect|verify|to-ef`.
 //! - [`tx`]: `escrowd tx decode`.
 
-pub mod beef;
 pub mod input;
 pub mod tx;
 
@@ -27,11 +25,6 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Inspect, verify and convert BEEF (BRC-62 V1, BRC-96 V2, BRC-95 Atomic).
-    Beef {
-        #[command(subcommand)]
-        command: beef::BeefCommand,
-    },
     /// Decode raw transactions.
     Tx {
         #[command(subcommand)]
@@ -61,7 +54,6 @@ impl From<input::InputError> for Failure {
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
-        Command::Beef { command } => beef::run(command),
         Command::Tx { command } => tx::run(command),
     };
     match result {
