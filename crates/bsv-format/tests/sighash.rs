@@ -26,7 +26,6 @@ use bsv_format::sighash::{
 };
 use bsv_format::tx::{Outpoint, Transaction, TxIn, TxOut};
 use bsv_format::{Script, Txid};
-use serde_json::Value;
 
 struct Row {
     tx: Transaction,
