@@ -130,3 +130,52 @@ fn a_source_count_mismatch_is_refused() {
     assert_eq!(EfTransaction::new(tx.clone(), sources), Err(EfError::SourceCountMismatch { inputs: n, source_outputs: n + 1 }));
     assert_eq!(EfTransaction::new(tx, vec![]), Err(EfError::SourceCountMismatch { inputs: n, source_outputs: 0 }));
 }
+
+mod properties {
+    use super::*;
+    use bsv_format::tx::{Outpoint, TxIn};
+    use proptest::prelude::*;
+
+    fn script() -> impl Strategy<Value = Script> {
+        proptest::collection::vec(any::<u8>(), 0..300).prop_map(Script::from_bytes)
+    }
+
+    fn ef_tx() -> impl Strategy<Value = EfTransaction> {
+        let input = (any::<[u8; 32]>(), any::<u32>(), script(), any::<u32>(), any::<u64>(), script());
+        let output = (any::<u64>(), script());
+        (any::<u32>(), proptest::collection::vec(input, 0..4), proptest::collection::vec(output, 0..4), any::<u32>())
+            .prop_map(|(version, ins, outs, lock_time)| {
+                let (inputs, sources): (Vec<_>, Vec<_>) = ins
+                    .into_iter()
+                    .map(|(txid, vout, unlocking_script, sequence, satoshis, locking_script)| {
+                        (
+                            TxIn { prev_out: Outpoint::new(Txid(txid), vout), unlocking_script, sequence },
+                            TxOut { satoshis, locking_script },
+                        )
+                    })
+                    .unzip();
+                let outputs = outs.into_iter().map(|(satoshis, locking_script)| TxOut { satoshis, locking_script }).collect();
+                EfTransaction::new(Transaction { version, inputs, outputs, lock_time }, sources).unwrap()
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn any_ef_round_trips_with_the_raw_txid(ef in ef_tx()) {
+            let bytes = ef.to_bytes();
+            prop_assert_eq!(&EfTransaction::from_bytes(&bytes).unwrap(), &ef);
+            let mut r = Reader::new(&bytes);
+            prop_assert_eq!(EfTransaction::read_with_txid(&mut r).unwrap().1, ef.tx.txid());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(mut bytes in proptest::collection::vec(any::<u8>(), 0..400), marker in any::<bool>()) {
+            if marker && bytes.len() >= 10 {
+                bytes[4..10].copy_from_slice(&bsv_format::ef::EF_MARKER);
+            }
+            if let Err(e) = EfTransaction::from_bytes(&bytes) {
+                prop_assert!(e.offset <= bytes.len());
+            }
+        }
+    }
+}

@@ -424,3 +424,40 @@ fn pubkey_type_predicates_match_the_node() {
     long33.push(0);
     assert!(!is_compressed_or_uncompressed_pubkey(&long33) && !is_compressed_pubkey(&long33));
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn checks_never_panic_on_arbitrary_bytes(
+            sig in proptest::collection::vec(any::<u8>(), 0..80),
+            pk in proptest::collection::vec(any::<u8>(), 0..70),
+            digest in any::<[u8; 32]>(),
+        ) {
+            let _ = verify_ecdsa(&digest, &sig, &pk);
+            let _ = is_strict_der(&sig);
+            let _ = is_low_s(&sig);
+            if is_compressed_pubkey(&pk) {
+                prop_assert!(is_compressed_or_uncompressed_pubkey(&pk));
+            }
+        }
+
+        #[test]
+        fn text_decoders_never_panic(text in "\\PC{0,60}") {
+            let _ = PrivateKey::from_wif(&text);
+            let _ = decode_p2pkh_address(&text);
+        }
+
+        #[test]
+        fn signatures_verify_for_any_key_and_digest(k in any::<[u8; 32]>(), digest in any::<[u8; 32]>()) {
+            if let Ok(key) = PrivateKey::from_bytes(&k) {
+                let mut sig = key.sign_digest(&digest);
+                prop_assert!(verify_ecdsa(&digest, &sig, &key.public_key().to_compressed()));
+                sig.push(0x41);
+                prop_assert!(is_strict_der(&sig) && is_low_s(&sig));
+            }
+        }
+    }
+}

@@ -277,3 +277,28 @@ fn forkid_digest_equals_an_explicit_preimage() {
     pre.extend_from_slice(&0x41u32.to_le_bytes());
     assert_eq!(signature_hash(&tx, 1, &script, 5000, 0x41, true), sha256d(&pre));
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn never_panics_and_cache_agrees(
+            n_in in 0usize..4,
+            n_out in 0usize..4,
+            index in 0usize..6,
+            script in proptest::collection::vec(any::<u8>(), 0..64),
+            sats in any::<u64>(),
+            hash_type in any::<u32>(),
+            forkid in any::<bool>(),
+        ) {
+            let tx = sample_tx(n_in, n_out);
+            let d = signature_hash(&tx, index, &script, sats, hash_type, forkid);
+            prop_assert_eq!(SighashCache::new(&tx).signature_hash(index, &script, sats, hash_type, forkid), d);
+            if index >= n_in {
+                prop_assert_eq!(d, SIGHASH_ONE);
+            }
+        }
+    }
+}
