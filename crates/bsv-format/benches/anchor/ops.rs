@@ -4,18 +4,22 @@
 
 use rayon::prelude::*;
 
+use bsv_format::beef::Beef;
+use bsv_format::ef::EfTransaction;
 use bsv_format::script::interpreter::{verify_input, VerifyFlags};
+use bsv_format::Txid;
 
-use super::workload::{self, bare_verify, Decoded, Triple};
+use super::workload::{bare_verify, Triple};
 
-/// p1 — BEEF decode with every txid computed.
-pub fn parse(beef: &[u8]) -> Decoded {
-    workload::decode(beef)
+/// p1 — `Beef::from_bytes`: BUMPs, 1,001 transactions, every txid computed and indexed.
+pub fn parse(beef: &[u8]) -> Beef {
+    Beef::from_bytes(beef).expect("anchor BEEF decodes")
 }
 
-/// e1 — EF of every unproven transaction (1,000 of them); returns total bytes.
-pub fn ef_all(d: &Decoded) -> usize {
-    workload::ef_all_interim(d).iter().map(Vec::len).sum()
+/// e1 — `Beef::ef_of(txid)` + `EfTransaction::to_bytes` for every unproven
+/// transaction (1,000 of them); returns the total EF bytes.
+pub fn ef_all(beef: &Beef, txids: &[Txid]) -> usize {
+    txids.iter().map(|t| beef.ef_of(t).expect("EF").to_bytes().len()).sum()
 }
 
 /// s1 — bare libsecp256k1 verifies, one thread; returns the count that verified.
@@ -23,18 +27,17 @@ pub fn bare_1t(triples: &[Triple]) -> usize {
     triples.iter().filter(|t| bare_verify(t)).count()
 }
 
-/// s2 — the same on a rayon pool (call inside `pool.install` for 2 threads).
+/// s2 — the same on the current rayon pool (call inside `pool.install` for 2 threads).
 pub fn bare_par(triples: &[Triple]) -> usize {
     triples.par_iter().filter(|t| bare_verify(t)).count()
 }
 
 /// d2 — the 1,000 FORKID sighashes alone (fresh cache per tx), one thread.
-pub fn sighash_all(d: &Decoded, sources: &[(u64, bsv_format::Script)]) -> u8 {
+pub fn sighash_all(chain: &[EfTransaction]) -> u8 {
     let mut acc = 0u8;
-    let chain = d.txs.iter().filter(|(_, _, b)| b.is_none());
-    for ((tx, _, _), (sats, lock)) in chain.zip(sources) {
-        let h = bsv_format::sighash::signature_hash(tx, 0, lock.as_bytes(), *sats, 0x41, true);
-        acc ^= h[0];
+    for ef in chain {
+        let src = &ef.source_outputs[0];
+        acc ^= bsv_format::sighash::signature_hash(&ef.tx, 0, src.locking_script.as_bytes(), src.satoshis, 0x41, true)[0];
     }
     acc
 }
@@ -59,25 +62,12 @@ pub const SCRIPT_FLAGS: VerifyFlags = VerifyFlags::from_bits(
 /// k2 — every chain input through the interpreter (`verify_input`: sighash,
 /// DER and key parsing, ECDSA), no BEEF structure; parallel over the current
 /// rayon pool. Returns the count that passed.
-pub fn scripts_par(d: &Decoded, sources: &[(u64, bsv_format::Script)]) -> usize {
-    let chain: Vec<_> = d.txs.iter().filter(|(_, _, b)| b.is_none()).map(|(tx, _, _)| tx).collect();
+pub fn scripts_par(chain: &[EfTransaction]) -> usize {
     chain
         .par_iter()
-        .zip(sources.par_iter())
-        .filter(|(tx, (sats, lock))| verify_input(tx, 0, lock, *sats, SCRIPT_FLAGS).is_ok())
-        .count()
-}
-
-/// The (satoshis, locking script) each chain tx's input spends, in chain order.
-pub fn chain_sources(d: &Decoded) -> Vec<(u64, bsv_format::Script)> {
-    let index: std::collections::HashMap<_, _> = d.txs.iter().enumerate().map(|(i, (_, t, _))| (*t, i)).collect();
-    d.txs
-        .iter()
-        .filter(|(_, _, b)| b.is_none())
-        .map(|(tx, _, _)| {
-            let p = tx.inputs[0].prev_out;
-            let o = &d.txs[index[&p.txid]].0.outputs[p.vout as usize];
-            (o.satoshis, o.locking_script.clone())
+        .filter(|ef| {
+            let src = &ef.source_outputs[0];
+            verify_input(&ef.tx, 0, &src.locking_script, src.satoshis, SCRIPT_FLAGS).is_ok()
         })
-        .collect()
+        .count()
 }

@@ -6,14 +6,12 @@
 //! root txids, EF total, every signature valid) and panics with the reason if
 //! one differs: a benchmark on the wrong bytes is worse than none.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
-use bsv_format::bump::{MerklePath, OffsetRule};
-use bsv_format::codec::Reader;
+use bsv_format::beef::{Beef, BeefVersion};
 use bsv_format::ef::EfTransaction;
 use bsv_format::sighash::{uses_forkid_digest, SighashCache};
-use bsv_format::{Transaction, Txid};
+use bsv_format::Txid;
 
 /// Environment variable naming the hex file (overrides the default path).
 pub const ENV_VAR: &str = "ESCROWD_ANCHOR_BENCH";
@@ -42,6 +40,10 @@ pub struct Workload {
     pub path: PathBuf,
     /// The BEEF bytes (hex decoded).
     pub beef: Vec<u8>,
+    /// Txids of the 1,000 unproven (chain) transactions, in wire order.
+    pub chain_txids: Vec<Txid>,
+    /// The chain transactions in EF (each with the output it spends).
+    pub chain: Vec<EfTransaction>,
     /// The 1,000 signature checks, in chain order.
     pub triples: Vec<Triple>,
 }
@@ -69,26 +71,32 @@ pub fn load() -> Workload {
     let beef = hex::decode(text.trim()).unwrap_or_else(|e| panic!("{}: not hex: {e}", path.display()));
     assert_eq!(beef.len(), BEEF_BYTES, "{}: BEEF size", path.display());
 
-    let decoded = decode(&beef);
-    assert_eq!(decoded.bumps.len(), 1, "BUMP count");
-    assert_eq!(decoded.txs.len(), TX_COUNT, "transaction count");
-    let (root, root_txid, root_bump) = &decoded.txs[0];
-    assert_eq!(root_txid.to_string(), ROOT_TXID, "root ancestor txid");
-    assert_eq!(*root_bump, Some(0), "root ancestor carries BUMP 0");
-    assert!(decoded.bumps[0].contains(root_txid), "BUMP proves the root ancestor");
-    assert_eq!(decoded.bumps[0].block_height(), ROOT_HEIGHT, "BUMP height");
-    assert_eq!(root.inputs.len(), 1);
-    assert_eq!(decoded.txs[TX_COUNT - 1].1.to_string(), SUBJECT_TXID, "subject txid");
+    let decoded = Beef::from_bytes(&beef).expect("the anchor BEEF decodes");
+    assert_eq!(decoded.version(), BeefVersion::V1, "BEEF version");
+    assert_eq!(decoded.bumps().len(), 1, "BUMP count");
+    assert_eq!(decoded.txs().len(), TX_COUNT, "transaction count");
+    let root = &decoded.txs()[0];
+    assert_eq!(root.txid().to_string(), ROOT_TXID, "root ancestor txid");
+    assert_eq!(root.bump_index(), Some(0), "root ancestor carries BUMP 0");
+    assert_eq!(decoded.bumps()[0].block_height(), ROOT_HEIGHT, "BUMP height");
+    assert_eq!(decoded.txs()[TX_COUNT - 1].txid().to_string(), SUBJECT_TXID, "subject txid");
+    assert_eq!(chain_txids(&decoded).len(), CHAIN_TXS, "unproven txs");
 
-    let ef_total: usize = ef_all_interim(&decoded).iter().map(Vec::len).sum();
+    let chain_txids = chain_txids(&decoded);
+    let efs: Vec<EfTransaction> = chain_txids.iter().map(|t| decoded.ef_of(t).expect("EF")).collect();
+    let ef_total: usize = efs.iter().map(|e| e.to_bytes().len()).sum();
     assert_eq!(ef_total, EF_TOTAL_BYTES, "EF total of the 1,000 chain txs");
 
-    let triples = triples(&decoded);
-    assert_eq!(triples.len(), CHAIN_TXS, "one signature per chain tx");
+    let triples: Vec<Triple> = efs.iter().map(triple).collect();
     for (i, t) in triples.iter().enumerate() {
         assert!(bare_verify(t), "signature of chain tx {i} does not verify");
     }
-    Workload { path, beef, triples }
+    Workload { path, beef, chain_txids, chain: efs, triples }
+}
+
+/// Txids of the transactions without a BUMP (the 1,000 chain spends), in wire order.
+pub fn chain_txids(beef: &Beef) -> Vec<Txid> {
+    beef.txs().iter().filter(|t| t.bump_index().is_none() && !t.is_txid_only()).map(|t| t.txid()).collect()
 }
 
 /// The bare libsecp256k1 call the interpreter's `OP_CHECKSIG` ends in.
@@ -97,87 +105,28 @@ pub fn bare_verify(t: &Triple) -> bool {
     secp256k1::ecdsa::verify(&t.sig, secp256k1::Message::from_digest(t.digest), &t.pubkey).is_ok()
 }
 
-/// A BEEF V1 decoded with this crate's building blocks (`MerklePath::read`,
-/// `Transaction::read_with_txid`): used to extract the triples and, until
-/// `beef.rs` lands, as the parse row.
-pub struct Decoded {
-    pub bumps: Vec<MerklePath>,
-    /// `(tx, txid, bump index)` in wire order.
-    pub txs: Vec<(Transaction, Txid, Option<usize>)>,
-}
-
-/// BRC-62 V1 decode: `0100BEEF | VI n_bumps | BUMP* | VI n_txs | (raw_tx, u8 has_bump, [VI idx])*`.
-pub fn decode(bytes: &[u8]) -> Decoded {
-    let mut r = Reader::new(bytes);
-    let magic = r.read_array::<4>("BEEF version").expect("BEEF version");
-    assert_eq!(magic, [0x01, 0x00, 0xbe, 0xef], "BEEF V1 magic");
-    let n_bumps = r.read_count(2, "BUMP count").expect("BUMP count");
-    let bumps = (0..n_bumps)
-        .map(|_| MerklePath::read(&mut r, OffsetRule::AllowExtra).expect("BUMP"))
-        .collect();
-    let n_txs = r.read_count(11, "tx count").expect("tx count");
-    let mut txs = Vec::with_capacity(n_txs);
-    for _ in 0..n_txs {
-        let (tx, txid) = Transaction::read_with_txid(&mut r).expect("transaction");
-        let bump = match r.read_u8("has bump").expect("has bump") {
-            0 => None,
-            1 => Some(r.read_varint("bump index").expect("bump index") as usize),
-            other => panic!("has_bump byte {other}"),
-        };
-        txs.push((tx, txid, bump));
+/// The (sighash, signature, key) of a chain tx's single input.
+fn triple(ef: &EfTransaction) -> Triple {
+    let tx = &ef.tx;
+    assert_eq!(tx.inputs.len(), 1, "chain txs have one input");
+    let source = &ef.source_outputs[0];
+    let chunks: Vec<_> = tx.inputs[0].unlocking_script.chunks().map(|c| c.expect("push-only unlocking script")).collect();
+    assert_eq!(chunks.len(), 2, "P2PKH unlocking script: <sig> <pubkey>");
+    let sig = chunks[0].data.expect("signature push");
+    let key = chunks[1].data.expect("pubkey push");
+    let (hash_type, der) = sig.split_last().expect("non-empty signature");
+    let hash_type = u32::from(*hash_type);
+    assert_eq!(hash_type, 0x41, "SIGHASH_ALL|FORKID");
+    let digest = SighashCache::new(tx).signature_hash(
+        0,
+        source.locking_script.as_bytes(),
+        source.satoshis,
+        hash_type,
+        uses_forkid_digest(hash_type, true),
+    );
+    Triple {
+        digest,
+        sig: secp256k1::ecdsa::Signature::from_der(der).expect("strict DER"),
+        pubkey: secp256k1::PublicKey::from_slice(key).expect("valid key"),
     }
-    r.finish("end of BEEF").expect("no trailing bytes");
-    Decoded { bumps, txs }
-}
-
-/// EF of every unproven tx, built from the decoded parts (source outputs
-/// looked up by txid). Stand-in until `Beef::ef_of` lands.
-pub fn ef_all_interim(d: &Decoded) -> Vec<Vec<u8>> {
-    let index: HashMap<Txid, usize> = d.txs.iter().enumerate().map(|(i, (_, txid, _))| (*txid, i)).collect();
-    d.txs
-        .iter()
-        .filter(|(_, _, bump)| bump.is_none())
-        .map(|(tx, _, _)| {
-            let sources = tx
-                .inputs
-                .iter()
-                .map(|i| d.txs[index[&i.prev_out.txid]].0.outputs[i.prev_out.vout as usize].clone())
-                .collect();
-            EfTransaction::new(tx.clone(), sources).expect("one source per input").to_bytes()
-        })
-        .collect()
-}
-
-/// The (sighash, signature, key) of every chain tx's single input.
-fn triples(d: &Decoded) -> Vec<Triple> {
-    let index: HashMap<Txid, usize> = d.txs.iter().enumerate().map(|(i, (_, txid, _))| (*txid, i)).collect();
-    let mut out = Vec::with_capacity(CHAIN_TXS);
-    for (tx, _, bump) in &d.txs {
-        if bump.is_some() {
-            continue;
-        }
-        assert_eq!(tx.inputs.len(), 1, "chain txs have one input");
-        let input = &tx.inputs[0];
-        let source = &d.txs[index[&input.prev_out.txid]].0.outputs[input.prev_out.vout as usize];
-        let chunks: Vec<_> = input.unlocking_script.chunks().map(|c| c.expect("push-only unlocking script")).collect();
-        assert_eq!(chunks.len(), 2, "P2PKH unlocking script: <sig> <pubkey>");
-        let sig = chunks[0].data.expect("signature push");
-        let key = chunks[1].data.expect("pubkey push");
-        let (hash_type, der) = sig.split_last().expect("non-empty signature");
-        let hash_type = u32::from(*hash_type);
-        assert_eq!(hash_type, 0x41, "SIGHASH_ALL|FORKID");
-        let digest = SighashCache::new(tx).signature_hash(
-            0,
-            source.locking_script.as_bytes(),
-            source.satoshis,
-            hash_type,
-            uses_forkid_digest(hash_type, true),
-        );
-        out.push(Triple {
-            digest,
-            sig: secp256k1::ecdsa::Signature::from_der(der).expect("strict DER"),
-            pubkey: secp256k1::PublicKey::from_slice(key).expect("valid key"),
-        });
-    }
-    out
 }
