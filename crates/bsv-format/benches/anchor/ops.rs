@@ -7,9 +7,10 @@ use rayon::prelude::*;
 use bsv_format::beef::Beef;
 use bsv_format::ef::EfTransaction;
 use bsv_format::script::interpreter::{verify_input, VerifyFlags};
+use bsv_format::spv::{self, ChainTracker, ScriptEras, VerifiedBeef, VerifyOptions};
 use bsv_format::Txid;
 
-use super::workload::{bare_verify, Triple};
+use super::workload::{bare_verify, Triple, TIP_HEIGHT};
 
 /// p1 — `Beef::from_bytes`: BUMPs, 1,001 transactions, every txid computed and indexed.
 pub fn parse(beef: &[u8]) -> Beef {
@@ -42,32 +43,53 @@ pub fn sighash_all(chain: &[EfTransaction]) -> u8 {
     acc
 }
 
-/// Flags for the interpreter-only row: a post-Genesis transaction spending
-/// post-Genesis P2PKH outputs under the node's standard rules.
-pub const SCRIPT_FLAGS: VerifyFlags = VerifyFlags::from_bits(
-    VerifyFlags::P2SH.bits()
-        | VerifyFlags::STRICTENC.bits()
-        | VerifyFlags::DERSIG.bits()
-        | VerifyFlags::LOW_S.bits()
-        | VerifyFlags::NULLDUMMY.bits()
-        | VerifyFlags::SIGPUSHONLY.bits()
-        | VerifyFlags::MINIMALDATA.bits()
-        | VerifyFlags::CLEANSTACK.bits()
-        | VerifyFlags::NULLFAIL.bits()
-        | VerifyFlags::SIGHASH_FORKID.bits()
-        | VerifyFlags::GENESIS.bits()
-        | VerifyFlags::UTXO_AFTER_GENESIS.bits(),
-);
+/// The flags `spv` applies to this workload's inputs (mainnet eras, spend at
+/// tip + 1 = 900,101, outputs at 900,000 or unproven): the k2 row runs with
+/// exactly these.
+pub fn script_flags() -> VerifyFlags {
+    ScriptEras::MAINNET.flags_for(VerifyFlags::standard_post_chronicle(), TIP_HEIGHT + 1, TIP_HEIGHT + 1)
+}
+
+/// The accept-all chain tracker of the research scripts: every root valid,
+/// tip 900,100.
+pub struct AcceptAll;
+
+impl ChainTracker for AcceptAll {
+    fn is_valid_root_for_height(&self, _root: &bsv_format::Hash256, _height: u32) -> bool {
+        true
+    }
+    fn current_height(&self) -> u32 {
+        TIP_HEIGHT
+    }
+}
+
+/// v1 — full SPV verification (`spv::verify`, default options: structure,
+/// amounts, roots via [`AcceptAll`], maturity, every script in parallel on
+/// the current rayon pool). Takes the BEEF by value, as `verify` does.
+pub fn full_verify(beef: Beef) -> VerifiedBeef {
+    spv::verify(beef, &AcceptAll, &VerifyOptions::default()).expect("anchor BEEF verifies")
+}
+
+/// v2 — the same without scripts (structure, amounts, roots, maturity).
+pub fn structure_verify(beef: Beef) -> VerifiedBeef {
+    let opts = VerifyOptions { check_scripts: false, ..VerifyOptions::default() };
+    spv::verify(beef, &AcceptAll, &opts).expect("anchor BEEF structure verifies")
+}
+
+/// v3 — parse and full verify, end to end.
+pub fn parse_and_verify(bytes: &[u8]) -> VerifiedBeef {
+    full_verify(parse(bytes))
+}
 
 /// k2 — every chain input through the interpreter (`verify_input`: sighash,
 /// DER and key parsing, ECDSA), no BEEF structure; parallel over the current
 /// rayon pool. Returns the count that passed.
-pub fn scripts_par(chain: &[EfTransaction]) -> usize {
+pub fn scripts_par(chain: &[EfTransaction], flags: VerifyFlags) -> usize {
     chain
         .par_iter()
         .filter(|ef| {
             let src = &ef.source_outputs[0];
-            verify_input(&ef.tx, 0, &src.locking_script, src.satoshis, SCRIPT_FLAGS).is_ok()
+            verify_input(&ef.tx, 0, &src.locking_script, src.satoshis, flags).is_ok()
         })
         .count()
 }

@@ -91,7 +91,43 @@ pub fn load() -> Workload {
     for (i, t) in triples.iter().enumerate() {
         assert!(bare_verify(t), "signature of chain tx {i} does not verify");
     }
+    negative_controls(&beef);
     Workload { path, beef, chain_txids, chain: efs, triples }
+}
+
+/// Untimed: the full verifier must refuse the workload with one amount
+/// changed. (1) Output 1 of the subject (the last tx: its bytes end with
+/// `value u64 ‖ 0x19 ‖ 25-byte P2PKH ‖ lock_time ‖ has_bump 00`) gets +1 sat:
+/// its own signature no longer matches → `VerifyError::Script` on the
+/// subject's input 0. (2) The same change in tx #500 breaks its child's link
+/// → `VerifyError::MissingInput`.
+fn negative_controls(beef: &[u8]) {
+    use bsv_format::spv::{verify, VerifyError, VerifyOptions};
+    let tracker = super::ops::AcceptAll;
+    let at = beef.len() - 1 - 4 - 26 - 8;
+    let mut bad = beef.to_vec();
+    assert_eq!(bad[at..at + 8], 1000u64.to_le_bytes(), "subject output 1 is 1,000 sat");
+    bad[at] += 1;
+    let tampered = Beef::from_bytes(&bad).expect("tampered BEEF still decodes");
+    let subject = tampered.txs()[TX_COUNT - 1].txid();
+    match verify(tampered, &tracker, &VerifyOptions::default()) {
+        Err(VerifyError::Script { txid, input: 0, .. }) if txid == subject => {}
+        other => panic!("negative control 1: expected a script failure on the subject, got {other:?}"),
+    }
+
+    let decoded = Beef::from_bytes(beef).expect("decodes");
+    let mid = decoded.txs()[TX_COUNT / 2].txid();
+    let mid_raw = decoded.txs()[TX_COUNT / 2].transaction().expect("full tx").to_bytes();
+    let start = beef.windows(mid_raw.len()).position(|w| w == mid_raw.as_slice()).expect("tx #500 in the BEEF");
+    let at = start + mid_raw.len() - 4 - 26 - 8;
+    let mut bad = beef.to_vec();
+    assert_eq!(bad[at..at + 8], 1000u64.to_le_bytes(), "tx #500 output 1 is 1,000 sat");
+    bad[at] += 1;
+    let tampered = Beef::from_bytes(&bad).expect("tampered BEEF still decodes");
+    match verify(tampered, &tracker, &VerifyOptions::default()) {
+        Err(VerifyError::MissingInput { parent, .. }) if parent == mid => {}
+        other => panic!("negative control 2: expected the child of tx #500 to miss its input, got {other:?}"),
+    }
 }
 
 /// Txids of the transactions without a BUMP (the 1,000 chain spends), in wire order.
