@@ -33,6 +33,13 @@ pub fn bare_par(triples: &[Triple]) -> usize {
     triples.par_iter().filter(|t| bare_verify(t)).count()
 }
 
+/// s3 — `keys::verify_ecdsa` (what `OP_CHECKSIG` calls: SEC key parse with
+/// decompression, lax DER parse, low-S normalisation, verify) on the current
+/// rayon pool: the libsecp256k1 work per signature when keys are not cached.
+pub fn parse_verify_par(triples: &[Triple]) -> usize {
+    triples.par_iter().filter(|t| bsv_format::keys::verify_ecdsa(&t.digest, &t.der, &t.key_sec)).count()
+}
+
 /// d2 — the 1,000 FORKID sighashes alone (fresh cache per tx), one thread.
 pub fn sighash_all(chain: &[EfTransaction]) -> u8 {
     let mut acc = 0u8;

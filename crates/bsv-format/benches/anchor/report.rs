@@ -124,6 +124,7 @@ pub fn run(argv: &[String]) {
 
     // Sanity of every parallel path before timing.
     assert_eq!(pool2.install(|| ops::bare_par(&w.triples)), CHAIN_TXS, "bare verify, 2 threads");
+    assert_eq!(pool2.install(|| ops::parse_verify_par(&w.triples)), CHAIN_TXS, "verify_ecdsa, 2 threads");
     let flags = ops::script_flags();
     assert_eq!(pool2.install(|| ops::scripts_par(&w.chain, flags)), CHAIN_TXS, "interpreter accepts every input");
     let verified = pool2.install(|| ops::full_verify(decoded.clone()));
@@ -152,23 +153,25 @@ pub fn run(argv: &[String]) {
     // rounds discarded), so load from elsewhere hits numerator and
     // denominator alike. v1 gets a fresh clone of the decoded BEEF each round
     // (untimed), as `spv::verify` consumes it.
-    let (mut s1, mut s2, mut k2, mut v1, mut v3) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut s1, mut s2, mut s3, mut k2, mut v1, mut v3) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..a.rounds + 2 {
         let fresh = decoded.clone();
         let t_v1 = time_ms(|| pool2.install(|| ops::full_verify(fresh)));
         let t_s2 = time_ms(|| pool2.install(|| ops::bare_par(&w.triples)));
         let t_s1 = time_ms(|| ops::bare_1t(&w.triples));
+        let t_s3 = time_ms(|| pool2.install(|| ops::parse_verify_par(&w.triples)));
         let t_k2 = time_ms(|| pool2.install(|| ops::scripts_par(&w.chain, flags)));
         let t_v3 = time_ms(|| pool2.install(|| ops::parse_and_verify(&w.beef)));
         if round >= 2 {
             s1.push(t_s1);
             s2.push(t_s2);
+            s3.push(t_s3);
             k2.push(t_k2);
             v1.push(t_v1);
             v3.push(t_v3);
         }
     }
-    let (s1, s2, k2, v1, v3) = (Stats::of(s1), Stats::of(s2), Stats::of(k2), Stats::of(v1), Stats::of(v3));
+    let (s1, s2, s3, k2, v1, v3) = (Stats::of(s1), Stats::of(s2), Stats::of(s3), Stats::of(k2), Stats::of(v1), Stats::of(v3));
     let v1_rate = per_s(CHAIN_TXS, v1.median_ms);
     let bound_ratio = v1_rate / per_s(CHAIN_TXS, s2.median_ms);
 
@@ -190,12 +193,14 @@ pub fn run(argv: &[String]) {
     row("d2", "1,000 FORKID sighashes, 1 thread", &d2, format!("{:.0} /s", per_s(CHAIN_TXS, d2.median_ms)), "", "");
     row("s1", "bare libsecp256k1 verify ×1,000, 1 thread", &s1, format!("{:.0} /s", per_s(CHAIN_TXS, s1.median_ms)), "", "");
     row("s2", "bare libsecp256k1 verify ×1,000, 2 threads", &s2, format!("{s2_rate:.0} /s"), "", "");
+    row("s3", "keys::verify_ecdsa ×1,000 (key + DER parse + verify), 2 threads", &s3, format!("{:.0} /s", per_s(CHAIN_TXS, s3.median_ms)), "", "");
     row("k2", "interpreter, 1,000 inputs, 2 threads (no BEEF checks)", &k2, format!("{:.0} /s", per_s(CHAIN_TXS, k2.median_ms)), "", "");
     println!();
     println!("| ratio | value | target | verdict |");
     println!("|---|---:|---:|---|");
     println!("| parse throughput (p1) | {parse_mb_s:.0} MB/s | ≥ 500 MB/s | {} |", pass(parse_mb_s >= 500.0));
     println!("| full-verify rate / 2-core bare bound (v1 vs s2) | {:.1} % | ≥ 80 % | {} |", 100.0 * bound_ratio, pass(bound_ratio >= 0.8));
+    println!("| full-verify rate / key-parsing bound (v1 vs s3) | {:.1} % | | |", 100.0 * s3.median_ms / v1.median_ms);
     println!("| interpreter rate / 2-core bare bound (k2 vs s2) | {:.1} % | | |", 100.0 * s2.median_ms / k2.median_ms);
     println!("| 2-thread scaling of bare verify (s1 / s2) | {:.2}× | | |", s1.median_ms / s2.median_ms);
 
@@ -235,7 +240,7 @@ pub fn run(argv: &[String]) {
         let j = |s: &Stats| serde_json::json!({"median_ms": s.median_ms, "min_ms": s.min_ms, "max_ms": s.max_ms, "samples": s.samples});
         let v = serde_json::json!({
             "machine": {"cpu": cpu_model(), "threads": threads, "loadavg_start": loadavg()},
-            "rows": {"v1_full_verify": j(&v1), "v2_verify_no_scripts": j(&v2), "v3_parse_and_verify": j(&v3), "p1_parse": j(&p1), "e1_ef_all": j(&e1), "d2_sighash_all": j(&d2), "s1_bare_1t": j(&s1), "s2_bare_2t": j(&s2), "k2_interpreter_2t": j(&k2)},
+            "rows": {"v1_full_verify": j(&v1), "v2_verify_no_scripts": j(&v2), "v3_parse_and_verify": j(&v3), "p1_parse": j(&p1), "e1_ef_all": j(&e1), "d2_sighash_all": j(&d2), "s1_bare_1t": j(&s1), "s2_bare_2t": j(&s2), "s3_verify_ecdsa_2t": j(&s3), "k2_interpreter_2t": j(&k2)},
             "parse_mb_s": parse_mb_s,
             "s2_verifies_per_s": s2_rate,
             "v1_verifications_per_s": v1_rate,

@@ -33,6 +33,10 @@ pub struct Triple {
     pub digest: [u8; 32],
     pub sig: secp256k1::ecdsa::Signature,
     pub pubkey: secp256k1::PublicKey,
+    /// The DER signature (without the sighash byte) and SEC key as they sit in
+    /// the unlocking script, for the row that parses them each time.
+    pub der: Vec<u8>,
+    pub key_sec: Vec<u8>,
 }
 
 /// The loaded workload.
@@ -164,5 +168,7 @@ fn triple(ef: &EfTransaction) -> Triple {
         digest,
         sig: secp256k1::ecdsa::Signature::from_der(der).expect("strict DER"),
         pubkey: secp256k1::PublicKey::from_slice(key).expect("valid key"),
+        der: der.to_vec(),
+        key_sec: key.to_vec(),
     }
 }
