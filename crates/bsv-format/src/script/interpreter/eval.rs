@@ -393,9 +393,9 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                 // Stack
                 OP_TOALTSTACK => {
                     stacks.need(1)?;
-                    stacks.to_alt()?;
+                    stacks.move_to_alt()?;
                 }
-                OP_FROMALTSTACK => stacks.from_alt()?,
+                OP_FROMALTSTACK => stacks.move_from_alt()?,
                 OP_2DROP => {
                     stacks.need(2)?;
                     stacks.pop()?;
