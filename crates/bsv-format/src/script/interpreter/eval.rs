@@ -8,8 +8,10 @@ use std::cmp::Ordering;
 use super::num::{cast_to_bool, minimally_encode, ScriptNum};
 use super::sig;
 use super::stack::Stacks;
-use super::{ScriptError, ScriptLimits, TxContext, VerifyFlags};
+use super::{ScriptError, ScriptLimits, VerifyFlags};
 use crate::hash::{hash160, ripemd160, sha1, sha256, sha256d};
+use crate::sighash::SighashCache;
+use crate::tx::Transaction;
 use crate::script::opcodes::*;
 use crate::script::Chunks;
 
@@ -35,7 +37,12 @@ const MULTISIG_COUNT_LEN: usize = 4;
 /// Everything about the verification that does not change while a script runs.
 pub(crate) struct Env<'a> {
     pub(crate) flags: VerifyFlags,
-    pub(crate) ctx: &'a TxContext<'a>,
+    /// Signature hashing over the spending transaction.
+    pub(crate) sighash: &'a SighashCache<'a>,
+    /// The input being verified (checked to exist before evaluation).
+    pub(crate) input_index: usize,
+    /// Value of the output being spent, in satoshis.
+    pub(crate) satoshis: u64,
     /// The spending transaction's version as the node sees it (`int32_t`).
     pub(crate) version: i32,
     pub(crate) after_genesis: bool,
@@ -51,8 +58,14 @@ pub(crate) struct Env<'a> {
 }
 
 impl<'a> Env<'a> {
-    pub(crate) fn new(flags: VerifyFlags, ctx: &'a TxContext<'a>, limits: &ScriptLimits) -> Env<'a> {
-        let version = ctx.tx.version as i32;
+    pub(crate) fn new(
+        flags: VerifyFlags,
+        sighash: &'a SighashCache<'a>,
+        input_index: usize,
+        satoshis: u64,
+        limits: &ScriptLimits,
+    ) -> Env<'a> {
+        let version = sighash.tx().version as i32;
         let after_genesis = flags.contains(VerifyFlags::UTXO_AFTER_GENESIS);
         let after_chronicle = flags.contains(VerifyFlags::UTXO_AFTER_CHRONICLE);
         let enforce_strict = !(flags.contains(VerifyFlags::CHRONICLE) && version > 1);
@@ -65,7 +78,9 @@ impl<'a> Env<'a> {
         };
         Env {
             flags,
-            ctx,
+            sighash,
+            input_index,
+            satoshis,
             version,
             after_genesis,
             after_chronicle,
@@ -77,6 +92,11 @@ impl<'a> Env<'a> {
             max_script_size: if after_genesis { UNLIMITED_AFTER_GENESIS } else { MAX_SCRIPT_SIZE_BEFORE_GENESIS as u64 },
             max_stack_memory: if after_genesis { limits.max_stack_memory } else { i64::MAX as u64 },
         }
+    }
+
+    /// The spending transaction.
+    pub(crate) fn tx(&self) -> &'a Transaction {
+        self.sighash.tx()
     }
 
     /// The stack memory limit for this UTXO era.
@@ -136,7 +156,7 @@ impl Conditions {
             level.0 = !level.0;
             level.1 = true;
             if level.0 {
-                self.false_count -= 1;
+                self.false_count = self.false_count.saturating_sub(1);
             } else {
                 self.false_count += 1;
             }
@@ -145,7 +165,7 @@ impl Conditions {
     fn op_endif(&mut self) {
         if let Some((taken, _)) = self.levels.pop() {
             if !taken {
-                self.false_count -= 1;
+                self.false_count = self.false_count.saturating_sub(1);
             }
         }
     }
@@ -373,9 +393,9 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                 // Stack
                 OP_TOALTSTACK => {
                     stacks.need(1)?;
-                    stacks.to_alt()?;
+                    stacks.move_to_alt()?;
                 }
-                OP_FROMALTSTACK => stacks.from_alt()?,
+                OP_FROMALTSTACK => stacks.move_from_alt()?,
                 OP_2DROP => {
                     stacks.need(2)?;
                     stacks.pop()?;

@@ -43,6 +43,7 @@ use std::ops::{BitOr, BitOrAssign};
 use crate::codec::{ParseError, ParseErrorKind};
 use crate::script::opcodes::{OP_16, OP_EQUAL, OP_HASH160};
 use crate::script::{Chunks, Script};
+use crate::sighash::SighashCache;
 use crate::tx::Transaction;
 
 use eval::{eval_script, Env};
@@ -486,7 +487,55 @@ pub fn verify_script_with_limits(
     ctx: &TxContext<'_>,
     limits: &ScriptLimits,
 ) -> Result<(), ScriptError> {
-    if ctx.input_index >= ctx.tx.inputs.len() {
+    let cache = SighashCache::new(ctx.tx);
+    verify(&cache, ctx.input_index, unlocking, locking, ctx.satoshis, flags, limits)
+}
+
+/// Verifies input `input_index` of `tx`, which spends an output of
+/// `satoshis` locked by `locking_script`, under `flags` (default limits).
+///
+/// # Errors
+/// [`ScriptError::InputIndexOutOfRange`] if `tx` has no such input, else as
+/// [`verify_script`].
+pub fn verify_input(
+    tx: &Transaction,
+    input_index: usize,
+    locking_script: &Script,
+    satoshis: u64,
+    flags: VerifyFlags,
+) -> Result<(), ScriptError> {
+    verify_input_cached(&SighashCache::new(tx), input_index, locking_script, satoshis, flags)
+}
+
+/// [`verify_input`] for the transaction of `cache`, sharing its
+/// `hashPrevouts`/`hashSequence`/`hashOutputs` between the inputs of one
+/// transaction (use one cache per transaction; it is `Sync`, so inputs may be
+/// verified in parallel).
+///
+/// # Errors
+/// As [`verify_input`].
+pub fn verify_input_cached(
+    cache: &SighashCache<'_>,
+    input_index: usize,
+    locking_script: &Script,
+    satoshis: u64,
+    flags: VerifyFlags,
+) -> Result<(), ScriptError> {
+    let input = cache.tx().inputs.get(input_index).ok_or(ScriptError::InputIndexOutOfRange)?;
+    verify(cache, input_index, &input.unlocking_script, locking_script, satoshis, flags, &ScriptLimits::default())
+}
+
+/// The node's `VerifyScript`.
+fn verify(
+    cache: &SighashCache<'_>,
+    input_index: usize,
+    unlocking: &Script,
+    locking: &Script,
+    satoshis: u64,
+    flags: VerifyFlags,
+    limits: &ScriptLimits,
+) -> Result<(), ScriptError> {
+    if input_index >= cache.tx().inputs.len() {
         return Err(ScriptError::InputIndexOutOfRange);
     }
     if flags.contains(VerifyFlags::UTXO_AFTER_CHRONICLE) && !flags.contains(VerifyFlags::UTXO_AFTER_GENESIS) {
@@ -496,10 +545,9 @@ pub fn verify_script_with_limits(
     if flags.contains(VerifyFlags::SIGHASH_FORKID) {
         flags |= VerifyFlags::STRICTENC;
     }
-    let env = Env::new(flags, ctx, limits);
+    let env = Env::new(flags, cache, input_index, satoshis, limits);
     let unlocking = unlocking.as_bytes();
     let locking = locking.as_bytes();
-
     if flags.contains(VerifyFlags::SIGPUSHONLY) {
         let genesis = flags.contains(VerifyFlags::GENESIS);
         let chronicle = flags.contains(VerifyFlags::CHRONICLE);
@@ -511,7 +559,9 @@ pub fn verify_script_with_limits(
     let mut stacks = Stacks::new(env.max_stack_memory());
     eval_script(&env, &mut stacks, unlocking, Some(locking))?;
 
-    let p2sh = flags.contains(VerifyFlags::P2SH) && !env.after_genesis;
+    // P2SH (BIP16) applies to pre-Genesis UTXOs only; keep the stack the
+    // unlocking script left, to evaluate the redeem script on it.
+    let p2sh = flags.contains(VerifyFlags::P2SH) && !env.after_genesis && is_p2sh(locking);
     let saved = if p2sh { Some(stacks.main.clone()) } else { None };
 
     eval_script(&env, &mut stacks, locking, None)?;
@@ -519,7 +569,7 @@ pub fn verify_script_with_limits(
         return Err(ScriptError::EvalFalse);
     }
 
-    if let Some(saved) = saved.filter(|_| is_p2sh(locking)) {
+    if let Some(saved) = saved {
         if !is_push_only(unlocking) {
             return Err(ScriptError::SigPushOnly);
         }
@@ -541,24 +591,6 @@ pub fn verify_script_with_limits(
         }
     }
     Ok(())
-}
-
-/// Verifies input `input_index` of `tx`, which spends an output of
-/// `satoshis` locked by `locking_script`, under `flags`.
-///
-/// # Errors
-/// [`ScriptError::InputIndexOutOfRange`] if `tx` has no such input, else as
-/// [`verify_script`].
-pub fn verify_input(
-    tx: &Transaction,
-    input_index: usize,
-    locking_script: &Script,
-    satoshis: u64,
-    flags: VerifyFlags,
-) -> Result<(), ScriptError> {
-    let input = tx.inputs.get(input_index).ok_or(ScriptError::InputIndexOutOfRange)?;
-    let ctx = TxContext { tx, input_index, satoshis };
-    verify_script(&input.unlocking_script, locking_script, flags, &ctx)
 }
 
 /// Whether `script` parses and has only push opcodes (`<= OP_16`, node

@@ -10,7 +10,7 @@ use super::num::ScriptNum;
 use super::{ScriptError, VerifyFlags};
 use crate::keys;
 use crate::script::push_data;
-use crate::sighash::{signature_hash, SIGHASH_ANYONECANPAY, SIGHASH_CHRONICLE, SIGHASH_FORKID};
+use crate::sighash::{uses_forkid_digest, SIGHASH_ANYONECANPAY, SIGHASH_CHRONICLE, SIGHASH_FORKID};
 use crate::tx::{LOCKTIME_THRESHOLD, SEQUENCE_FINAL};
 
 /// BIP68: sequence bit 31 disables the relative lock.
@@ -179,22 +179,18 @@ pub(crate) fn check_sig(env: &Env<'_>, sig: &[u8], pubkey: &[u8], code: &[u8]) -
     let Some((&t, der)) = sig.split_last() else {
         return false;
     };
-    let ctx = env.ctx;
-    let digest = signature_hash(
-        ctx.tx,
-        ctx.input_index,
-        code,
-        ctx.satoshis,
-        u32::from(t),
-        env.flags.contains(VerifyFlags::SIGHASH_FORKID),
-    );
+    let t = u32::from(t);
+    // FORKID digest only with FORKID enabled, the FORKID bit set and the
+    // CHRONICLE bit clear (node `SignatureHash`).
+    let forkid = uses_forkid_digest(t, env.flags.contains(VerifyFlags::SIGHASH_FORKID));
+    let digest = env.sighash.signature_hash(env.input_index, code, env.satoshis, t, forkid);
     keys::verify_ecdsa(&digest, der, pubkey)
 }
 
 /// BIP65 comparison of a CHECKLOCKTIMEVERIFY operand with the transaction
 /// (node `CheckLockTime`).
 pub(crate) fn check_lock_time(env: &Env<'_>, lock_time: &ScriptNum) -> bool {
-    let tx_lock = i64::from(env.ctx.tx.lock_time);
+    let tx_lock = i64::from(env.tx().lock_time);
     let n = lock_time.to_i64_saturating();
     let threshold = i64::from(LOCKTIME_THRESHOLD);
     if (tx_lock < threshold) != (n < threshold) {
@@ -203,17 +199,17 @@ pub(crate) fn check_lock_time(env: &Env<'_>, lock_time: &ScriptNum) -> bool {
     if n > tx_lock {
         return false;
     }
-    env.ctx.tx.inputs.get(env.ctx.input_index).is_some_and(|i| i.sequence != SEQUENCE_FINAL)
+    env.tx().inputs.get(env.input_index).is_some_and(|i| i.sequence != SEQUENCE_FINAL)
 }
 
 /// BIP112 comparison of a CHECKSEQUENCEVERIFY operand with this input's
 /// sequence (node `CheckSequence`).
 pub(crate) fn check_sequence(env: &Env<'_>, sequence: &ScriptNum) -> bool {
-    let Some(input) = env.ctx.tx.inputs.get(env.ctx.input_index) else {
+    let Some(input) = env.tx().inputs.get(env.input_index) else {
         return false;
     };
     let tx_sequence = i64::from(input.sequence);
-    if env.ctx.tx.version < 2 {
+    if env.tx().version < 2 {
         return false;
     }
     if tx_sequence & SEQUENCE_LOCKTIME_DISABLE_FLAG != 0 {
