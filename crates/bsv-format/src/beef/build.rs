@@ -1,6 +1,8 @@
 //! Building, merging, sorting and cutting BEEFs; EF extraction.
 
-use super::{build_index, Beef, BeefError, BeefTx, BeefVersion, TxData};
+use std::sync::OnceLock;
+
+use super::{Beef, BeefError, BeefTx, BeefVersion, TxData};
 use crate::bump::MerklePath;
 use crate::ef::EfTransaction;
 use crate::hash::Txid;
@@ -9,7 +11,7 @@ use crate::tx::{Transaction, TxOut};
 impl Beef {
     /// An empty BEEF of the given version (no BUMPs, no transactions, not Atomic).
     pub fn new(version: BeefVersion) -> Beef {
-        Beef { version, subject: None, bumps: Vec::new(), txs: Vec::new(), index: Default::default() }
+        Beef { version, subject: None, bumps: Vec::new(), txs: Vec::new(), index: OnceLock::new() }
     }
 
     /// Adds a Merkle path, combining it with a BUMP of the same block (same
@@ -37,11 +39,11 @@ impl Beef {
     /// to know) unless the txid is present; a V1 BEEF becomes V2, since V1
     /// cannot carry such entries. Returns whether an entry was added.
     pub fn add_txid_only(&mut self, txid: Txid) -> bool {
-        if self.index.contains_key(&txid) {
+        if self.position(&txid).is_some() {
             return false;
         }
         self.version = BeefVersion::V2;
-        self.index.insert(txid, self.txs.len());
+        self.index_pushed(txid, self.txs.len());
         self.txs.push(BeefTx::txid_only(txid));
         true
     }
@@ -91,7 +93,7 @@ impl Beef {
             match entry.unproven() {
                 None if entry.is_txid_only() => txid_only.push(i),
                 None => proven.push(i),
-                Some(tx) if tx.inputs.iter().any(|inp| !self.index.contains_key(&inp.prev_out.txid)) => {
+                Some(tx) if tx.inputs.iter().any(|inp| self.position(&inp.prev_out.txid).is_none()) => {
                     missing.push(i);
                     continue;
                 }
@@ -129,7 +131,7 @@ impl Beef {
         let order = missing.into_iter().chain(pending).chain(txid_only).chain(sorted);
         let mut slots: Vec<Option<BeefTx>> = std::mem::take(&mut self.txs).into_iter().map(Some).collect();
         self.txs = order.filter_map(|i| slots.get_mut(i).and_then(Option::take)).collect();
-        self.index = build_index(&self.txs);
+        self.index = OnceLock::new();
     }
 
     /// The Atomic BEEF (BRC-95) for `subject`: the subject and exactly the
@@ -180,8 +182,7 @@ impl Beef {
             }
             txs.push(entry);
         }
-        let index = build_index(&txs);
-        let mut atomic = Beef { version: self.version, subject: Some(*subject), bumps, txs, index };
+        let mut atomic = Beef { version: self.version, subject: Some(*subject), bumps, txs, index: OnceLock::new() };
         if atomic.order_violation().is_some() {
             atomic.sort();
         }
@@ -232,7 +233,7 @@ impl Beef {
     /// unproven → proven); never downgrades.
     fn upsert(&mut self, new: BeefTx) {
         let Some(i) = self.position(&new.txid) else {
-            self.index.insert(new.txid, self.txs.len());
+            self.index_pushed(new.txid, self.txs.len());
             self.txs.push(new);
             return;
         };

@@ -40,6 +40,7 @@ mod build;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::OnceLock;
 
 use crate::bump::{BumpError, MerklePath, OffsetRule};
 use crate::codec::{decode_hex, write_varint, ParseError, ParseErrorKind, Reader};
@@ -219,15 +220,25 @@ pub(crate) type TxidMap<V> = HashMap<Txid, V, BuildHasherDefault<TxidHasher>>;
 ///
 /// Invariants: every bump index is in range and its BUMP has a level-0 leaf
 /// with that transaction's txid; a V1 BEEF holds no txid-only entry; the
-/// index maps each txid to its first position.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// index, once built, maps each txid to its first position.
+#[derive(Debug, Clone)]
 pub struct Beef {
     version: BeefVersion,
     subject: Option<Txid>,
     bumps: Vec<MerklePath>,
     txs: Vec<BeefTx>,
-    index: TxidMap<usize>,
+    /// Built on first lookup, so decoding pays only for what it must.
+    index: OnceLock<TxidMap<usize>>,
 }
+
+/// Equal content; the lookup index is a cache and does not count.
+impl PartialEq for Beef {
+    fn eq(&self, other: &Beef) -> bool {
+        self.version == other.version && self.subject == other.subject && self.bumps == other.bumps && self.txs == other.txs
+    }
+}
+
+impl Eq for Beef {}
 
 impl Beef {
     /// Decodes a V1, V2 or Atomic BEEF that must fill `bytes` exactly.
@@ -268,8 +279,7 @@ impl Beef {
             txs.push(entry);
         }
         r.finish("end of BEEF")?;
-        let index = build_index(&txs);
-        Ok(Beef { version, subject, bumps, txs, index })
+        Ok(Beef { version, subject, bumps, txs, index: OnceLock::new() })
     }
 
     /// Decodes a BEEF from hex. Errors as [`from_bytes`](Self::from_bytes)
@@ -387,7 +397,15 @@ impl Beef {
 
     /// Position of `txid`'s (first) entry in [`txs`](Self::txs).
     pub fn position(&self, txid: &Txid) -> Option<usize> {
-        self.index.get(txid).copied()
+        self.index.get_or_init(|| build_index(&self.txs)).get(txid).copied()
+    }
+
+    /// Records that `txid` now sits at `position` (after a push), if the index
+    /// is built; otherwise it will be built from the entries when needed.
+    fn index_pushed(&mut self, txid: Txid, position: usize) {
+        if let Some(index) = self.index.get_mut() {
+            index.entry(txid).or_insert(position);
+        }
     }
 
     /// The first transaction entry that appears before one of its in-BEEF
