@@ -27,9 +27,9 @@ pub fn run(cmd: TxCommand) -> Result<(), Failure> {
             let tx = Transaction::from_bytes(&bytes).map_err(|e| Failure::Invalid(format!("transaction: {e}")))?;
             let doc = tx_json(&tx);
             if json {
-                println!("{doc:#}");
+                super::emitln(format!("{doc:#}"));
             } else {
-                print!("{}", tx_text(&tx));
+                super::emit(&tx_text(&tx));
             }
             Ok(())
         }
