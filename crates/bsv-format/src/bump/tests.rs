@@ -294,3 +294,18 @@ fn hostile_counts_do_not_allocate() {
     let bytes = [0x05, 0x01, 0xff, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0];
     assert_eq!(parse_err(MerklePath::from_bytes_lenient(&bytes)).kind, ParseErrorKind::CountTooLarge);
 }
+
+#[test]
+fn node_at_finds_given_nodes_and_computes_missing_ones() {
+    let (b, parts) = four_tx_parts();
+    let path = MerklePath::from_bytes_strict(&encode(5, &parts)).unwrap();
+    let h01 = Hash256::merkle_parent(&b[0].as_hash(), &b[1].as_hash());
+    let h23 = Hash256::merkle_parent(&b[2].as_hash(), &b[3].as_hash());
+    assert_eq!(path.node_at(0, 1), Some(NodeValue::ClientTxid(b[1])).map(|v| NodeValue::Hash(v.hash().unwrap())));
+    assert_eq!(path.node_at(1, 0), Some(NodeValue::Hash(h01)), "computed from level 0");
+    assert_eq!(path.node_at(1, 1), Some(NodeValue::Hash(h23)), "given");
+    assert_eq!(path.node_at(2, 0), Some(NodeValue::Hash(path.root())));
+    assert_eq!(path.node_at(0, 2), None);
+    let dup = MerklePath::from_block(5, &block(3), &[2]).unwrap();
+    assert_eq!(dup.node_at(0, 3), Some(NodeValue::Duplicate));
+}
