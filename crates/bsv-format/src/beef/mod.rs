@@ -81,7 +81,10 @@ pub enum BeefError {
     /// past the BUMP list, malformed transaction. Offsets are in the input.
     #[error("malformed BEEF: {0}")]
     Parse(#[from] ParseError),
-    /// BUMP number `index` is malformed or contradicts itself.
+    /// BUMP number `index` proves nothing or contradicts itself
+    /// ([`BumpError::EmptyLevel0`], [`BumpError::MissingNode`],
+    /// [`BumpError::MismatchedRoots`]). Byte-level faults inside a BUMP are
+    /// [`BeefError::Parse`] with their offset in the BEEF.
     #[error("BUMP {index} of the BEEF: {error}")]
     Bump {
         /// Position of the BUMP in the BEEF's list.
