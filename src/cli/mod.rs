@@ -6,8 +6,10 @@
 //!
 //! # Layout
 //! - [`input`]: file / stdin / inline-hex input, binary or hex.
+//! - [`beef`]: `escrowd beef inspect|verify|to-ef`.
 //! - [`tx`]: `escrowd tx decode`.
 
+pub mod beef;
 pub mod input;
 pub mod tx;
 
@@ -25,6 +27,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Inspect, verify and convert BEEF (BRC-62 V1, BRC-96 V2, BRC-95 Atomic).
+    Beef {
+        #[command(subcommand)]
+        command: beef::BeefCommand,
+    },
     /// Decode raw transactions.
     Tx {
         #[command(subcommand)]
@@ -51,9 +58,23 @@ impl From<input::InputError> for Failure {
     }
 }
 
+/// Writes `text` to stdout. A closed pipe (`escrowd … | head`) ends output
+/// quietly instead of panicking as `print!` would.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// [`emit`] with a trailing newline.
+pub fn emitln(text: impl std::fmt::Display) {
+    emit(&format!("{text}\n"));
+}
+
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
+        Command::Beef { command } => beef::run(command),
         Command::Tx { command } => tx::run(command),
     };
     match result {

@@ -27,9 +27,9 @@ pub fn run(cmd: TxCommand) -> Result<(), Failure> {
             let tx = Transaction::from_bytes(&bytes).map_err(|e| Failure::Invalid(format!("transaction: {e}")))?;
             let doc = tx_json(&tx);
             if json {
-                println!("{doc:#}");
+                super::emitln(format!("{doc:#}"));
             } else {
-                print!("{}", tx_text(&tx));
+                super::emit(&tx_text(&tx));
             }
             Ok(())
         }
@@ -47,13 +47,13 @@ pub fn tx_json(tx: &Transaction) -> serde_json::Value {
             "prev_txid": i.prev_out.txid.to_string(),
             "prev_vout": i.prev_out.vout,
             "unlocking_script": hex::encode(i.unlocking_script.as_bytes()),
-            "unlocking_asm": hex::encode(i.unlocking_script.as_bytes()),
+            "unlocking_asm": i.unlocking_script.to_asm(),
             "sequence": i.sequence,
         })).collect::<Vec<_>>(),
         "outputs": tx.outputs.iter().map(|o| json!({
             "satoshis": o.satoshis,
             "locking_script": hex::encode(o.locking_script.as_bytes()),
-            "locking_asm": hex::encode(o.locking_script.as_bytes()),
+            "locking_asm": o.locking_script.to_asm(),
         })).collect::<Vec<_>>(),
     })
 }
@@ -68,11 +68,11 @@ pub fn tx_text(tx: &Transaction) -> String {
     let _ = writeln!(s, "size      {} bytes", tx.size());
     for (n, i) in tx.inputs.iter().enumerate() {
         let _ = writeln!(s, "input  {n}: {} seq {:#010x}", i.prev_out, i.sequence);
-        let _ = writeln!(s, "           {}", hex::encode(i.unlocking_script.as_bytes()));
+        let _ = writeln!(s, "           {}", i.unlocking_script.to_asm());
     }
     for (n, o) in tx.outputs.iter().enumerate() {
         let _ = writeln!(s, "output {n}: {} sat", o.satoshis);
-        let _ = writeln!(s, "           {}", hex::encode(o.locking_script.as_bytes()));
+        let _ = writeln!(s, "           {}", o.locking_script.to_asm());
     }
     s
 }

@@ -101,58 +101,32 @@ pub enum TemplateError {
 // Pushes
 // ---------------------------------------------------------------------------
 
-/// Appends a push of `data` with the shortest push *opcode*: `OP_0` for no
-/// bytes, a direct push for 1–75 bytes, then `OP_PUSHDATA1/2/4`. The bytes
-/// are always pushed as data (a single byte `0x05` is `01 05`, not `OP_5`);
-/// see [`push_data_minimal`] for the node's `MINIMALDATA` rule.
+/// [`crate::script::push_data`] with a length check: data over `u32::MAX`
+/// bytes cannot be pushed by any script.
 ///
 /// # Errors
-/// [`TemplateError::PushTooLarge`] for more than `u32::MAX` bytes (nothing is
-/// appended).
+/// [`TemplateError::PushTooLarge`] (nothing is appended).
 pub fn push_data(out: &mut Vec<u8>, data: &[u8]) -> Result<(), TemplateError> {
-    push_prefix(out, data.len())?;
-    out.extend_from_slice(data);
+    check_push_len(data.len())?;
+    crate::script::push_data(out, data);
     Ok(())
 }
 
-/// Appends the push opcode (and length field) for `len` bytes of data.
-fn push_prefix(out: &mut Vec<u8>, len: usize) -> Result<(), TemplateError> {
-    match len {
-        0 => out.push(OP_0),
-        1..=0x4b => out.push(len as u8),
-        0x4c..=0xff => out.extend_from_slice(&[OP_PUSHDATA1, len as u8]),
-        0x100..=0xffff => {
-            out.push(OP_PUSHDATA2);
-            out.extend_from_slice(&(len as u16).to_le_bytes());
-        }
-        _ => {
-            let n = u32::try_from(len).map_err(|_| TemplateError::PushTooLarge { len })?;
-            out.push(OP_PUSHDATA4);
-            out.extend_from_slice(&n.to_le_bytes());
-        }
-    }
-    Ok(())
-}
-
-/// Appends a push of `data` that satisfies the node's `MINIMALDATA`
-/// (`CheckMinimalPush`, `interpreter.cpp`): empty → `OP_0`; a single byte
-/// `1..=16` → `OP_1..OP_16`; the single byte `0x81` → `OP_1NEGATE`; anything
-/// else as [`push_data`]. Use it for anything the interpreter executes
-/// (unlocking scripts).
+/// [`crate::script::push_data_minimal`] (the node's MINIMALDATA form) with a
+/// length check. Use it for anything the interpreter executes.
 ///
 /// # Errors
 /// As [`push_data`].
 pub fn push_data_minimal(out: &mut Vec<u8>, data: &[u8]) -> Result<(), TemplateError> {
-    match data {
-        [b @ 1..=16] => {
-            out.push(OP_1 + (b - 1));
-            Ok(())
-        }
-        [0x81] => {
-            out.push(OP_1NEGATE);
-            Ok(())
-        }
-        _ => push_data(out, data),
+    check_push_len(data.len())?;
+    crate::script::push_data_minimal(out, data);
+    Ok(())
+}
+
+fn check_push_len(len: usize) -> Result<(), TemplateError> {
+    match u32::try_from(len) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(TemplateError::PushTooLarge { len }),
     }
 }
 
@@ -442,14 +416,14 @@ mod tests {
 
     #[test]
     fn pushes_beyond_pushdata4_are_refused() {
-        let mut out = vec![0xaa];
-        assert_eq!(push_prefix(&mut out, u32::MAX as usize), Ok(()));
-        assert_eq!(out, [0xaa, OP_PUSHDATA4, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(check_push_len(u32::MAX as usize), Ok(()));
         if let Some(len) = (u32::MAX as usize).checked_add(1) {
-            let mut out = Vec::new();
-            assert_eq!(push_prefix(&mut out, len), Err(TemplateError::PushTooLarge { len }));
-            assert!(out.is_empty());
+            assert_eq!(check_push_len(len), Err(TemplateError::PushTooLarge { len }));
         }
+        let mut out = vec![0xaa];
+        push_data(&mut out, &[0x05]).unwrap();
+        push_data_minimal(&mut out, &[0x05]).unwrap();
+        assert_eq!(out, [0xaa, 0x01, 0x05, OP_5]);
     }
 
     #[test]
