@@ -60,7 +60,7 @@ fn benches(c: &mut Criterion) {
     g.bench_function("d2_sighash_1000", |b| b.iter(|| ops::sighash_all(black_box(&w.chain))));
     g.bench_function("s1_bare_verify_1t", |b| b.iter(|| ops::bare_1t(black_box(&w.triples))));
     g.bench_function("s2_bare_verify_2t", |b| b.iter(|| pool2.install(|| ops::bare_par(black_box(&w.triples)))));
-    g.bench_function("s3_verify_ecdsa_2t", |b| b.iter(|| pool2.install(|| ops::parse_verify_par(black_box(&w.triples)))));
+    g.bench_function("s3_parse_and_verify_2t", |b| b.iter(|| pool2.install(|| ops::parse_verify_par(black_box(&w.triples)))));
     g.bench_function("k2_interpreter_2t", |b| b.iter(|| pool2.install(|| ops::scripts_par(black_box(&w.chain), flags))));
     g.finish();
 }

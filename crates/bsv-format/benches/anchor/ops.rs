@@ -33,11 +33,23 @@ pub fn bare_par(triples: &[Triple]) -> usize {
     triples.par_iter().filter(|t| bare_verify(t)).count()
 }
 
-/// s3 — `keys::verify_ecdsa` (what `OP_CHECKSIG` calls: SEC key parse with
-/// decompression, lax DER parse, low-S normalisation, verify) on the current
-/// rayon pool: the libsecp256k1 work per signature when keys are not cached.
+/// s3 — the libsecp256k1 work per signature when nothing is reused: parse
+/// the SEC key (decompression), lax-DER parse, low-S normalise, verify, on
+/// the current rayon pool. (Written out here rather than calling
+/// `keys::verify_ecdsa`, which remembers the last key it parsed.)
 pub fn parse_verify_par(triples: &[Triple]) -> usize {
-    triples.par_iter().filter(|t| bsv_format::keys::verify_ecdsa(&t.digest, &t.der, &t.key_sec)).count()
+    triples
+        .par_iter()
+        .filter(|t| {
+            let (Ok(key), Ok(mut sig)) =
+                (secp256k1::PublicKey::from_slice(&t.key_sec), secp256k1::ecdsa::Signature::from_der_lax(&t.der))
+            else {
+                return false;
+            };
+            sig.normalize_s();
+            secp256k1::ecdsa::verify(&sig, secp256k1::Message::from_digest(t.digest), &key).is_ok()
+        })
+        .count()
 }
 
 /// d2 — the 1,000 FORKID sighashes alone (fresh cache per tx), one thread.
