@@ -94,6 +94,46 @@ pub fn is_push_only_op(opcode: u8) -> bool {
     opcode <= OP_16
 }
 
+/// Appends a push of `data` using the shortest push-data opcode for its
+/// length: a direct push (`0x00..=0x4b`) below 76 bytes, then `OP_PUSHDATA1`,
+/// `OP_PUSHDATA2`, `OP_PUSHDATA4`. Never substitutes `OP_1..OP_16` or
+/// `OP_1NEGATE` (this is the node's `CScript << std::vector<uint8_t>`, which
+/// `FindAndDelete` and the test-script parser rely on); see
+/// [`push_data_minimal`] for the MINIMALDATA-conforming form.
+///
+/// Data longer than `u32::MAX` bytes cannot be pushed by any script; its
+/// length is written modulo 2^32 (callers never build such scripts).
+pub fn push_data(out: &mut Vec<u8>, data: &[u8]) {
+    let n = data.len();
+    if n < usize::from(OP_PUSHDATA1) {
+        out.push(n as u8);
+    } else if n <= 0xff {
+        out.push(OP_PUSHDATA1);
+        out.push(n as u8);
+    } else if n <= 0xffff {
+        out.push(OP_PUSHDATA2);
+        out.extend_from_slice(&(n as u16).to_le_bytes());
+    } else {
+        out.push(OP_PUSHDATA4);
+        out.extend_from_slice(&(n as u32).to_le_bytes());
+    }
+    out.extend_from_slice(data);
+}
+
+/// Appends the minimal push of `data` as the node's MINIMALDATA rule
+/// (`CheckMinimalPush`, BIP62 rule 3) requires: `OP_0` for empty data,
+/// `OP_1..OP_16` for a single byte 1..16, `OP_1NEGATE` for `0x81`, otherwise
+/// as [`push_data`]. Every signature and key push in escrowd's scripts goes
+/// through here, so version-1 transactions pass MINIMALDATA.
+pub fn push_data_minimal(out: &mut Vec<u8>, data: &[u8]) {
+    match data {
+        [] => out.push(OP_0),
+        [b @ 1..=16] => out.push(OP_1 + b - 1),
+        [0x81] => out.push(OP_1NEGATE),
+        _ => push_data(out, data),
+    }
+}
+
 /// Iterator over the chunks of a script. Yields `Err` once (for a push that
 /// runs past the end) and then stops.
 #[derive(Clone, Debug)]
