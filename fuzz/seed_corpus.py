@@ -12,9 +12,11 @@ What each target gets (the input layout is the one its fuzz_targets/*.rs reads):
   raw_tx       raw transactions (tx_valid/tx_invalid, sighash rows, EF cases'
                raw_hex, conformance serialization raw_hex)
   ef           EF transactions (ef_cases ef_hex, conformance ef hex)
-  script       [flags u8][len u16le][unlocking][locking]: script-test rows
-               (node test ASM compiled here), sighash script codes, EF inputs'
-               locking scripts paired with the real unlocking scripts
+  script       flags u32le | tx_version u32le | amount u64le | len u16le |
+               unlocking (len bytes) | locking: the node's script-test rows
+               with their flags, version and amount (node test ASM compiled
+               here), tx_valid prevout scripts, sighash script codes, and EF
+               inputs' locking scripts with the real unlocking scripts
   bump         BRC-74 BUMPs (bump_cases, conformance merkle-path bump_hex)
   beef_v1      V1 BEEF bodies, the 4-byte magic 0100beef stripped
   beef_v2      V2 BEEF bodies, the magic 0200beef stripped
@@ -31,7 +33,9 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-OPCODES_RS = HERE.parent / "crates" / "bsv-format" / "src" / "script" / "opcodes.rs"
+SRC = HERE.parent / "crates" / "bsv-format" / "src"
+OPCODES_RS = SRC / "script" / "opcodes.rs"
+INTERPRETER_RS = SRC / "script" / "interpreter" / "mod.rs"
 
 TARGETS = ["raw_tx", "ef", "script", "bump", "beef_v1", "beef_v2", "beef_atomic"]
 MAGIC = {"beef_v1": "0100beef", "beef_v2": "0200beef", "beef_atomic": "01010101"}
@@ -124,9 +128,23 @@ def compile_asm(text: str, ops) -> bytes | None:
     return bytes(out)
 
 
-def script_seed(unlocking: bytes, locking: bytes, flags: int = 0) -> bytes:
+def flag_table():
+    bits = {n: 1 << int(b) for n, b in re.findall(r"pub const (\w+): VerifyFlags = VerifyFlags\(1 << (\d+)\);", INTERPRETER_RS.read_text())}
+    bits["NONE"] = 0
+    return bits
+
+
+def parse_flags(text: str, table) -> int:
+    out = 0
+    for name in filter(None, (t.strip() for t in text.split(","))):
+        out |= table.get(name, 0)
+    return out
+
+
+def script_seed(unlocking: bytes, locking: bytes, flags: int = 0, version: int = 1, amount: int = 0) -> bytes:
     unlocking = unlocking[:0xFFFF]
-    return bytes([flags]) + struct.pack("<H", len(unlocking)) + unlocking + locking
+    head = struct.pack("<IIQH", flags & 0xFFFFFFFF, version & 0xFFFFFFFF, amount, len(unlocking))
+    return head + unlocking + locking
 
 
 # --- a tiny raw-tx reader, only to pair EF unlocking scripts with locking ones
@@ -158,6 +176,7 @@ def main() -> int:
         return 1
     seeds = {t: set() for t in TARGETS}
     ops = opcode_table()
+    flags_by_name = flag_table()
 
     def add_beef(h: str):
         h = h.lower()
@@ -209,17 +228,28 @@ def main() -> int:
                     if row[1] == "" or is_hex(row[1]):
                         seeds["script"].add(script_seed(b"", bytes.fromhex(row[1])))
         if rel.startswith("script/"):
+            has_version = "bitcoin-sv" in rel
             for row in doc:
                 if len(row) < 4:
                     continue
-                cols = row[1:] if isinstance(row[0], list) else row
-                if isinstance(cols[0], int):  # bitcoin-sv shape carries tx_version first
+                amount = 0
+                cols = row
+                if isinstance(row[0], list):
+                    amount = round(float(row[0][-1]) * 1e8) if row[0] else 0
+                    cols = row[1:]
+                version = 1
+                if has_version:
+                    try:
+                        version = int(cols[0])
+                    except (TypeError, ValueError):
+                        continue
                     cols = cols[1:]
-                if len(cols) < 2 or not all(isinstance(c, str) for c in cols[:2]):
+                if len(cols) < 3 or not all(isinstance(c, str) for c in cols[:3]):
                     continue
                 sig, pub = compile_asm(cols[0], ops), compile_asm(cols[1], ops)
                 if sig is not None and pub is not None:
-                    seeds["script"].add(script_seed(sig, pub))
+                    flags = parse_flags(cols[2], flags_by_name)
+                    seeds["script"].add(script_seed(sig, pub, flags, version, amount))
         if rel == "ef/ef_cases.json":
             for case in doc["cases"]:
                 raw = bytes.fromhex(case["raw_hex"])
