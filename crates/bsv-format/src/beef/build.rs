@@ -237,11 +237,10 @@ impl Beef {
             return;
         };
         let Some(old) = self.txs.get_mut(i) else { return };
-        let upgrade = match (&old.data, &new.data) {
-            (TxData::TxidOnly, TxData::Full { .. }) => true,
-            (TxData::Full { bump_index: None, .. }, TxData::Full { bump_index: Some(_), .. }) => true,
-            _ => false,
-        };
+        let upgrade = matches!(
+            (&old.data, &new.data),
+            (TxData::TxidOnly, TxData::Full { .. }) | (TxData::Full { bump_index: None, .. }, TxData::Full { bump_index: Some(_), .. })
+        );
         if upgrade {
             *old = new;
         }
