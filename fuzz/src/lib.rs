@@ -20,7 +20,8 @@ use bsv_format::bump::{MerklePath, NodeValue, PathNode};
 use bsv_format::codec::{ParseErrorKind, Reader};
 use bsv_format::ef::EfTransaction;
 use bsv_format::script::asm::parse_node_test_asm;
-use bsv_format::script::interpreter::{verify_script, TxContext, VerifyFlags};
+use bsv_format::script::interpreter::{verify_script_with_limits, ScriptLimits, TxContext, VerifyFlags};
+use bsv_format::spv::{verify, verify_scripts, ChainTracker, RootClaim, ScriptEras, VerifyOptions};
 use bsv_format::tx::SEQUENCE_FINAL;
 use bsv_format::{Hash256, Outpoint, Script, Transaction, TxIn, TxOut, Txid};
 
@@ -200,8 +201,17 @@ pub fn check_script(data: &[u8]) {
     check_script_bytes(case.locking.as_bytes());
     let tx = case.spending_tx();
     let ctx = TxContext { tx: &tx, input_index: 0, satoshis: case.amount };
-    let _ = verify_script(&case.unlocking, &case.locking, case.flags, &ctx);
+    let _ = verify_script_with_limits(&case.unlocking, &case.locking, case.flags, &ctx, &FUZZ_SCRIPT_LIMITS);
 }
+
+/// Limits for the `script` target: the node's policy-sized numbers and a 10 MB
+/// stack instead of the consensus defaults (32 MB numbers, 100 MB stack).
+/// With the defaults, a few hundred bytes of `OP_MUL` on multi-megabyte
+/// numbers take tens of seconds (found by this target, recorded in
+/// `crates/bsv-format/tests/fuzz_regressions.rs`), and every run would stop
+/// at that one known timeout instead of exploring the rest of the interpreter.
+pub const FUZZ_SCRIPT_LIMITS: ScriptLimits =
+    ScriptLimits { max_stack_memory: 10_000_000, max_num_len_after_genesis: 10_000, max_num_len_after_chronicle: 10_000 };
 
 /// BRC-74 root of `txid`'s leaf computed independently of `bsv-format`'s
 /// resolver, from the path's nodes only: at level `h` the sibling
@@ -385,5 +395,56 @@ fn assert_round_trips(beef: &Beef) {
     }
 }
 
-/// SPV over a decoded BEEF: filled in once `spv` lands.
-pub fn check_beef_spv(_beef: &Beef) {}
+/// A chain tracker that confirms every root, at a fixed tip height.
+pub struct AcceptAll {
+    /// What `current_height` answers.
+    pub tip: u32,
+}
+
+impl ChainTracker for AcceptAll {
+    fn is_valid_root_for_height(&self, _root: &Hash256, _height: u32) -> bool {
+        true
+    }
+    fn current_height(&self) -> u32 {
+        self.tip
+    }
+}
+
+/// SPV over a decoded BEEF with an accept-all tracker and scripts on, under
+/// two option sets (mainnet eras, txid-only allowed, tip `u32::MAX`; all
+/// eras active, zero fee allowed, tip 0): must return, never panic. On
+/// success the claims are exactly the BUMPs' `(height, root)` pairs and the
+/// subject is the Atomic subject or the last transaction. The scripts-only
+/// check of the subject must not panic either.
+pub fn check_beef_spv(beef: &Beef) {
+    let opts_a = VerifyOptions { allow_txid_only: true, ..VerifyOptions::default() };
+    let opts_b = VerifyOptions { allow_zero_fee: true, eras: ScriptEras::ALWAYS_ACTIVE, ..VerifyOptions::default() };
+    for (opts, tip) in [(opts_a, u32::MAX), (opts_b, 0)] {
+        let result = verify(beef.clone(), &AcceptAll { tip }, &opts);
+        if let Ok(verified) = &result {
+            let expected_subject = beef.subject().or_else(|| beef.txs().last().map(|t| t.txid()));
+            assert_eq!(Some(verified.subject()), expected_subject);
+            for claim in verified.roots() {
+                assert!(
+                    beef.bumps().iter().any(|b| b.block_height() == claim.height && b.root() == claim.root),
+                    "claim {claim:?} matches no BUMP"
+                );
+            }
+            for entry in beef.txs() {
+                if let Some(i) = entry.bump_index() {
+                    let b = &beef.bumps()[i];
+                    assert!(verified.roots().contains(&RootClaim { height: b.block_height(), root: b.root() }), "a proven tx's root was not claimed");
+                }
+            }
+        }
+        // The two-step form agrees with `verify`.
+        let stepwise = beef.clone().spv_request(&opts).and_then(|req| {
+            let answers = vec![true; req.claims().len()];
+            req.finish(&answers, tip)
+        });
+        assert_eq!(stepwise.map(|v| v.subject()), result.map(|v| v.subject()), "spv_request+finish disagrees with verify");
+        if let Some(last) = beef.subject().or_else(|| beef.txs().last().map(|t| t.txid())) {
+            let _ = verify_scripts(beef, &last, &opts, tip);
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Inputs found by the fuzz targets (`fuzz/`, see `docs/fuzzing.md`), kept as
+//! ordinary tests so they run in every `cargo test`. Each test names the
+//! target, the input (hex) and what went wrong; a test still marked
+//! `#[ignore]` reproduces a finding that its owner has not fixed yet.
+//!
+//! The script cases use the fuzz target's layout and harness:
+//! `flags u32le | tx_version u32le | amount u64le | unlocking_len u16le |
+//! unlocking | locking`, run in the node's script-test transaction pair.
+
+use std::time::{Duration, Instant};
+
+use bsv_format::script::interpreter::{verify_script, ScriptError, TxContext, VerifyFlags};
+use bsv_format::script::opcodes::*;
+use bsv_format::tx::SEQUENCE_FINAL;
+use bsv_format::{Outpoint, Script, Transaction, TxIn, TxOut, Txid};
+
+/// The node's script-test transaction pair (`script_tests.cpp`): a crediting
+/// transaction paying `amount` to `locking`, and the transaction spending it.
+fn spending_tx(version: u32, amount: u64, unlocking: &Script, locking: &Script) -> Transaction {
+    let credit = Transaction {
+        version: 1,
+        inputs: vec![TxIn {
+            prev_out: Outpoint::new(Txid([0; 32]), u32::MAX),
+            unlocking_script: Script::from_bytes(vec![0x00, 0x00]),
+            sequence: SEQUENCE_FINAL,
+        }],
+        outputs: vec![TxOut { satoshis: amount, locking_script: locking.clone() }],
+        lock_time: 0,
+    };
+    Transaction {
+        version,
+        inputs: vec![TxIn { prev_out: Outpoint::new(credit.txid(), 0), unlocking_script: unlocking.clone(), sequence: SEQUENCE_FINAL }],
+        outputs: vec![TxOut { satoshis: amount, locking_script: Script::default() }],
+        lock_time: 0,
+    }
+}
+
+/// Runs one `script` fuzz input; returns the verdict and the time it took.
+fn run_script_case(hex_input: &str) -> (Result<(), ScriptError>, Duration) {
+    let data = hex::decode(hex_input).unwrap();
+    let word = |at: usize| u32::from_le_bytes(data[at..at + 4].try_into().unwrap());
+    let flags = VerifyFlags::from_bits(word(0));
+    let version = word(4);
+    let amount = u64::from_le_bytes(data[8..16].try_into().unwrap());
+    let len = usize::from(u16::from_le_bytes([data[16], data[17]])).min(data.len() - 18);
+    let unlocking = Script::from_bytes(data[18..18 + len].to_vec());
+    let locking = Script::from_bytes(data[18 + len..].to_vec());
+    let tx = spending_tx(version, amount, &unlocking, &locking);
+    let ctx = TxContext { tx: &tx, input_index: 0, satoshis: amount };
+    let start = Instant::now();
+    let verdict = verify_script(&unlocking, &locking, flags, &ctx);
+    (verdict, start.elapsed())
+}
+
+/// How long one script evaluation may take. The node bounds a standard
+/// transaction's validation at 3 ms and a non-standard one at 1 s
+/// (`maxstdtxvalidationduration`, `maxnonstdtxvalidationduration`); a
+/// verifier fed by untrusted peers needs a bound of the same order.
+const SCRIPT_TIME_BUDGET: Duration = Duration::from_secs(2);
+
+/// `script` target, 2026-11-29, 855 bytes, after ~500,000 executions: a
+/// post-Chronicle UTXO (flags `UTXO_AFTER_GENESIS | UTXO_AFTER_CHRONICLE`),
+/// spending tx version `0x5c000100` (> 1, so the unlocking script need not be
+/// push-only), whose unlocking script pushes a 61-byte number and then grows
+/// it with `OP_3DUP`/`OP_TUCK`/`OP_MUL` up to the 32,000,000-byte
+/// post-Chronicle number limit. One evaluation took 18 s of CPU (libFuzzer
+/// timeout). Not a panic: a denial of service on any verifier that runs
+/// scripts from untrusted BEEFs with the default `ScriptLimits`.
+#[test]
+#[ignore = "takes ~18 s (DoS, script interpreter): reported to lead"]
+fn fuzz_script_timeout_big_number_multiplication() {
+    let (verdict, took) = run_script_case(TIMEOUT_5A5BBA56);
+    assert!(took < SCRIPT_TIME_BUDGET, "evaluation took {took:?} (verdict {verdict:?})");
+}
+
+/// The same finding, built by hand and shorter: a 75-byte number squared
+/// 17 times (`OP_DUP OP_MUL`) reaches ~9.8 MB; each further
+/// `OP_DUP OP_DUP OP_MUL OP_DROP` multiplies two such numbers (a 19.7 MB
+/// product, within the 32 MB limit) and the script succeeds. With 8 such
+/// groups (142 bytes) one evaluation took 94 s here (2 cores, contended);
+/// the test uses 2 groups.
+#[test]
+#[ignore = "takes many seconds (DoS, script interpreter): reported to lead"]
+fn big_number_multiplication_is_bounded_in_time() {
+    let mut locking = vec![75u8];
+    locking.extend_from_slice(&[0x7f; 75]);
+    for _ in 0..17 {
+        locking.extend_from_slice(&[OP_DUP, OP_MUL]);
+    }
+    for _ in 0..2 {
+        locking.extend_from_slice(&[OP_DUP, OP_DUP, OP_MUL, OP_DROP]);
+    }
+    let flags = VerifyFlags::UTXO_AFTER_GENESIS | VerifyFlags::UTXO_AFTER_CHRONICLE;
+    let case = format!(
+        "{}{}{}{}{}",
+        hex::encode(flags.bits().to_le_bytes()),
+        hex::encode(2u32.to_le_bytes()),
+        hex::encode(0u64.to_le_bytes()),
+        "0000",
+        hex::encode(&locking)
+    );
+    let (verdict, took) = run_script_case(&case);
+    assert!(took < SCRIPT_TIME_BUDGET, "evaluation took {took:?} (verdict {verdict:?})");
+}
+
+const TIMEOUT_5A5BBA56: &str = concat!(
+    "000028000001005c5c5c5c5c5c5c5c5c5c5c5c5c24000000000000005c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c",
+    "5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c624c0401000000870300",
+    "000001000000003d00000000000000aa00517d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d",
+    "7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d00000000000000000000000000000000",
+    "00005454545454545454545454545454545419266f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f3f00000000000000",
+    "6f6f6f6f6f6f6f6f6f6fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff6f6f6f6f6f6f6f6fef6f6f6f",
+    "6f6f6f6f6f6f6f95959595957d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d",
+    "7d7d7d95959595959595959595959595959595959595959595959595950000000000000000000054545454545454545454545454",
+    "54545419266f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f3f000000000000006f6f6f6f6f6f6f6f6f6fffffffffff",
+    "ffffffffffffffffffffffffffffffffffffffffffffffffff6f6f6f6f6f6f6f6fef6f6f6f6f6f6f6f6f6f6f95959595957d7d7d",
+    "7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d959595959595959595959595",
+    "959595959595959595959595959595959595959595959595959595959595959595959595959595959595959595956f6f6f6f6f6f",
+    "6f6f6f6f6f6f6f6f6f6f6f6f7d7d7d95959595959595959595959595959595959595959595959595959595959595956f6f6f6f6f",
+    "6f6f6f6f6f6f6f6f6f6f6f6f6f7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d",
+    "7d7d7d95959595959595959595959595959595959595959595959595959595959595959595959595959595959595959595959595",
+    "9595959595959595956f6f6f7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f",
+    "6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f6f",
+);
+
+/// The hex above is exactly the 855-byte artifact.
+#[test]
+fn timeout_reproducer_is_the_recorded_artifact() {
+    let data = hex::decode(TIMEOUT_5A5BBA56).unwrap();
+    assert_eq!(data.len(), 855);
+    assert_eq!(bsv_format::hash::sha1(&data), hex_array("5a5bba569604a0bf19d97d790c0fabcf1b9ea198"));
+}
+
+fn hex_array(h: &str) -> [u8; 20] {
+    hex::decode(h).unwrap().try_into().unwrap()
+}
