@@ -183,15 +183,19 @@ pub struct GeneratedBeef {
 /// Parameters of a generated BEEF.
 #[derive(Clone, Debug)]
 pub struct BeefPlan {
-    shape: BeefShape,
-    key_seed: u8,
-    /// Per proven parent: height, the other txids of its block, its index.
-    blocks: Vec<(u32, Vec<Txid>, prop::sample::Index)>,
+    /// Encoding.
+    pub shape: BeefShape,
+    /// Last byte of the private key (the others are 0x11).
+    pub key_seed: u8,
+    /// Per proven parent: height, the other txids of its block, and where the
+    /// parent goes among them (taken modulo `len + 1`). Heights must differ.
+    pub blocks: Vec<(u32, Vec<Txid>, usize)>,
     /// Unproven descendants after the proven parents (1..=3).
-    chain: usize,
-    /// Funding outpoints of the proven parents (they are not spent in the BEEF).
-    funding: Vec<Txid>,
-    satoshis: u64,
+    pub chain: usize,
+    /// Txids of the (absent) transactions the parents spend; one per parent.
+    pub funding: Vec<Txid>,
+    /// Value of each parent's output, satoshis.
+    pub satoshis: u64,
 }
 
 /// Plans for valid BEEFs: 1–2 proven parents (distinct blocks at distinct
@@ -201,7 +205,7 @@ pub fn beef_plan() -> impl Strategy<Value = BeefPlan> {
     (
         prop_oneof![Just(BeefShape::V1), Just(BeefShape::V2), Just(BeefShape::AtomicV1), Just(BeefShape::AtomicV2)],
         1u8..=255,
-        prop::collection::vec((0u32..10_000_000, prop::collection::vec(txid(), 0..12), any::<prop::sample::Index>()), 1..=2),
+        prop::collection::vec((0u32..10_000_000, prop::collection::vec(txid(), 0..12), any::<usize>()), 1..=2),
         1usize..=3,
         prop::collection::vec(txid(), 2),
         10_000u64..1_000_000_000,
@@ -257,7 +261,7 @@ pub fn build_beef(plan: &BeefPlan) -> GeneratedBeef {
             lock_time: 0,
         };
         let mut block = others.clone();
-        let index = at.index(block.len() + 1);
+        let index = at % (block.len() + 1);
         block.insert(index, parent.txid());
         let bump = MerklePath::from_block(*height, &block, &[index]).unwrap();
         roots.push((*height, block_merkle_root(&block)));
