@@ -8,6 +8,11 @@
 //! # Layout
 //! - [`opcodes`]: opcode constants.
 //! - [`Script`], [`Chunk`], [`Chunks`]: bytes and push/opcode parsing.
+//! - [`push_data`], [`push_data_minimal`]: appending pushes.
+//! - [`asm`]: ASM text (ours and the node's test format), opcode names,
+//!   [`Chunk::is_minimal_push`].
+//! - [`templates`]: the scripts escrowd builds.
+//! - [`interpreter`]: script verification under the node's flags.
 
 pub mod asm;
 pub mod interpreter;

@@ -156,7 +156,7 @@ impl Conditions {
             level.0 = !level.0;
             level.1 = true;
             if level.0 {
-                self.false_count -= 1;
+                self.false_count = self.false_count.saturating_sub(1);
             } else {
                 self.false_count += 1;
             }
@@ -165,7 +165,7 @@ impl Conditions {
     fn op_endif(&mut self) {
         if let Some((taken, _)) = self.levels.pop() {
             if !taken {
-                self.false_count -= 1;
+                self.false_count = self.false_count.saturating_sub(1);
             }
         }
     }
@@ -393,9 +393,9 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                 // Stack
                 OP_TOALTSTACK => {
                     stacks.need(1)?;
-                    stacks.to_alt()?;
+                    stacks.move_to_alt()?;
                 }
-                OP_FROMALTSTACK => stacks.from_alt()?,
+                OP_FROMALTSTACK => stacks.move_from_alt()?,
                 OP_2DROP => {
                     stacks.need(2)?;
                     stacks.pop()?;

@@ -165,14 +165,14 @@ impl Stacks {
     }
 
     /// Moves the main stack's top to the alt stack.
-    pub(crate) fn to_alt(&mut self) -> Result<(), ScriptError> {
+    pub(crate) fn move_to_alt(&mut self) -> Result<(), ScriptError> {
         let item = self.main.pop().ok_or(ScriptError::InvalidStackOperation)?;
         self.alt.push(item);
         Ok(())
     }
 
     /// Moves the alt stack's top to the main stack.
-    pub(crate) fn from_alt(&mut self) -> Result<(), ScriptError> {
+    pub(crate) fn move_from_alt(&mut self) -> Result<(), ScriptError> {
         let item = self.alt.pop().ok_or(ScriptError::InvalidAltstackOperation)?;
         self.main.push(item);
         Ok(())
@@ -195,7 +195,7 @@ mod tests {
         assert_eq!(s.resize_top(7, |v| v.push(0)), Err(ScriptError::StackSize));
         s.resize_top(1, |v| v.truncate(1)).unwrap();
         assert_eq!(s.push(vec![]), Err(ScriptError::StackSize));
-        s.to_alt().unwrap();
+        s.move_to_alt().unwrap();
         assert_eq!(s.len(), 1);
         s.clear_alt();
         s.push(vec![0; 6]).unwrap();
@@ -209,7 +209,7 @@ mod tests {
         assert_eq!(s.top(0).unwrap_err(), ScriptError::InvalidStackOperation);
         assert_eq!(s.remove(3).unwrap_err(), ScriptError::InvalidStackOperation);
         assert_eq!(s.swap(1, 2).unwrap_err(), ScriptError::InvalidStackOperation);
-        assert_eq!(s.from_alt().unwrap_err(), ScriptError::InvalidAltstackOperation);
+        assert_eq!(s.move_from_alt().unwrap_err(), ScriptError::InvalidAltstackOperation);
         s.push(vec![1]).unwrap();
         s.push(vec![2]).unwrap();
         s.insert(3, vec![3]).unwrap();
