@@ -1,6 +1,8 @@
 //! Building, merging, sorting and cutting BEEFs; EF extraction.
 
-use super::{build_index, Beef, BeefError, BeefTx, BeefVersion, TxData};
+use std::sync::OnceLock;
+
+use super::{Beef, BeefError, BeefTx, BeefVersion, TxData, TxidMap};
 use crate::bump::MerklePath;
 use crate::ef::EfTransaction;
 use crate::hash::Txid;
@@ -9,7 +11,7 @@ use crate::tx::{Transaction, TxOut};
 impl Beef {
     /// An empty BEEF of the given version (no BUMPs, no transactions, not Atomic).
     pub fn new(version: BeefVersion) -> Beef {
-        Beef { version, subject: None, bumps: Vec::new(), txs: Vec::new(), index: Default::default() }
+        Beef { version, subject: None, bumps: Vec::new(), txs: Vec::new(), index: OnceLock::new() }
     }
 
     /// Adds a Merkle path, combining it with a BUMP of the same block (same
@@ -37,11 +39,11 @@ impl Beef {
     /// to know) unless the txid is present; a V1 BEEF becomes V2, since V1
     /// cannot carry such entries. Returns whether an entry was added.
     pub fn add_txid_only(&mut self, txid: Txid) -> bool {
-        if self.index.contains_key(&txid) {
+        if self.position(&txid).is_some() {
             return false;
         }
         self.version = BeefVersion::V2;
-        self.index.insert(txid, self.txs.len());
+        self.index_pushed(txid, self.txs.len());
         self.txs.push(BeefTx::txid_only(txid));
         true
     }
@@ -81,55 +83,96 @@ impl Beef {
     /// byte for byte: first entries that cannot be sorted (an input missing
     /// from the BEEF, then those depending on such), then txid-only entries,
     /// then proven transactions in their current order, then unproven ones in
-    /// rounds, each round taking, in current order, every transaction whose
-    /// inputs are all placed. BUMP indexes are unaffected.
+    /// passes, each pass taking, in current order, every transaction whose
+    /// inputs are all placed by then. BUMP indexes are unaffected.
+    ///
+    /// ts-sdk repeats passes over the queue (quadratic for a reversed chain);
+    /// here each transaction's pass is computed from its parents' in one
+    /// depth-first walk, O(transactions + inputs), same order.
     pub fn sort(&mut self) {
+        let order = self.sorted_order();
+        let mut slots: Vec<Option<BeefTx>> = std::mem::take(&mut self.txs).into_iter().map(Some).collect();
+        self.txs = order.into_iter().filter_map(|i| slots.get_mut(i).and_then(Option::take)).collect();
+        self.index = OnceLock::new();
+    }
+
+    /// Positions in the order [`sort`](Self::sort) produces.
+    fn sorted_order(&self) -> Vec<usize> {
+        /// Pass of an unproven transaction that can never be placed.
+        const NOT_VALID: usize = usize::MAX;
+        /// Not yet computed / being computed (a cycle, impossible with real txids).
+        const UNSEEN: usize = usize::MAX - 1;
+        const IN_PROGRESS: usize = usize::MAX - 2;
+        /// Proven and txid-only entries: placed before every pass.
+        const READY: usize = usize::MAX - 3;
         let n = self.txs.len();
-        let mut placed = vec![false; n];
-        let (mut proven, mut txid_only, mut pending, mut missing) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut missing, mut txid_only, mut proven, mut pending) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        // pass[i] for pending entries; NOT_VALID for missing ones; READY for the rest.
+        let mut pass = vec![READY; n];
         for (i, entry) in self.txs.iter().enumerate() {
             match entry.unproven() {
                 None if entry.is_txid_only() => txid_only.push(i),
                 None => proven.push(i),
-                Some(tx) if tx.inputs.iter().any(|inp| !self.index.contains_key(&inp.prev_out.txid)) => {
+                Some(tx) if tx.inputs.iter().any(|inp| self.position(&inp.prev_out.txid).is_none()) => {
                     missing.push(i);
-                    continue;
+                    pass[i] = NOT_VALID;
                 }
                 Some(_) => {
                     pending.push(i);
+                    pass[i] = UNSEEN;
+                }
+            }
+        }
+        // The pass placing `t`: a parent placed earlier in the same pass (it
+        // comes before `t` in the queue) allows the same pass, a later one the next.
+        let parents = |t: usize| -> Vec<usize> {
+            self.txs
+                .get(t)
+                .and_then(BeefTx::unproven)
+                .map(|tx| tx.inputs.iter().filter_map(|inp| self.position(&inp.prev_out.txid)).collect())
+                .unwrap_or_default()
+        };
+        for &start in &pending {
+            if pass.get(start) != Some(&UNSEEN) {
+                continue;
+            }
+            pass[start] = IN_PROGRESS;
+            let mut stack: Vec<(usize, Vec<usize>, usize)> = vec![(start, parents(start), 0)];
+            while let Some((t, ps, next)) = stack.last_mut() {
+                if let Some(&u) = ps.get(*next) {
+                    *next += 1;
+                    if pass.get(u) == Some(&UNSEEN) {
+                        pass[u] = IN_PROGRESS;
+                        let pu = parents(u);
+                        stack.push((u, pu, 0));
+                    }
                     continue;
                 }
-            }
-            if let Some(p) = placed.get_mut(i) {
-                *p = true;
-            }
-        }
-        let mut sorted = proven;
-        loop {
-            let before = pending.len();
-            let mut waiting = Vec::with_capacity(before);
-            for i in pending {
-                let ready = self.txs.get(i).and_then(BeefTx::unproven).is_some_and(|tx| {
-                    tx.inputs.iter().all(|inp| self.position(&inp.prev_out.txid).is_some_and(|j| placed.get(j) == Some(&true)))
-                });
-                if ready {
-                    if let Some(p) = placed.get_mut(i) {
-                        *p = true;
+                let t = *t;
+                let mut p = 0;
+                for &u in ps.iter() {
+                    p = match pass.get(u).copied() {
+                        Some(READY) => p,
+                        Some(NOT_VALID | IN_PROGRESS | UNSEEN) | None => NOT_VALID,
+                        Some(pu) if u < t => p.max(pu),
+                        Some(pu) => p.max(pu + 1),
+                    };
+                    if p == NOT_VALID {
+                        break;
                     }
-                    sorted.push(i);
-                } else {
-                    waiting.push(i);
                 }
-            }
-            pending = waiting;
-            if pending.is_empty() || pending.len() == before {
-                break;
+                pass[t] = p;
+                stack.pop();
             }
         }
-        let order = missing.into_iter().chain(pending).chain(txid_only).chain(sorted);
-        let mut slots: Vec<Option<BeefTx>> = std::mem::take(&mut self.txs).into_iter().map(Some).collect();
-        self.txs = order.filter_map(|i| slots.get_mut(i).and_then(Option::take)).collect();
-        self.index = build_index(&self.txs);
+        let (not_valid, mut placed): (Vec<usize>, Vec<usize>) = pending.into_iter().partition(|&i| pass.get(i) == Some(&NOT_VALID));
+        placed.sort_by_key(|&i| (pass.get(i).copied(), i));
+        let mut order = missing;
+        order.extend(not_valid);
+        order.extend(txid_only);
+        order.extend(proven);
+        order.extend(placed);
+        order
     }
 
     /// The Atomic BEEF (BRC-95) for `subject`: the subject and exactly the
@@ -180,8 +223,7 @@ impl Beef {
             }
             txs.push(entry);
         }
-        let index = build_index(&txs);
-        let mut atomic = Beef { version: self.version, subject: Some(*subject), bumps, txs, index };
+        let mut atomic = Beef { version: self.version, subject: Some(*subject), bumps, txs, index: OnceLock::new() };
         if atomic.order_violation().is_some() {
             atomic.sort();
         }
@@ -232,7 +274,7 @@ impl Beef {
     /// unproven → proven); never downgrades.
     fn upsert(&mut self, new: BeefTx) {
         let Some(i) = self.position(&new.txid) else {
-            self.index.insert(new.txid, self.txs.len());
+            self.index_pushed(new.txid, self.txs.len());
             self.txs.push(new);
             return;
         };
@@ -246,20 +288,24 @@ impl Beef {
         }
     }
 
-    /// Links every unproven full transaction to a BUMP that proves it, flagging
-    /// its leaf as a client txid.
+    /// Links every unproven full transaction to a BUMP that proves it (the
+    /// first such BUMP), flagging its leaf as a client txid.
     fn link_unproven(&mut self) {
-        for i in 0..self.txs.len() {
-            let Some(entry) = self.txs.get(i) else { continue };
-            if entry.unproven().is_none() {
-                continue;
-            }
-            let txid = entry.txid;
-            if let Some(b) = self.bump_proving(&txid) {
-                if let Some(bump) = self.bumps.get_mut(b) {
-                    bump.mark_client(&txid);
+        let mut leaves: TxidMap<usize> = TxidMap::default();
+        for (b, bump) in self.bumps.iter().enumerate() {
+            for node in bump.levels().first().into_iter().flatten() {
+                if let Some(h) = node.value.hash() {
+                    leaves.entry(Txid(h.0)).or_insert(b);
                 }
-                if let Some(TxData::Full { bump_index, .. }) = self.txs.get_mut(i).map(|e| &mut e.data) {
+            }
+        }
+        for entry in &mut self.txs {
+            let txid = entry.txid;
+            if let TxData::Full { bump_index: bump_index @ None, .. } = &mut entry.data {
+                if let Some(&b) = leaves.get(&txid) {
+                    if let Some(bump) = self.bumps.get_mut(b) {
+                        bump.mark_client(&txid);
+                    }
                     *bump_index = Some(b);
                 }
             }

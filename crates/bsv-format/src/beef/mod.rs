@@ -27,9 +27,12 @@
 //! [`Beef::sort`]), missing inputs, txid-only entries, BUMPs of one height with
 //! different roots, the Atomic subject and closure, scripts, amounts.
 //!
-//! Txids are computed once while decoding, from the bytes read (no
-//! re-serialisation), and indexed for [`Beef::find`]. Encoding reproduces a
-//! decoded BEEF byte for byte.
+//! Txids are computed once while decoding, as `sha256d` of exactly the bytes
+//! read (no re-serialisation); from 64 transactions on, that hashing — most of
+//! the decoding cost — is spread over rayon's threads. Leaf membership is
+//! checked once the whole input has been read, so an encoding fault anywhere
+//! is reported before a leaf mismatch. The txid index behind [`Beef::find`]
+//! is built on first use. Encoding reproduces a decoded BEEF byte for byte.
 //!
 //! # Layout
 //! - [`BeefVersion`], [`BeefTx`], [`Beef`], [`BeefError`].
@@ -38,8 +41,11 @@
 
 mod build;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::OnceLock;
+
+use rayon::prelude::*;
 
 use crate::bump::{BumpError, MerklePath, OffsetRule};
 use crate::codec::{decode_hex, write_varint, ParseError, ParseErrorKind, Reader};
@@ -64,6 +70,8 @@ const FORMAT_TXID_ONLY: u8 = 2;
 const MIN_BUMP_BYTES: usize = 37;
 /// Smallest encoded transaction entry: a 10-byte raw tx plus one flag byte.
 const MIN_TX_ENTRY_BYTES: usize = 11;
+/// From this many full transactions on, txids are hashed on rayon's threads.
+const PARALLEL_HASH_MIN_TXS: usize = 64;
 
 /// Errors from decoding a BEEF and from the operations on a [`Beef`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -73,7 +81,10 @@ pub enum BeefError {
     /// past the BUMP list, malformed transaction. Offsets are in the input.
     #[error("malformed BEEF: {0}")]
     Parse(#[from] ParseError),
-    /// BUMP number `index` is malformed or contradicts itself.
+    /// BUMP number `index` proves nothing or contradicts itself
+    /// ([`BumpError::EmptyLevel0`], [`BumpError::MissingNode`],
+    /// [`BumpError::MismatchedRoots`]). Byte-level faults inside a BUMP are
+    /// [`BeefError::Parse`] with their offset in the BEEF.
     #[error("BUMP {index} of the BEEF: {error}")]
     Bump {
         /// Position of the BUMP in the BEEF's list.
@@ -219,15 +230,25 @@ pub(crate) type TxidMap<V> = HashMap<Txid, V, BuildHasherDefault<TxidHasher>>;
 ///
 /// Invariants: every bump index is in range and its BUMP has a level-0 leaf
 /// with that transaction's txid; a V1 BEEF holds no txid-only entry; the
-/// index maps each txid to its first position.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// index, once built, maps each txid to its first position.
+#[derive(Debug, Clone)]
 pub struct Beef {
     version: BeefVersion,
     subject: Option<Txid>,
     bumps: Vec<MerklePath>,
     txs: Vec<BeefTx>,
-    index: TxidMap<usize>,
+    /// Built on first lookup, so decoding pays only for what it must.
+    index: OnceLock<TxidMap<usize>>,
 }
+
+/// Equal content; the lookup index is a cache and does not count.
+impl PartialEq for Beef {
+    fn eq(&self, other: &Beef) -> bool {
+        self.version == other.version && self.subject == other.subject && self.bumps == other.bumps && self.txs == other.txs
+    }
+}
+
+impl Eq for Beef {}
 
 impl Beef {
     /// Decodes a V1, V2 or Atomic BEEF that must fill `bytes` exactly.
@@ -260,16 +281,38 @@ impl Beef {
         }
         let n_txs = r.read_count(MIN_TX_ENTRY_BYTES, "BEEF transaction count")?;
         let mut txs = Vec::with_capacity(n_txs);
+        // The raw bytes of each full transaction, in order, hashed below.
+        let mut raws: Vec<&[u8]> = Vec::with_capacity(n_txs);
         for _ in 0..n_txs {
-            let entry = match version {
+            let (entry, raw) = match version {
                 BeefVersion::V1 => read_v1_entry(&mut r, &bumps)?,
                 BeefVersion::V2 => read_v2_entry(&mut r, &bumps)?,
             };
+            raws.extend(raw);
             txs.push(entry);
         }
         r.finish("end of BEEF")?;
-        let index = build_index(&txs);
-        Ok(Beef { version, subject, bumps, txs, index })
+        // Txids: sha256d of exactly the bytes read, once each; hashing is most
+        // of the decoding cost, so large BEEFs spread it over threads.
+        let txids: Vec<Txid> = if raws.len() >= PARALLEL_HASH_MIN_TXS {
+            raws.par_iter().map(|raw| Txid::of_raw(raw)).collect()
+        } else {
+            raws.iter().map(|raw| Txid::of_raw(raw)).collect()
+        };
+        let leaves = LeafCheck::new(&bumps);
+        let mut txids = txids.into_iter();
+        for entry in txs.iter_mut().filter(|e| !e.is_txid_only()) {
+            if let Some(txid) = txids.next() {
+                entry.txid = txid;
+            }
+            if let Some(bump_index) = entry.bump_index() {
+                // BRC-62: a transaction with a BUMP must be a level-0 leaf of it.
+                if !leaves.holds(&bumps, bump_index, &entry.txid) {
+                    return Err(BeefError::BumpLeafMissing { txid: entry.txid, bump_index });
+                }
+            }
+        }
+        Ok(Beef { version, subject, bumps, txs, index: OnceLock::new() })
     }
 
     /// Decodes a BEEF from hex. Errors as [`from_bytes`](Self::from_bytes)
@@ -387,7 +430,15 @@ impl Beef {
 
     /// Position of `txid`'s (first) entry in [`txs`](Self::txs).
     pub fn position(&self, txid: &Txid) -> Option<usize> {
-        self.index.get(txid).copied()
+        self.index.get_or_init(|| build_index(&self.txs)).get(txid).copied()
+    }
+
+    /// Records that `txid` now sits at `position` (after a push), if the index
+    /// is built; otherwise it will be built from the entries when needed.
+    fn index_pushed(&mut self, txid: Txid, position: usize) {
+        if let Some(index) = self.index.get_mut() {
+            index.entry(txid).or_insert(position);
+        }
     }
 
     /// The first transaction entry that appears before one of its in-BEEF
@@ -426,47 +477,77 @@ fn read_bump_index(r: &mut Reader<'_>, bumps: &[MerklePath]) -> Result<usize, Pa
     }
 }
 
-fn check_leaf(txid: Txid, bump_index: usize, bumps: &[MerklePath]) -> Result<(), BeefError> {
-    // BRC-62: a transaction with a BUMP must be a level-0 leaf of it.
-    match bumps.get(bump_index) {
-        Some(b) if b.contains(&txid) => Ok(()),
-        _ => Err(BeefError::BumpLeafMissing { txid, bump_index }),
+/// Answers "is `txid` a level-0 leaf of BUMP `i`": by scanning for the usual
+/// handful of leaves, through a hash set when the BUMPs hold many (so a BEEF
+/// of many transactions sharing a large BUMP stays linear).
+enum LeafCheck {
+    Scan,
+    Set(HashSet<(Txid, usize), BuildHasherDefault<TxidHasher>>),
+}
+
+impl LeafCheck {
+    /// Leaves above which the set is built.
+    const SCAN_LIMIT: usize = 64;
+
+    fn new(bumps: &[MerklePath]) -> LeafCheck {
+        let level0 = |b: &MerklePath| b.levels().first().map_or(0, Vec::len);
+        if bumps.iter().map(level0).sum::<usize>() <= Self::SCAN_LIMIT {
+            return LeafCheck::Scan;
+        }
+        let mut set = HashSet::default();
+        for (i, b) in bumps.iter().enumerate() {
+            for node in b.levels().first().into_iter().flatten() {
+                if let Some(h) = node.value.hash() {
+                    set.insert((Txid(h.0), i));
+                }
+            }
+        }
+        LeafCheck::Set(set)
+    }
+
+    fn holds(&self, bumps: &[MerklePath], bump_index: usize, txid: &Txid) -> bool {
+        match self {
+            LeafCheck::Scan => bumps.get(bump_index).is_some_and(|b| b.contains(txid)),
+            LeafCheck::Set(set) => set.contains(&(*txid, bump_index)),
+        }
     }
 }
 
+/// A decoded entry (a full transaction's txid still to be computed) and, for
+/// a full transaction, its raw bytes.
+type RawEntry<'a> = (BeefTx, Option<&'a [u8]>);
+
+/// Reads one raw transaction, returning it with the bytes it was read from.
+fn read_raw_tx<'a>(r: &mut Reader<'a>) -> Result<(Transaction, &'a [u8]), ParseError> {
+    let start = r.position();
+    let tx = Transaction::read(r)?;
+    Ok((tx, r.span_from(start)))
+}
+
 /// BRC-62 entry: raw tx, has_bump byte, bump index.
-fn read_v1_entry(r: &mut Reader<'_>, bumps: &[MerklePath]) -> Result<BeefTx, BeefError> {
-    let (tx, txid) = Transaction::read_with_txid(r)?;
+fn read_v1_entry<'a>(r: &mut Reader<'a>, bumps: &[MerklePath]) -> Result<RawEntry<'a>, BeefError> {
+    let (tx, raw) = read_raw_tx(r)?;
     let at = r.position();
     let bump_index = match r.read_u8("BEEF V1 has-bump flag")? {
         0 => None,
         1 => Some(read_bump_index(r, bumps)?),
         _ => return Err(ParseError::new(at, ParseErrorKind::InvalidFlag, "BEEF V1 has-bump flag (0 or 1)").into()),
     };
-    if let Some(i) = bump_index {
-        check_leaf(txid, i, bumps)?;
-    }
-    Ok(BeefTx::full(txid, tx, bump_index))
+    Ok((BeefTx::full(Txid::default(), tx, bump_index), Some(raw)))
 }
 
 /// BRC-96 entry: format byte, then bump index + raw tx, raw tx, or txid.
-fn read_v2_entry(r: &mut Reader<'_>, bumps: &[MerklePath]) -> Result<BeefTx, BeefError> {
+fn read_v2_entry<'a>(r: &mut Reader<'a>, bumps: &[MerklePath]) -> Result<RawEntry<'a>, BeefError> {
     let at = r.position();
-    match r.read_u8("BEEF V2 format byte")? {
-        FORMAT_RAW => {
-            let (tx, txid) = Transaction::read_with_txid(r)?;
-            Ok(BeefTx::full(txid, tx, None))
-        }
-        FORMAT_RAW_WITH_BUMP => {
-            let i = read_bump_index(r, bumps)?;
-            let (tx, txid) = Transaction::read_with_txid(r)?;
-            check_leaf(txid, i, bumps)?;
-            Ok(BeefTx::full(txid, tx, Some(i)))
-        }
-        FORMAT_TXID_ONLY => Ok(BeefTx::txid_only(Txid(r.read_array("BEEF V2 txid-only entry")?))),
+    let bump_index = match r.read_u8("BEEF V2 format byte")? {
+        FORMAT_RAW => None,
+        FORMAT_RAW_WITH_BUMP => Some(read_bump_index(r, bumps)?),
+        FORMAT_TXID_ONLY => return Ok((BeefTx::txid_only(Txid(r.read_array("BEEF V2 txid-only entry")?)), None)),
         // BRC-96 defines 0..=2; go-sdk rejects the rest, ts-sdk 2.1.0 reads them as 0 (§12.12).
-        _ => Err(ParseError::new(at, ParseErrorKind::InvalidFlag, "BEEF V2 format byte (0, 1 or 2)").into()),
-    }
+        _ => return Err(ParseError::new(at, ParseErrorKind::InvalidFlag, "BEEF V2 format byte (0, 1 or 2)").into()),
+    };
+    let (tx, raw) = read_raw_tx(r)?;
+    Ok((BeefTx::full(Txid::default(), tx, bump_index), Some(raw)))
 }
 
 #[cfg(test)]

@@ -175,6 +175,33 @@ fn a_bump_index_must_name_a_bump_holding_the_txid() {
 }
 
 #[test]
+fn leaf_membership_scales_to_large_bumps() {
+    // 70 proven transactions sharing one BUMP: the hash-set path of the check.
+    let txs: Vec<Transaction> = (0..70).map(funding).collect();
+    let block: Vec<Txid> = txs.iter().map(Transaction::txid).collect();
+    let mut beef = Beef::new(BeefVersion::V1);
+    beef.add_bump(MerklePath::from_block(77, &block, &(0..70).collect::<Vec<_>>()).unwrap());
+    let other = funding(200);
+    beef.add_bump(MerklePath::from_block(78, &[other.txid()], &[0]).unwrap());
+    for t in txs.iter().chain([&other]) {
+        beef.add_transaction(t.clone());
+    }
+    assert!(beef.txs().iter().take(70).all(|t| t.bump_index() == Some(0)));
+    let bytes = beef.to_bytes();
+    assert_eq!(Beef::from_bytes(&bytes).unwrap(), beef);
+    // Point the last of the 70 at BUMP 1 instead (V1: raw tx, 01, index).
+    let mut wrong = Beef::new(BeefVersion::V1);
+    wrong.add_bump(beef.bumps()[0].clone());
+    wrong.add_bump(beef.bumps()[1].clone());
+    let mut bytes = wrong.to_bytes();
+    bytes.pop();
+    bytes.push(1);
+    txs[69].write(&mut bytes);
+    bytes.extend_from_slice(&[1, 1]);
+    assert_eq!(Beef::from_bytes(&bytes), Err(BeefError::BumpLeafMissing { txid: block[69], bump_index: 1 }));
+}
+
+#[test]
 fn txid_only_entries_need_v2() {
     let mut c = chain(BeefVersion::V1);
     let stranger = Txid([5; 32]);
@@ -287,4 +314,128 @@ fn hostile_counts_do_not_allocate() {
     assert_eq!((e.offset, e.kind), (4, ParseErrorKind::CountTooLarge));
     let e = parse_err(&hex::decode("0200beef00ffffffffffffffff7f").unwrap());
     assert_eq!((e.offset, e.kind), (5, ParseErrorKind::CountTooLarge));
+}
+
+mod properties {
+    use super::*;
+    use crate::spv::{verify, ChainTracker, VerifyOptions};
+    use proptest::prelude::*;
+
+    /// ts-sdk `sortTxs`, transcribed literally (repeated passes over the queue).
+    fn ts_sort_order(beef: &Beef) -> Vec<Txid> {
+        let all: std::collections::HashSet<Txid> = beef.txs().iter().map(BeefTx::txid).collect();
+        let mut valid: std::collections::HashSet<Txid> = Default::default();
+        let (mut result, mut txid_only, mut queue, mut missing) = (vec![], vec![], vec![], vec![]);
+        for t in beef.txs() {
+            if t.bump_index().is_some() {
+                valid.insert(t.txid());
+                result.push(t.txid());
+            } else if t.is_txid_only() {
+                valid.insert(t.txid());
+                txid_only.push(t.txid());
+            } else if t.transaction().unwrap().inputs.iter().any(|i| !all.contains(&i.prev_out.txid)) {
+                missing.push(t.txid());
+            } else {
+                queue.push(t);
+            }
+        }
+        loop {
+            let before = queue.len();
+            let mut waiting = vec![];
+            for t in queue {
+                if t.transaction().unwrap().inputs.iter().all(|i| valid.contains(&i.prev_out.txid)) {
+                    valid.insert(t.txid());
+                    result.push(t.txid());
+                } else {
+                    waiting.push(t);
+                }
+            }
+            queue = waiting;
+            if queue.is_empty() || queue.len() == before {
+                break;
+            }
+        }
+        missing.into_iter().chain(queue.iter().map(|t| t.txid())).chain(txid_only).chain(result).collect()
+    }
+
+    /// A random transaction graph: `spec[i]` lists earlier transactions tx i
+    /// spends (by index); kinds: 0 proven, 1 unproven, 2 txid-only, 3 spends
+    /// a transaction outside the BEEF. Entries are then laid out in `perm` order.
+    fn random_beef(spec: &[(u8, Vec<prop::sample::Index>)], perm: &[prop::sample::Index]) -> Beef {
+        let mut txs: Vec<(u8, Transaction)> = Vec::new();
+        for (i, (kind, parents)) in spec.iter().enumerate() {
+            let kind = if i == 0 { 0 } else { kind % 4 };
+            let mut inputs: Vec<(Txid, u32)> = parents.iter().filter(|_| i > 0).map(|p| (txs[p.index(i)].1.txid(), 0)).collect();
+            if kind == 3 || inputs.is_empty() {
+                inputs.push((Txid([i as u8; 32]), 7));
+            }
+            txs.push((kind, tx(&inputs, &[1], i as u8)));
+        }
+        let mut order: Vec<usize> = (0..txs.len()).collect();
+        for (i, p) in perm.iter().enumerate().take(order.len()) {
+            let j = p.index(order.len());
+            order.swap(i, j);
+        }
+        let proven: Vec<Txid> = txs.iter().filter(|(k, _)| *k == 0).map(|(_, t)| t.txid()).collect();
+        let mut beef = Beef::new(BeefVersion::V2);
+        beef.add_bump(MerklePath::from_block(5, &proven, &(0..proven.len()).collect::<Vec<_>>()).unwrap());
+        for i in order {
+            let (kind, t) = &txs[i];
+            if *kind == 2 {
+                beef.add_txid_only(t.txid());
+            } else {
+                beef.add_transaction(t.clone());
+            }
+        }
+        beef
+    }
+
+    struct AnyRoot;
+    impl ChainTracker for AnyRoot {
+        fn is_valid_root_for_height(&self, _: &crate::hash::Hash256, _: u32) -> bool {
+            true
+        }
+        fn current_height(&self) -> u32 {
+            1_000
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn sort_matches_ts_sdk_order(
+            spec in proptest::collection::vec((any::<u8>(), proptest::collection::vec(any::<prop::sample::Index>(), 0..3)), 1..25),
+            perm in proptest::collection::vec(any::<prop::sample::Index>(), 25),
+        ) {
+            let mut beef = random_beef(&spec, &perm);
+            let expected = ts_sort_order(&beef);
+            beef.sort();
+            prop_assert_eq!(beef.txs().iter().map(BeefTx::txid).collect::<Vec<_>>(), expected);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300), prefix in 0usize..3) {
+            let mut input = [hex::decode("0100beef").unwrap(), hex::decode("0200beef").unwrap(), vec![1, 1, 1, 1]][prefix].clone();
+            input.extend_from_slice(&bytes);
+            if let Ok(beef) = Beef::from_bytes(&input) {
+                prop_assert_eq!(beef.to_bytes(), input);
+                let _ = verify(beef, &AnyRoot, &VerifyOptions::default());
+            }
+        }
+
+        #[test]
+        fn mutated_beefs_never_panic_and_what_decodes_re_encodes(v2 in any::<bool>(), at in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<bool>()) {
+            let c = chain(if v2 { BeefVersion::V2 } else { BeefVersion::V1 });
+            let mut bytes = c.beef.to_atomic(&c.c).unwrap().to_bytes();
+            let i = at.index(bytes.len());
+            if cut { bytes.truncate(i) } else { bytes[i] = byte }
+            if let Ok(beef) = Beef::from_bytes(&bytes) {
+                prop_assert_eq!(beef.to_bytes(), bytes);
+                let mut sorted = beef.clone();
+                sorted.sort();
+                let _ = sorted.to_atomic(&c.c);
+                let _ = sorted.ef_of(&c.c);
+                let _ = verify(beef, &AnyRoot, &VerifyOptions::default());
+            }
+        }
+    }
 }

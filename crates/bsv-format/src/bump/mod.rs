@@ -317,6 +317,18 @@ impl MerklePath {
         }
     }
 
+    /// The node at (`height`, `offset`): the given node if the path lists one,
+    /// else the one computed from its children (ts-sdk `findOrComputeLeaf`):
+    /// a hash, or [`NodeValue::Duplicate`] for a given duplicate marker. `None`
+    /// if it can be neither found nor computed.
+    pub fn node_at(&self, height: u8, offset: u64) -> Option<NodeValue> {
+        let mut resolver = tree::Resolver::new(&self.levels);
+        resolver.lookup(usize::from(height), offset).map(|v| match v {
+            tree::Val::Hash(h) => NodeValue::Hash(h),
+            tree::Val::Dup => NodeValue::Duplicate,
+        })
+    }
+
     /// Block index (level-0 offset) of `txid`'s leaf, if it is one.
     pub fn leaf_offset(&self, txid: &Txid) -> Option<u64> {
         self.level0()

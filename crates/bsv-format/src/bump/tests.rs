@@ -294,3 +294,70 @@ fn hostile_counts_do_not_allocate() {
     let bytes = [0x05, 0x01, 0xff, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0];
     assert_eq!(parse_err(MerklePath::from_bytes_lenient(&bytes)).kind, ParseErrorKind::CountTooLarge);
 }
+
+#[test]
+fn node_at_finds_given_nodes_and_computes_missing_ones() {
+    let (b, parts) = four_tx_parts();
+    let path = MerklePath::from_bytes_strict(&encode(5, &parts)).unwrap();
+    let h01 = Hash256::merkle_parent(&b[0].as_hash(), &b[1].as_hash());
+    let h23 = Hash256::merkle_parent(&b[2].as_hash(), &b[3].as_hash());
+    assert_eq!(path.node_at(0, 1), Some(NodeValue::ClientTxid(b[1])).map(|v| NodeValue::Hash(v.hash().unwrap())));
+    assert_eq!(path.node_at(1, 0), Some(NodeValue::Hash(h01)), "computed from level 0");
+    assert_eq!(path.node_at(1, 1), Some(NodeValue::Hash(h23)), "given");
+    assert_eq!(path.node_at(2, 0), Some(NodeValue::Hash(path.root())));
+    assert_eq!(path.node_at(0, 2), None);
+    let dup = MerklePath::from_block(5, &block(3), &[2]).unwrap();
+    assert_eq!(dup.node_at(0, 3), Some(NodeValue::Duplicate));
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn valid_path() -> impl Strategy<Value = (Vec<Txid>, Vec<usize>, MerklePath)> {
+        (1u64..40, proptest::collection::vec(any::<prop::sample::Index>(), 1..5)).prop_map(|(n, picks)| {
+            let b = block(n);
+            let clients: Vec<usize> = picks.iter().map(|p| p.index(n as usize)).collect();
+            let path = MerklePath::from_block(3, &b, &clients).unwrap();
+            (b, clients, path)
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = MerklePath::from_bytes_strict(&bytes);
+            if let Ok(path) = MerklePath::from_bytes_lenient(&bytes) {
+                prop_assert_eq!(path.to_bytes(), bytes);
+            }
+        }
+
+        #[test]
+        fn mutated_paths_never_panic_and_what_decodes_re_encodes((_, _, path) in valid_path(), at in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<bool>()) {
+            let mut bytes = path.to_bytes();
+            let i = at.index(bytes.len());
+            if cut { bytes.truncate(i) } else { bytes[i] = byte }
+            for decoded in [MerklePath::from_bytes_strict(&bytes), MerklePath::from_bytes_lenient(&bytes)].into_iter().flatten() {
+                prop_assert_eq!(decoded.to_bytes(), bytes.clone());
+                let mut trimmed = decoded.clone();
+                trimmed.trim();
+                prop_assert_eq!(trimmed.root(), decoded.root());
+            }
+        }
+
+        #[test]
+        fn built_paths_are_strict_and_prove_every_client((b, clients, path) in valid_path()) {
+            let strict = MerklePath::from_bytes_strict(&path.to_bytes()).unwrap();
+            prop_assert_eq!(strict.root(), reference_root(&b));
+            for &c in &clients {
+                prop_assert_eq!(strict.compute_root(&b[c]), Ok(reference_root(&b)));
+            }
+            // Combining single-client paths gives the joint path.
+            let mut joint = MerklePath::from_block(3, &b, &clients[..1]).unwrap();
+            for &c in &clients[1..] {
+                joint.combine(&MerklePath::from_block(3, &b, &[c]).unwrap()).unwrap();
+            }
+            prop_assert_eq!(joint, path);
+        }
+    }
+}

@@ -48,6 +48,12 @@ struct ScriptJob {
 pub(super) fn structure(beef: &Beef, opts: &VerifyOptions) -> Result<(usize, Vec<RootClaim>, Plan), VerifyError> {
     let txs = beef.txs();
     let last = txs.len().checked_sub(1).ok_or(VerifyError::Empty)?;
+    // First, so that every later lookup by txid means one entry.
+    for (i, t) in txs.iter().enumerate() {
+        if beef.position(&t.txid()) != Some(i) {
+            return Err(VerifyError::DuplicateTxid { txid: t.txid() });
+        }
+    }
     let subject = match beef.subject() {
         Some(s) => {
             let at = beef.position(&s).ok_or(VerifyError::SubjectMissing { subject: s })?;
@@ -58,11 +64,6 @@ pub(super) fn structure(beef: &Beef, opts: &VerifyOptions) -> Result<(usize, Vec
     };
     if let Some(t) = txs.get(subject).filter(|t| t.is_txid_only()) {
         return Err(VerifyError::SubjectTxidOnly { subject: t.txid() });
-    }
-    for (i, t) in txs.iter().enumerate() {
-        if beef.position(&t.txid()) != Some(i) {
-            return Err(VerifyError::DuplicateTxid { txid: t.txid() });
-        }
     }
     if !opts.allow_txid_only {
         if let Some(t) = txs.iter().find(|t| t.is_txid_only()) {

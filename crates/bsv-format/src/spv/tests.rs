@@ -287,3 +287,21 @@ fn script_eras_follow_activation_heights() {
     assert!(!old_spend.contains(VerifyFlags::CHRONICLE) && old_spend.contains(VerifyFlags::GENESIS));
     assert_eq!(ScriptEras::ALWAYS_ACTIVE.flags_for(base, 0, 1), base);
 }
+
+#[test]
+fn a_proof_through_an_unflagged_leaf_is_still_claimed() {
+    // BRC-74 flags client txids with 2, but BEEFs in the wild (the crate's
+    // hydration regression vector) prove a transaction through a plain leaf.
+    // Its root is a claim like any other: never trusted unasked.
+    let x = fixture(false);
+    let mut bump = MerklePath::from_block(HEIGHT, &[x.f.txid()], &[0]).unwrap().to_bytes();
+    // height (5 bytes: fe + u32) + tree height + count + offset, then the flag.
+    assert_eq!(bump[8], 2);
+    bump[8] = 0;
+    let bump = MerklePath::from_bytes_strict(&bump).unwrap();
+    assert_eq!(bump.client_txids().count(), 0);
+    let bytes = v2_bytes(&[&bump], &[(Some(0), &x.f), (None, &x.a)]);
+    let request = Beef::from_bytes(&bytes).unwrap().spv_request(&opts()).unwrap();
+    assert_eq!(request.claims(), &[RootClaim { height: HEIGHT, root: x.f.txid().as_hash() }]);
+    assert_eq!(request.finish(&[false], HEIGHT + 500).unwrap_err(), VerifyError::RootNotConfirmed { height: HEIGHT, root: x.f.txid().as_hash() });
+}
