@@ -20,7 +20,9 @@ use bsv_format::bump::{MerklePath, NodeValue, PathNode};
 use bsv_format::codec::{ParseErrorKind, Reader};
 use bsv_format::ef::EfTransaction;
 use bsv_format::script::asm::parse_node_test_asm;
-use bsv_format::script::interpreter::{verify_script_with_limits, ScriptLimits, TxContext, VerifyFlags};
+use bsv_format::script::interpreter::{
+    verify_script_with_limits, ScriptLimits, TxContext, VerifyFlags,
+};
 use bsv_format::spv::{verify, verify_scripts, ChainTracker, RootClaim, ScriptEras, VerifyOptions};
 use bsv_format::tx::SEQUENCE_FINAL;
 use bsv_format::{Hash256, Outpoint, Script, Transaction, TxIn, TxOut, Txid};
@@ -36,8 +38,14 @@ pub const ATOMIC_PREFIX: [u8; 4] = [0x01, 0x01, 0x01, 0x01];
 /// BRC-12: a successful decode re-encodes to exactly the input, and the txid
 /// is `sha256d` of the input.
 pub fn check_raw_tx(data: &[u8]) {
-    let Ok(tx) = Transaction::from_bytes(data) else { return };
-    assert_eq!(tx.to_bytes(), data, "raw tx re-encoding differs from the input");
+    let Ok(tx) = Transaction::from_bytes(data) else {
+        return;
+    };
+    assert_eq!(
+        tx.to_bytes(),
+        data,
+        "raw tx re-encoding differs from the input"
+    );
     assert_eq!(tx.size(), data.len());
     assert_eq!(tx.txid(), Txid::of_raw(data));
     let _ = tx.is_coinbase();
@@ -49,13 +57,20 @@ pub fn check_raw_tx(data: &[u8]) {
 /// with `UnexpectedExtendedFormat`; the raw form decodes back to the same
 /// transaction (except for the one raw form that is itself an EF marker).
 pub fn check_ef(data: &[u8]) {
-    let Ok(ef) = EfTransaction::from_bytes(data) else { return };
+    let Ok(ef) = EfTransaction::from_bytes(data) else {
+        return;
+    };
     assert_eq!(ef.to_bytes(), data, "EF re-encoding differs from the input");
     assert_eq!(ef.source_outputs.len(), ef.tx.inputs.len());
     let mut r = Reader::new(data);
-    let (again, txid) = EfTransaction::read_with_txid(&mut r).expect("EF decoded once, so it decodes again");
+    let (again, txid) =
+        EfTransaction::read_with_txid(&mut r).expect("EF decoded once, so it decodes again");
     assert_eq!(again, ef);
-    assert_eq!(txid, ef.txid(), "streamed EF txid differs from the raw form's txid");
+    assert_eq!(
+        txid,
+        ef.txid(),
+        "streamed EF txid differs from the raw form's txid"
+    );
     let err = Transaction::from_bytes(data).expect_err("raw decoder accepted EF bytes");
     assert_eq!(err.kind, ParseErrorKind::UnexpectedExtendedFormat);
     let raw = ef.tx.to_bytes();
@@ -130,7 +145,13 @@ impl ScriptCase {
         let len = usize::from(r.read_u16_le("len").ok()?).min(r.remaining());
         let unlocking = Script::from_bytes(r.read_bytes(len, "unlocking").ok()?.to_vec());
         let locking = Script::from_bytes(r.rest().to_vec());
-        Some(ScriptCase { flags, tx_version, amount, unlocking, locking })
+        Some(ScriptCase {
+            flags,
+            tx_version,
+            amount,
+            unlocking,
+            locking,
+        })
     }
 
     /// The node test harness's spending transaction (`script_tests.cpp`).
@@ -142,7 +163,10 @@ impl ScriptCase {
                 unlocking_script: Script::from_bytes(vec![0x00, 0x00]),
                 sequence: SEQUENCE_FINAL,
             }],
-            outputs: vec![TxOut { satoshis: self.amount, locking_script: self.locking.clone() }],
+            outputs: vec![TxOut {
+                satoshis: self.amount,
+                locking_script: self.locking.clone(),
+            }],
             lock_time: 0,
         };
         Transaction {
@@ -152,7 +176,10 @@ impl ScriptCase {
                 unlocking_script: self.unlocking.clone(),
                 sequence: SEQUENCE_FINAL,
             }],
-            outputs: vec![TxOut { satoshis: self.amount, locking_script: Script::default() }],
+            outputs: vec![TxOut {
+                satoshis: self.amount,
+                locking_script: Script::default(),
+            }],
             lock_time: 0,
         }
     }
@@ -179,10 +206,18 @@ fn check_script_bytes(bytes: &[u8]) {
             }
         }
     }
-    assert!(failed || at == bytes.len(), "chunks stopped early without an error");
+    assert!(
+        failed || at == bytes.len(),
+        "chunks stopped early without an error"
+    );
     let asm = script.to_asm();
-    let back = Script::from_asm(&asm).unwrap_or_else(|e| panic!("our own ASM {asm:?} does not parse: {e}"));
-    assert_eq!(back.as_bytes(), bytes, "ASM round trip changed the script ({asm:?})");
+    let back = Script::from_asm(&asm)
+        .unwrap_or_else(|e| panic!("our own ASM {asm:?} does not parse: {e}"));
+    assert_eq!(
+        back.as_bytes(),
+        bytes,
+        "ASM round trip changed the script ({asm:?})"
+    );
 }
 
 /// Scripts: chunking and ASM on the whole input and on both scripts; ASM and
@@ -193,15 +228,31 @@ pub fn check_script(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     if let Ok(s) = Script::from_asm(&text) {
         let asm = s.to_asm();
-        assert_eq!(Script::from_asm(&asm).map(Script::into_bytes).ok(), Some(s.into_bytes()), "ASM not idempotent");
+        assert_eq!(
+            Script::from_asm(&asm).map(Script::into_bytes).ok(),
+            Some(s.into_bytes()),
+            "ASM not idempotent"
+        );
     }
     let _ = parse_node_test_asm(&text);
-    let Some(case) = ScriptCase::parse(data) else { return };
+    let Some(case) = ScriptCase::parse(data) else {
+        return;
+    };
     check_script_bytes(case.unlocking.as_bytes());
     check_script_bytes(case.locking.as_bytes());
     let tx = case.spending_tx();
-    let ctx = TxContext { tx: &tx, input_index: 0, satoshis: case.amount };
-    let _ = verify_script_with_limits(&case.unlocking, &case.locking, case.flags, &ctx, &FUZZ_SCRIPT_LIMITS);
+    let ctx = TxContext {
+        tx: &tx,
+        input_index: 0,
+        satoshis: case.amount,
+    };
+    let _ = verify_script_with_limits(
+        &case.unlocking,
+        &case.locking,
+        case.flags,
+        &ctx,
+        &FUZZ_SCRIPT_LIMITS,
+    );
 }
 
 /// Limits for the `script` target: the node's policy-sized numbers and a 10 MB
@@ -210,8 +261,11 @@ pub fn check_script(data: &[u8]) {
 /// numbers take tens of seconds (found by this target, recorded in
 /// `crates/bsv-format/tests/fuzz_regressions.rs`), and every run would stop
 /// at that one known timeout instead of exploring the rest of the interpreter.
-pub const FUZZ_SCRIPT_LIMITS: ScriptLimits =
-    ScriptLimits { max_stack_memory: 10_000_000, max_num_len_after_genesis: 10_000, max_num_len_after_chronicle: 10_000 };
+pub const FUZZ_SCRIPT_LIMITS: ScriptLimits = ScriptLimits {
+    max_stack_memory: 10_000_000,
+    max_num_len_after_genesis: 10_000,
+    max_num_len_after_chronicle: 10_000,
+};
 
 /// BRC-74 root of `txid`'s leaf computed independently of `bsv-format`'s
 /// resolver, from the path's nodes only: at level `h` the sibling
@@ -221,7 +275,10 @@ pub const FUZZ_SCRIPT_LIMITS: ScriptLimits =
 /// missing node): only then is the check skipped.
 pub fn reference_root(path: &MerklePath, txid: &Txid) -> Option<Hash256> {
     let levels = path.levels();
-    let leaf = levels.first()?.iter().find(|n| n.value.hash().is_some_and(|h| h.0 == txid.0))?;
+    let leaf = levels
+        .first()?
+        .iter()
+        .find(|n| n.value.hash().is_some_and(|h| h.0 == txid.0))?;
     if levels.len() == 1 {
         // Single-transaction block (root = the txid) or a compound path; the
         // latter needs height inference this reference does not do.
@@ -266,7 +323,12 @@ fn node(levels: &[Vec<PathNode>], h: usize, offset: u64, depth: usize) -> Option
         Resolved::Hash(l) => l,
         Resolved::Dup => return None,
     };
-    let right = match node(levels, h - 1, offset.checked_mul(2)?.checked_add(1)?, depth + 1)? {
+    let right = match node(
+        levels,
+        h - 1,
+        offset.checked_mul(2)?.checked_add(1)?,
+        depth + 1,
+    )? {
         Resolved::Hash(r) => r,
         Resolved::Dup => left,
     };
@@ -282,25 +344,44 @@ pub fn check_bump(data: &[u8]) {
     let strict = MerklePath::from_bytes_strict(data);
     let lenient = MerklePath::from_bytes_lenient(data);
     if let Ok(s) = &strict {
-        assert_eq!(lenient.as_ref().ok(), Some(s), "strict accepted what lenient refused");
+        assert_eq!(
+            lenient.as_ref().ok(),
+            Some(s),
+            "strict accepted what lenient refused"
+        );
     }
     let Ok(path) = lenient else { return };
-    assert_eq!(path.to_bytes(), data, "BUMP re-encoding differs from the input");
+    assert_eq!(
+        path.to_bytes(),
+        data,
+        "BUMP re-encoding differs from the input"
+    );
     assert_eq!(usize::from(path.tree_height()), path.levels().len());
-    let leaves: Vec<Txid> = path.levels()[0].iter().filter_map(|n| n.value.hash()).map(|h| Txid(h.0)).collect();
+    let leaves: Vec<Txid> = path.levels()[0]
+        .iter()
+        .filter_map(|n| n.value.hash())
+        .map(|h| Txid(h.0))
+        .collect();
     assert!(!leaves.is_empty(), "decoded BUMP without a level-0 hash");
     for txid in &leaves {
         assert_eq!(path.compute_root(txid), Ok(path.root()));
         assert!(path.leaf_offset(txid).is_some());
         if let Some(r) = reference_root(&path, txid) {
-            assert_eq!(r, path.root(), "BUMP root differs from the reference computation for {txid}");
+            assert_eq!(
+                r,
+                path.root(),
+                "BUMP root differs from the reference computation for {txid}"
+            );
         }
     }
     let clients: Vec<Txid> = path.client_txids().collect();
     if !clients.is_empty() {
-        let cut = path.extract(&clients).expect("extracting the path's own client txids");
+        let cut = path
+            .extract(&clients)
+            .expect("extracting the path's own client txids");
         assert_eq!(cut.root(), path.root());
-        let again = MerklePath::from_bytes_strict(&cut.to_bytes()).expect("an extracted path is strict");
+        let again =
+            MerklePath::from_bytes_strict(&cut.to_bytes()).expect("an extracted path is strict");
         assert_eq!(again.root(), path.root());
         for txid in &clients {
             assert_eq!(again.compute_root(txid), Ok(path.root()));
@@ -309,7 +390,9 @@ pub fn check_bump(data: &[u8]) {
         trimmed.trim();
         assert_eq!(trimmed.root(), path.root());
         let mut combined = path.clone();
-        combined.combine(&path).expect("a path combines with itself");
+        combined
+            .combine(&path)
+            .expect("a path combines with itself");
         assert_eq!(combined.root(), path.root());
     }
 }
@@ -319,8 +402,14 @@ pub fn check_bump(data: &[u8]) {
 /// merge, version change) keep it encodable and decodable; then the SPV
 /// checks run with an accept-all tracker (see [`check_beef_spv`]).
 pub fn check_beef(data: &[u8]) {
-    let Ok(beef) = Beef::from_bytes(data) else { return };
-    assert_eq!(beef.to_bytes(), data, "BEEF re-encoding differs from the input");
+    let Ok(beef) = Beef::from_bytes(data) else {
+        return;
+    };
+    assert_eq!(
+        beef.to_bytes(),
+        data,
+        "BEEF re-encoding differs from the input"
+    );
     let mut txids = Vec::with_capacity(beef.len());
     for entry in beef.txs() {
         let txid = entry.txid();
@@ -330,7 +419,11 @@ pub fn check_beef(data: &[u8]) {
         }
         if let Some(i) = entry.bump_index() {
             let bump = beef.bumps().get(i).expect("bump index in range");
-            assert_eq!(bump.compute_root(&txid), Ok(bump.root()), "proven tx is not a leaf of its BUMP");
+            assert_eq!(
+                bump.compute_root(&txid),
+                Ok(bump.root()),
+                "proven tx is not a leaf of its BUMP"
+            );
         }
         assert!(beef.find(&txid).is_some());
     }
@@ -354,9 +447,17 @@ pub fn check_beef(data: &[u8]) {
         .iter()
         .filter(|t| t.bump_index().is_none())
         .filter_map(|t| t.transaction())
-        .all(|tx| tx.inputs.iter().all(|i| beef.find(&i.prev_out.txid).is_some()));
+        .all(|tx| {
+            tx.inputs
+                .iter()
+                .all(|i| beef.find(&i.prev_out.txid).is_some())
+        });
     if distinct && all_inputs_present {
-        assert_eq!(sorted.order_violation(), None, "sort left a parent after its child");
+        assert_eq!(
+            sorted.order_violation(),
+            None,
+            "sort left a parent after its child"
+        );
     }
     assert_round_trips(&sorted);
 
@@ -390,7 +491,11 @@ pub fn check_beef(data: &[u8]) {
 fn assert_round_trips(beef: &Beef) {
     let bytes = beef.to_bytes();
     match Beef::from_bytes(&bytes) {
-        Ok(back) => assert_eq!(back.to_bytes(), bytes, "re-decoded BEEF encodes differently"),
+        Ok(back) => assert_eq!(
+            back.to_bytes(),
+            bytes,
+            "re-decoded BEEF encodes differently"
+        ),
         Err(e) => panic!("a BEEF we built does not decode: {e}"),
     }
 }
@@ -417,23 +522,40 @@ impl ChainTracker for AcceptAll {
 /// subject is the Atomic subject or the last transaction. The scripts-only
 /// check of the subject must not panic either.
 pub fn check_beef_spv(beef: &Beef) {
-    let opts_a = VerifyOptions { allow_txid_only: true, ..VerifyOptions::default() };
-    let opts_b = VerifyOptions { allow_zero_fee: true, eras: ScriptEras::ALWAYS_ACTIVE, ..VerifyOptions::default() };
+    let opts_a = VerifyOptions {
+        allow_txid_only: true,
+        ..VerifyOptions::default()
+    };
+    let opts_b = VerifyOptions {
+        allow_zero_fee: true,
+        eras: ScriptEras::ALWAYS_ACTIVE,
+        ..VerifyOptions::default()
+    };
     for (opts, tip) in [(opts_a, u32::MAX), (opts_b, 0)] {
         let result = verify(beef.clone(), &AcceptAll { tip }, &opts);
         if let Ok(verified) = &result {
-            let expected_subject = beef.subject().or_else(|| beef.txs().last().map(|t| t.txid()));
+            let expected_subject = beef
+                .subject()
+                .or_else(|| beef.txs().last().map(|t| t.txid()));
             assert_eq!(Some(verified.subject()), expected_subject);
             for claim in verified.roots() {
                 assert!(
-                    beef.bumps().iter().any(|b| b.block_height() == claim.height && b.root() == claim.root),
+                    beef.bumps()
+                        .iter()
+                        .any(|b| b.block_height() == claim.height && b.root() == claim.root),
                     "claim {claim:?} matches no BUMP"
                 );
             }
             for entry in beef.txs() {
                 if let Some(i) = entry.bump_index() {
                     let b = &beef.bumps()[i];
-                    assert!(verified.roots().contains(&RootClaim { height: b.block_height(), root: b.root() }), "a proven tx's root was not claimed");
+                    assert!(
+                        verified.roots().contains(&RootClaim {
+                            height: b.block_height(),
+                            root: b.root()
+                        }),
+                        "a proven tx's root was not claimed"
+                    );
                 }
             }
         }
@@ -442,8 +564,15 @@ pub fn check_beef_spv(beef: &Beef) {
             let answers = vec![true; req.claims().len()];
             req.finish(&answers, tip)
         });
-        assert_eq!(stepwise.map(|v| v.subject()), result.map(|v| v.subject()), "spv_request+finish disagrees with verify");
-        if let Some(last) = beef.subject().or_else(|| beef.txs().last().map(|t| t.txid())) {
+        assert_eq!(
+            stepwise.map(|v| v.subject()),
+            result.map(|v| v.subject()),
+            "spv_request+finish disagrees with verify"
+        );
+        if let Some(last) = beef
+            .subject()
+            .or_else(|| beef.txs().last().map(|t| t.txid()))
+        {
             let _ = verify_scripts(beef, &last, &opts, tip);
         }
     }

@@ -26,13 +26,23 @@ fn spending_tx(version: u32, amount: u64, unlocking: &Script, locking: &Script) 
             unlocking_script: Script::from_bytes(vec![0x00, 0x00]),
             sequence: SEQUENCE_FINAL,
         }],
-        outputs: vec![TxOut { satoshis: amount, locking_script: locking.clone() }],
+        outputs: vec![TxOut {
+            satoshis: amount,
+            locking_script: locking.clone(),
+        }],
         lock_time: 0,
     };
     Transaction {
         version,
-        inputs: vec![TxIn { prev_out: Outpoint::new(credit.txid(), 0), unlocking_script: unlocking.clone(), sequence: SEQUENCE_FINAL }],
-        outputs: vec![TxOut { satoshis: amount, locking_script: Script::default() }],
+        inputs: vec![TxIn {
+            prev_out: Outpoint::new(credit.txid(), 0),
+            unlocking_script: unlocking.clone(),
+            sequence: SEQUENCE_FINAL,
+        }],
+        outputs: vec![TxOut {
+            satoshis: amount,
+            locking_script: Script::default(),
+        }],
         lock_time: 0,
     }
 }
@@ -48,7 +58,11 @@ fn run_script_case(hex_input: &str) -> (Result<(), ScriptError>, Duration) {
     let unlocking = Script::from_bytes(data[18..18 + len].to_vec());
     let locking = Script::from_bytes(data[18 + len..].to_vec());
     let tx = spending_tx(version, amount, &unlocking, &locking);
-    let ctx = TxContext { tx: &tx, input_index: 0, satoshis: amount };
+    let ctx = TxContext {
+        tx: &tx,
+        input_index: 0,
+        satoshis: amount,
+    };
     let start = Instant::now();
     let verdict = verify_script(&unlocking, &locking, flags, &ctx);
     (verdict, start.elapsed())
@@ -72,7 +86,10 @@ const SCRIPT_TIME_BUDGET: Duration = Duration::from_secs(2);
 #[ignore = "takes ~18 s (DoS, script interpreter): reported to lead"]
 fn fuzz_script_timeout_big_number_multiplication() {
     let (verdict, took) = run_script_case(TIMEOUT_5A5BBA56);
-    assert!(took < SCRIPT_TIME_BUDGET, "evaluation took {took:?} (verdict {verdict:?})");
+    assert!(
+        took < SCRIPT_TIME_BUDGET,
+        "evaluation took {took:?} (verdict {verdict:?})"
+    );
 }
 
 /// The same finding, built by hand and shorter: a 75-byte number squared
@@ -102,7 +119,10 @@ fn big_number_multiplication_is_bounded_in_time() {
         hex::encode(&locking)
     );
     let (verdict, took) = run_script_case(&case);
-    assert!(took < SCRIPT_TIME_BUDGET, "evaluation took {took:?} (verdict {verdict:?})");
+    assert!(
+        took < SCRIPT_TIME_BUDGET,
+        "evaluation took {took:?} (verdict {verdict:?})"
+    );
 }
 
 const TIMEOUT_5A5BBA56: &str = concat!(
@@ -130,7 +150,10 @@ const TIMEOUT_5A5BBA56: &str = concat!(
 fn timeout_reproducer_is_the_recorded_artifact() {
     let data = hex::decode(TIMEOUT_5A5BBA56).unwrap();
     assert_eq!(data.len(), 855);
-    assert_eq!(bsv_format::hash::sha1(&data), hex_array("5a5bba569604a0bf19d97d790c0fabcf1b9ea198"));
+    assert_eq!(
+        bsv_format::hash::sha1(&data),
+        hex_array("5a5bba569604a0bf19d97d790c0fabcf1b9ea198")
+    );
 }
 
 fn hex_array(h: &str) -> [u8; 20] {
@@ -154,9 +177,18 @@ const COMPOUND_BUMP_WITH_INNER_DUPLICATE: &str = concat!(
 fn compound_bump_with_inner_duplicate_decodes_strictly() {
     let path = MerklePath::from_hex_strict(COMPOUND_BUMP_WITH_INNER_DUPLICATE).unwrap();
     assert_eq!((path.block_height(), path.tree_height()), (1, 1));
-    assert_eq!(path.levels()[0].iter().map(|n| (n.offset, n.value.flag())).collect::<Vec<_>>(), vec![(0, 2), (1, 1), (2, 2)]);
+    assert_eq!(
+        path.levels()[0]
+            .iter()
+            .map(|n| (n.offset, n.value.flag()))
+            .collect::<Vec<_>>(),
+        vec![(0, 2), (1, 1), (2, 2)]
+    );
     assert!(matches!(path.levels()[0][1].value, NodeValue::Duplicate));
-    assert_eq!(path.root().to_string(), "ec614b16298eeb8b0d7b1d783ce4fb1fc5948c060d26bdac882b1d826f8d05c2");
+    assert_eq!(
+        path.root().to_string(),
+        "ec614b16298eeb8b0d7b1d783ce4fb1fc5948c060d26bdac882b1d826f8d05c2"
+    );
 }
 
 /// `beef_v1` target, 2026-11-29, after ~12,000,000 executions (75-byte
@@ -176,9 +208,18 @@ fn extract_trim_combine_of_compound_bump_decode_again() {
     trimmed.trim();
     let mut combined = path.clone();
     combined.combine(&path).unwrap();
-    for (what, p) in [("extract", extracted), ("trim", trimmed), ("combine", combined)] {
+    for (what, p) in [
+        ("extract", extracted),
+        ("trim", trimmed),
+        ("combine", combined),
+    ] {
         let back = MerklePath::from_bytes_strict(&p.to_bytes());
-        assert_eq!(back.map(|b| b.root()), Ok(path.root()), "{what}: {}", p.to_hex());
+        assert_eq!(
+            back.map(|b| b.root()),
+            Ok(path.root()),
+            "{what}: {}",
+            p.to_hex()
+        );
     }
 }
 
@@ -203,4 +244,28 @@ const BEEF_V1_C8E7ED2E: &str = concat!(
     "010103000200000000000000c4e02f3200a64cc73a18ae74a7010102000000c73a18ae74a7",
     "01010202000000c71a18ae74a701c5c92eff00c5cb432ed1e6918925c651c4e02ffd0000",
     "00",
+);
+
+/// `beef_atomic` target, 2026-11-29, fork mode, ~15,000,000 executions
+/// (`01010101` + the 126-byte artifact `crash-a867c779…8234`): the same fault
+/// through an Atomic V2 BEEF. Its BUMP (height 800,000, one level) lists a
+/// client txid at offset 2, a client txid at offset 0 and a duplicate marker
+/// at offset 1; merging the BEEF with itself gives bytes that do not decode.
+#[test]
+#[ignore = "fails (merged BEEF does not decode): reported to lead"]
+fn fuzz_beef_atomic_merge_with_itself_decodes_again() {
+    let beef = Beef::from_hex(BEEF_ATOMIC_A867C779).unwrap();
+    let level0: Vec<_> = beef.bumps()[0].levels()[0].iter().map(|n| (n.offset, n.value.flag())).collect();
+    assert_eq!(level0, vec![(2, 2), (0, 2), (1, 1)]);
+    let mut merged = beef.clone();
+    merged.merge(beef.clone());
+    let bytes = merged.to_bytes();
+    assert_eq!(Beef::from_bytes(&bytes).map(|b| b.to_bytes()), Ok(bytes));
+}
+
+const BEEF_ATOMIC_A867C779: &str = concat!(
+    "01010101",
+    "bb64c6962a043692000000a65774b918bbd06447a991f904dc8513c00f6727570200beef01fe00350c0001030202b677",
+    "a38b2b010000000001000006759a0c3bfa720200beef01fe00350c0101020002b677a38b2b9f66a72de8be9f8f78940a",
+    "48d2dac77050443f51aef19c0fffaf0101010100000101000000200000fe",
 );

@@ -57,22 +57,44 @@ fn txids(beef: &Beef) -> Vec<Txid> {
 }
 
 fn proven(beef: &Beef) -> Vec<Txid> {
-    beef.txs().iter().filter(|t| t.bump_index().is_some()).map(|t| t.txid()).collect()
+    beef.txs()
+        .iter()
+        .filter(|t| t.bump_index().is_some())
+        .map(|t| t.txid())
+        .collect()
 }
 
 fn roots(beef: &Beef) -> Vec<(u32, Hash256)> {
-    beef.bumps().iter().map(|b| (b.block_height(), b.root())).collect()
+    beef.bumps()
+        .iter()
+        .map(|b| (b.block_height(), b.root()))
+        .collect()
 }
 
 /// Decodes and verifies an original (scripts on if that passes, else off);
 /// panics if it does not verify at all.
 fn original(name: String, bytes: Vec<u8>, eras: ScriptEras) -> Original {
-    let beef = Beef::from_bytes(&bytes).unwrap_or_else(|e| panic!("{name}: valid BEEF does not decode: {e}"));
+    let beef = Beef::from_bytes(&bytes)
+        .unwrap_or_else(|e| panic!("{name}: valid BEEF does not decode: {e}"));
     let roots = roots(&beef);
-    let tip = roots.iter().map(|r| r.0).max().unwrap_or(0).saturating_add(1_000);
-    let tracker = MapTracker { roots: roots.iter().copied().collect(), tip };
-    let with_scripts = VerifyOptions { eras, ..VerifyOptions::default() };
-    let without = VerifyOptions { check_scripts: false, ..with_scripts };
+    let tip = roots
+        .iter()
+        .map(|r| r.0)
+        .max()
+        .unwrap_or(0)
+        .saturating_add(1_000);
+    let tracker = MapTracker {
+        roots: roots.iter().copied().collect(),
+        tip,
+    };
+    let with_scripts = VerifyOptions {
+        eras,
+        ..VerifyOptions::default()
+    };
+    let without = VerifyOptions {
+        check_scripts: false,
+        ..with_scripts
+    };
     let (opts, scripts) = match verify(beef.clone(), &tracker, &with_scripts) {
         Ok(_) => (with_scripts, true),
         Err(_) => {
@@ -82,7 +104,16 @@ fn original(name: String, bytes: Vec<u8>, eras: ScriptEras) -> Original {
             (without, false)
         }
     };
-    Original { name, txids: txids(&beef), proven: proven(&beef), roots, bytes, tracker, opts, scripts }
+    Original {
+        name,
+        txids: txids(&beef),
+        proven: proven(&beef),
+        roots,
+        bytes,
+        tracker,
+        opts,
+        scripts,
+    }
 }
 
 /// The strict-valid shared BEEF vectors, with roots checked against the
@@ -98,26 +129,56 @@ fn vector_originals() -> Vec<Original> {
             Some("testnet") => ScriptEras::TESTNET,
             _ => ScriptEras::ALWAYS_ACTIVE,
         };
-        let o = original(name, hex::decode(case["hex"].as_str().unwrap()).unwrap(), eras);
+        let o = original(
+            name,
+            hex::decode(case["hex"].as_str().unwrap()).unwrap(),
+            eras,
+        );
         // Every root the vector lists is one of ours. (A few vectors list
         // none, e.g. for a single-transaction block whose root is its txid.)
-        let expected = case["expect"]["computed_roots"].as_object().expect("computed_roots");
+        let expected = case["expect"]["computed_roots"]
+            .as_object()
+            .expect("computed_roots");
         for (height, root) in expected {
-            let mut ours: Vec<String> = o.roots.iter().filter(|r| r.0.to_string() == *height).map(|r| r.1.to_string()).collect();
+            let mut ours: Vec<String> = o
+                .roots
+                .iter()
+                .filter(|r| r.0.to_string() == *height)
+                .map(|r| r.1.to_string())
+                .collect();
             ours.dedup();
-            assert_eq!(ours, vec![root.as_str().unwrap().to_string()], "{}: root of height {height}", o.name);
+            assert_eq!(
+                ours,
+                vec![root.as_str().unwrap().to_string()],
+                "{}: root of height {height}",
+                o.name
+            );
         }
         out.push(o);
     }
-    assert!(out.len() >= 10, "expected the strict-valid BEEF vectors, found {}", out.len());
+    assert!(
+        out.len() >= 10,
+        "expected the strict-valid BEEF vectors, found {}",
+        out.len()
+    );
     out
 }
 
 fn generated_original(g: &GeneratedBeef) -> Original {
-    let o = original("generated".into(), g.beef.to_bytes(), ScriptEras::ALWAYS_ACTIVE);
-    assert!(o.scripts, "a generated BEEF has real signatures and verifies with scripts on");
+    let o = original(
+        "generated".into(),
+        g.beef.to_bytes(),
+        ScriptEras::ALWAYS_ACTIVE,
+    );
+    assert!(
+        o.scripts,
+        "a generated BEEF has real signatures and verifies with scripts on"
+    );
     for r in &o.roots {
-        assert!(g.roots.contains(r), "generated BUMP root is not its block's Merkle root");
+        assert!(
+            g.roots.contains(r),
+            "generated BUMP root is not its block's Merkle root"
+        );
     }
     o
 }
@@ -126,10 +187,17 @@ fn generated_original(g: &GeneratedBeef) -> Original {
 fn check_mutant(o: &Original, at: usize, value: u8) -> Result<(), String> {
     let mut bytes = o.bytes.clone();
     bytes[at] = value;
-    let Ok(beef) = Beef::from_bytes(&bytes) else { return Ok(()) };
+    let Ok(beef) = Beef::from_bytes(&bytes) else {
+        return Ok(());
+    };
     let (got_txids, got_proven, got_roots) = (txids(&beef), proven(&beef), roots(&beef));
-    let Ok(_) = verify(beef, &o.tracker, &o.opts) else { return Ok(()) };
-    let what = format!("{} byte {at} {:02x}→{value:02x} verifies", o.name, o.bytes[at]);
+    let Ok(_) = verify(beef, &o.tracker, &o.opts) else {
+        return Ok(());
+    };
+    let what = format!(
+        "{} byte {at} {:02x}→{value:02x} verifies",
+        o.name, o.bytes[at]
+    );
     if got_roots != o.roots {
         return Err(format!("{what} with other roots {got_roots:?}"));
     }
@@ -150,7 +218,10 @@ fn every_single_byte_mutation_of_a_small_beef_is_caught() {
     let mut originals = vector_originals();
     originals.retain(|o| o.scripts);
     originals.sort_by_key(|o| o.bytes.len());
-    let smallest = originals.into_iter().next().expect("a strict-valid vector that verifies with scripts");
+    let smallest = originals
+        .into_iter()
+        .next()
+        .expect("a strict-valid vector that verifies with scripts");
     let plan = beef_plan_fixed();
     let generated = generated_original(&build_beef(&plan));
     let mut mutants = 0;
@@ -168,7 +239,8 @@ fn every_single_byte_mutation_of_a_small_beef_is_caught() {
                 }
                 let mut m = o.bytes.clone();
                 m[at] = value;
-                if Beef::from_bytes(&m).is_ok_and(|beef| verify(beef, &o.tracker, &o.opts).is_ok()) {
+                if Beef::from_bytes(&m).is_ok_and(|beef| verify(beef, &o.tracker, &o.opts).is_ok())
+                {
                     decoded_and_verified += 1;
                 }
             }
@@ -177,7 +249,10 @@ fn every_single_byte_mutation_of_a_small_beef_is_caught() {
     // Nearly every mutant is rejected; the few that pass are redundant bytes.
     eprintln!("STATS {mutants} mutants, {decoded_and_verified} verified; smallest {} ({} bytes), generated {} bytes", smallest.name, smallest.bytes.len(), generated.bytes.len());
     assert!(mutants > 4 * 150, "only {mutants} mutants");
-    assert!(decoded_and_verified * 20 < mutants, "{decoded_and_verified} of {mutants} mutants verified");
+    assert!(
+        decoded_and_verified * 20 < mutants,
+        "{decoded_and_verified} of {mutants} mutants verified"
+    );
 }
 
 /// One fixed generated BEEF for the exhaustive test: V1, two proven parents

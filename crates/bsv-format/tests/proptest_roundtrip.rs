@@ -18,8 +18,6 @@ use bsv_format::{Script, Transaction, Txid};
 use proptest::prelude::*;
 use strategies::*;
 
-
-
 proptest! {
     #![proptest_config(config(256))]
 
@@ -247,9 +245,17 @@ proptest! {
 /// behaviour so a change is noticed.
 #[test]
 fn empty_transaction_with_ef_marker_lock_time_reads_as_ef() {
-    let tx = Transaction { version: 1, inputs: vec![], outputs: vec![], lock_time: 0xef00_0000 };
+    let tx = Transaction {
+        version: 1,
+        inputs: vec![],
+        outputs: vec![],
+        lock_time: 0xef00_0000,
+    };
     let bytes = tx.to_bytes();
     assert_eq!(hex::encode(&bytes), "010000000000000000ef");
     let err = Transaction::from_bytes(&bytes).unwrap_err();
-    assert_eq!((err.kind, err.offset), (ParseErrorKind::UnexpectedExtendedFormat, 4));
+    assert_eq!(
+        (err.kind, err.offset),
+        (ParseErrorKind::UnexpectedExtendedFormat, 4)
+    );
 }

@@ -10,8 +10,15 @@ use proptest::prelude::*;
 /// `cases` cases (or `$PROPTEST_CASES`), no failure-persistence files (the
 /// minimal failing input is printed; turn it into a `#[test]` instead).
 pub fn config(cases: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(cases);
-    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(cases);
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 /// Random script bytes, biased towards short scripts.
@@ -26,24 +33,39 @@ pub fn txid() -> impl Strategy<Value = Txid> {
 
 /// A random input (any outpoint, script of up to 120 bytes, any sequence).
 pub fn tx_in() -> impl Strategy<Value = TxIn> {
-    (txid(), any::<u32>(), script_bytes(120), any::<u32>()).prop_map(|(txid, vout, unlocking_script, sequence)| TxIn {
-        prev_out: Outpoint { txid, vout },
-        unlocking_script,
-        sequence,
-    })
+    (txid(), any::<u32>(), script_bytes(120), any::<u32>()).prop_map(
+        |(txid, vout, unlocking_script, sequence)| TxIn {
+            prev_out: Outpoint { txid, vout },
+            unlocking_script,
+            sequence,
+        },
+    )
 }
 
 /// A random output (any satoshi value, script of up to 120 bytes).
 pub fn tx_out() -> impl Strategy<Value = TxOut> {
-    (any::<u64>(), script_bytes(120)).prop_map(|(satoshis, locking_script)| TxOut { satoshis, locking_script })
+    (any::<u64>(), script_bytes(120)).prop_map(|(satoshis, locking_script)| TxOut {
+        satoshis,
+        locking_script,
+    })
 }
 
 /// A random transaction with 1..5 inputs and 0..5 outputs. (Zero inputs is
 /// excluded: `version ‖ 00 00 ‖ 000000EF` reads as the EF marker, see
 /// `empty_transaction_with_ef_marker_lock_time_reads_as_ef`.)
 pub fn transaction() -> impl Strategy<Value = Transaction> {
-    (any::<u32>(), prop::collection::vec(tx_in(), 1..5), prop::collection::vec(tx_out(), 0..5), any::<u32>())
-        .prop_map(|(version, inputs, outputs, lock_time)| Transaction { version, inputs, outputs, lock_time })
+    (
+        any::<u32>(),
+        prop::collection::vec(tx_in(), 1..5),
+        prop::collection::vec(tx_out(), 0..5),
+        any::<u32>(),
+    )
+        .prop_map(|(version, inputs, outputs, lock_time)| Transaction {
+            version,
+            inputs,
+            outputs,
+            lock_time,
+        })
 }
 
 /// One element of a script under construction.
@@ -137,7 +159,10 @@ use bsv_format::Hash256;
 pub fn block_merkle_root(txids: &[Txid]) -> Hash256 {
     let mut level: Vec<Hash256> = txids.iter().map(Txid::as_hash).collect();
     while level.len() > 1 {
-        level = level.chunks(2).map(|p| Hash256::merkle_parent(&p[0], p.get(1).unwrap_or(&p[0]))).collect();
+        level = level
+            .chunks(2)
+            .map(|p| Hash256::merkle_parent(&p[0], p.get(1).unwrap_or(&p[0])))
+            .collect();
     }
     level[0]
 }
@@ -151,7 +176,11 @@ pub fn block(max: usize) -> impl Strategy<Value = Vec<Txid>> {
 pub fn block_with_clients(max: usize) -> impl Strategy<Value = (u32, Vec<Txid>, Vec<usize>)> {
     (any::<u32>(), block(max)).prop_flat_map(|(height, txids)| {
         let n = txids.len();
-        (Just(height), Just(txids), prop::collection::vec(0..n, 1..=3))
+        (
+            Just(height),
+            Just(txids),
+            prop::collection::vec(0..n, 1..=3),
+        )
     })
 }
 
@@ -203,9 +232,21 @@ pub struct BeefPlan {
 /// first spending every parent, all P2PKH with real FORKID signatures.
 pub fn beef_plan() -> impl Strategy<Value = BeefPlan> {
     (
-        prop_oneof![Just(BeefShape::V1), Just(BeefShape::V2), Just(BeefShape::AtomicV1), Just(BeefShape::AtomicV2)],
+        prop_oneof![
+            Just(BeefShape::V1),
+            Just(BeefShape::V2),
+            Just(BeefShape::AtomicV1),
+            Just(BeefShape::AtomicV2)
+        ],
         1u8..=255,
-        prop::collection::vec((0u32..10_000_000, prop::collection::vec(txid(), 0..12), any::<usize>()), 1..=2),
+        prop::collection::vec(
+            (
+                0u32..10_000_000,
+                prop::collection::vec(txid(), 0..12),
+                any::<usize>(),
+            ),
+            1..=2,
+        ),
         1usize..=3,
         prop::collection::vec(txid(), 2),
         10_000u64..1_000_000_000,
@@ -214,7 +255,14 @@ pub fn beef_plan() -> impl Strategy<Value = BeefPlan> {
             if blocks.len() == 2 && blocks[0].0 == blocks[1].0 {
                 blocks[1].0 = blocks[0].0.wrapping_add(1) % 10_000_000;
             }
-            BeefPlan { shape, key_seed, blocks, chain, funding, satoshis }
+            BeefPlan {
+                shape,
+                key_seed,
+                blocks,
+                chain,
+                funding,
+                satoshis,
+            }
         })
 }
 
@@ -224,9 +272,16 @@ fn signed_spend(prevs: &[(Txid, u64)], key: &PrivateKey, satoshis: u64) -> Trans
         version: 1,
         inputs: prevs
             .iter()
-            .map(|(txid, _)| TxIn { prev_out: Outpoint::new(*txid, 0), unlocking_script: Script::default(), sequence: SEQUENCE_FINAL })
+            .map(|(txid, _)| TxIn {
+                prev_out: Outpoint::new(*txid, 0),
+                unlocking_script: Script::default(),
+                sequence: SEQUENCE_FINAL,
+            })
             .collect(),
-        outputs: vec![TxOut { satoshis, locking_script: lock.clone() }],
+        outputs: vec![TxOut {
+            satoshis,
+            locking_script: lock.clone(),
+        }],
         lock_time: 0,
     };
     for (i, (_, sats)) in prevs.iter().enumerate() {
@@ -257,7 +312,10 @@ pub fn build_beef(plan: &BeefPlan) -> GeneratedBeef {
                 unlocking_script: Script::from_bytes(vec![0x01, k as u8]),
                 sequence: SEQUENCE_FINAL,
             }],
-            outputs: vec![TxOut { satoshis: plan.satoshis, locking_script: lock.clone() }],
+            outputs: vec![TxOut {
+                satoshis: plan.satoshis,
+                locking_script: lock.clone(),
+            }],
             lock_time: 0,
         };
         let mut block = others.clone();
