@@ -198,10 +198,24 @@ fn compound_bump_with_inner_duplicate_decodes_strictly() {
 /// ("second duplicate marker in one BUMP level", offset 73). Either the
 /// decoder should refuse a duplicate marker that is not at the right edge of
 /// its level, or the expansion must not emit two. Owner: bump (branch c).
+///
+/// The `bump` target found the same on its own (fork mode, ~13,000,000
+/// executions, artifact `crash-960f7a1c…8ac9`, 77 bytes, [`BUMP_960F7A1C`]):
+/// height 1,663,533, one level, client txids at offsets 2 and 0 and a
+/// duplicate marker at offset 1; `extract` of its client txids does not
+/// decode strictly.
 #[test]
 #[ignore = "fails (extract/trim/combine output does not decode): reported to lead"]
 fn extract_trim_combine_of_compound_bump_decode_again() {
-    let path = MerklePath::from_hex_strict(COMPOUND_BUMP_WITH_INNER_DUPLICATE).unwrap();
+    for hex_path in [COMPOUND_BUMP_WITH_INNER_DUPLICATE, BUMP_960F7A1C] {
+        extract_trim_combine_decode_again(hex_path);
+    }
+}
+
+const BUMP_960F7A1C: &str = "fe2d621900010302020401010101000101090101018000000000000000000000000000000000000000000200000000a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0000101";
+
+fn extract_trim_combine_decode_again(hex_path: &str) {
+    let path = MerklePath::from_hex_strict(hex_path).unwrap();
     let clients: Vec<_> = path.client_txids().collect();
     let extracted = path.extract(&clients).unwrap();
     let mut trimmed = path.clone();
@@ -255,7 +269,10 @@ const BEEF_V1_C8E7ED2E: &str = concat!(
 #[ignore = "fails (merged BEEF does not decode): reported to lead"]
 fn fuzz_beef_atomic_merge_with_itself_decodes_again() {
     let beef = Beef::from_hex(BEEF_ATOMIC_A867C779).unwrap();
-    let level0: Vec<_> = beef.bumps()[0].levels()[0].iter().map(|n| (n.offset, n.value.flag())).collect();
+    let level0: Vec<_> = beef.bumps()[0].levels()[0]
+        .iter()
+        .map(|n| (n.offset, n.value.flag()))
+        .collect();
     assert_eq!(level0, vec![(2, 2), (0, 2), (1, 1)]);
     let mut merged = beef.clone();
     merged.merge(beef.clone());

@@ -101,10 +101,13 @@ pub fn script_part() -> impl Strategy<Value = ScriptPart> {
     ]
 }
 
+/// The `(opcode, pushed data)` a chunk is expected to parse as.
+pub type ExpectedChunk = (u8, Option<Vec<u8>>);
+
 /// Encodes parts into script bytes, returning the bytes and the expected
 /// `(opcode, data)` of each chunk. A `Pushdata1` of more than 255 bytes is cut
 /// to 255 and a `Direct` push is at most 75 bytes.
-pub fn encode_parts(parts: &[ScriptPart]) -> (Vec<u8>, Vec<(u8, Option<Vec<u8>>)>) {
+pub fn encode_parts(parts: &[ScriptPart]) -> (Vec<u8>, Vec<ExpectedChunk>) {
     let mut out = Vec::new();
     let mut chunks = Vec::new();
     for p in parts {
