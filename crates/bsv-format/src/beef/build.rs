@@ -18,6 +18,8 @@ impl Beef {
     /// height and root) if there is one (BRC-74 "Merging"), and links every
     /// unproven transaction it proves. Returns the BUMP's index.
     pub fn add_bump(&mut self, path: MerklePath) -> usize {
+        // Combining trims to client txids: keep the leaves our txs rely on.
+        self.flag_proven_leaves();
         let index = self.merge_bump(path);
         self.link_unproven();
         index

@@ -309,6 +309,27 @@ fn merge_combines_bumps_of_one_block_and_proves_unproven_txs() {
 }
 
 #[test]
+fn combining_bumps_keeps_leaves_that_transactions_rely_on_without_the_flag() {
+    let txs: Vec<Transaction> = (30..34).map(funding).collect();
+    let block: Vec<Txid> = txs.iter().map(Transaction::txid).collect();
+    let mut bump = MerklePath::from_block(60, &block, &[1]).unwrap().to_bytes();
+    // Level 0 is {0: sibling, 1: client}; unflag the client (height 1 byte,
+    // tree height, count, then node 0 (offset, flag, 32) and node 1's offset).
+    assert_eq!(bump[3 + 34 + 1], 2);
+    bump[3 + 34 + 1] = 0;
+    let mut bytes = hex::decode("0100beef01").unwrap();
+    bytes.extend_from_slice(&bump);
+    bytes.push(1);
+    txs[1].write(&mut bytes);
+    bytes.extend_from_slice(&[1, 0]);
+    let mut beef = Beef::from_bytes(&bytes).unwrap();
+    beef.add_bump(MerklePath::from_block(60, &block, &[2]).unwrap());
+    assert_eq!(beef.bumps().len(), 1);
+    assert_eq!(beef.bumps()[0].client_txids().collect::<Vec<_>>(), vec![block[1], block[2]]);
+    assert_eq!(Beef::from_bytes(&beef.to_bytes()).unwrap(), beef);
+}
+
+#[test]
 fn hostile_counts_do_not_allocate() {
     let e = parse_err(&hex::decode("0200beefffffffffffffffff7f").unwrap());
     assert_eq!((e.offset, e.kind), (4, ParseErrorKind::CountTooLarge));
