@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod chain;
+pub mod chainsim;
 pub mod cli;
 pub mod headers;
 pub mod sample;
