@@ -832,3 +832,102 @@ async fn beef_verify_asks_a_headers_service_given_a_url() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("headers service") && stderr.contains("HTTP 401"), "{stderr}");
 }
+
+// ---------------------------------------------------------------------------
+// Round trip against the real chainsim
+
+#[tokio::test]
+async fn round_trip_against_chainsim() {
+    use bsv_format::beef::Beef;
+    use bsv_format::hash::sha256;
+    use bsv_format::keys::{Network, PrivateKey};
+    use bsv_format::script::templates::{p2pkh_lock, p2pkh_unlock, sign_input};
+    use bsv_format::sighash::{SIGHASH_ALL, SIGHASH_FORKID};
+    use escrowd::chainsim::{Chainsim, ChainsimConfig};
+
+    let sim = Chainsim::start(ChainsimConfig::default()).await.unwrap();
+    let url = sim.url();
+    let arc = arc(&url);
+    let mut cfg = HeadersConfig::new(&url);
+    cfg.retry = FAST;
+    cfg.tip_ttl = Duration::ZERO;
+    let headers = HeadersClient::new(cfg).unwrap();
+    let mut cfg = SpendConfig::new(format!("{url}/v1"));
+    cfg.retry = FAST;
+    let spends = SpendClient::new(cfg).unwrap();
+    let http = reqwest::Client::new();
+    let sim_post = |path: &str, body: serde_json::Value| {
+        let req = http.post(format!("{url}{path}")).json(&body);
+        async move { req.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+
+    // Fund a key with the faucet (its BEEF proves the funding transaction).
+    let alice = PrivateKey::from_bytes(&sha256(b"chain_clients alice")).unwrap();
+    let bob = PrivateKey::from_bytes(&sha256(b"chain_clients bob")).unwrap();
+    let address = alice.public_key().address(Network::Testnet);
+    let paid = sim_post("/sim/faucet", serde_json::json!({ "address": address, "satoshis": 100_000 })).await;
+    let mut beef = Beef::from_hex(paid["beef"].as_str().unwrap()).unwrap();
+    let funding_txid: Txid = paid["txid"].as_str().unwrap().parse().unwrap();
+    let vout = paid["vout"].as_u64().unwrap() as u32;
+    let funding = beef.find(&funding_txid).unwrap().transaction().unwrap().clone();
+    let coin = Outpoint::new(funding_txid, vout);
+    let source = funding.outputs[vout as usize].clone();
+
+    // Alice pays Bob; a second version with another fee double-spends it.
+    let pay = |fee: u64| {
+        let mut tx = Transaction {
+            version: 1,
+            inputs: vec![TxIn { prev_out: coin, unlocking_script: Script::default(), sequence: 0xffff_ffff }],
+            outputs: vec![TxOut {
+                satoshis: source.satoshis - fee,
+                locking_script: p2pkh_lock(&bob.public_key().hash160()),
+            }],
+            lock_time: 0,
+        };
+        let sig = sign_input(&tx, 0, &source.locking_script, source.satoshis, SIGHASH_ALL | SIGHASH_FORKID, &alice).unwrap();
+        tx.inputs[0].unlocking_script = p2pkh_unlock(&sig, &alice.public_key()).unwrap();
+        EfTransaction::new(tx, vec![source.clone()]).unwrap()
+    };
+    let payment = pay(500);
+    let txid = payment.txid();
+
+    assert_eq!(spends.spent_by(&coin).await.unwrap(), None);
+    assert_eq!(arc.status(&txid).await.unwrap(), None);
+    for _ in 0..2 {
+        let outcome = arc.broadcast(&payment).await.unwrap();
+        assert!(matches!(&outcome, BroadcastOutcome::Accepted(s) if s.txid == txid && s.state == TxState::SeenOnNetwork), "{outcome:?}");
+    }
+    assert_eq!(spends.spent_by(&coin).await.unwrap(), Some(SpendingInput { txid, vin: 0 }));
+
+    // Mined: the status carries a BUMP that SPV accepts against the headers API.
+    let tip = sim_post("/sim/mine", serde_json::json!({ "blocks": 1 })).await["tip"].as_u64().unwrap() as u32;
+    assert_eq!(headers.current_height().await.unwrap(), tip);
+    let status = arc.status(&txid).await.unwrap().unwrap();
+    let TxState::Mined(inclusion) = status.state else { panic!("{status:?}") };
+    assert_eq!(inclusion.height, tip);
+    let header = headers.header_by_height(tip).await.unwrap().unwrap();
+    assert_eq!((header.hash, header.merkle_root), (inclusion.hash, inclusion.merkle_path.root()));
+    assert!(matches!(arc.broadcast(&payment).await, Ok(BroadcastOutcome::Accepted(s)) if s.state.code() == 120));
+
+    beef.add_bump(inclusion.merkle_path.clone());
+    beef.add_transaction(payment.tx.clone());
+    let opts = VerifyOptions { eras: bsv_format::spv::ScriptEras::ALWAYS_ACTIVE, ..VerifyOptions::default() };
+    let verified = verify_beef(&headers, beef, &opts).await.unwrap();
+    assert_eq!(verified.subject(), txid);
+    assert!(verified.roots().contains(&RootClaim { height: tip, root: inclusion.merkle_path.root() }));
+    assert!(!headers.is_valid_root_for_height(&Hash256([1; 32]), tip).await.unwrap());
+
+    // A competing spend of the mined coin, within chainsim's double-spend window.
+    let rival = pay(600);
+    let outcome = arc.broadcast(&rival).await.unwrap();
+    assert!(matches!(outcome, BroadcastOutcome::DoubleSpendAttempted(_)), "{outcome:?}");
+    assert_eq!(outcome.competing_txs(), [txid]);
+
+    // Spending an output that does not exist is a permanent 462.
+    let err = arc.broadcast(&ef(40)).await.unwrap_err();
+    assert!(
+        matches!(err, BroadcastError::Rejected { code: RejectCode::Http { code: ArcErrorCode::Inputs, status: 462 }, .. }),
+        "{err:?}"
+    );
+    sim.shutdown().await.unwrap();
+}
