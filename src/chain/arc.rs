@@ -111,8 +111,8 @@ impl WaitFor {
     }
 }
 
-/// Where and how to reach an ARC instance.
-#[derive(Debug, Clone)]
+/// Where and how to reach an ARC instance. `Debug` shows no API key.
+#[derive(Clone)]
 pub struct ArcConfig {
     /// Base URL, e.g. `https://arc.taal.com` or chainsim's
     /// `http://127.0.0.1:PORT`; `/v1/tx`, `/v1/txs`, `/v1/tx/{txid}` are appended.
@@ -128,6 +128,19 @@ pub struct ArcConfig {
     pub request_timeout: Duration,
     /// Retries of transient faults.
     pub retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for ArcConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArcConfig")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("wait_for", &self.wait_for)
+            .field("max_timeout_secs", &self.max_timeout_secs)
+            .field("request_timeout", &self.request_timeout)
+            .field("retry", &self.retry)
+            .finish()
+    }
 }
 
 impl ArcConfig {
@@ -613,6 +626,8 @@ mod tests {
         cfg.max_timeout_secs = Some(30);
         assert!(matches!(ArcClient::new(cfg.clone()), Err(ChainConfigError::TimeoutBelowMaxTimeout { .. })));
         cfg.request_timeout = Duration::from_secs(31);
-        assert!(ArcClient::new(cfg).is_ok());
+        cfg.api_key = Some("secret".into());
+        let client = ArcClient::new(cfg).unwrap();
+        assert!(!format!("{client:?}").contains("secret"), "{client:?}");
     }
 }

@@ -103,7 +103,8 @@ impl MonotonicClock for ManualClock {
 }
 
 /// Where and how to reach a Block Headers Service, and how to cache.
-#[derive(Debug, Clone)]
+/// `Debug` shows no API key.
+#[derive(Clone)]
 pub struct HeadersConfig {
     /// Base URL, e.g. `https://headers.example` or chainsim's
     /// `http://127.0.0.1:PORT`; `/api/v1/chain/…` is appended.
@@ -121,6 +122,20 @@ pub struct HeadersConfig {
     pub min_cache_depth: u32,
     /// Most confirmed roots remembered.
     pub max_cached_roots: usize,
+}
+
+impl std::fmt::Debug for HeadersConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeadersConfig")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("request_timeout", &self.request_timeout)
+            .field("retry", &self.retry)
+            .field("tip_ttl", &self.tip_ttl)
+            .field("min_cache_depth", &self.min_cache_depth)
+            .field("max_cached_roots", &self.max_cached_roots)
+            .finish()
+    }
 }
 
 impl HeadersConfig {

@@ -36,8 +36,8 @@ use super::{
 /// Largest response body read, bytes.
 const MAX_BODY_BYTES: usize = 64 << 10;
 
-/// Where and how to reach the spent-output endpoint.
-#[derive(Debug, Clone)]
+/// Where and how to reach the spent-output endpoint. `Debug` shows no API key.
+#[derive(Clone)]
 pub struct SpendConfig {
     /// Base URL including the path prefix under which `/tx/{txid}/{vout}/spent`
     /// lives: `http://HOST:PORT/v1` for chainsim.
@@ -48,6 +48,17 @@ pub struct SpendConfig {
     pub request_timeout: Duration,
     /// Retries of transient faults.
     pub retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for SpendConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpendConfig")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("request_timeout", &self.request_timeout)
+            .field("retry", &self.retry)
+            .finish()
+    }
 }
 
 impl SpendConfig {
