@@ -668,3 +668,96 @@ pub trait SpendWatcher: Send + Sync {
     /// [`SpendWatchError`] when the service cannot answer.
     async fn spent_by(&self, outpoint: &Outpoint) -> Result<Option<SpendingInput>, SpendWatchError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use bsv_format::beef::BeefVersion;
+    use bsv_format::{Script, Transaction, TxIn, TxOut};
+
+    use super::*;
+
+    #[test]
+    fn error_codes_classify_as_the_arc_docs_say() {
+        let transient: Vec<u16> = (400..600).filter(|s| ArcErrorCode::from_http(*s).is_transient()).collect();
+        let mut expected = vec![408, 429, 469];
+        expected.extend(500..600);
+        assert_eq!(transient, expected);
+        assert_eq!(ArcErrorCode::from_http(467), ArcErrorCode::from_http(475));
+        assert_eq!(ArcErrorCode::from_http(470), ArcErrorCode::Other(470));
+    }
+
+    #[test]
+    fn states_are_ordered_by_their_metamorph_codes() {
+        let states = [
+            TxState::Unknown,
+            TxState::Queued,
+            TxState::Received,
+            TxState::Stored,
+            TxState::AnnouncedToNetwork,
+            TxState::RequestedByNetwork,
+            TxState::SentToNetwork,
+            TxState::AcceptedByNetwork,
+            TxState::SeenInOrphanMempool,
+            TxState::SeenOnNetwork,
+            TxState::DoubleSpendAttempted { competing_txs: vec![] },
+            TxState::Rejected,
+            TxState::MinedInStaleBlock,
+        ];
+        let codes: Vec<u8> = states.iter().map(TxState::code).collect();
+        assert_eq!(codes, [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 115]);
+        assert_eq!(states[9].to_string(), "SEEN_ON_NETWORK");
+    }
+
+    /// Answers `answer` for every root at tip 500, counting calls.
+    struct Fixed {
+        answer: bool,
+        calls: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl ChainTracker for Fixed {
+        async fn is_valid_root_for_height(&self, _: &Hash256, _: u32) -> Result<bool, TrackerError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Ok(self.answer)
+        }
+        async fn current_height(&self) -> Result<u32, TrackerError> {
+            Ok(500)
+        }
+    }
+
+    /// A BEEF with one transaction proven in a two-transaction block at 400.
+    fn proven_beef() -> (Beef, Txid) {
+        let tx = Transaction {
+            version: 1,
+            inputs: vec![TxIn {
+                prev_out: Outpoint::new(Txid([3; 32]), 0),
+                unlocking_script: Script::from_bytes(vec![0x51]),
+                sequence: 0xffff_ffff,
+            }],
+            outputs: vec![TxOut { satoshis: 1, locking_script: Script::from_bytes(vec![0x51]) }],
+            lock_time: 0,
+        };
+        let txid = tx.txid();
+        let mut beef = Beef::new(BeefVersion::V1);
+        beef.add_bump(MerklePath::from_block(400, &[Txid([1; 32]), txid], &[1]).unwrap());
+        beef.add_transaction(tx);
+        (beef, txid)
+    }
+
+    #[tokio::test]
+    async fn verify_beef_asks_the_tracker_and_reports_its_verdict() {
+        let (beef, txid) = proven_beef();
+        let yes = Fixed { answer: true, calls: AtomicUsize::new(0) };
+        let verified = verify_beef(&yes, beef.clone(), &VerifyOptions::default()).await.unwrap();
+        assert_eq!((verified.subject(), verified.tip_height()), (txid, 500));
+        assert_eq!(yes.calls.load(Ordering::SeqCst), 1);
+        let no = Fixed { answer: false, calls: AtomicUsize::new(0) };
+        let root = beef.bumps()[0].root();
+        assert_eq!(
+            verify_beef(&no, beef, &VerifyOptions::default()).await.unwrap_err(),
+            VerifyBeefError::Invalid(VerifyError::RootNotConfirmed { height: 400, root })
+        );
+    }
+}
