@@ -7,9 +7,11 @@
 //! # Layout
 //! - [`input`]: file / stdin / inline-hex input, binary or hex.
 //! - [`beef`]: `escrowd beef inspect|verify|to-ef`.
+//! - [`chainsim`]: `escrowd chainsim` (the regtest ARC / headers server).
 //! - [`tx`]: `escrowd tx decode`.
 
 pub mod beef;
+pub mod chainsim;
 pub mod input;
 pub mod tx;
 
@@ -32,6 +34,8 @@ enum Command {
         #[command(subcommand)]
         command: beef::BeefCommand,
     },
+    /// Run a regtest ledger that speaks the ARC and Block Headers Service APIs.
+    Chainsim(chainsim::ChainsimArgs),
     /// Decode raw transactions.
     Tx {
         #[command(subcommand)]
@@ -75,6 +79,7 @@ pub fn emitln(text: impl std::fmt::Display) {
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Beef { command } => beef::run(command),
+        Command::Chainsim(args) => chainsim::run(args),
         Command::Tx { command } => tx::run(command),
     };
     match result {
