@@ -6,4 +6,5 @@
 
 pub mod cli;
 pub mod headers;
+pub mod policy;
 pub mod sample;

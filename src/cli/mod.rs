@@ -11,6 +11,7 @@
 
 pub mod beef;
 pub mod input;
+pub mod policy;
 pub mod tx;
 
 use std::process::ExitCode;
@@ -36,6 +37,11 @@ enum Command {
     Tx {
         #[command(subcommand)]
         command: tx::TxCommand,
+    },
+    /// Validate policy files (timeline rules C1-C3, limits, identities).
+    Policy {
+        #[command(subcommand)]
+        command: policy::PolicyCommand,
     },
 }
 
@@ -76,6 +82,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Beef { command } => beef::run(command),
         Command::Tx { command } => tx::run(command),
+        Command::Policy { command } => policy::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
