@@ -367,3 +367,17 @@ fn c1_c2_and_c3_margin_point_at_the_field_to_change() {
     assert_eq!(e.field, "chains.p.claim_margin_blocks");
     assert!(matches!(e.kind, PolicyErrorKind::Unsafe { rule: Rule::C1, .. }), "{e}");
 }
+
+#[test]
+fn an_empty_chains_table_points_at_itself() {
+    let text = worked(236);
+    let cut = text.find("[chains.x]").unwrap();
+    let e = err(&format!("{}[chains]\n", &text[..cut]));
+    assert_eq!(at(&e), (21, 1, "chains"));
+    assert!(e.to_string().ends_with("impossible: no chain is listed"), "{e}");
+    let e = err(&format!("{}[chains]\nx = 5\n", &text[..cut]));
+    assert_eq!(
+        (at(&e), e.kind.clone()),
+        ((22, 5, "chains.x"), PolicyErrorKind::WrongType { expected: "table", found: "integer" })
+    );
+}

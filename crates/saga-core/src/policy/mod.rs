@@ -653,12 +653,7 @@ fn read_chains(
     let mut t = root.table(src, "chains")?;
     let chain_tables = t.subtables(src)?;
     if chain_tables.is_empty() {
-        return Err(error_at(
-            src,
-            spans,
-            "chains",
-            PolicyErrorKind::Impossible { reason: "no chain is listed".into() },
-        ));
+        return Err(src.error(t.at(), "chains", PolicyErrorKind::Impossible { reason: "no chain is listed".into() }));
     }
     let mut chains = BTreeMap::new();
     for (id, key_at, mut c) in chain_tables {

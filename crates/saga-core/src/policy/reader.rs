@@ -130,6 +130,11 @@ impl<'t, 'i> Table<'t, 'i> {
         Ok(out)
     }
 
+    /// Byte offset of the table (its header, or its value).
+    pub(crate) fn at(&self) -> usize {
+        self.at
+    }
+
     /// Records the value's offset for `key` in `spans`.
     fn note(&self, spans: &mut Spans, key: &str, at: usize) {
         spans.insert(self.child_path(key), at);
