@@ -256,13 +256,17 @@ fn confidence_takes_up_to_three_decimals() {
 #[test]
 fn syntax_errors_carry_the_parser_position() {
     let e = err(&worked(236).replace("budget = 5", "budget = = 5"));
-    assert_eq!((e.line, e.field.as_str()), (16, ""));
+    assert_eq!(at(&e), (16, 10, "retry.budget"));
     assert!(matches!(e.kind, PolicyErrorKind::Syntax { .. }), "{e}");
     assert!(e.to_string().starts_with("policies/p.toml:16:"), "{e}");
 
     // A duplicate key is a TOML error too.
     let e = err(&worked(236).replace("budget = 5", "budget = 5\nbudget = 6"));
-    assert_eq!(e.line, 17);
+    assert_eq!((e.line, e.field.as_str()), (17, "retry.budget"));
+    // An unterminated string in the first table.
+    let e = err(&worked(236).replace("\"org-c.example\"]", "\"org-c.example]"));
+    assert_eq!((e.line, e.field.as_str()), (4, "counterparties"), "{e}");
+    assert!(matches!(e.kind, PolicyErrorKind::Syntax { .. }), "{e}");
     assert!(matches!(e.kind, PolicyErrorKind::Syntax { .. }), "{e}");
 }
 

@@ -88,8 +88,9 @@ pub struct PolicyError {
     pub line: u32,
     /// 1-based column, in characters.
     pub column: u32,
-    /// Dotted field path, e.g. `chains.bsv-mainnet.payment_refund_blocks`
-    /// (empty for a syntax error outside any field).
+    /// Dotted field path, e.g. `chains.bsv-mainnet.payment_refund_blocks`.
+    /// For a TOML syntax error it is a best guess from the text (the last
+    /// table header and the key on the error's line), empty if there is none.
     pub field: String,
     /// What is wrong.
     pub kind: PolicyErrorKind,
@@ -393,7 +394,8 @@ impl Policy {
     pub fn parse(text: &str, file_name: &str) -> Result<Policy, PolicyError> {
         let src = Source::new(text, file_name);
         let doc = DeTable::parse(text).map_err(|e| {
-            src.error(reader::error_offset(e.span()), "", PolicyErrorKind::Syntax { message: e.message().to_string() })
+            let at = reader::error_offset(e.span());
+            src.error(at, &reader::field_near(text, at), PolicyErrorKind::Syntax { message: e.message().to_string() })
         })?;
         let mut spans = Spans::new();
         let mut root = Table::root(&doc);

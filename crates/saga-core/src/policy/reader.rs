@@ -315,6 +315,36 @@ impl<'t, 'i> Table<'t, 'i> {
     }
 }
 
+/// Best-effort field name for a TOML syntax error at byte `offset` (the
+/// document tree does not exist then): the last `[table]` header before the
+/// error's line, and the key before `=` on that line, if any. Empty when
+/// neither is found.
+pub(crate) fn field_near(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let start = text.get(..offset).and_then(|t| t.rfind('\n')).map_or(0, |i| i + 1);
+    let end = text.get(offset..).and_then(|t| t.find('\n')).map_or(text.len(), |i| offset + i);
+    let line = text.get(start..end).unwrap_or("");
+    let mut table = String::new();
+    for l in text.get(..start).unwrap_or("").lines() {
+        let l = l.trim();
+        if let Some(h) = l.strip_prefix('[') {
+            let h = h.trim_start_matches('[');
+            if let Some(close) = h.find(']') {
+                table = h[..close].trim().to_string();
+            }
+        }
+    }
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string())
+        .filter(|k| !k.is_empty() && !k.starts_with('[') && !k.starts_with('#'));
+    match key {
+        Some(k) if table.is_empty() => k,
+        Some(k) => format!("{table}.{k}"),
+        None => table,
+    }
+}
+
 /// Byte range of a TOML parse error, if the parser reported one.
 pub(crate) fn error_offset(span: Option<Range<usize>>) -> usize {
     span.map_or(0, |s| s.start)
