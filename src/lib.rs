@@ -8,4 +8,5 @@ pub mod chain;
 pub mod chainsim;
 pub mod cli;
 pub mod headers;
+pub mod policy;
 pub mod sample;

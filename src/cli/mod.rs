@@ -13,6 +13,7 @@
 pub mod beef;
 pub mod chainsim;
 pub mod input;
+pub mod policy;
 pub mod tx;
 
 use std::process::ExitCode;
@@ -40,6 +41,11 @@ enum Command {
     Tx {
         #[command(subcommand)]
         command: tx::TxCommand,
+    },
+    /// Validate policy files (timeline rules C1-C3, limits, identities).
+    Policy {
+        #[command(subcommand)]
+        command: policy::PolicyCommand,
     },
 }
 
@@ -81,6 +87,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Beef { command } => beef::run(command),
         Command::Chainsim(args) => chainsim::run(args),
         Command::Tx { command } => tx::run(command),
+        Command::Policy { command } => policy::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
