@@ -6,4 +6,5 @@
 
 pub mod cli;
 pub mod headers;
+pub mod identity;
 pub mod sample;

@@ -7,9 +7,11 @@
 //! # Layout
 //! - [`input`]: file / stdin / inline-hex input, binary or hex.
 //! - [`beef`]: `escrowd beef inspect|verify|to-ef`.
+//! - [`certs`]: `escrowd certs init|issue|revoke`.
 //! - [`tx`]: `escrowd tx decode`.
 
 pub mod beef;
+pub mod certs;
 pub mod input;
 pub mod tx;
 
@@ -31,6 +33,11 @@ enum Command {
     Beef {
         #[command(subcommand)]
         command: beef::BeefCommand,
+    },
+    /// Development certificates: CAs, leaves, CRLs and the federation file.
+    Certs {
+        #[command(subcommand)]
+        command: certs::CertsCommand,
     },
     /// Decode raw transactions.
     Tx {
@@ -75,6 +82,7 @@ pub fn emitln(text: impl std::fmt::Display) {
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Beef { command } => beef::run(command),
+        Command::Certs { command } => certs::run(command),
         Command::Tx { command } => tx::run(command),
     };
     match result {
