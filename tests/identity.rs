@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::{Buf, BufMut};
 use escrowd::identity::authz::{authorized_saga, caller, AuthLayer, MethodRules, Rule};
 use escrowd::identity::issue::{self, Ca, CaPaths, DomainPlan, LeafRequest, Validity};
+use escrowd::identity::server::ConnectionAge;
 use escrowd::identity::tls::{client_config, load_certified_key, IdentityHandle, TlsSettings};
 use escrowd::identity::{self as id, authorize, Access, Federation, SpiffeId, TrustStore};
 use rustls::time_provider::DefaultTimeProvider;
@@ -23,7 +24,7 @@ use tonic::body::Body;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{http, BoxFuture, Service};
 use tonic::server::{NamedService, UnaryService};
-use tonic::transport::{Channel, Endpoint, Server};
+use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
 // ---------------------------------------------------------------- harness
@@ -282,6 +283,10 @@ fn rules() -> MethodRules {
 /// Serves the probe as `identity` on 127.0.0.1:0. Saga `saga-1`'s parties
 /// are GA and GB; `saga-2`'s are GB and a gateway of org-c.
 async fn serve(identity: IdentityHandle) -> SocketAddr {
+    serve_aged(identity, ConnectionAge::default()).await
+}
+
+async fn serve_aged(identity: IdentityHandle, age: ConnectionAge) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let sagas: HashMap<String, Vec<SpiffeId>> = HashMap::from([
@@ -291,11 +296,7 @@ async fn serve(identity: IdentityHandle) -> SocketAddr {
     let parties = Arc::new(move |saga: &str| sagas.get(saga).cloned());
     let layer = AuthLayer::new(identity.clone(), rules(), parties);
     let incoming = id::server::incoming(listener, identity);
-    let server = Server::builder()
-        .max_connection_age(Duration::from_secs(id::tls::DEFAULT_MAX_CONNECTION_AGE_SECS))
-        .layer(layer)
-        .add_service(Probe)
-        .serve_with_incoming(incoming);
+    let server = id::server::builder(age).layer(layer).add_service(Probe).serve_with_incoming(incoming);
     tokio::spawn(server);
     addr
 }
@@ -588,9 +589,11 @@ async fn reloaded_crl_refuses_a_revoked_certificate_on_new_and_existing_connecti
     assert_eq!(rpc(&observer, SUBSCRIBE, None).await.unwrap(), "spiffe://observer.example/observer/observer -");
 }
 
+// SIGHUP reaches every watcher in this test process; the watcher tests
+// below tolerate reloads caused by each other.
 #[tokio::test]
 async fn sighup_reloads_the_identity() {
-    let (_logs, _g) = Logs::install();
+    let (logs, _g) = Logs::install();
     let pki = Pki::new();
     let (gb, addr) = serve_as(&pki, "org-b.example/gateway-org-b").await;
     let mut generations = gb.generations();
@@ -601,24 +604,44 @@ async fn sighup_reloads_the_identity() {
     let status = std::process::Command::new("kill").args(["-HUP", &std::process::id().to_string()]).status().unwrap();
     assert!(status.success());
     tokio::time::timeout(Duration::from_secs(10), generations.changed()).await.unwrap().unwrap();
-    assert_eq!(*generations.borrow(), 1);
+    logs.line_with(&["identity reloaded", "cause=SIGHUP", "generation=1"]).await;
+    assert!(!gb.files_changed());
     assert!(call_once(addr, pki.client(Some((&cert, &key)), GB), PEER, Some("saga-1")).await.is_err());
     watcher.abort();
 }
 
-#[tokio::test]
+// Paused clock: the polls run on tokio time, the files are real.
+#[tokio::test(start_paused = true)]
 async fn a_changed_crl_file_is_reloaded() {
-    let (_logs, _g) = Logs::install();
+    let (logs, _g) = Logs::install();
     let pki = Pki::new();
-    let (gb, _addr) = serve_as(&pki, "org-b.example/gateway-org-b").await;
-    let mut generations = gb.generations();
+    let gb = IdentityHandle::load(pki.settings("org-b.example/gateway-org-b")).unwrap();
     assert!(!gb.files_changed());
     let watcher = gb.spawn_watcher(Duration::from_millis(20)).unwrap();
     let (_, _, serial) = pki.leaf("org-a.example", GA);
     issue::revoke(pki.path(), &"org-a.example".parse().unwrap(), &[serial], now(), 1).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), generations.changed()).await.unwrap().unwrap();
-    assert_eq!(*generations.borrow(), 1);
+    assert!(gb.files_changed());
+    logs.line_with(&["identity reloaded", "cause=file change"]).await;
     assert!(!gb.files_changed());
+    watcher.abort();
+}
+
+// Paused clock: the polls run on tokio time, the files are real.
+#[tokio::test(start_paused = true)]
+async fn a_broken_file_is_reported_once_and_the_old_configuration_kept() {
+    let (logs, _g) = Logs::install();
+    let pki = Pki::new();
+    let gb = IdentityHandle::load(pki.settings("org-b.example/gateway-org-b")).unwrap();
+    let watcher = gb.spawn_watcher(Duration::from_millis(20)).unwrap();
+    let crl = pki.path().join("org-a.example/crl.pem");
+    std::fs::write(&crl, "-----BEGIN X509 CRL-----\n!!!!\n-----END X509 CRL-----\n").unwrap();
+    let line = logs.line_with(&["identity reload failed", "cause=file change"]).await;
+    assert!(line.contains(&format!("{}: malformed PEM", crl.display())), "{line}");
+    // Ten more polls see the same broken file: no second attempt, no second line.
+    let before = logs.text().matches("identity reload failed").count();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(logs.text().matches("identity reload failed").count(), before);
+    assert!(gb.files_changed());
     watcher.abort();
 }
 
@@ -633,6 +656,47 @@ async fn a_failed_reload_keeps_the_previous_configuration() {
     let err = gb.reload().unwrap_err().to_string();
     assert!(err.starts_with(&format!("{}: malformed PEM", crl.display())), "{err}");
     assert_eq!(call_once(addr, client, PEER, Some("saga-1")).await, Ok(format!("{GA} saga-1")), "{}", logs.text());
+}
+
+#[tokio::test]
+async fn connections_end_at_their_maximum_age_and_the_client_handshakes_again() {
+    let (logs, _g) = Logs::install();
+    let pki = Pki::new();
+    let identity = IdentityHandle::load(pki.settings("org-b.example/gateway-org-b")).unwrap();
+    // Real time, but only 100 ms: tonic's age timer cannot run on a paused clock
+    // next to real sockets.
+    let age = ConnectionAge { max: Duration::from_millis(100), grace: Duration::from_millis(100) };
+    let addr = serve_aged(identity, age).await;
+    let ga = connect(addr, pki.init_client("org-a.example/gateway-org-a", GB)).await.unwrap();
+    assert_eq!(rpc(&ga, PEER, Some("saga-1")).await.unwrap(), format!("{GA} saga-1"));
+    let handshakes =
+        || logs.text().matches("mutual TLS connection accepted peer=spiffe://org-a.example/gateway/org-a").count();
+    assert_eq!(handshakes(), 1);
+    // Keep calling: once the server has closed the aged connection the channel
+    // reconnects, which takes a fresh handshake.
+    for _ in 0..500 {
+        if handshakes() >= 2 {
+            break;
+        }
+        let _ = rpc(&ga, PEER, Some("saga-1")).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(handshakes() >= 2, "no second handshake; log:\n{}", logs.text());
+    assert_eq!(rpc(&ga, PEER, Some("saga-1")).await.unwrap(), format!("{GA} saga-1"));
+}
+
+#[test]
+fn a_domain_outside_the_federation_is_named() {
+    let pki = Pki::new();
+    let dir = TempDir::new();
+    issue::init(&dir.0, &[DomainPlan::parse("org-z.example").unwrap()], now(), 1, false).unwrap();
+    let chain = escrowd::identity::pem::read_certificates(&dir.0.join("org-z.example/gateway-org-z.pem")).unwrap();
+    let trust = TrustStore::load(&Federation::load(&pki.federation()).unwrap()).unwrap();
+    let err = trust.authenticate_client(&chain, rustls_pki_types::UnixTime::now()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "spiffe://org-z.example/gateway/org-z: trust domain org-z.example is not in the federation"
+    );
 }
 
 // ------------------------------------------------------ permission matrix

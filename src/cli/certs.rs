@@ -36,13 +36,13 @@ pub enum CertsCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Issue one more leaf from the CA in DIR/<domain>/, written to
-    /// DIR/<domain>/<role>-<name>.pem and .key.
+    /// Issue one more leaf from the CA in DIR/DOMAIN/, written to
+    /// DIR/DOMAIN/ROLE-NAME.pem and .key.
     Issue {
         /// The certs directory `certs init` wrote.
         #[arg(long)]
         dir: PathBuf,
-        /// The leaf's SPIFFE ID, spiffe://<domain>/<role>/<name>; its domain picks the CA.
+        /// The leaf's SPIFFE ID, spiffe://DOMAIN/ROLE/NAME; its domain picks the CA.
         #[arg(long)]
         id: String,
         /// Validity, days from now (ignored where --not-before/--not-after are given).
@@ -64,7 +64,7 @@ pub enum CertsCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Revoke certificates: add them to DIR/<domain>/crl.pem (re-signed by the
+    /// Revoke certificates: add them to DIR/DOMAIN/crl.pem (re-signed by the
     /// domain's CA, keeping earlier entries). Gateways pick it up on SIGHUP or
     /// within their reload poll interval.
     Revoke {

@@ -4,9 +4,8 @@
 //! verified.
 //!
 //! ```ignore
-//! let incoming = MtlsIncoming::new(listener, identity.clone());
-//! tonic::transport::Server::builder()
-//!     .max_connection_age(Duration::from_secs(DEFAULT_MAX_CONNECTION_AGE_SECS))
+//! let incoming = server::incoming(listener, identity.clone());
+//! server::builder(ConnectionAge::default())
 //!     .layer(AuthLayer::new(identity, rules, parties))
 //!     .add_service(service)
 //!     .serve_with_incoming_shutdown(incoming, shutdown)
@@ -35,8 +34,36 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 use tracing::Instrument;
 
-use super::tls::IdentityHandle;
+use super::tls::{IdentityHandle, DEFAULT_MAX_CONNECTION_AGE_GRACE_SECS, DEFAULT_MAX_CONNECTION_AGE_SECS};
 use super::trust::{AuthError, PeerIdentity};
+
+/// How long a served HTTP/2 connection may live (DESIGN.md §4: revocation
+/// reaches live connections): after `max` the server sends GOAWAY and the
+/// client reconnects with a fresh handshake; after `max + grace` a
+/// connection still busy is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionAge {
+    /// Maximum age.
+    pub max: Duration,
+    /// Grace period after it.
+    pub grace: Duration,
+}
+
+impl Default for ConnectionAge {
+    /// [`DEFAULT_MAX_CONNECTION_AGE_SECS`] and [`DEFAULT_MAX_CONNECTION_AGE_GRACE_SECS`].
+    fn default() -> Self {
+        ConnectionAge {
+            max: Duration::from_secs(DEFAULT_MAX_CONNECTION_AGE_SECS),
+            grace: Duration::from_secs(DEFAULT_MAX_CONNECTION_AGE_GRACE_SECS),
+        }
+    }
+}
+
+/// A tonic server builder with the connection age limits set; add the
+/// [`super::authz::AuthLayer`] and the services, then serve [`incoming`].
+pub fn builder(age: ConnectionAge) -> tonic::transport::Server {
+    tonic::transport::Server::builder().max_connection_age(age.max).max_connection_age_grace(age.grace)
+}
 
 /// The longest a TLS handshake may take, seconds.
 pub const HANDSHAKE_TIMEOUT_SECS: u64 = 10;

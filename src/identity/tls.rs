@@ -32,12 +32,19 @@ const ALPN_H2: &[u8] = b"h2";
 /// Default maximum age of a served HTTP/2 connection, seconds: after it the
 /// server sends GOAWAY and the client reconnects (and re-handshakes).
 pub const DEFAULT_MAX_CONNECTION_AGE_SECS: u64 = 300;
+/// Default grace after the maximum age, seconds, before a connection still
+/// busy (e.g. a long event subscription, authorized only when it began) is
+/// closed by force.
+pub const DEFAULT_MAX_CONNECTION_AGE_GRACE_SECS: u64 = 30;
 /// Default interval between checks of the identity files for changes, seconds.
 pub const DEFAULT_RELOAD_POLL_SECS: u64 = 10;
 
 /// Where this process's identity comes from; the gateway, notary and
-/// observer configs embed these fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// observer configs embed these fields (e.g. as an `[identity]` table:
+/// `federation`, `cert`, `key`; unknown fields refused). Resolving relative
+/// paths is the embedding config's job.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TlsSettings {
     /// The federation file.
     pub federation: PathBuf,
@@ -313,7 +320,7 @@ impl IdentityHandle {
             *g += 1;
             generation = *g;
         });
-        tracing::info!(generation, "identity reloaded");
+        tracing::debug!(generation, "identity configuration replaced");
         Ok(generation)
     }
 
@@ -328,6 +335,11 @@ impl IdentityHandle {
         self.current().stamps.iter().any(|(f, s)| &stamp(f) != s)
     }
 
+    /// Size and modification time of each file of the current snapshot, as on disk now.
+    fn disk_stamps(&self) -> Vec<Option<(SystemTime, u64)>> {
+        self.current().stamps.iter().map(|(f, _)| stamp(f)).collect()
+    }
+
     /// Spawns the reload watcher: reloads on SIGHUP, and when
     /// [`IdentityHandle::files_changed`] on a poll every `poll`. A failed
     /// reload is logged (error) and the old configuration kept.
@@ -339,8 +351,11 @@ impl IdentityHandle {
         let mut hup = signal(SignalKind::hangup())?;
         let handle = self.clone();
         Ok(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(poll);
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + poll, poll);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // The files as they were when a file-change reload last failed:
+            // not retried (nor logged again) until they change once more.
+            let mut failed_at: Option<Vec<Option<(SystemTime, u64)>>> = None;
             loop {
                 let cause = tokio::select! {
                     got = hup.recv() => match got {
@@ -348,14 +363,22 @@ impl IdentityHandle {
                         None => return,
                     },
                     _ = tick.tick() => {
-                        if !handle.files_changed() {
+                        if !handle.files_changed() || failed_at.as_ref() == Some(&handle.disk_stamps()) {
                             continue;
                         }
                         "file change"
                     }
                 };
-                if let Err(e) = handle.reload() {
-                    tracing::error!(cause, "identity reload failed, keeping the previous configuration: {e}");
+                let on_disk = handle.disk_stamps();
+                match handle.reload() {
+                    Ok(generation) => {
+                        tracing::info!(cause = %cause, generation, "identity reloaded");
+                        failed_at = None;
+                    }
+                    Err(e) => {
+                        tracing::error!(cause = %cause, "identity reload failed, keeping the previous configuration: {e}");
+                        failed_at = Some(on_disk);
+                    }
                 }
             }
         }))
