@@ -895,9 +895,13 @@ fn certs_cli_init_issue_revoke() {
         err,
         format!(
             "escrowd: error: {}: already exists (pass --force to overwrite)\n",
-            out.join("org-a.example/ca.pem").display()
+            out.join("federation.toml").display()
         )
     );
+    // With --force it is rewritten, keys still 0600.
+    std::fs::set_permissions(out.join("org-b.example/ca.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(escrowd(&["certs", "init", "--out", d, "--force"]).status.success());
+    assert_eq!(mode("org-b.example/ca.key"), 0o600);
 
     // Issue one more gateway leaf, then revoke it by file.
     let issued = escrowd(&["certs", "issue", "--dir", d, "--id", "spiffe://org-a.example/gateway/spare"]);

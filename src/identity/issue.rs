@@ -395,9 +395,24 @@ pub struct InitReport {
 /// plan, and a `federation.toml` listing them all.
 ///
 /// # Errors
-/// [`IssueError`] naming the file that could not be written (or exists,
-/// without `force`).
+/// [`IssueError`] naming the file that could not be written, or the first
+/// that already exists (without `force`; then nothing is written).
 pub fn init(out: &Path, plans: &[DomainPlan], now: u64, days: u32, force: bool) -> Result<InitReport, IssueError> {
+    if !force {
+        // Refuse before writing anything, so a refused init leaves no partial set.
+        let mut targets = vec![out.join("federation.toml")];
+        for plan in plans {
+            let p = CaPaths::new(out, &plan.domain);
+            targets.extend([p.cert, p.key, p.crl]);
+            for &role in &plan.roles {
+                let (cert, key) = leaf_paths(out, &SpiffeId::new(plan.domain.clone(), role, plan.leaf_name(role))?);
+                targets.extend([cert, key]);
+            }
+        }
+        if let Some(file) = targets.into_iter().find(|f| f.exists()) {
+            return Err(IssueError::Exists { file });
+        }
+    }
     let validity = Validity::days_from(now, days);
     let mut entries = Vec::new();
     let mut leaves = Vec::new();
