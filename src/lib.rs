@@ -9,4 +9,5 @@ pub mod chainsim;
 pub mod cli;
 pub mod headers;
 pub mod policy;
+pub mod identity;
 pub mod sample;
