@@ -67,8 +67,9 @@
 //! with exactly those rules: the inference applies only when the path has one
 //! level. Where the last node of a level is a right child whose left sibling
 //! is missing, ts-sdk pairs it with itself too; a real tree never does (that
-//! level is even), so we report the missing node instead. [`MerklePath::trim`], [`MerklePath::extract`] and
-//! [`MerklePath::combine`] turn such a path into an ordinary multi-level one.
+//! level is even), so we report the missing node instead.
+//! [`MerklePath::trim`], [`MerklePath::extract`] and [`MerklePath::combine`]
+//! turn such a path into an ordinary multi-level one.
 //! A one-level path with a single leaf is a single-transaction block: its root
 //! is that leaf.
 //!
