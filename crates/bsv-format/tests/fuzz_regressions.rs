@@ -1,7 +1,8 @@
 //! Inputs found by the fuzz targets (`fuzz/`, see `docs/fuzzing.md`), kept as
 //! ordinary tests so they run in every `cargo test`. Each test names the
 //! target, the input (hex) and what went wrong; a test still marked
-//! `#[ignore]` reproduces a finding that its owner has not fixed yet.
+//! `#[ignore]` reproduces a finding that its owner has not fixed yet. A fixed
+//! finding's test pins the fixed behaviour.
 //!
 //! The script cases use the fuzz target's layout and harness:
 //! `flags u32le | tx_version u32le | amount u64le | unlocking_len u16le |
@@ -9,8 +10,9 @@
 
 use std::time::{Duration, Instant};
 
-use bsv_format::beef::Beef;
-use bsv_format::bump::{MerklePath, NodeValue};
+use bsv_format::beef::{Beef, BeefError};
+use bsv_format::bump::{BumpError, MerklePath, NodeValue};
+use bsv_format::codec::{ParseError, ParseErrorKind};
 use bsv_format::script::interpreter::{verify_script, ScriptError, TxContext, VerifyFlags};
 use bsv_format::script::opcodes::*;
 use bsv_format::tx::SEQUENCE_FINAL;
@@ -160,10 +162,12 @@ fn hex_array(h: &str) -> [u8; 20] {
     hex::decode(h).unwrap().try_into().unwrap()
 }
 
-/// A strict-valid 73-byte BUMP found inside the `beef_v1` crash below: a
-/// single-level compound path (tree height 1) at block height 1 with three
-/// level-0 nodes — client txid at offset 0, a duplicate marker (flag 1) at
-/// offset 1, client txid at offset 2 — root `ec614b16…05c2`.
+/// A 73-byte BUMP found inside the `beef_v1` crash below: a single-level
+/// compound path (tree height 1) at block height 1 with three level-0 nodes —
+/// client txid at offset 0, a duplicate marker (flag 1) at offset 1, client
+/// txid at offset 2. It used to decode (root `ec614b16…05c2`); a marker at
+/// offset 1 says level 0 has one node, so the leaf at offset 2 (byte 39)
+/// does not fit a real tree, and both modes now refuse it there.
 const COMPOUND_BUMP_WITH_INNER_DUPLICATE: &str = concat!(
     "010103",
     "0002",
@@ -173,42 +177,93 @@ const COMPOUND_BUMP_WITH_INNER_DUPLICATE: &str = concat!(
     "000000c71a18ae74a701c5c92eff00c5cb432ed1e6918925c651c4e02ffd0000",
 );
 
+/// The error for a BUMP node that does not fit the tree its duplicate
+/// markers describe, at byte `offset` of the decoder's input.
+fn outside_tree(offset: usize) -> ParseError {
+    ParseError::new(
+        offset,
+        ParseErrorKind::InvalidValue,
+        "BUMP node outside the tree its duplicate markers describe",
+    )
+}
+
+/// The reproducer with its duplicate marker (`01 01` at byte `marker_at`)
+/// replaced by a plain sibling hash at offset 1 and a marker at offset 3,
+/// the right edge of a 3-leaf level, and the level's node count (byte
+/// `count_at`) raised by one: the shape a real block of 3 gives.
+fn with_edge_marker(hex_input: &str, count_at: usize, marker_at: usize) -> Vec<u8> {
+    let bytes = hex::decode(hex_input).unwrap();
+    assert_eq!(&bytes[marker_at..marker_at + 2], &[1, 1], "marker position");
+    let mut out = bytes[..marker_at].to_vec();
+    out[count_at] += 1;
+    out.extend_from_slice(&[1, 0]);
+    out.extend_from_slice(&[0x11; 32]);
+    out.extend_from_slice(&[3, 1]);
+    out.extend_from_slice(&bytes[marker_at + 2..]);
+    out
+}
+
 #[test]
-fn compound_bump_with_inner_duplicate_decodes_strictly() {
-    let path = MerklePath::from_hex_strict(COMPOUND_BUMP_WITH_INNER_DUPLICATE).unwrap();
-    assert_eq!((path.block_height(), path.tree_height()), (1, 1));
+fn compound_bump_with_inner_duplicate_is_rejected() {
+    let bytes = hex::decode(COMPOUND_BUMP_WITH_INNER_DUPLICATE).unwrap();
     assert_eq!(
-        path.levels()[0]
+        MerklePath::from_bytes_strict(&bytes),
+        Err(BumpError::Parse(outside_tree(39)))
+    );
+    assert_eq!(
+        MerklePath::from_bytes_lenient(&bytes),
+        Err(BumpError::Parse(outside_tree(39)))
+    );
+    // With the marker at the right edge the same leaves decode strictly.
+    let repaired =
+        MerklePath::from_bytes_strict(&with_edge_marker(COMPOUND_BUMP_WITH_INNER_DUPLICATE, 2, 37))
+            .unwrap();
+    assert_eq!(
+        repaired.levels()[0]
             .iter()
             .map(|n| (n.offset, n.value.flag()))
             .collect::<Vec<_>>(),
-        vec![(0, 2), (1, 1), (2, 2)]
+        vec![(0, 2), (1, 0), (3, 1), (2, 2)]
     );
-    assert!(matches!(path.levels()[0][1].value, NodeValue::Duplicate));
-    assert_eq!(
-        path.root().to_string(),
-        "ec614b16298eeb8b0d7b1d783ce4fb1fc5948c060d26bdac882b1d826f8d05c2"
-    );
+    assert!(matches!(
+        repaired.levels()[0][2].value,
+        NodeValue::Duplicate
+    ));
 }
 
 /// `beef_v1` target, 2026-11-29, after ~12,000,000 executions (75-byte
-/// input): `extract`, `trim` and `combine` on the path above all expand it to
-/// a two-level path whose level 0 carries two duplicate markers (offsets 1
-/// and 3) and whose level 1 is empty; the decoder rejects that encoding
-/// ("second duplicate marker in one BUMP level", offset 73). Either the
-/// decoder should refuse a duplicate marker that is not at the right edge of
-/// its level, or the expansion must not emit two. Owner: bump (branch c).
+/// input): `extract`, `trim` and `combine` on the path above all expanded it
+/// to a two-level path whose level 0 carries two duplicate markers (offsets
+/// 1 and 3) and whose level 1 is empty, which the decoder rejects ("second
+/// duplicate marker in one BUMP level", offset 73).
 ///
 /// The `bump` target found the same on its own (fork mode, ~13,000,000
 /// executions, artifact `crash-960f7a1c…8ac9`, 77 bytes, [`BUMP_960F7A1C`]):
 /// height 1,663,533, one level, client txids at offsets 2 and 0 and a
-/// duplicate marker at offset 1; `extract` of its client txids does not
+/// duplicate marker at offset 1; `extract` of its client txids did not
 /// decode strictly.
+///
+/// Fixed (branch j) at the decoder: a duplicate marker must fit a real tree
+/// (`bump` module docs), so both inputs are refused — the first at its leaf
+/// 2, the second at its marker, which comes after leaf 2 on the wire — and
+/// what the producers build from the repaired shapes decodes again.
 #[test]
-#[ignore = "fails (extract/trim/combine output does not decode): reported to lead"]
 fn extract_trim_combine_of_compound_bump_decode_again() {
-    for hex_path in [COMPOUND_BUMP_WITH_INNER_DUPLICATE, BUMP_960F7A1C] {
-        extract_trim_combine_decode_again(hex_path);
+    // (input, count byte, marker byte, byte of the node refused)
+    for (hex_path, count_at, marker_at, refused_at) in [
+        (COMPOUND_BUMP_WITH_INNER_DUPLICATE, 2, 37, 39),
+        (BUMP_960F7A1C, 6, 75, 75),
+    ] {
+        let bytes = hex::decode(hex_path).unwrap();
+        for decoded in [
+            MerklePath::from_bytes_strict(&bytes),
+            MerklePath::from_bytes_lenient(&bytes),
+        ] {
+            assert_eq!(decoded, Err(BumpError::Parse(outside_tree(refused_at))));
+        }
+        extract_trim_combine_decode_again(&hex::encode(with_edge_marker(
+            hex_path, count_at, marker_at,
+        )));
     }
 }
 
@@ -217,6 +272,7 @@ const BUMP_960F7A1C: &str = "fe2d62190001030202040101010100010109010101800000000
 fn extract_trim_combine_decode_again(hex_path: &str) {
     let path = MerklePath::from_hex_strict(hex_path).unwrap();
     let clients: Vec<_> = path.client_txids().collect();
+    assert_eq!(clients.len(), 2);
     let extracted = path.extract(&clients).unwrap();
     let mut trimmed = path.clone();
     trimmed.trim();
@@ -227,29 +283,43 @@ fn extract_trim_combine_decode_again(hex_path: &str) {
         ("trim", trimmed),
         ("combine", combined),
     ] {
-        let back = MerklePath::from_bytes_strict(&p.to_bytes());
-        assert_eq!(
-            back.map(|b| b.root()),
-            Ok(path.root()),
-            "{what}: {}",
-            p.to_hex()
-        );
+        for back in [
+            MerklePath::from_bytes_strict(&p.to_bytes()),
+            MerklePath::from_bytes_lenient(&p.to_bytes()),
+        ] {
+            let back = back.unwrap_or_else(|e| panic!("{what}: {e}: {}", p.to_hex()));
+            assert_eq!(back.root(), path.root(), "{what}");
+            let mut ours: Vec<_> = back.client_txids().collect();
+            let mut theirs = clients.clone();
+            ours.sort_unstable_by_key(|t| t.0);
+            theirs.sort_unstable_by_key(|t| t.0);
+            assert_eq!(ours, theirs, "{what}");
+        }
     }
 }
 
-/// The `beef_v1` crash itself (`0100BEEF` + the 75-byte artifact
-/// `crash-c8e7ed2e…0217`): one BUMP (the path above), no transactions.
-/// Merging the BEEF with itself combines the BUMP with itself, and the
-/// merged BEEF's bytes no longer decode. Owner: beef/bump (branch c).
-#[test]
-#[ignore = "fails (merged BEEF does not decode): reported to lead"]
-fn fuzz_beef_v1_merge_with_itself_decodes_again() {
-    let beef = Beef::from_hex(BEEF_V1_C8E7ED2E).unwrap();
-    assert_eq!((beef.bumps().len(), beef.len()), (1, 0));
+/// Merges a BEEF with itself and checks the result decodes to the same bytes.
+fn merge_with_itself_decodes_again(beef: &Beef) {
     let mut merged = beef.clone();
     merged.merge(beef.clone());
     let bytes = merged.to_bytes();
     assert_eq!(Beef::from_bytes(&bytes).map(|b| b.to_bytes()), Ok(bytes));
+}
+
+/// The `beef_v1` crash itself (`0100BEEF` + the 75-byte artifact
+/// `crash-c8e7ed2e…0217`): one BUMP (the path above), no transactions.
+/// Merging the BEEF with itself combined the BUMP with itself, and the
+/// merged BEEF's bytes no longer decoded. Now the BEEF is refused at the
+/// BUMP's leaf 2 (byte 5 + 39); with the marker at the right edge it merges.
+#[test]
+fn fuzz_beef_v1_merge_with_itself_decodes_again() {
+    assert_eq!(
+        Beef::from_hex(BEEF_V1_C8E7ED2E),
+        Err(BeefError::Parse(outside_tree(44)))
+    );
+    let repaired = Beef::from_bytes(&with_edge_marker(BEEF_V1_C8E7ED2E, 7, 42)).unwrap();
+    assert_eq!((repaired.bumps().len(), repaired.len()), (1, 0));
+    merge_with_itself_decodes_again(&repaired);
 }
 
 const BEEF_V1_C8E7ED2E: &str = concat!(
@@ -264,20 +334,21 @@ const BEEF_V1_C8E7ED2E: &str = concat!(
 /// (`01010101` + the 126-byte artifact `crash-a867c779…8234`): the same fault
 /// through an Atomic V2 BEEF. Its BUMP (height 800,000, one level) lists a
 /// client txid at offset 2, a client txid at offset 0 and a duplicate marker
-/// at offset 1; merging the BEEF with itself gives bytes that do not decode.
+/// at offset 1; merging the BEEF with itself gave bytes that did not decode.
+/// Now refused at that marker (byte 116); repaired, it merges.
 #[test]
-#[ignore = "fails (merged BEEF does not decode): reported to lead"]
 fn fuzz_beef_atomic_merge_with_itself_decodes_again() {
-    let beef = Beef::from_hex(BEEF_ATOMIC_A867C779).unwrap();
-    let level0: Vec<_> = beef.bumps()[0].levels()[0]
+    assert_eq!(
+        Beef::from_hex(BEEF_ATOMIC_A867C779),
+        Err(BeefError::Parse(outside_tree(116)))
+    );
+    let repaired = Beef::from_bytes(&with_edge_marker(BEEF_ATOMIC_A867C779, 47, 116)).unwrap();
+    let level0: Vec<_> = repaired.bumps()[0].levels()[0]
         .iter()
         .map(|n| (n.offset, n.value.flag()))
         .collect();
-    assert_eq!(level0, vec![(2, 2), (0, 2), (1, 1)]);
-    let mut merged = beef.clone();
-    merged.merge(beef.clone());
-    let bytes = merged.to_bytes();
-    assert_eq!(Beef::from_bytes(&bytes).map(|b| b.to_bytes()), Ok(bytes));
+    assert_eq!(level0, vec![(2, 2), (0, 2), (1, 0), (3, 1)]);
+    merge_with_itself_decodes_again(&repaired);
 }
 
 const BEEF_ATOMIC_A867C779: &str = concat!(
