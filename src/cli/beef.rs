@@ -219,6 +219,7 @@ pub fn rule_name(e: &VerifyError) -> &'static str {
         VerifyError::AnswerCountMismatch { .. } => "answer_count_mismatch",
         VerifyError::RootNotConfirmed { .. } => "root_not_confirmed",
         VerifyError::CoinbaseImmature { .. } => "coinbase_immature",
+        VerifyError::TotalWorkExceeded { .. } => "total_work_exceeded",
         VerifyError::Script { .. } => "script_failed",
     }
 }

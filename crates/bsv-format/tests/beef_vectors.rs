@@ -97,7 +97,7 @@ fn rule_of_verify_error(e: &VerifyError) -> Rule {
         VerifyError::OutputsExceedInputs { .. } | VerifyError::ZeroFee { .. } | VerifyError::AmountOverflow { .. } => Rule::Amounts,
         VerifyError::RootNotConfirmed { .. } => Rule::RootNotConfirmed,
         VerifyError::CoinbaseImmature { .. } => Rule::CoinbaseMaturity,
-        VerifyError::Script { .. } => Rule::Scripts,
+        VerifyError::Script { .. } | VerifyError::TotalWorkExceeded { .. } => Rule::Scripts,
         VerifyError::AnswerCountMismatch { .. } => panic!("verify() answers every claim"),
     }
 }
