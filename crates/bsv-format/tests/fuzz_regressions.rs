@@ -8,7 +8,6 @@
 //! `flags u32le | tx_version u32le | amount u64le | unlocking_len u16le |
 //! unlocking | locking`, run in the node's script-test transaction pair.
 
-use std::time::{Duration, Instant};
 
 use bsv_format::beef::{Beef, BeefError};
 use bsv_format::bump::{BumpError, MerklePath, NodeValue};
@@ -50,7 +49,7 @@ fn spending_tx(version: u32, amount: u64, unlocking: &Script, locking: &Script) 
 }
 
 /// Runs one `script` fuzz input; returns the verdict and the time it took.
-fn run_script_case(hex_input: &str) -> (Result<(), ScriptError>, Duration) {
+fn run_script_case(hex_input: &str) -> Result<(), ScriptError> {
     let data = hex::decode(hex_input).unwrap();
     let word = |at: usize| u32::from_le_bytes(data[at..at + 4].try_into().unwrap());
     let flags = VerifyFlags::from_bits(word(0));
@@ -65,16 +64,9 @@ fn run_script_case(hex_input: &str) -> (Result<(), ScriptError>, Duration) {
         input_index: 0,
         satoshis: amount,
     };
-    let start = Instant::now();
-    let verdict = verify_script(&unlocking, &locking, flags, &ctx);
-    (verdict, start.elapsed())
+    verify_script(&unlocking, &locking, flags, &ctx)
 }
 
-/// How long one script evaluation may take. The node bounds a standard
-/// transaction's validation at 3 ms and a non-standard one at 1 s
-/// (`maxstdtxvalidationduration`, `maxnonstdtxvalidationduration`); a
-/// verifier fed by untrusted peers needs a bound of the same order.
-const SCRIPT_TIME_BUDGET: Duration = Duration::from_secs(2);
 
 /// `script` target, 2026-11-29, 855 bytes, after ~500,000 executions: a
 /// post-Chronicle UTXO (flags `UTXO_AFTER_GENESIS | UTXO_AFTER_CHRONICLE`),
@@ -84,14 +76,14 @@ const SCRIPT_TIME_BUDGET: Duration = Duration::from_secs(2);
 /// post-Chronicle number limit. One evaluation took 18 s of CPU (libFuzzer
 /// timeout). Not a panic: a denial of service on any verifier that runs
 /// scripts from untrusted BEEFs with the default `ScriptLimits`.
+///
+/// Fixed by the interpreter's deterministic work budget (`ScriptLimits::max_work`):
+/// the evaluation is refused before the big multiplications run. Timing is a
+/// benchmark matter (`cargo run --release -p bsv-format --example script_work`);
+/// here the verdict is asserted.
 #[test]
-#[ignore = "takes ~18 s (DoS, script interpreter): reported to lead"]
 fn fuzz_script_timeout_big_number_multiplication() {
-    let (verdict, took) = run_script_case(TIMEOUT_5A5BBA56);
-    assert!(
-        took < SCRIPT_TIME_BUDGET,
-        "evaluation took {took:?} (verdict {verdict:?})"
-    );
+    assert_eq!(run_script_case(TIMEOUT_5A5BBA56), Err(ScriptError::WorkBudgetExceeded));
 }
 
 /// The same finding, built by hand and shorter: a 75-byte number squared
@@ -101,8 +93,7 @@ fn fuzz_script_timeout_big_number_multiplication() {
 /// groups (142 bytes) one evaluation took 94 s here (2 cores, contended);
 /// the test uses 2 groups.
 #[test]
-#[ignore = "takes many seconds (DoS, script interpreter): reported to lead"]
-fn big_number_multiplication_is_bounded_in_time() {
+fn big_number_multiplication_is_refused_by_the_work_budget() {
     let mut locking = vec![75u8];
     locking.extend_from_slice(&[0x7f; 75]);
     for _ in 0..17 {
@@ -120,11 +111,7 @@ fn big_number_multiplication_is_bounded_in_time() {
         "0000",
         hex::encode(&locking)
     );
-    let (verdict, took) = run_script_case(&case);
-    assert!(
-        took < SCRIPT_TIME_BUDGET,
-        "evaluation took {took:?} (verdict {verdict:?})"
-    );
+    assert_eq!(run_script_case(&case), Err(ScriptError::WorkBudgetExceeded));
 }
 
 const TIMEOUT_5A5BBA56: &str = concat!(
