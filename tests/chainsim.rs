@@ -603,3 +603,55 @@ async fn headers_policy_and_health_shapes() {
     assert_eq!((status, health["healthy"].as_bool(), health["reason"].is_null()), (200, Some(true), true));
     sim.handle.shutdown().await.unwrap();
 }
+
+/// Starts `escrowd chainsim` as a process; returns it and the URL it printed.
+fn spawn_cli(args: Vec<String>) -> (std::process::Child, Value) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_escrowd"))
+        .arg("chainsim")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    (child, serde_json::from_str(&line).unwrap())
+}
+
+fn terminate(mut child: std::process::Child) -> Option<i32> {
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    child.wait().unwrap().code()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_serves_until_sigterm_and_keeps_its_data() {
+    let dir = scratch_dir("cli");
+    let data = dir.to_str().unwrap().to_string();
+    let args = ["--listen", "127.0.0.1:0", "--data", &data, "--fee-rate", "2", "--chain-id", "chain-p"].map(String::from).to_vec();
+    let (child, hello) = tokio::task::spawn_blocking(move || spawn_cli(args)).await.unwrap();
+    assert_eq!((hello["chain_id"].as_str(), hello["tip"].as_u64()), (Some("chain-p"), Some(101)));
+    let http = client();
+    let url = hello["url"].as_str().unwrap().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let policy: Value = http.get(format!("{url}/v1/policy")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(policy["policy"]["miningFee"], json!({ "satoshis": 2, "bytes": 1000 }));
+    let mined: Value = http.post(format!("{url}/sim/mine")).json(&json!({ "blocks": 2 })).send().await.unwrap().json().await.unwrap();
+    assert_eq!(mined, json!({ "tip": 103 }));
+    assert_eq!(tokio::task::spawn_blocking(move || terminate(child)).await.unwrap(), Some(0));
+
+    let args = ["--listen", "127.0.0.1:0", "--data", &data, "--chain-id", "chain-p"].map(String::from).to_vec();
+    let (child, hello) = tokio::task::spawn_blocking(move || spawn_cli(args)).await.unwrap();
+    assert_eq!(hello["tip"], 103, "the ledger survived the restart");
+    assert_eq!(tokio::task::spawn_blocking(move || terminate(child)).await.unwrap(), Some(0));
+
+    // Usage errors exit 2: another chain id for the same store.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_escrowd"))
+        .args(["chainsim", "--listen", "127.0.0.1:0", "--data", &data, "--chain-id", "chain-d"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds chain \"chain-p\", not \"chain-d\""));
+    let _ = std::fs::remove_dir_all(&dir);
+}
