@@ -742,3 +742,56 @@ async fn cli_serves_until_sigterm_and_keeps_its_data() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("holds chain \"chain-p\", not \"chain-d\""));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Branch f's ARC client against chainsim's fault knobs and rejections: what
+/// a gateway sees when the broadcaster misbehaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_arc_client_meets_faults_and_rejections() {
+    use escrowd::chain::{ArcClient, ArcConfig, RetryPolicy};
+    use saga_runtime::{ArcErrorCode, BroadcastError, BroadcastOutcome, Broadcaster, RejectCode, TxState};
+
+    let (sim, coin) = funded().await;
+    let mut cfg = ArcConfig::new(sim.url.clone());
+    cfg.retry = RetryPolicy { attempts: 3, base: Duration::from_millis(1), cap: Duration::from_millis(2) };
+    let arc = ArcClient::new(cfg).unwrap();
+    let bob = key("bob");
+    let ef = spend(&coin, &bob, 300);
+    let txid = ef.txid();
+
+    // Two 503s are retried through; three exhaust the three attempts.
+    add_fault(&sim, json!({ "kind": "error5xx", "count": 2 })).await;
+    let outcome = arc.broadcast(&ef).await.unwrap();
+    assert!(matches!(&outcome, BroadcastOutcome::Accepted(s) if s.txid == txid && s.state == TxState::SeenOnNetwork), "{outcome:?}");
+    add_fault(&sim, json!({ "kind": "error5xx", "count": 3 })).await;
+    assert!(matches!(arc.broadcast(&ef).await, Err(BroadcastError::Unavailable { attempts: 3, .. })));
+
+    // A rejecting broadcaster is a permanent refusal; a dropping one looks
+    // fine until the status is asked for.
+    let other = spend(&Coin::of(&ef.tx, 0, &bob), &key("carol"), 300);
+    add_fault(&sim, json!({ "kind": "reject", "count": 1 })).await;
+    let err = arc.broadcast(&other).await.unwrap_err();
+    assert!(matches!(err, BroadcastError::Rejected { code: RejectCode::StatusRejected, .. }), "{err:?}");
+    add_fault(&sim, json!({ "kind": "drop", "count": 1 })).await;
+    assert!(matches!(arc.broadcast(&other).await, Ok(BroadcastOutcome::Accepted(_))));
+    assert_eq!(arc.status(&other.txid()).await.unwrap(), None, "dropped");
+    assert!(matches!(arc.broadcast(&other).await, Ok(BroadcastOutcome::Accepted(_))));
+    assert_eq!(arc.status(&other.txid()).await.unwrap().map(|s| s.state), Some(TxState::SeenOnNetwork));
+
+    // Non-final (chainsim's 409) and a failing script: rejected, with the reason.
+    let (funding, vout, _) = sim.faucet(&key("alice"), 20_000).await;
+    let fresh = Coin::of(&funding, vout, &key("alice"));
+    let tip = sim.tip().await;
+    let locked = spend_with(std::slice::from_ref(&fresh), vec![TxOut { satoshis: 19_000, locking_script: p2pkh(&bob) }], tip + 5, 0);
+    match arc.broadcast(&locked).await {
+        Err(BroadcastError::Rejected { code: RejectCode::Http { code: ArcErrorCode::Generic, status: 409 }, detail, .. }) => {
+            assert!(detail.contains(&format!("non-final until height {}", tip + 6)), "{detail}");
+        }
+        other => panic!("expected 409, got {other:?}"),
+    }
+    let forged = spend(&Coin { key: bob, ..fresh }, &bob, 300);
+    assert!(matches!(
+        arc.broadcast(&forged).await,
+        Err(BroadcastError::Rejected { code: RejectCode::Http { code: ArcErrorCode::UnlockingScripts, status: 461 }, .. })
+    ));
+    sim.handle.shutdown().await.unwrap();
+}
