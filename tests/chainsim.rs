@@ -132,12 +132,22 @@ async fn round_trip_faucet_spend_mine_bump_beef_spv() {
     let (beef_file, headers_file) = (dir.join("spend.beef.hex"), dir.join("headers.json"));
     std::fs::write(&beef_file, &beef_hex).unwrap();
     std::fs::write(&headers_file, json!({ "tip": height, "roots": roots }).to_string()).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_escrowd"))
-        .args(["beef", "verify", beef_file.to_str().unwrap(), "--headers", headers_file.to_str().unwrap(), "--chain", "regtest", "--json"])
-        .output()
-        .unwrap();
+    // Against the headers file, then against chainsim's headers API itself.
+    let (beef_arg, headers_arg, url) = (beef_file.to_str().unwrap().to_string(), headers_file.to_str().unwrap().to_string(), sim.url.clone());
+    let outputs = tokio::task::spawn_blocking(move || {
+        [headers_arg, url].map(|headers| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_escrowd"))
+                .args(["beef", "verify", &beef_arg, "--headers", &headers, "--chain", "regtest"])
+                .output()
+                .unwrap()
+        })
+    })
+    .await
+    .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(out.status.code(), Some(0), "stdout {} stderr {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    for out in outputs {
+        assert_eq!(out.status.code(), Some(0), "stdout {} stderr {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
     sim.handle.shutdown().await.unwrap();
 }
 

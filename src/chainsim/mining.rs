@@ -410,7 +410,7 @@ mod tests {
         assert_eq!(view.status, TxStatus::Rejected);
         assert!(view.extra_info.unwrap().contains("spends an output of a dropped transaction"));
         assert_eq!(l.spender(&spent), None);
-        assert!(l.utxos.get(&Outpoint::new(txid, 0)).is_none());
+        assert!(!l.utxos.contains_key(&Outpoint::new(txid, 0)));
         assert_eq!(l.mempool().count(), 0);
         assert_eq!(l.status(&spent.txid).unwrap().status, TxStatus::Rejected);
         assert_eq!(l.reorg(103), Err(SimError::BadReorgDepth { depth: 103, tip: 102 }));
