@@ -132,12 +132,22 @@ async fn round_trip_faucet_spend_mine_bump_beef_spv() {
     let (beef_file, headers_file) = (dir.join("spend.beef.hex"), dir.join("headers.json"));
     std::fs::write(&beef_file, &beef_hex).unwrap();
     std::fs::write(&headers_file, json!({ "tip": height, "roots": roots }).to_string()).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_escrowd"))
-        .args(["beef", "verify", beef_file.to_str().unwrap(), "--headers", headers_file.to_str().unwrap(), "--chain", "regtest", "--json"])
-        .output()
-        .unwrap();
+    // Against the headers file, then against chainsim's headers API itself.
+    let (beef_arg, headers_arg, url) = (beef_file.to_str().unwrap().to_string(), headers_file.to_str().unwrap().to_string(), sim.url.clone());
+    let outputs = tokio::task::spawn_blocking(move || {
+        [headers_arg, url].map(|headers| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_escrowd"))
+                .args(["beef", "verify", &beef_arg, "--headers", &headers, "--chain", "regtest"])
+                .output()
+                .unwrap()
+        })
+    })
+    .await
+    .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(out.status.code(), Some(0), "stdout {} stderr {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    for out in outputs {
+        assert_eq!(out.status.code(), Some(0), "stdout {} stderr {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
     sim.handle.shutdown().await.unwrap();
 }
 
@@ -150,81 +160,138 @@ async fn spv_funding_beef(sim: &Sim, funding: &bsv_format::Transaction) -> Beef 
     beef
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_rejection_has_its_arc_code() {
+/// A chainsim with a 50,000-satoshi coin of alice's, mined.
+async fn funded() -> (Sim, Coin) {
     let sim = start().await;
     let alice = key("alice");
-    let bob = key("bob");
-    let (funding, _, _) = sim.faucet(&alice, 50_000).await;
-    let coin = Coin::of(&funding, 0, &alice);
+    let (funding, vout, _) = sim.faucet(&alice, 50_000).await;
+    let coin = Coin::of(&funding, vout, &alice);
+    (sim, coin)
+}
 
-    // 460: a raw transaction (no EF extension).
-    let ef = spend(&coin, &bob, 300);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_transactions_and_beef_are_460() {
+    let (sim, coin) = funded().await;
+    let ef = spend(&coin, &key("bob"), 300);
     let (status, body) = sim.post_raw("/v1/tx", "application/octet-stream", ef.tx.to_bytes()).await;
     assert_arc_error(status, &body, 460, None, "not extended format");
-    // 460: BEEF is not taken either.
-    let (_, _, beef) = sim.faucet(&alice, 1_000).await;
+    let (_, _, beef) = sim.faucet(&key("alice"), 1_000).await;
     let (status, body) = sim.post_raw("/v1/tx", "text/plain", beef.to_hex().into_bytes()).await;
-    assert_arc_error(status, &body, 460, None, "BEEF");
+    assert_arc_error(status, &body, 460, None, "BEEF submissions are not supported");
+    sim.handle.shutdown().await.unwrap();
+}
 
-    // 461: signed by the wrong key.
-    let wrong = Coin { key: bob, ..coin.clone() };
-    let ef = spend(&wrong, &bob, 300);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_script_is_461() {
+    let (sim, coin) = funded().await;
+    let bob = key("bob");
+    let ef = spend(&Coin { key: bob, ..coin }, &bob, 300);
     let (status, body) = sim.broadcast(&ef).await;
-    assert_arc_error(status, &body, 461, Some(&ef.txid()), "input 0: script failed");
+    assert_arc_error(status, &body, 461, Some(&ef.txid()), "input 0: script failed: script failed an OP_EQUALVERIFY operation (EQUALVERIFY)");
+    sim.handle.shutdown().await.unwrap();
+}
 
-    // 462: an input that does not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_input_is_462() {
+    let (sim, coin) = funded().await;
+    let bob = key("bob");
     let ghost = Coin { outpoint: Outpoint::new(Txid([7; 32]), 0), ..coin.clone() };
     let ef = spend(&ghost, &bob, 300);
     let (status, body) = sim.broadcast(&ef).await;
-    assert_arc_error(status, &body, 462, Some(&ef.txid()), &format!("spends {}, which does not exist", ghost.outpoint));
-    let past_end = spend(&Coin { outpoint: Outpoint::new(funding.txid(), 9), ..coin.clone() }, &bob, 300);
+    assert_arc_error(status, &body, 462, Some(&ef.txid()), &format!("input 0 spends {}, which does not exist", ghost.outpoint));
+    let past_end = spend(&Coin { outpoint: Outpoint::new(coin.outpoint.txid, 9), ..coin }, &bob, 300);
     let (status, body) = sim.broadcast(&past_end).await;
-    assert_arc_error(status, &body, 462, Some(&past_end.txid()), "does not exist");
+    assert_arc_error(status, &body, 462, Some(&past_end.txid()), "which does not exist");
+    sim.handle.shutdown().await.unwrap();
+}
 
-    // 463: truncated EF.
-    let ef = spend(&coin, &bob, 300);
-    let mut bytes = ef.to_bytes();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_spent_deeper_than_the_window_is_462() {
+    let (sim, coin) = funded().await;
+    let first = spend(&coin, &key("bob"), 400);
+    assert_eq!(sim.broadcast(&first).await.0, 200);
+    let height = sim.mine(1).await;
+    sim.mine(6).await; // 7 confirmations: beyond the default 6-block double-spend window
+    let late = spend(&coin, &key("carol"), 600);
+    let (status, body) = sim.broadcast(&late).await;
+    let expected = format!("input 0 spends {}, already spent by {} mined at height {height}", coin.outpoint, first.txid());
+    assert_arc_error(status, &body, 462, Some(&late.txid()), &expected);
+    sim.handle.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_or_lying_ef_is_463() {
+    let (sim, coin) = funded().await;
+    let bob = key("bob");
+    let mut bytes = spend(&coin, &bob, 300).to_bytes();
     bytes.truncate(bytes.len() - 3);
     let (status, body) = sim.post_raw("/v1/tx", "application/octet-stream", bytes).await;
     assert_arc_error(status, &body, 463, None, "malformed transaction: unexpected end of input");
-    // 463: the EF claims another amount than the real output.
+    // The EF claims another amount than the real output.
     let liar = Coin { out: TxOut { satoshis: 60_000, ..coin.out.clone() }, ..coin.clone() };
     let ef = spend(&liar, &bob, 300);
     let (status, body) = sim.broadcast(&ef).await;
-    assert_arc_error(status, &body, 463, Some(&ef.txid()), "EF source output (60000 sat) does not match");
+    assert_arc_error(status, &body, 463, Some(&ef.txid()), &format!("input 0: EF source output (60000 sat) does not match {} (50000 sat", coin.outpoint));
+    // Two inputs spending the same outpoint.
+    let twice = spend_with(&[coin.clone(), coin.clone()], vec![TxOut { satoshis: 1_000, locking_script: p2pkh(&bob) }], 0, SEQUENCE_FINAL);
+    let (status, body) = sim.broadcast(&twice).await;
+    assert_arc_error(status, &body, 463, Some(&twice.txid()), &format!("inputs 0 and 1 both spend {}", coin.outpoint));
+    sim.handle.shutdown().await.unwrap();
+}
 
-    // 465: no fee at 1 sat/kB.
-    let ef = spend(&coin, &bob, 0);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fee_below_the_rate_is_465() {
+    let (sim, coin) = funded().await;
+    let ef = spend(&coin, &key("bob"), 0);
     let (status, body) = sim.broadcast(&ef).await;
     let expected = format!("fee 0 sat is below the required 1 sat (1 sat/kB for {} bytes)", ef.tx.size());
     assert_arc_error(status, &body, 465, Some(&ef.txid()), &expected);
+    let greedy = spend_with(std::slice::from_ref(&coin), vec![TxOut { satoshis: 50_001, locking_script: p2pkh(&key("bob")) }], 0, SEQUENCE_FINAL);
+    let (status, body) = sim.broadcast(&greedy).await;
+    assert_arc_error(status, &body, 465, Some(&greedy.txid()), "outputs (50001 sat) exceed inputs (50000 sat)");
+    sim.handle.shutdown().await.unwrap();
+}
 
-    // 409: height lock not reached (one input below SEQUENCE_FINAL enforces it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_height_lock_not_reached_is_409_non_final() {
+    let (sim, coin) = funded().await;
+    let (funding2, vout2, _) = sim.faucet(&key("alice"), 50_000).await;
+    let coin2 = Coin::of(&funding2, vout2, &key("alice"));
     let tip = sim.tip().await;
-    let out = vec![TxOut { satoshis: 49_000, locking_script: p2pkh(&bob) }];
+    let out = vec![TxOut { satoshis: 49_000, locking_script: p2pkh(&key("bob")) }];
+    // nLockTime = tip + 1 with one sequence below 0xFFFFFFFF: not final for block tip + 1.
     let ef = spend_with(std::slice::from_ref(&coin), out.clone(), tip + 1, 0xffff_fffe);
     let (status, body) = sim.broadcast(&ef).await;
     assert_arc_error(status, &body, 409, Some(&ef.txid()), &format!("non-final until height {}", tip + 2));
-    // The same lock with every sequence final is not enforced... but we keep the
-    // coin for the next cases: mine one block and the locked version is final.
+    assert_eq!(body["title"], "Generic error");
+    assert_eq!(sim.status(&ef.txid()).await.0, 404, "not stored");
+    // With every sequence final the same lock time is not enforced.
+    let unlocked = spend_with(std::slice::from_ref(&coin2), out, tip + 1, SEQUENCE_FINAL);
+    assert_eq!(sim.broadcast(&unlocked).await.1["txStatus"], "SEEN_ON_NETWORK");
+    // One block later the locked one is final.
     sim.mine(1).await;
     let (status, body) = sim.broadcast(&ef).await;
     assert_eq!((status, body["txStatus"].as_str()), (200, Some("SEEN_ON_NETWORK")), "{body}");
+    sim.handle.shutdown().await.unwrap();
+}
 
-    // 409: time lock against median time past.
-    let (funding2, _, _) = sim.faucet(&alice, 50_000).await;
-    let coin2 = Coin::of(&funding2, 0, &alice);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_time_lock_not_passed_by_median_time_is_409_non_final() {
+    let (sim, coin) = funded().await;
+    let out = vec![TxOut { satoshis: 49_000, locking_script: p2pkh(&key("bob")) }];
     let lock_at = (START + 10_000) as u32;
-    let ef = spend_with(std::slice::from_ref(&coin2), out.clone(), lock_at, 0);
+    let ef = spend_with(std::slice::from_ref(&coin), out, lock_at, 0);
     let (status, body) = sim.broadcast(&ef).await;
     assert_arc_error(status, &body, 409, Some(&ef.txid()), &format!("non-final until time {}", lock_at + 1));
+    // The clock alone is not enough: median time past must pass the lock.
     let (status, body) = sim.post_json("/sim/clock", json!({ "set_unix": START + 20_000 })).await;
     assert_eq!((status, body), (200, json!({ "now": START + 20_000 })));
-    sim.mine(6).await; // six of the last eleven blocks are now past the lock time
+    assert_eq!(sim.broadcast(&ef).await.0, 409);
+    sim.mine(5).await;
+    assert_eq!(sim.broadcast(&ef).await.0, 409, "5 of the last 11 blocks past the lock: median still before it");
+    sim.mine(1).await;
     let (status, body) = sim.broadcast(&ef).await;
     assert_eq!((status, body["txStatus"].as_str()), (200, Some("SEEN_ON_NETWORK")), "{body}");
-
     sim.handle.shutdown().await.unwrap();
 }
 
@@ -252,16 +319,11 @@ async fn coinbase_spends_wait_for_maturity() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn double_spends_in_the_mempool_and_against_blocks() {
-    let sim = start().await;
-    let (alice, bob, carol) = (key("alice"), key("bob"), key("carol"));
-    let (funding, _, _) = sim.faucet(&alice, 80_000).await;
-    let coin = Coin::of(&funding, 0, &alice);
-    let first = spend(&coin, &bob, 400);
-    let second = spend(&coin, &carol, 400);
+async fn a_double_spend_of_a_mempool_transaction_is_200_double_spend_attempted() {
+    let (sim, coin) = funded().await;
+    let first = spend(&coin, &key("bob"), 400);
+    let second = spend(&coin, &key("carol"), 400);
     assert_eq!(sim.broadcast(&first).await.0, 200);
-
-    // Against the mempool: 200, DOUBLE_SPEND_ATTEMPTED, the competitor named.
     let (status, body) = sim.broadcast(&second).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["txStatus"], "DOUBLE_SPEND_ATTEMPTED");
@@ -269,21 +331,25 @@ async fn double_spends_in_the_mempool_and_against_blocks() {
     let (_, again) = sim.broadcast(&second).await;
     assert_eq!(again["txStatus"], "DOUBLE_SPEND_ATTEMPTED", "idempotent");
     let (_, status_body) = sim.status(&second.txid()).await;
-    assert_eq!(status_body["competingTxs"], json!([first.txid().to_string()]));
+    assert_eq!((status_body["txStatus"].as_str(), &status_body["competingTxs"]), (Some("DOUBLE_SPEND_ATTEMPTED"), &json!([first.txid().to_string()])));
+    // The attempt is never mined; the first spend is.
+    let height = sim.mine(1).await;
+    assert_eq!(sim.status(&first.txid()).await.1["blockHeight"], height);
+    assert_eq!(sim.status(&second.txid()).await.1["txStatus"], "DOUBLE_SPEND_ATTEMPTED");
+    assert_eq!(sim.get(&format!("/v1/tx/{}/{}/spent", coin.outpoint.txid, coin.outpoint.vout)).await.1["txid"], first.txid().to_string());
+    sim.handle.shutdown().await.unwrap();
+}
 
-    // Against a mined transaction (within the 6-block window): still a double spend.
-    sim.mine(1).await;
-    let third = spend(&coin, &carol, 500);
-    let (status, body) = sim.broadcast(&third).await;
-    assert_eq!((status, body["txStatus"].as_str()), (200, Some("DOUBLE_SPEND_ATTEMPTED")));
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_double_spend_of_a_mined_transaction_is_200_double_spend_attempted() {
+    let (sim, coin) = funded().await;
+    let first = spend(&coin, &key("bob"), 400);
+    assert_eq!(sim.broadcast(&first).await.0, 200);
+    sim.mine(6).await; // 6 confirmations: inside the window
+    let late = spend(&coin, &key("carol"), 500);
+    let (status, body) = sim.broadcast(&late).await;
+    assert_eq!((status, body["txStatus"].as_str()), (200, Some("DOUBLE_SPEND_ATTEMPTED")), "{body}");
     assert_eq!(body["competingTxs"], json!([first.txid().to_string()]));
-    assert_eq!(sim.get(&format!("/v1/tx/{}/0/spent", funding.txid())).await.1["txid"], first.txid().to_string());
-
-    // Deeper than the window, the input is simply spent: 462.
-    sim.mine(6).await;
-    let fourth = spend(&coin, &carol, 600);
-    let (status, body) = sim.broadcast(&fourth).await;
-    assert_arc_error(status, &body, 462, Some(&fourth.txid()), &format!("already spent by {} mined at height", first.txid()));
     sim.handle.shutdown().await.unwrap();
 }
 
@@ -343,51 +409,82 @@ fn leaf(status: &Value) -> u64 {
     bump.leaf_offset(&txid_of(status)).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fault_knobs_delay_drop_reject_and_fail_the_next_broadcasts() {
-    let sim = start().await;
-    let (alice, bob) = (key("alice"), key("bob"));
-    let (funding, _, _) = sim.faucet(&alice, 40_000).await;
-    let ef = spend(&Coin::of(&funding, 0, &alice), &bob, 300);
-    let txid = ef.txid();
+async fn add_fault(sim: &Sim, fault: Value) {
+    assert_eq!(sim.post_json("/sim/faults", fault).await, (200, json!({})));
+}
 
-    // error5xx ×2: two 503s, then normal service.
-    assert_eq!(sim.post_json("/sim/faults", json!({ "kind": "error5xx", "count": 2 })).await, (200, json!({})));
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_error5xx_fails_the_next_broadcasts() {
+    let (sim, coin) = funded().await;
+    let ef = spend(&coin, &key("bob"), 300);
+    add_fault(&sim, json!({ "kind": "error5xx", "count": 2 })).await;
     for _ in 0..2 {
         let (status, body) = sim.broadcast(&ef).await;
         assert_arc_error(status, &body, 503, None, "injected fault: error5xx");
     }
-    assert_eq!(sim.status(&txid).await.0, 404, "nothing was stored");
+    assert_eq!(sim.status(&ef.txid()).await.0, 404, "nothing was stored");
+    let (status, body) = sim.broadcast(&ef).await;
+    assert_eq!((status, body["txStatus"].as_str()), (200, Some("SEEN_ON_NETWORK")), "the third is served");
+    sim.handle.shutdown().await.unwrap();
+}
 
-    // drop: answered SEEN_ON_NETWORK, but lost.
-    sim.post_json("/sim/faults", json!({ "kind": "drop", "count": 1 })).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_drop_answers_seen_but_forgets() {
+    let (sim, coin) = funded().await;
+    let ef = spend(&coin, &key("bob"), 300);
+    let txid = ef.txid();
+    add_fault(&sim, json!({ "kind": "drop", "count": 1 })).await;
     let (status, body) = sim.broadcast(&ef).await;
     assert_eq!((status, body["txStatus"].as_str(), body["txid"].as_str()), (200, Some("SEEN_ON_NETWORK"), Some(txid.to_string().as_str())));
     let (status, body) = sim.status(&txid).await;
-    assert_arc_error(status, &body, 404, Some(&txid), "unknown");
-
-    // reject: 200 REJECTED, not stored.
-    sim.post_json("/sim/faults", json!({ "kind": "reject", "count": 1 })).await;
+    assert_arc_error(status, &body, 404, Some(&txid), &format!("transaction {txid} is unknown"));
+    sim.mine(1).await;
+    assert_eq!(sim.status(&txid).await.0, 404, "a dropped transaction is never mined");
     let (status, body) = sim.broadcast(&ef).await;
-    assert_eq!((status, body["txStatus"].as_str()), (200, Some("REJECTED")));
-    assert!(body["extraInfo"].as_str().unwrap().contains("injected fault"));
-    assert_eq!(sim.status(&txid).await.0, 404);
+    assert_eq!((status, body["txStatus"].as_str()), (200, Some("SEEN_ON_NETWORK")));
+    assert_eq!(sim.status(&txid).await.1["txStatus"], "SEEN_ON_NETWORK", "a rebroadcast sticks");
+    sim.handle.shutdown().await.unwrap();
+}
 
-    // delay: answered normally, no sooner than asked.
-    sim.post_json("/sim/faults", json!({ "kind": "delay", "count": 1, "ms": 40 })).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_reject_answers_rejected_and_stores_nothing() {
+    let (sim, coin) = funded().await;
+    let ef = spend(&coin, &key("bob"), 300);
+    add_fault(&sim, json!({ "kind": "reject", "count": 1 })).await;
+    let (status, body) = sim.post_json("/v1/txs", json!([{ "rawTx": ef.to_hex() }])).await;
+    assert_eq!((status, body[0]["txStatus"].as_str()), (200, Some("REJECTED")), "{body}");
+    assert_eq!(body[0]["extraInfo"], "rejected by an injected fault (POST /sim/faults); not stored");
+    assert_eq!(sim.status(&ef.txid()).await.0, 404);
+    assert_eq!(sim.broadcast(&ef).await.1["txStatus"], "SEEN_ON_NETWORK");
+    sim.handle.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_delay_answers_normally_but_no_sooner() {
+    let (sim, coin) = funded().await;
+    let ef = spend(&coin, &key("bob"), 300);
+    add_fault(&sim, json!({ "kind": "delay", "count": 1, "ms": 40 })).await;
     let started = Instant::now();
     let (status, body) = sim.broadcast(&ef).await;
     assert!(started.elapsed() >= Duration::from_millis(40));
     assert_eq!((status, body["txStatus"].as_str()), (200, Some("SEEN_ON_NETWORK")));
-    assert_eq!(sim.status(&txid).await.1["txStatus"], "SEEN_ON_NETWORK");
+    assert_eq!(sim.status(&ef.txid()).await.1["txStatus"], "SEEN_ON_NETWORK");
+    sim.handle.shutdown().await.unwrap();
+}
 
-    // Knob validation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_requests_are_validated() {
+    let sim = start().await;
     let (status, body) = sim.post_json("/sim/faults", json!({ "kind": "delay", "count": 1 })).await;
     assert_arc_error(status, &body, 400, None, "kind delay needs ms");
+    let (status, body) = sim.post_json("/sim/faults", json!({ "kind": "drop", "count": 1, "ms": 5 })).await;
+    assert_arc_error(status, &body, 400, None, "ms applies to kind delay only, not drop");
     let (status, body) = sim.post_json("/sim/faults", json!({ "kind": "explode", "count": 1 })).await;
-    assert_arc_error(status, &body, 400, None, "is not one of delay, drop, reject, error5xx");
+    assert_arc_error(status, &body, 400, None, "kind \"explode\" is not one of delay, drop, reject, error5xx");
     let (status, body) = sim.post_json("/sim/faults", json!({ "kind": "drop", "count": 0 })).await;
     assert_arc_error(status, &body, 400, None, "count must be between 1");
+    let (status, body) = sim.post_json("/sim/faults", json!({ "kind": "drop", "count": 1, "when": "now" })).await;
+    assert_arc_error(status, &body, 400, None, "unknown field `when`");
     sim.handle.shutdown().await.unwrap();
 }
 
@@ -601,5 +698,110 @@ async fn headers_policy_and_health_shapes() {
     assert_eq!(policy["timestamp"], "2023-11-14T22:13:20Z");
     let (status, health) = sim.get("/v1/health").await;
     assert_eq!((status, health["healthy"].as_bool(), health["reason"].is_null()), (200, Some(true), true));
+    sim.handle.shutdown().await.unwrap();
+}
+
+/// Starts `escrowd chainsim` as a process; returns it and the URL it printed.
+fn spawn_cli(args: Vec<String>) -> (std::process::Child, Value) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_escrowd"))
+        .arg("chainsim")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    (child, serde_json::from_str(&line).unwrap())
+}
+
+fn terminate(mut child: std::process::Child) -> Option<i32> {
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    child.wait().unwrap().code()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_serves_until_sigterm_and_keeps_its_data() {
+    let dir = scratch_dir("cli");
+    let data = dir.to_str().unwrap().to_string();
+    let args = ["--listen", "127.0.0.1:0", "--data", &data, "--fee-rate", "2", "--chain-id", "chain-p"].map(String::from).to_vec();
+    let (child, hello) = tokio::task::spawn_blocking(move || spawn_cli(args)).await.unwrap();
+    assert_eq!((hello["chain_id"].as_str(), hello["tip"].as_u64()), (Some("chain-p"), Some(101)));
+    let http = client();
+    let url = hello["url"].as_str().unwrap().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let policy: Value = http.get(format!("{url}/v1/policy")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(policy["policy"]["miningFee"], json!({ "satoshis": 2, "bytes": 1000 }));
+    let mined: Value = http.post(format!("{url}/sim/mine")).json(&json!({ "blocks": 2 })).send().await.unwrap().json().await.unwrap();
+    assert_eq!(mined, json!({ "tip": 103 }));
+    assert_eq!(tokio::task::spawn_blocking(move || terminate(child)).await.unwrap(), Some(0));
+
+    let args = ["--listen", "127.0.0.1:0", "--data", &data, "--chain-id", "chain-p"].map(String::from).to_vec();
+    let (child, hello) = tokio::task::spawn_blocking(move || spawn_cli(args)).await.unwrap();
+    assert_eq!(hello["tip"], 103, "the ledger survived the restart");
+    assert_eq!(tokio::task::spawn_blocking(move || terminate(child)).await.unwrap(), Some(0));
+
+    // Usage errors exit 2: another chain id for the same store.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_escrowd"))
+        .args(["chainsim", "--listen", "127.0.0.1:0", "--data", &data, "--chain-id", "chain-d"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds chain \"chain-p\", not \"chain-d\""));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Branch f's ARC client against chainsim's fault knobs and rejections: what
+/// a gateway sees when the broadcaster misbehaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_arc_client_meets_faults_and_rejections() {
+    use escrowd::chain::{ArcClient, ArcConfig, RetryPolicy};
+    use saga_runtime::{ArcErrorCode, BroadcastError, BroadcastOutcome, Broadcaster, RejectCode, TxState};
+
+    let (sim, coin) = funded().await;
+    let mut cfg = ArcConfig::new(sim.url.clone());
+    cfg.retry = RetryPolicy { attempts: 3, base: Duration::from_millis(1), cap: Duration::from_millis(2) };
+    let arc = ArcClient::new(cfg).unwrap();
+    let bob = key("bob");
+    let ef = spend(&coin, &bob, 300);
+    let txid = ef.txid();
+
+    // Two 503s are retried through; three exhaust the three attempts.
+    add_fault(&sim, json!({ "kind": "error5xx", "count": 2 })).await;
+    let outcome = arc.broadcast(&ef).await.unwrap();
+    assert!(matches!(&outcome, BroadcastOutcome::Accepted(s) if s.txid == txid && s.state == TxState::SeenOnNetwork), "{outcome:?}");
+    add_fault(&sim, json!({ "kind": "error5xx", "count": 3 })).await;
+    assert!(matches!(arc.broadcast(&ef).await, Err(BroadcastError::Unavailable { attempts: 3, .. })));
+
+    // A rejecting broadcaster is a permanent refusal; a dropping one looks
+    // fine until the status is asked for.
+    let other = spend(&Coin::of(&ef.tx, 0, &bob), &key("carol"), 300);
+    add_fault(&sim, json!({ "kind": "reject", "count": 1 })).await;
+    let err = arc.broadcast(&other).await.unwrap_err();
+    assert!(matches!(err, BroadcastError::Rejected { code: RejectCode::StatusRejected, .. }), "{err:?}");
+    add_fault(&sim, json!({ "kind": "drop", "count": 1 })).await;
+    assert!(matches!(arc.broadcast(&other).await, Ok(BroadcastOutcome::Accepted(_))));
+    assert_eq!(arc.status(&other.txid()).await.unwrap(), None, "dropped");
+    assert!(matches!(arc.broadcast(&other).await, Ok(BroadcastOutcome::Accepted(_))));
+    assert_eq!(arc.status(&other.txid()).await.unwrap().map(|s| s.state), Some(TxState::SeenOnNetwork));
+
+    // Non-final (chainsim's 409) and a failing script: rejected, with the reason.
+    let (funding, vout, _) = sim.faucet(&key("alice"), 20_000).await;
+    let fresh = Coin::of(&funding, vout, &key("alice"));
+    let tip = sim.tip().await;
+    let locked = spend_with(std::slice::from_ref(&fresh), vec![TxOut { satoshis: 19_000, locking_script: p2pkh(&bob) }], tip + 5, 0);
+    match arc.broadcast(&locked).await {
+        Err(BroadcastError::Rejected { code: RejectCode::Http { code: ArcErrorCode::Generic, status: 409 }, detail, .. }) => {
+            assert!(detail.contains(&format!("non-final until height {}", tip + 6)), "{detail}");
+        }
+        other => panic!("expected 409, got {other:?}"),
+    }
+    let forged = spend(&Coin { key: bob, ..fresh }, &bob, 300);
+    assert!(matches!(
+        arc.broadcast(&forged).await,
+        Err(BroadcastError::Rejected { code: RejectCode::Http { code: ArcErrorCode::UnlockingScripts, status: 461 }, .. })
+    ));
     sim.handle.shutdown().await.unwrap();
 }

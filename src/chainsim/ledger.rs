@@ -495,15 +495,18 @@ impl Ledger {
             Precheck::Verify(fresh) => fresh,
         };
         let txid = fresh.txid;
-        if !fresh.conflicts.is_empty() {
+        let mut view = StatusView { txid, status: TxStatus::SeenOnNetwork, mined: None, competing: Vec::new(), extra_info: None };
+        if fresh.conflicts.is_empty() {
+            self.add_to_mempool(fresh.tx, txid, fresh.fee);
+        } else {
+            view.status = TxStatus::DoubleSpendAttempted;
+            view.competing = fresh.conflicts.clone();
             let state = TxState::DoubleSpend { competing: fresh.conflicts };
             self.record(StoreOp::PutTx { txid, fee: 0, tx: Arc::clone(&fresh.tx) });
             self.record(StoreOp::PutState { txid, state: state.clone() });
             self.txs.insert(txid, TxEntry { tx: fresh.tx, fee: 0, state });
-        } else {
-            self.add_to_mempool(fresh.tx, txid, fresh.fee);
         }
-        self.status(&txid).ok_or(TxRejection::InputMissing { input: 0, outpoint: Outpoint::new(txid, 0) })
+        Ok(view)
     }
 
     fn add_to_mempool(&mut self, tx: Arc<Transaction>, txid: Txid, fee: u64) {

@@ -159,7 +159,8 @@ impl Ledger {
         let state = TxState::Mined { height, index: 0 };
         self.record(StoreOp::PutState { txid: cb_txid, state: state.clone() });
         self.txs.insert(cb_txid, TxEntry { tx: cb, fee: 0, state });
-        if let Some(out) = out {
+        // As on a node, the genesis coinbase is not spendable.
+        if let (Some(out), true) = (out, height > 0) {
             self.put_utxo(Outpoint::new(cb_txid, 0), Utxo { out, coinbase: true });
         }
         self.record(StoreOp::PutBlock { height, block: block.clone() });
@@ -344,5 +345,83 @@ impl Ledger {
         tx.inputs[0].unlocking_script =
             p2pkh_unlock(&sig, &self.key.public_key()).map_err(|e| SimError::FaucetBuild(format!("unlocking script: {e}")))?;
         Ok((tx, source))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chainsim::ledger::{chainsim_key, Precheck, TxStatus};
+    use bsv_format::keys::PrivateKey;
+
+    fn ledger() -> Ledger {
+        let params = LedgerParams { chain_id: "unit".into(), fee_rate: 1, double_spend_window: 6 };
+        let key = chainsim_key("unit").unwrap();
+        Ledger::create(params, key, 1_700_000_000, MIN_INITIAL_BLOCKS, false)
+    }
+
+    fn accept(l: &mut Ledger, tx: Transaction, source: TxOut) -> TxStatus {
+        let txid = tx.txid();
+        let tx = Arc::new(tx);
+        let Ok(Precheck::Verify(p)) = l.precheck(&tx, txid, &[source]) else { panic!("precheck") };
+        validate::verify_scripts(&p.tx, &p.spent).unwrap();
+        l.commit(p).unwrap().status
+    }
+
+    #[test]
+    fn the_initial_chain_ends_at_the_start_time() {
+        let l = ledger();
+        assert_eq!(l.tip(), 101);
+        assert_eq!(l.tip_block().unwrap().header.time, 1_700_000_000);
+        assert_eq!(l.block_at(0).unwrap().header.time, 1_700_000_000 - 101 * 600);
+        assert_eq!(l.median_time_past(), 1_700_000_000 - 5 * 600);
+        assert_eq!(l.now(), 1_700_000_000);
+    }
+
+    #[test]
+    fn faucet_pays_from_the_oldest_mature_coinbase_with_change() {
+        let mut l = ledger();
+        let payee = PrivateKey::from_bytes(&[7; 32]).unwrap().public_key().hash160();
+        let (tx, source) = l.faucet_payment(&payee, 1_000).unwrap();
+        let block1_coinbase = l.block_at(1).unwrap().txids[0];
+        assert_eq!(tx.inputs[0].prev_out, Outpoint::new(block1_coinbase, 0), "the oldest mature coinbase (genesis's is unspendable)");
+        assert_eq!(source.satoshis, BLOCK_SUBSIDY);
+        let fee = BLOCK_SUBSIDY - tx.total_output_satoshis().unwrap();
+        assert!(fee >= validate::required_fee(tx.size(), 1) && fee <= 1, "fee {fee}");
+        assert_eq!(accept(&mut l, tx, source), TxStatus::SeenOnNetwork);
+        assert_eq!(l.faucet_payment(&payee, BLOCK_SUBSIDY), Err(SimError::FaucetDry { needed: BLOCK_SUBSIDY + 1 }));
+        assert_eq!(l.faucet_payment(&payee, 0), Err(SimError::ZeroAmount));
+    }
+
+    #[test]
+    fn a_deep_reorg_drops_spends_of_vanished_coinbases() {
+        let mut l = ledger();
+        let payee = PrivateKey::from_bytes(&[7; 32]).unwrap().public_key().hash160();
+        let (tx, source) = l.faucet_payment(&payee, 1_000).unwrap();
+        let txid = tx.txid();
+        let spent = tx.inputs[0].prev_out;
+        accept(&mut l, tx, source);
+        assert_eq!(l.mine(1, true), Ok(102));
+        assert_eq!(l.status(&txid).unwrap().status, TxStatus::Mined);
+
+        // Removing blocks 1..=102 removes the coinbase the payment spent.
+        assert_eq!(l.reorg(102), Ok(102));
+        let view = l.status(&txid).unwrap();
+        assert_eq!(view.status, TxStatus::Rejected);
+        assert!(view.extra_info.unwrap().contains("spends an output of a dropped transaction"));
+        assert_eq!(l.spender(&spent), None);
+        assert!(!l.utxos.contains_key(&Outpoint::new(txid, 0)));
+        assert_eq!(l.mempool().count(), 0);
+        assert_eq!(l.status(&spent.txid).unwrap().status, TxStatus::Rejected);
+        assert_eq!(l.reorg(103), Err(SimError::BadReorgDepth { depth: 103, tip: 102 }));
+    }
+
+    #[test]
+    fn the_clock_only_moves_forward() {
+        let mut l = ledger();
+        assert_eq!(l.advance_clock(10), Ok(1_700_000_010));
+        assert_eq!(l.set_clock(5), Err(SimError::ClockBackwards { now: 1_700_000_010, requested: 5 }));
+        assert_eq!(l.set_clock(u64::from(u32::MAX) + 1), Err(SimError::ClockOverflow { max: u64::from(u32::MAX), requested: u64::from(u32::MAX) + 1 }));
+        assert_eq!(l.tip(), 101, "no block mined");
     }
 }

@@ -277,7 +277,8 @@ impl ChainsimHandle {
     }
 
     /// Stops the interval miner and the server (open connections get
-    /// [`SHUTDOWN_GRACE_SECS`] to finish), flushes and closes the store.
+    /// [`SHUTDOWN_GRACE_SECS`] to finish), flushes and closes the store: once
+    /// it returns, the data directory can be opened again.
     ///
     /// # Errors
     /// [`ChainsimError::Task`] if the server failed; [`ChainsimError::Store`]
@@ -298,6 +299,13 @@ impl ChainsimHandle {
             }
         };
         let flushed = shared.persist().await.map_err(|e| ChainsimError::Task(e.extra_info));
+        // Connection tasks may still hold the state for a moment after the
+        // server returns; wait (bounded) until this is the last reference, so
+        // the store is closed, and its directory unlocked, when we return.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(SHUTDOWN_GRACE_SECS);
+        while Arc::strong_count(&shared) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         drop(shared);
         served.and(flushed)
     }

@@ -198,7 +198,16 @@ impl Store {
     pub async fn flush(&self) -> Result<(), StoreError> {
         match self {
             Store::Memory => Ok(()),
-            Store::Sled(s) => s.tree.flush_async().await.map(|_| ()).map_err(StoreError::Io),
+            // A blocking flush on tokio's pool rather than sled's
+            // `flush_async`: sled's pool may keep a handle to the files alive
+            // after answering, which would hold the directory lock past shutdown.
+            Store::Sled(s) => {
+                let tree = s.tree.clone();
+                match tokio::task::spawn_blocking(move || tree.flush()).await {
+                    Ok(flushed) => flushed.map(|_| ()).map_err(StoreError::Io),
+                    Err(e) => Err(StoreError::Io(sled::Error::ReportableBug(format!("flush task: {e}")))),
+                }
+            }
         }
     }
 }
@@ -221,7 +230,7 @@ impl SledStore {
     /// [`StoreError::ChainMismatch`], [`StoreError::NewerRecord`],
     /// [`StoreError::Corrupt`], [`StoreError::Io`].
     pub fn open(dir: &Path, chain_id: &str) -> Result<(SledStore, Option<LedgerParts>), StoreError> {
-        let db = sled::open(dir).map_err(|source| StoreError::Open { path: dir.to_path_buf(), source })?;
+        let db = open_db(dir)?;
         let tree = db.open_tree("chainsim")?;
         let store = SledStore { db, tree };
         let Some(schema) = store.tree.get(KEY_SCHEMA)? else {
@@ -380,6 +389,29 @@ impl SledStore {
     /// The underlying database (tests use it to inspect or tamper with records).
     pub fn db(&self) -> &sled::Db {
         &self.db
+    }
+}
+
+/// How long [`SledStore::open`] keeps trying while another handle in this
+/// process still holds the directory lock.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Opens the sled database. sled 0.34 finishes some writes on its own
+/// threads after the last `Db` handle is dropped, and those keep the
+/// directory's file lock for a moment: a store closed and reopened in one
+/// process (a chainsim restarted in place) may find it still locked. That
+/// case is retried for up to [`LOCK_WAIT`]; a lock held by another process
+/// fails the same way after the wait.
+fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::open(dir) {
+            Ok(db) => return Ok(db),
+            Err(e) if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(source) => return Err(StoreError::Open { path: dir.to_path_buf(), source }),
+        }
     }
 }
 

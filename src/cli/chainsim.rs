@@ -66,25 +66,50 @@ pub fn run(args: ChainsimArgs) -> Result<(), Failure> {
     };
     let chain_id = config.chain_id.clone();
     runtime.block_on(async move {
+        // Handlers first: a signal that arrives right after the line below
+        // must stop chainsim cleanly, not kill it.
+        let termination = Termination::install().map_err(|e| Failure::Usage(format!("cannot install signal handlers: {e}")))?;
         let sim = Chainsim::start(config).await.map_err(|e| Failure::Usage(e.to_string()))?;
         super::emitln(json!({ "url": sim.url(), "chain_id": chain_id, "tip": sim.tip() }));
-        wait_for_termination().await;
+        termination.wait().await;
         sim.shutdown().await.map_err(|e| Failure::Usage(e.to_string()))
     })
 }
 
-/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
-async fn wait_for_termination() {
+/// SIGINT (Ctrl-C) and, on Unix, SIGTERM, registered when installed.
+struct Termination {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Termination {
+    fn install() -> std::io::Result<Termination> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Termination { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Termination {})
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
+
+    /// Resolves at the first signal.
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            let Termination { mut interrupt, mut terminate } = self;
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
