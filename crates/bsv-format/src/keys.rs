@@ -361,10 +361,35 @@ pub fn verify_ecdsa(digest: &[u8; 32], der_sig: &[u8], pubkey: &[u8]) -> bool {
     if pubkey.len() != expected_len {
         return false;
     }
-    match secp256k1::PublicKey::from_slice(pubkey) {
-        Ok(point) => verify_with_point(digest, der_sig, &point),
-        Err(_) => false,
+    match parse_point(pubkey) {
+        Some(point) => verify_with_point(digest, der_sig, &point),
+        None => false,
     }
+}
+
+thread_local! {
+    /// The last compressed key this thread parsed, with its point. Parsing a
+    /// compressed key decompresses it (a field square root), about 11 % of a
+    /// whole signature check; spends by one wallet repeat their keys
+    /// (docs/benchmarks.md). Keyed on all 33 bytes, so a hit returns exactly
+    /// what parsing would.
+    static LAST_COMPRESSED_KEY: std::cell::Cell<Option<([u8; 33], secp256k1::PublicKey)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// `secp256k1::PublicKey::from_slice`, remembering the last compressed key.
+fn parse_point(pubkey: &[u8]) -> Option<secp256k1::PublicKey> {
+    let Ok(bytes) = <[u8; 33]>::try_from(pubkey) else {
+        return secp256k1::PublicKey::from_slice(pubkey).ok();
+    };
+    if let Some((last, point)) = LAST_COMPRESSED_KEY.get() {
+        if last == bytes {
+            return Some(point);
+        }
+    }
+    let point = secp256k1::PublicKey::from_slice(&bytes).ok()?;
+    LAST_COMPRESSED_KEY.set(Some((bytes, point)));
+    Some(point)
 }
 
 fn verify_with_point(digest: &[u8; 32], der_sig: &[u8], point: &secp256k1::PublicKey) -> bool {
@@ -568,5 +593,25 @@ mod tests {
         let long = "2".repeat(MAX_BASE58_TEXT + 1);
         assert_eq!(base58_decode(&long), Err(KeyError::WrongLength { len: MAX_BASE58_TEXT + 1 }));
         assert_eq!(base58check_decode("1"), Err(KeyError::WrongLength { len: 1 }));
+    }
+
+    #[test]
+    fn remembered_key_answers_only_for_its_own_bytes() {
+        let a = PrivateKey::from_bytes(&[0x11; 32]).unwrap();
+        let b = PrivateKey::from_bytes(&[0x22; 32]).unwrap();
+        let digest = [7u8; 32];
+        let (sig_a, sig_b) = (a.sign_digest(&digest), b.sign_digest(&digest));
+        let (key_a, key_b) = (a.public_key().to_compressed(), b.public_key().to_compressed());
+        let mut not_a_point = key_a;
+        not_a_point[1..].copy_from_slice(&[0xff; 32]); // x ≥ p
+        for _ in 0..2 {
+            assert!(verify_ecdsa(&digest, &sig_a, &key_a));
+            assert!(verify_ecdsa(&digest, &sig_a, &key_a), "remembered key A");
+            assert!(!verify_ecdsa(&digest, &sig_a, &key_b), "key B right after A");
+            assert!(verify_ecdsa(&digest, &sig_b, &key_b));
+            assert!(!verify_ecdsa(&digest, &sig_b, &key_a), "key A right after B");
+            assert!(!verify_ecdsa(&digest, &sig_a, &not_a_point), "invalid key right after a valid one");
+            assert!(verify_ecdsa(&digest, &sig_a, &a.public_key().to_uncompressed()));
+        }
     }
 }
