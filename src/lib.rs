@@ -4,6 +4,10 @@
 //! that need I/O. The pure format core is the `bsv-format` crate.
 #![forbid(unsafe_code)]
 
+pub mod chain;
+pub mod chainsim;
 pub mod cli;
 pub mod headers;
+pub mod policy;
+pub mod identity;
 pub mod sample;

@@ -1,14 +1,18 @@
 //! `escrowd beef inspect|verify|to-ef` (DESIGN.md §7; JSON shapes in docs/cli-json.md).
+//! `verify --headers` takes a headers file or a Block Headers Service URL
+//! (`crate::chain::HeadersClient`).
 
 use std::path::PathBuf;
 
 use bsv_format::beef::{Beef, BeefVersion};
-use bsv_format::spv::{self, ChainTracker, ScriptEras, VerifyError, VerifyOptions};
+use bsv_format::spv::{self, ChainTracker, ScriptEras, VerifiedBeef, VerifyError, VerifyOptions};
 use bsv_format::{Hash256, Txid};
 use clap::{Subcommand, ValueEnum};
+use saga_runtime::{verify_beef, VerifyBeefError};
 use serde_json::json;
 
 use super::{input, Failure};
+use crate::chain::{HeadersClient, HeadersConfig};
 use crate::headers::HeadersTracker;
 
 /// `escrowd beef …`
@@ -22,13 +26,17 @@ pub enum BeefCommand {
         #[arg(long)]
         json: bool,
     },
-    /// SPV-verify a BEEF against a headers file (rules in docs/formats.md).
+    /// SPV-verify a BEEF against a headers file or a Block Headers Service
+    /// (rules in docs/formats.md).
     Verify {
         /// BEEF file (binary or hex); '-' = stdin.
         file: String,
-        /// Headers file: {"tip": H, "roots": {"<height>": "<root hex>"}}.
-        #[arg(long, value_name = "FILE")]
-        headers: PathBuf,
+        /// Headers file: {"tip": H, "roots": {"<height>": "<root hex>"}}; or
+        /// the base URL (http:// or https://) of a Block Headers Service such
+        /// as chainsim's, asked once for all roots and the tip. Its API key,
+        /// if any, is read from $ESCROWD_HEADERS_API_KEY.
+        #[arg(long, value_name = "FILE|URL")]
+        headers: String,
         /// Skip script evaluation (structure, amounts, roots and maturity only).
         #[arg(long)]
         no_scripts: bool,
@@ -211,6 +219,7 @@ pub fn rule_name(e: &VerifyError) -> &'static str {
         VerifyError::AnswerCountMismatch { .. } => "answer_count_mismatch",
         VerifyError::RootNotConfirmed { .. } => "root_not_confirmed",
         VerifyError::CoinbaseImmature { .. } => "coinbase_immature",
+        VerifyError::TotalWorkExceeded { .. } => "total_work_exceeded",
         VerifyError::Script { .. } => "script_failed",
     }
 }
@@ -225,8 +234,54 @@ impl ChainTracker for HeadersTracker {
     }
 }
 
-fn verify(file: &str, headers: &std::path::Path, opts: &VerifyOptions, as_json: bool) -> Result<(), Failure> {
-    let tracker = HeadersTracker::load(headers).map_err(|e| Failure::Usage(e.to_string()))?;
+/// Where `beef verify` gets its roots and tip.
+enum Tracker {
+    /// A headers file (DESIGN.md §7).
+    File(HeadersTracker),
+    /// A Block Headers Service at this base URL.
+    Service(Box<HeadersClient>, String),
+}
+
+impl Tracker {
+    /// `--headers`: a URL if it starts with `http://` or `https://`, else a file.
+    fn open(headers: &str) -> Result<Tracker, Failure> {
+        if headers.starts_with("http://") || headers.starts_with("https://") {
+            let mut config = HeadersConfig::new(headers);
+            config.api_key = std::env::var("ESCROWD_HEADERS_API_KEY").ok().filter(|k| !k.is_empty());
+            let client = HeadersClient::new(config).map_err(|e| Failure::Usage(format!("--headers {headers}: {e}")))?;
+            Ok(Tracker::Service(Box::new(client), headers.to_string()))
+        } else {
+            HeadersTracker::load(&PathBuf::from(headers)).map(Tracker::File).map_err(|e| Failure::Usage(e.to_string()))
+        }
+    }
+
+    /// Verifies `beef`. The outer error is a tracker that could not answer
+    /// (exit 2); the inner one an SPV verdict.
+    fn verify(&self, beef: Beef, opts: &VerifyOptions) -> Result<Result<VerifiedBeef, VerifyError>, Failure> {
+        match self {
+            Tracker::File(tracker) => Ok(spv::verify(beef, tracker, opts)),
+            Tracker::Service(client, url) => {
+                // The CLI is synchronous: a current-thread runtime for the
+                // duration of the HTTP calls (SPV's script checks still run
+                // on the blocking pool, in parallel with rayon).
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| Failure::Usage(format!("cannot start the async runtime: {e}")))?;
+                match runtime.block_on(verify_beef(client.as_ref(), beef, opts)) {
+                    Ok(verified) => Ok(Ok(verified)),
+                    Err(VerifyBeefError::Invalid(e)) => Ok(Err(e)),
+                    Err(e @ (VerifyBeefError::Tracker(_) | VerifyBeefError::Interrupted { .. })) => {
+                        Err(Failure::Usage(format!("headers service {url}: {e}")))
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn verify(file: &str, headers: &str, opts: &VerifyOptions, as_json: bool) -> Result<(), Failure> {
+    let tracker = Tracker::open(headers)?;
     let (beef, _) = match load(file) {
         Ok(v) => v,
         Err(Failure::Invalid(msg)) if as_json => {
@@ -235,7 +290,7 @@ fn verify(file: &str, headers: &std::path::Path, opts: &VerifyOptions, as_json: 
         }
         Err(e) => return Err(e),
     };
-    match spv::verify(beef, &tracker, opts) {
+    match tracker.verify(beef, opts)? {
         Ok(verified) => {
             if as_json {
                 let doc = json!({

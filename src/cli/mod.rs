@@ -7,10 +7,15 @@
 //! # Layout
 //! - [`input`]: file / stdin / inline-hex input, binary or hex.
 //! - [`beef`]: `escrowd beef inspect|verify|to-ef`.
+//! - [`certs`]: `escrowd certs init|issue|revoke`.
+//! - [`chainsim`]: `escrowd chainsim` (the regtest ARC / headers server).
 //! - [`tx`]: `escrowd tx decode`.
 
 pub mod beef;
+pub mod certs;
+pub mod chainsim;
 pub mod input;
+pub mod policy;
 pub mod tx;
 
 use std::process::ExitCode;
@@ -32,10 +37,22 @@ enum Command {
         #[command(subcommand)]
         command: beef::BeefCommand,
     },
+    /// Run a regtest ledger that speaks the ARC and Block Headers Service APIs.
+    Chainsim(chainsim::ChainsimArgs),
+    /// Development certificates: CAs, leaves, CRLs and the federation file.
+    Certs {
+        #[command(subcommand)]
+        command: certs::CertsCommand,
+    },
     /// Decode raw transactions.
     Tx {
         #[command(subcommand)]
         command: tx::TxCommand,
+    },
+    /// Validate policy files (timeline rules C1-C3, limits, identities).
+    Policy {
+        #[command(subcommand)]
+        command: policy::PolicyCommand,
     },
 }
 
@@ -75,7 +92,10 @@ pub fn emitln(text: impl std::fmt::Display) {
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Beef { command } => beef::run(command),
+        Command::Chainsim(args) => chainsim::run(args),
+        Command::Certs { command } => certs::run(command),
         Command::Tx { command } => tx::run(command),
+        Command::Policy { command } => policy::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

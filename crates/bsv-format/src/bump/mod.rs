@@ -16,11 +16,38 @@
 //! # What every decoded path satisfies
 //! Both parse modes check the encoding (canonical integers, flags 0/1/2, no
 //! offset listed twice in a level, at most one duplicate marker per level, no
-//! truncation) and the tree: level 0 holds at least one leaf with a hash, and
-//! *every* level-0 leaf with a hash (client txid or sibling) leads to the same
-//! root, using given nodes first and nodes computed from lower levels
-//! otherwise (as ts-sdk `MerklePath`'s constructor does). The root is computed
-//! once, at construction, so [`MerklePath::compute_root`] is a lookup.
+//! truncation) and the tree: level 0 holds at least one leaf with a hash,
+//! duplicate markers fit a real Merkle tree (below), and *every* level-0 leaf
+//! with a hash (client txid or sibling) leads to the same root, using given
+//! nodes first and nodes computed from lower levels otherwise (as ts-sdk
+//! `MerklePath`'s constructor does). The root is computed once, at
+//! construction, so [`MerklePath::compute_root`] is a lookup.
+//!
+//! # Duplicate markers fit a real tree (a decision)
+//! A block of `N` transactions has `ceil(N / 2^h)` nodes at level `h`; where
+//! that count is odd, the last node is paired with itself and BRC-74 writes
+//! the missing right sibling as a duplicate marker. So a marker at `(h, o)`
+//! says "level `h` has `o` nodes", and both parse modes require one block
+//! size `N` that every node fits (`shape`):
+//! - a marker's offset is odd (only odd-sized levels are paired);
+//! - no node of the marker's level — given, or implied by a node of a lower
+//!   level (its ancestor at `h`; level-0 leaves included) — sits at a higher
+//!   offset, no node of a higher level lies wholly to its right, and the
+//!   markers of different levels agree on `N`;
+//! - its left sibling `(h, o - 1)` is given or computable from lower levels.
+//!
+//! In a single-level compound path a marker can thus only be the last node
+//! of level 0, right after the largest leaf. BRC-74 does not spell this out,
+//! and ts-sdk does not check it; without it a path such as "leaf 0, marker at
+//! 1, leaf 2" decodes, and the producers below can only expand it into two
+//! markers in one level, which no decoder accepts. Two liberties remain: a
+//! marker at offset 1 (a one-node level paired with itself, which a real
+//! tree stops at) is accepted, because ts-sdk's `findOrComputeLeaf` and the
+//! ts-stack conformance vectors use one; and the tree height is not checked
+//! against `N`. Every path [`MerklePath::from_block`], `extract`, `trim` and
+//! `combine` build fits the rule; `combine` refuses two paths of one root
+//! whose markers describe different block sizes
+//! ([`BumpError::BlockSizeMismatch`]).
 //!
 //! # Strict and lenient
 //! [`OffsetRule::LegalOnly`] ([`MerklePath::from_bytes_strict`]) also rejects a
@@ -38,8 +65,11 @@
 //! does not describe this, but the shared vectors (block 125632, the ts-stack
 //! "compound" vector) expect it to be valid, so we accept it, in both modes,
 //! with exactly those rules: the inference applies only when the path has one
-//! level. [`MerklePath::trim`], [`MerklePath::extract`] and
-//! [`MerklePath::combine`] turn such a path into an ordinary multi-level one.
+//! level. Where the last node of a level is a right child whose left sibling
+//! is missing, ts-sdk pairs it with itself too; a real tree never does (that
+//! level is even), so we report the missing node instead.
+//! [`MerklePath::trim`], [`MerklePath::extract`] and [`MerklePath::combine`]
+//! turn such a path into an ordinary multi-level one.
 //! A one-level path with a single leaf is a single-transaction block: its root
 //! is that leaf.
 //!
@@ -52,9 +82,13 @@
 //! # Layout
 //! - [`MerklePath`], [`PathNode`], [`NodeValue`], [`OffsetRule`], [`BumpError`].
 //! - Decoding and encoding, then queries, then building and merging.
+//! - `shape`: the duplicate-marker rule (private).
 //! - `tree`: root computation and node resolution (private).
 
+mod shape;
 mod tree;
+
+use shape::{Shape, ShapeFault};
 
 use crate::codec::{decode_hex, write_varint, ParseError, ParseErrorKind, Reader};
 use crate::hash::{Hash256, Txid};
@@ -80,8 +114,10 @@ const HASH_NODE_BYTES: usize = 34;
 pub enum BumpError {
     /// The bytes are not a well-formed BUMP (truncated, non-canonical integer,
     /// flag other than 0/1/2, offset listed twice in a level, a second
-    /// duplicate marker in a level, a node at an illegal offset in strict mode,
-    /// tree height outside 1..=64, block height above `u32::MAX`).
+    /// duplicate marker in a level, a duplicate marker at an even offset or
+    /// without its left sibling, a node outside the tree the duplicate markers
+    /// describe, a node at an illegal offset in strict mode, tree height
+    /// outside 1..=64, block height above `u32::MAX`).
     #[error("malformed BUMP: {0}")]
     Parse(#[from] ParseError),
     /// Level 0 holds no leaf with a hash, so the path proves nothing.
@@ -113,6 +149,11 @@ pub enum BumpError {
     /// `combine` was given a path of the same height with another root.
     #[error("cannot combine BUMPs with different Merkle roots")]
     RootMismatch,
+    /// `combine` was given a path of the same block height and root whose
+    /// duplicate markers describe a block of another size (a block and its
+    /// CVE-2012-2459 twin, the tail repeated, share a root): no path fits both.
+    #[error("cannot combine BUMPs that describe blocks of different sizes")]
+    BlockSizeMismatch,
     /// `from_block` was given no transactions.
     #[error("a block has at least one transaction")]
     EmptyBlock,
@@ -243,15 +284,18 @@ impl MerklePath {
         let mut levels: Vec<Vec<PathNode>> = Vec::with_capacity(usize::from(tree_height));
         // Sorted offsets of the level-0 leaves with a hash (strict mode only).
         let mut legal_leaves: Vec<u64> = Vec::new();
+        // The block sizes the nodes read so far fit, and the markers read.
+        let mut shape = Shape::new();
+        let mut markers: Vec<tree::Marker> = Vec::new();
         for height in 0..tree_height {
-            let level = read_level(r, height, rule, &legal_leaves)?;
+            let level = read_level(r, height, rule, &legal_leaves, &mut shape, &mut markers)?;
             if height == 0 && rule == OffsetRule::LegalOnly {
                 legal_leaves = level.iter().filter(|n| n.value.hash().is_some()).map(|n| n.offset).collect();
                 legal_leaves.sort_unstable();
             }
             levels.push(level);
         }
-        let root = tree::root_of(&levels)?;
+        let root = tree::checked_root(&levels, &markers)?;
         Ok(MerklePath { block_height, levels, root })
     }
 
@@ -428,10 +472,11 @@ impl MerklePath {
     /// their nodes, a leaf that is a client txid in either stays one (never
     /// downgraded), then trimmed to what the client txids need (BRC-74
     /// "Merging", ts-sdk `combine`). Without client txids in either path, this
-    /// path is left unchanged.
+    /// path is left unchanged; on error it is left unchanged too.
     ///
     /// # Errors
-    /// [`BumpError::HeightMismatch`], [`BumpError::RootMismatch`].
+    /// [`BumpError::HeightMismatch`], [`BumpError::RootMismatch`],
+    /// [`BumpError::BlockSizeMismatch`] (see the module docs).
     pub fn combine(&mut self, other: &MerklePath) -> Result<(), BumpError> {
         if self.block_height != other.block_height {
             return Err(BumpError::HeightMismatch { ours: self.block_height, theirs: other.block_height });
@@ -457,9 +502,18 @@ impl MerklePath {
     }
 }
 
-/// Reads one level; checks flags, duplicate offsets, duplicate markers and (in
-/// strict mode, for levels ≥ 1) legal offsets.
-fn read_level(r: &mut Reader<'_>, height: u8, rule: OffsetRule, legal_leaves: &[u64]) -> Result<Vec<PathNode>, BumpError> {
+/// Reads one level; checks flags, duplicate offsets, duplicate markers, (in
+/// strict mode, for levels ≥ 1) legal offsets, and that every node fits the
+/// tree the markers read so far describe (`shape`, updated). Appends the
+/// level's duplicate marker, if any, to `markers`.
+fn read_level(
+    r: &mut Reader<'_>,
+    height: u8,
+    rule: OffsetRule,
+    legal_leaves: &[u64],
+    shape: &mut Shape,
+    markers: &mut Vec<tree::Marker>,
+) -> Result<Vec<PathNode>, BumpError> {
     let level_start = r.position();
     let n = r.read_count(MIN_NODE_BYTES, "BUMP level node count")?;
     // Nodes with a hash take 34+ bytes; cap the up-front allocation by that.
@@ -491,6 +545,18 @@ fn read_level(r: &mut Reader<'_>, height: u8, rule: OffsetRule, legal_leaves: &[
         }
         if height > 0 && rule == OffsetRule::LegalOnly && !tree::is_legal_offset(legal_leaves, height, offset) {
             return Err(ParseError::new(node_at, ParseErrorKind::IllegalOffset, "BUMP node offset").into());
+        }
+        // BRC-74: a duplicate marker stands at the right edge of an odd-sized
+        // level; see `shape`.
+        shape.add(height, offset, &value).map_err(|fault| {
+            let context = match fault {
+                ShapeFault::EvenMarker => "BUMP duplicate marker at an even offset",
+                ShapeFault::OutsideTree => "BUMP node outside the tree its duplicate markers describe",
+            };
+            ParseError::new(node_at, ParseErrorKind::InvalidValue, context)
+        })?;
+        if value == NodeValue::Duplicate {
+            markers.push(tree::Marker { height, offset, at: node_at });
         }
         nodes.push(PathNode { offset, value });
     }

@@ -175,6 +175,35 @@ fn unsorted_levels_round_trip_byte_for_byte() {
 }
 
 #[test]
+fn beef_merge_keeps_both_paths_when_combine_refuses() {
+    use crate::beef::{Beef, BeefVersion};
+    use crate::tx::{Outpoint, Transaction, TxIn, TxOut};
+    // A transaction proven twice: as tx 4 of a block of 5, and as tx 6 of
+    // that block's twin of 8 (tail repeated; same root, other size).
+    let tx = Transaction {
+        version: 1,
+        inputs: vec![TxIn { prev_out: Outpoint::new(txid(77), 0), unlocking_script: crate::Script::default(), sequence: 0 }],
+        outputs: vec![TxOut { satoshis: 1, locking_script: crate::Script::default() }],
+        lock_time: 0,
+    };
+    let mut five = block(4);
+    five.push(tx.txid());
+    let mut eight = five.clone();
+    eight.extend([tx.txid(); 3]);
+    let mut ours = Beef::new(BeefVersion::V1);
+    ours.add_bump(MerklePath::from_block(9, &five, &[4]).unwrap());
+    ours.add_transaction(tx.clone());
+    let mut theirs = Beef::new(BeefVersion::V1);
+    theirs.add_bump(MerklePath::from_block(9, &eight, &[6]).unwrap());
+    theirs.add_transaction(tx);
+    ours.merge(theirs);
+    assert_eq!((ours.bumps().len(), ours.len()), (2, 1));
+    assert_eq!(ours.bumps()[0].root(), ours.bumps()[1].root());
+    let bytes = ours.to_bytes();
+    assert_eq!(Beef::from_bytes(&bytes).map(|b| b.to_bytes()), Ok(bytes));
+}
+
+#[test]
 fn truncation_trailing_bytes_and_non_canonical_integers_are_parse_errors() {
     let (_, parts) = four_tx_parts();
     let bytes = encode(5, &parts);
@@ -217,6 +246,147 @@ fn a_second_duplicate_marker_in_a_level_is_rejected() {
     let parts = vec![vec![(0, 2, Some(b[0].as_hash())), (1, 1, None), (3, 1, None)]];
     let e = parse_err(MerklePath::from_bytes_lenient(&encode(5, &parts)));
     assert_eq!((e.offset, e.kind), (3 + 34 + 2, ParseErrorKind::InvalidValue));
+}
+
+/// Decodes `levels` in both modes and checks both fail with `InvalidValue`
+/// at byte `offset` with `context`.
+fn assert_shape_fault(levels: &[RawLevel], offset: usize, context: &'static str) {
+    let bytes = encode(5, levels);
+    for (mode, result) in [("strict", MerklePath::from_bytes_strict(&bytes)), ("lenient", MerklePath::from_bytes_lenient(&bytes))] {
+        assert_eq!(parse_err(result), ParseError::new(offset, ParseErrorKind::InvalidValue, context), "{mode}");
+    }
+}
+
+const EVEN_MARKER: &str = "BUMP duplicate marker at an even offset";
+const OUTSIDE_TREE: &str = "BUMP node outside the tree its duplicate markers describe";
+const NO_LEFT_SIBLING: &str = "BUMP duplicate marker without its left sibling";
+
+#[test]
+fn a_duplicate_marker_at_an_even_offset_is_rejected() {
+    let b = block(3);
+    let level0 = vec![(0, 2, Some(b[0].as_hash())), (1, 0, Some(b[1].as_hash())), (2, 1, None)];
+    // Count byte, then two 34-byte leaves.
+    assert_shape_fault(&[level0], 3 + 68, EVEN_MARKER);
+}
+
+#[test]
+fn a_leaf_after_a_duplicate_marker_is_rejected() {
+    // The fuzz finding: leaf 0, marker at 1 (the level has one node), leaf 2.
+    let b = block(3);
+    let level0 = vec![(0, 2, Some(b[0].as_hash())), (1, 1, None), (2, 2, Some(b[2].as_hash()))];
+    assert_shape_fault(&[level0], 3 + 34 + 2, OUTSIDE_TREE);
+    // Same nodes, the marker last on the wire: the marker is the misfit.
+    let level0 = vec![(2, 2, Some(b[2].as_hash())), (0, 2, Some(b[0].as_hash())), (1, 1, None)];
+    assert_shape_fault(&[level0], 3 + 68, OUTSIDE_TREE);
+}
+
+#[test]
+fn a_lower_level_node_beyond_a_marker_is_rejected() {
+    // Level 1 marker at 3 (level 1 has 3 nodes: N <= 6), but leaf 9 sits
+    // under level-1 node 4. Leaf 4 makes the marker a legal offset.
+    let b = block(10);
+    let level0 = vec![
+        (4, 2, Some(b[4].as_hash())),
+        (5, 0, Some(b[5].as_hash())),
+        (8, 0, Some(b[8].as_hash())),
+        (9, 2, Some(b[9].as_hash())),
+    ];
+    // Level 0: count byte, four leaves; level 1: count byte, then the marker.
+    assert_shape_fault(&[level0, vec![(3, 1, None)]], 3 + 4 * 34 + 1, OUTSIDE_TREE);
+}
+
+#[test]
+fn a_hash_where_the_tree_has_a_duplicate_is_rejected() {
+    // Marker at level-0 offset 5: N = 5, so level 1 has 3 nodes and its
+    // offset 3 is the pairing, not a node with a hash.
+    let b = block(5);
+    let h44 = Hash256::merkle_parent(&b[4].as_hash(), &b[4].as_hash());
+    let levels = vec![vec![(4, 2, Some(b[4].as_hash())), (5, 1, None)], vec![(3, 0, Some(h44))]];
+    assert_shape_fault(&levels, 3 + 34 + 2 + 1, OUTSIDE_TREE);
+}
+
+#[test]
+fn markers_of_two_levels_must_agree_on_the_block_size() {
+    // Level-0 marker at 5 says N = 5; a level-1 marker at 5 says 8 < N <= 10.
+    let b = block(5);
+    let bytes = encode(5, &[vec![(4, 2, Some(b[4].as_hash())), (5, 1, None)], vec![(5, 1, None)]]);
+    let at = 3 + 34 + 2 + 1;
+    assert_eq!(parse_err(MerklePath::from_bytes_lenient(&bytes)), ParseError::new(at, ParseErrorKind::InvalidValue, OUTSIDE_TREE));
+    // Strict mode stops earlier: no leaf needs level-1 offset 5.
+    assert_eq!(parse_err(MerklePath::from_bytes_strict(&bytes)), ParseError::new(at, ParseErrorKind::IllegalOffset, "BUMP node offset"));
+}
+
+#[test]
+fn a_duplicate_marker_needs_its_left_sibling() {
+    // Level 0: leaves 0 and 1, marker at 3, but no leaf 2 for it to repeat.
+    let b = block(3);
+    let level0 = vec![(0, 2, Some(b[0].as_hash())), (1, 0, Some(b[1].as_hash())), (3, 1, None)];
+    assert_shape_fault(&[level0], 3 + 68, NO_LEFT_SIBLING);
+    // Level 1 (lenient; strict rejects the offset itself): marker at 3, and
+    // level-1 node 2 is neither given nor computable.
+    let (_, mut parts) = four_tx_parts();
+    parts[1].push((3, 1, None));
+    let bytes = encode(5, &parts);
+    let at = 3 + 68 + 1 + 34;
+    assert_eq!(parse_err(MerklePath::from_bytes_lenient(&bytes)), ParseError::new(at, ParseErrorKind::InvalidValue, NO_LEFT_SIBLING));
+    assert_eq!(parse_err(MerklePath::from_bytes_strict(&bytes)).kind, ParseErrorKind::IllegalOffset);
+}
+
+#[test]
+fn a_marker_at_the_right_edge_fits_in_both_modes() {
+    // Block of 3, every leaf given and the marker after the last: N = 3.
+    let b = block(3);
+    let level0: RawLevel = vec![(0, 2, Some(b[0].as_hash())), (1, 0, Some(b[1].as_hash())), (2, 2, Some(b[2].as_hash())), (3, 1, None)];
+    let bytes = encode(5, &[level0]);
+    for path in [MerklePath::from_bytes_strict(&bytes).unwrap(), MerklePath::from_bytes_lenient(&bytes).unwrap()] {
+        assert_eq!(path.root(), reference_root(&b));
+        assert_eq!(path.extract(&[b[2]]).unwrap(), MerklePath::from_block(5, &b, &[2]).unwrap());
+    }
+    // Offset 1 is odd too: "leaf 0, marker at 1" pairs leaf 0 with itself
+    // (ts-sdk findOrComputeLeaf; a real tree would stop at one node).
+    let bytes = encode(5, &[vec![(0, 2, Some(b[0].as_hash())), (1, 1, None)]]);
+    let path = MerklePath::from_bytes_strict(&bytes).unwrap();
+    assert_eq!(path.root(), Hash256::merkle_parent(&b[0].as_hash(), &b[0].as_hash()));
+    let mut trimmed = path.clone();
+    trimmed.trim();
+    assert_eq!(MerklePath::from_bytes_strict(&trimmed.to_bytes()), Ok(path));
+}
+
+#[test]
+fn a_compound_path_pairs_only_a_left_child_with_itself() {
+    // Leaves 8 and 9 of a block of 10, one level: the last node pairs with
+    // itself at level 1 (position 4 of 5) and level 2 (2 of 3), but at
+    // level 3 position 1 is a right child whose left sibling is missing.
+    let b = block(10);
+    let level0 = vec![(8, 0, Some(b[8].as_hash())), (9, 2, Some(b[9].as_hash()))];
+    assert_eq!(MerklePath::from_bytes_lenient(&encode(5, &[level0])), Err(BumpError::MissingNode { index: 8, height: 3 }));
+}
+
+#[test]
+fn combine_refuses_paths_of_one_root_but_different_block_sizes() {
+    // CVE-2012-2459: a block of 5 and the same block with its last txid
+    // repeated to 8 have one Merkle root. Proving tx 4 in the first needs a
+    // level-0 marker at 5 (N = 5); proving tx 6 in the second puts a leaf at 6.
+    let five = block(5);
+    let mut eight = five.clone();
+    eight.extend([five[4]; 3]);
+    assert_eq!(reference_root(&five), reference_root(&eight));
+    let small = MerklePath::from_block(9, &five, &[4]).unwrap();
+    let big = MerklePath::from_block(9, &eight, &[6]).unwrap();
+    for (mut ours, theirs) in [(small.clone(), &big), (big.clone(), &small)] {
+        let before = ours.clone();
+        assert_eq!(ours.combine(theirs), Err(BumpError::BlockSizeMismatch));
+        assert_eq!(ours, before, "a refused combine changes nothing");
+    }
+    // A twin of 6 (tx 4 repeated once) fits together with the block of 5:
+    // leaves 4 and 5 pair, and the level-1 marker at 3 holds for N = 6.
+    let mut six = five.clone();
+    six.push(five[4]);
+    let mut joined = small.clone();
+    joined.combine(&MerklePath::from_block(9, &six, &[5]).unwrap()).unwrap();
+    let back = MerklePath::from_bytes_strict(&joined.to_bytes()).unwrap();
+    assert_eq!(back.root(), reference_root(&five));
+    assert_eq!(back.levels()[0].iter().map(|n| n.offset).collect::<Vec<_>>(), vec![4, 5]);
 }
 
 #[test]
@@ -346,6 +516,57 @@ mod properties {
         }
 
         #[test]
+        fn produced_paths_decode_strictly_to_the_block_root(
+            n in 1u64..300,
+            picks in proptest::collection::vec(any::<prop::sample::Index>(), 1..6),
+            others in proptest::collection::vec(any::<prop::sample::Index>(), 1..4),
+            edge_marker in any::<bool>(),
+        ) {
+            let b = block(n);
+            let root = reference_root(&b);
+            let clients: Vec<usize> = picks.iter().map(|p| p.index(n as usize)).collect();
+            let more: Vec<usize> = others.iter().map(|p| p.index(n as usize)).collect();
+            let strict = |p: &MerklePath| -> Result<MerklePath, TestCaseError> {
+                let back = MerklePath::from_bytes_strict(&p.to_bytes()).map_err(|e| TestCaseError::fail(format!("{e}: {}", p.to_hex())))?;
+                prop_assert_eq!(back.root(), root);
+                prop_assert_eq!(back.client_txids().collect::<Vec<_>>(), p.client_txids().collect::<Vec<_>>());
+                Ok(back)
+            };
+            let path = MerklePath::from_block(3, &b, &clients).unwrap();
+            strict(&path)?;
+            // extract: every client, then the first alone.
+            let wanted: Vec<Txid> = clients.iter().map(|&i| b[i]).collect();
+            strict(&path.extract(&wanted).unwrap())?;
+            strict(&path.extract(&wanted[..1]).unwrap())?;
+            // combine with a path of other clients of the block.
+            let mut joint = path.clone();
+            joint.combine(&MerklePath::from_block(3, &b, &more).unwrap()).unwrap();
+            let mut all = clients.clone();
+            all.extend(&more);
+            prop_assert_eq!(&strict(&joint)?, &MerklePath::from_block(3, &b, &all).unwrap());
+            // A single-level compound path holding the whole block (clients
+            // flagged, the rest plain), with the right-edge marker written
+            // out or implied: trim, extract and combine it.
+            let mut level0: RawLevel = b
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (i as u64, if clients.contains(&i) { 2 } else { 0 }, Some(t.as_hash())))
+                .collect();
+            if edge_marker && n % 2 == 1 && n > 1 {
+                level0.push((n, 1, None));
+            }
+            let compound = MerklePath::from_bytes_strict(&encode(3, &[level0])).unwrap();
+            prop_assert_eq!(compound.root(), root);
+            let mut trimmed = compound.clone();
+            trimmed.trim();
+            prop_assert_eq!(&strict(&trimmed)?, &path);
+            strict(&compound.extract(&[b[more[0]]]).unwrap())?;
+            let mut combined = compound.clone();
+            combined.combine(&path).unwrap();
+            prop_assert_eq!(&strict(&combined)?, &path);
+        }
+
+        #[test]
         fn built_paths_are_strict_and_prove_every_client((b, clients, path) in valid_path()) {
             let strict = MerklePath::from_bytes_strict(&path.to_bytes()).unwrap();
             prop_assert_eq!(strict.root(), reference_root(&b));
@@ -358,6 +579,86 @@ mod properties {
                 joint.combine(&MerklePath::from_block(3, &b, &[c]).unwrap()).unwrap();
             }
             prop_assert_eq!(joint, path);
+        }
+    }
+
+    proptest! {
+        // Cheap cases, and the faults it hunts need a few coincidences: eight
+        // times the usual count (which PROPTEST_CASES still scales).
+        #![proptest_config(ProptestConfig { cases: ProptestConfig::default().cases * 8, ..ProptestConfig::default() })]
+
+        /// Every path the decoder accepts, in either mode, is one the
+        /// producers turn into bytes that decode strictly and leniently, with
+        /// the same root and clients. Paths here are small valid ones (a
+        /// single-level compound path of a whole block, its right-edge marker
+        /// written out or implied, or a built path) with
+        /// up to three edits: a node removed, a node turned into a duplicate
+        /// marker, a marker inserted anywhere.
+        #[test]
+        fn what_decodes_is_what_the_producers_can_rebuild(
+            n in 1u64..10,
+            client_bits in proptest::collection::vec(any::<bool>(), 10),
+            compound in any::<bool>(),
+            edge_marker in any::<bool>(),
+            edits in proptest::collection::vec((0u8..3, any::<prop::sample::Index>(), any::<prop::sample::Index>(), 0u64..14), 0..4),
+        ) {
+            let b = block(n);
+            let mut clients: Vec<usize> = (0..n as usize).filter(|&i| client_bits[i]).collect();
+            if clients.is_empty() {
+                clients.push(0);
+            }
+            let mut levels: Vec<RawLevel> = if compound {
+                let mut level0: RawLevel = b
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (i as u64, if clients.contains(&i) { 2 } else { 0 }, Some(t.as_hash())))
+                    .collect();
+                if edge_marker && n % 2 == 1 && n > 1 {
+                    level0.push((n, 1, None));
+                }
+                vec![level0]
+            } else {
+                let built = MerklePath::from_block(3, &b, &clients).unwrap();
+                built.levels().iter().map(|l| l.iter().map(|p| (p.offset, p.value.flag(), p.value.hash())).collect()).collect()
+            };
+            for (kind, level, node, offset) in edits {
+                let h = level.index(levels.len());
+                let nodes = &mut levels[h];
+                match kind {
+                    0 if !nodes.is_empty() => {
+                        nodes.remove(node.index(nodes.len()));
+                    }
+                    1 if !nodes.is_empty() => {
+                        let i = node.index(nodes.len());
+                        nodes[i] = (nodes[i].0, 1, None);
+                    }
+                    _ if nodes.iter().all(|p| p.0 != offset) => nodes.push((offset, 1, None)),
+                    _ => {}
+                }
+            }
+            let bytes = encode(3, &levels);
+            for decoded in [MerklePath::from_bytes_strict(&bytes), MerklePath::from_bytes_lenient(&bytes)].into_iter().flatten() {
+                let clients: Vec<Txid> = decoded.client_txids().collect();
+                if clients.is_empty() {
+                    continue;
+                }
+                let mut trimmed = decoded.clone();
+                trimmed.trim();
+                let mut combined = decoded.clone();
+                combined.combine(&decoded).unwrap();
+                for (what, p) in [("extract", decoded.extract(&clients).unwrap()), ("trim", trimmed), ("combine", combined)] {
+                    for back in [MerklePath::from_bytes_strict(&p.to_bytes()), MerklePath::from_bytes_lenient(&p.to_bytes())] {
+                        let back = back.map_err(|e| TestCaseError::fail(format!("{what} of {}: {e}", decoded.to_hex())))?;
+                        prop_assert_eq!(back.root(), decoded.root());
+                        let mut ours: Vec<Txid> = back.client_txids().collect();
+                        let mut theirs = clients.clone();
+                        ours.sort_unstable_by_key(|t| t.0);
+                        theirs.sort_unstable_by_key(|t| t.0);
+                        theirs.dedup();
+                        prop_assert_eq!(ours, theirs);
+                    }
+                }
+            }
         }
     }
 }

@@ -9,7 +9,8 @@
 
 use std::borrow::Cow;
 
-use super::{BumpError, NodeValue, PathNode};
+use super::{shape, BumpError, NodeValue, PathNode};
+use crate::codec::{ParseError, ParseErrorKind};
 use crate::hash::{Hash256, Txid};
 
 /// A resolved node: a hash, or "equals the working hash".
@@ -109,10 +110,14 @@ impl<'a> Resolver<'a> {
         level.get(i).map(|e| Val::Hash(e.1))
     }
 
-    /// The "missing sibling" rule of single-level compound paths: at the right
-    /// edge of a level, the node pairs with itself.
+    /// The "missing sibling" rule of single-level compound paths: the last
+    /// node of a level pairs with itself when it is a left child, i.e. when
+    /// the level (`position + 1` nodes) is odd. ts-sdk also pairs a last node
+    /// that is a *right* child whose left sibling is missing; no real tree
+    /// does that (the level is even), and the pairing would stand for a
+    /// duplicate marker at an even offset, so such a path is `MissingNode`.
     pub(super) fn implied_duplicate(&self, height: usize, position: u64) -> bool {
-        self.compound && height < 64 && position == self.max0 >> height
+        self.compound && height < 64 && position & 1 == 0 && position == self.max0 >> height
     }
 
     /// Every parent computable from resolved nodes at `height - 1`.
@@ -160,14 +165,32 @@ impl<'a> Resolver<'a> {
     }
 }
 
-/// The root every level-0 leaf with a hash leads to.
+/// A duplicate marker as read from the wire: its level, its offset (odd) and
+/// the byte position of its node, for the error.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Marker {
+    pub(super) height: u8,
+    pub(super) offset: u64,
+    pub(super) at: usize,
+}
+
+/// The root every level-0 leaf with a hash leads to. See [`checked_root`].
+pub(super) fn root_of(levels: &[Vec<PathNode>]) -> Result<Hash256, BumpError> {
+    checked_root(levels, &[])
+}
+
+/// The root every level-0 leaf with a hash leads to, after checking that the
+/// left sibling `(height, offset - 1)` of every marker in `markers` is given
+/// or computable (a duplicate marker repeats that node).
 ///
-/// Climbs from all such leaves level by level; leaves whose paths meet share
+/// Climbs from all leaves level by level; leaves whose paths meet share
 /// the work, and meeting with different values means different roots.
 ///
 /// # Errors
-/// [`BumpError::EmptyLevel0`], [`BumpError::MissingNode`], [`BumpError::MismatchedRoots`].
-pub(super) fn root_of(levels: &[Vec<PathNode>]) -> Result<Hash256, BumpError> {
+/// [`BumpError::EmptyLevel0`]; [`BumpError::Parse`] (`InvalidValue` at the
+/// marker's byte position) for a marker whose left sibling does not resolve;
+/// [`BumpError::MissingNode`], [`BumpError::MismatchedRoots`].
+pub(super) fn checked_root(levels: &[Vec<PathNode>], markers: &[Marker]) -> Result<Hash256, BumpError> {
     let mut resolver = Resolver::new(levels);
     // (position at the current level, working hash, level-0 offset it came from)
     let mut walkers: Vec<(u64, Hash256, u64)> = resolver
@@ -178,6 +201,12 @@ pub(super) fn root_of(levels: &[Vec<PathNode>]) -> Result<Hash256, BumpError> {
     let Some(&(_, first, _)) = walkers.first() else {
         return Err(BumpError::EmptyLevel0);
     };
+    for m in markers {
+        // Marker offsets are odd (checked when read), so `^ 1` is `- 1`.
+        if resolver.lookup(usize::from(m.height), m.offset ^ 1).is_none() {
+            return Err(ParseError::new(m.at, ParseErrorKind::InvalidValue, "BUMP duplicate marker without its left sibling").into());
+        }
+    }
     let height = effective_height(levels);
     if height == 0 {
         return Ok(first);
@@ -259,6 +288,10 @@ pub(super) fn materialize(
         positions = positions.iter().map(|&(p, leaf)| (p >> 1, leaf)).collect();
         positions.dedup_by_key(|p| p.0);
     }
+    // One valid source gives a path that fits its tree; two sources of one
+    // root can still describe different block sizes (a block and its
+    // CVE-2012-2459 twin with the tail repeated), which no path can join.
+    shape::check(&levels).map_err(|_| BumpError::BlockSizeMismatch)?;
     if root_of(&levels)? == root {
         Ok(levels)
     } else {

@@ -1,12 +1,14 @@
 //! The checks behind [`super::SpvRequest`]: structure and amounts (no chain
 //! data), then maturity and scripts (after the tracker answered).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use rayon::prelude::*;
 
 use super::{RootClaim, VerifyError, VerifyOptions};
 use crate::beef::{Beef, BeefTx};
 use crate::hash::Txid;
-use crate::script::interpreter::verify_input_cached;
+use crate::script::interpreter::{verify_input_metered, Metered, ScriptError, ScriptLimits};
 use crate::sighash::SighashCache;
 
 /// Node `COINBASE_MATURITY`: a coinbase output can be spent in a block at
@@ -173,6 +175,21 @@ impl Plan {
     }
 }
 
+/// Runs `jobs` with a per-input budget and a total budget, giving the
+/// verdict of a sequential run in job order where each input may use
+/// `min(per-input budget, total left)`: the first input that fails — on its
+/// script, its own budget ([`ScriptError::WorkBudgetExceeded`]) or the total
+/// ([`VerifyError::TotalWorkExceeded`]) — is reported.
+///
+/// Inputs run in parallel, in batches in job order. Every input of a batch
+/// runs with the budget `min(per-input, total left before the batch)`, at
+/// least what the sequential run would give it; a scan in order then
+/// replays the sequential run exactly from each input's verdict and work
+/// (an input whose work passes its sequential budget would have been stopped
+/// there). A batch holds as many inputs as the total left can pay full
+/// per-input budgets for, and at least one per thread, so the work done
+/// beyond the total is at most one per-input budget per thread. Inputs after
+/// a failure found in a batch are skipped.
 fn run_jobs(beef: &Beef, jobs: &[ScriptJob], opts: &VerifyOptions, tip_height: u32) -> Result<(), VerifyError> {
     let txs = beef.txs();
     // One sighash cache per spending transaction, shared by its inputs.
@@ -180,7 +197,7 @@ fn run_jobs(beef: &Beef, jobs: &[ScriptJob], opts: &VerifyOptions, tip_height: u
     let spend_height = tip_height.saturating_add(1);
     // The plan was made from this BEEF, so every lookup below succeeds; were
     // one to fail, the input is reported as unverifiable, never skipped.
-    let run = |job: &ScriptJob| -> Result<(), VerifyError> {
+    let run = |job: &ScriptJob, limits: &ScriptLimits| -> Result<Metered, VerifyError> {
         let (txid, input) = (job.txid, job.input);
         let cache = caches
             .get(job.tx)
@@ -192,12 +209,51 @@ fn run_jobs(beef: &Beef, jobs: &[ScriptJob], opts: &VerifyOptions, tip_height: u
             .and_then(|p| p.outputs.get(job.vout as usize))
             .ok_or(VerifyError::MissingOutput { txid, input, parent: job.parent_txid, vout: job.vout })?;
         let flags = opts.eras.flags_for(opts.script_flags, job.utxo_height.unwrap_or(spend_height), spend_height);
-        verify_input_cached(cache, input, &spent.locking_script, spent.satoshis, flags).map_err(|error| VerifyError::Script { txid, input, error })
+        Ok(verify_input_metered(cache, input, &spent.locking_script, spent.satoshis, flags, limits))
     };
-    match jobs.par_iter().find_map_first(|job| run(job).err()) {
-        Some(e) => Err(e),
-        None => Ok(()),
+
+    let per_input = opts.script_limits.max_work;
+    let threads = rayon::current_num_threads().max(1);
+    let mut left = opts.max_total_work;
+    let mut rest = jobs;
+    while !rest.is_empty() {
+        let affordable = usize::try_from(left / per_input.max(1)).unwrap_or(usize::MAX);
+        let (batch, after) = rest.split_at(affordable.max(threads).min(rest.len()));
+        rest = after;
+        let limits = ScriptLimits { max_work: per_input.min(left), ..opts.script_limits };
+        // Lowest position in the batch known to fail; later inputs need not run.
+        let first_failure = AtomicUsize::new(usize::MAX);
+        let outcomes: Vec<Option<Result<Metered, VerifyError>>> = batch
+            .par_iter()
+            .enumerate()
+            .map(|(k, job)| {
+                if k > first_failure.load(Ordering::Relaxed) {
+                    return None;
+                }
+                let outcome = run(job, &limits);
+                if !matches!(outcome, Ok(Metered { result: Ok(()), .. })) {
+                    first_failure.fetch_min(k, Ordering::Relaxed);
+                }
+                Some(outcome)
+            })
+            .collect();
+        for (job, outcome) in batch.iter().zip(outcomes) {
+            // Skipped only after a failure earlier in this batch, which
+            // returns first; were that not so, the input runs now.
+            let metered = outcome.unwrap_or_else(|| run(job, &limits))?;
+            let (txid, input) = (job.txid, job.input);
+            if metered.work > per_input.min(left) {
+                return Err(if left < per_input {
+                    VerifyError::TotalWorkExceeded { txid, input, max_total_work: opts.max_total_work }
+                } else {
+                    VerifyError::Script { txid, input, error: ScriptError::WorkBudgetExceeded }
+                });
+            }
+            metered.result.map_err(|error| VerifyError::Script { txid, input, error })?;
+            left -= metered.work;
+        }
     }
+    Ok(())
 }
 
 /// Scripts of `txid` and its unproven ancestors (see [`super::verify_scripts`]).

@@ -36,13 +36,20 @@
 //! - scripts (unless [`VerifyOptions::check_scripts`] is off): every input of
 //!   every unproven transaction whose spent output is known, under
 //!   [`VerifyOptions::script_flags`] adjusted per input to the era of the spent
-//!   output ([`ScriptEras`]).
+//!   output ([`ScriptEras`]), within [`VerifyOptions::script_limits`] (the
+//!   node's policy limits and a per-input work budget by default);
+//! - work: all inputs together may use at most
+//!   [`VerifyOptions::max_total_work`] work units, so that many inputs cannot
+//!   multiply the per-input budget without bound. The verdict is the one a
+//!   sequential run in BEEF order would give (each input's budget is the
+//!   smaller of the per-input budget and what is left of the total), however
+//!   the inputs are scheduled across threads.
 //!
 //! The subject of a non-Atomic BEEF is its last transaction (BRC-62; BRC-96
 //! allows several unrelated ones, all are verified, the last is reported).
 //!
 //! # Layout
-//! - [`ChainTracker`], [`ScriptEras`], [`VerifyOptions`], [`RootClaim`],
+//! - [`ChainTracker`], [`ScriptEras`], [`VerifyOptions`], [`DEFAULT_MAX_TOTAL_WORK`], [`RootClaim`],
 //!   [`VerifyError`].
 //! - [`SpvRequest`] (`Beef::spv_request`, `finish`), [`VerifiedBeef`],
 //!   [`verify`], [`verify_scripts`].
@@ -51,7 +58,7 @@ mod check;
 
 use crate::beef::Beef;
 use crate::hash::{Hash256, Txid};
-use crate::script::interpreter::{ScriptError, VerifyFlags};
+use crate::script::interpreter::{ScriptError, ScriptLimits, VerifyFlags};
 use crate::tx::Transaction;
 
 /// Answers the two questions SPV asks about a chain (`bsv-formats.md` §11).
@@ -104,6 +111,9 @@ impl ScriptEras {
 }
 
 /// What to check and what to accept.
+///
+/// The defaults are for BEEFs from a possibly hostile counterparty: strict
+/// rules, the node's policy script limits and a work cap for the whole BEEF.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VerifyOptions {
     /// Run every input's scripts (default `true`). Off, only structure,
@@ -119,7 +129,22 @@ pub struct VerifyOptions {
     pub script_flags: VerifyFlags,
     /// Activation heights of the chain (default [`ScriptEras::MAINNET`]).
     pub eras: ScriptEras,
+    /// Limits for each input's scripts, including its work budget (default
+    /// [`ScriptLimits::policy`]). An input over its budget fails with
+    /// [`VerifyError::Script`] carrying [`ScriptError::WorkBudgetExceeded`].
+    pub script_limits: ScriptLimits,
+    /// Work units all inputs of the BEEF may use together, in the units of
+    /// [`ScriptLimits::max_work`] (default [`DEFAULT_MAX_TOTAL_WORK`]).
+    /// Passing it is [`VerifyError::TotalWorkExceeded`].
+    pub max_total_work: u64,
 }
+
+/// Default [`VerifyOptions::max_total_work`]: 40,000,000,000 units, 100
+/// per-input policy budgets, room for about 154,000 P2PKH inputs (259,639
+/// units each). On the calibration machine a BEEF that spends it all on the
+/// most expensive work per unit we could build takes about 8 s of one core
+/// (`docs/formats.md`, "Known limits").
+pub const DEFAULT_MAX_TOTAL_WORK: u64 = 100 * ScriptLimits::POLICY_MAX_WORK;
 
 impl Default for VerifyOptions {
     fn default() -> Self {
@@ -129,6 +154,8 @@ impl Default for VerifyOptions {
             allow_zero_fee: false,
             script_flags: VerifyFlags::standard_post_chronicle(),
             eras: ScriptEras::MAINNET,
+            script_limits: ScriptLimits::policy(),
+            max_total_work: DEFAULT_MAX_TOTAL_WORK,
         }
     }
 }
@@ -271,6 +298,18 @@ pub enum VerifyError {
         /// Tip height the spend was judged against.
         tip_height: u32,
     },
+    /// The inputs' scripts together need more than
+    /// [`VerifyOptions::max_total_work`]; `input` of `txid` is where the
+    /// total ran out (in BEEF order).
+    #[error("input {input} of {txid}: the BEEF's scripts need more than {max_total_work} work units in total")]
+    TotalWorkExceeded {
+        /// The spending transaction.
+        txid: Txid,
+        /// Its input index.
+        input: usize,
+        /// The cap that was passed.
+        max_total_work: u64,
+    },
     /// An input's scripts fail.
     #[error("input {input} of {txid}: {error}")]
     Script {
@@ -319,7 +358,7 @@ impl SpvRequest {
     /// # Errors
     /// [`VerifyError::AnswerCountMismatch`], [`VerifyError::RootNotConfirmed`],
     /// [`VerifyError::CoinbaseImmature`], [`VerifyError::Script`] (the first
-    /// failing input in BEEF order).
+    /// failing input in BEEF order), [`VerifyError::TotalWorkExceeded`].
     pub fn finish(self, confirmed: &[bool], tip_height: u32) -> Result<VerifiedBeef, VerifyError> {
         if confirmed.len() != self.claims.len() {
             return Err(VerifyError::AnswerCountMismatch { expected: self.claims.len(), got: confirmed.len() });
@@ -423,7 +462,8 @@ pub fn verify(beef: Beef, tracker: &impl ChainTracker, opts: &VerifyOptions) -> 
 /// # Errors
 /// [`VerifyError::MissingInput`] / [`VerifyError::MissingOutput`] /
 /// [`VerifyError::TxidOnly`] when a spent output is not available (scripts
-/// cannot run without it), [`VerifyError::Script`].
+/// cannot run without it), [`VerifyError::Script`],
+/// [`VerifyError::TotalWorkExceeded`] (inputs in BEEF order).
 pub fn verify_scripts(beef: &Beef, txid: &Txid, opts: &VerifyOptions, tip_height: u32) -> Result<(), VerifyError> {
     check::scripts_of(beef, txid, opts, tip_height)
 }

@@ -3,7 +3,8 @@ use crate::beef::BeefVersion;
 use crate::bump::MerklePath;
 use crate::codec::write_varint;
 use crate::keys::PrivateKey;
-use crate::script::interpreter::ScriptError;
+use crate::script::interpreter::{verify_input_metered, ScriptError, ScriptLimits};
+use crate::sighash::SighashCache;
 use crate::script::templates::{p2pkh_lock, p2pkh_unlock, sign_input};
 use crate::script::Script;
 use crate::tx::{Outpoint, TxIn, TxOut, SEQUENCE_FINAL};
@@ -271,6 +272,37 @@ fn a_bad_signature_names_transaction_and_input() {
     assert!(matches!(verify_scripts(&beef, &forged.txid(), &opts(), HEIGHT), Err(VerifyError::Script { input: 0, .. })));
     // The proven parent alone has nothing to run.
     verify_scripts(&beef, &x.f.txid(), &opts(), HEIGHT).unwrap();
+}
+
+#[test]
+fn the_work_of_all_inputs_is_capped_in_beef_order() {
+    let x = fixture(false);
+    let bytes = v2_bytes(&[&x.bump], &[(Some(0), &x.f), (None, &x.a), (None, &x.b)]);
+    let beef = Beef::from_bytes(&bytes).unwrap();
+    let work_of = |tx: &Transaction, spent: &TxOut| {
+        let cache = SighashCache::new(tx);
+        let m = verify_input_metered(&cache, 0, &spent.locking_script, spent.satoshis, opts().script_flags, &ScriptLimits::policy());
+        assert_eq!(m.result, Ok(()));
+        m.work
+    };
+    let (a, b) = (work_of(&x.a, &x.f.outputs[0]), work_of(&x.b, &x.a.outputs[0]));
+    let with_cap = |cap| VerifyOptions { max_total_work: cap, ..opts() };
+    verdict(&bytes, &with_cap(a + b), &tracker(&x)).unwrap();
+    // One unit short: B's input 0 runs the cap out.
+    assert_eq!(
+        verdict(&bytes, &with_cap(a + b - 1), &tracker(&x)).unwrap_err(),
+        VerifyError::TotalWorkExceeded { txid: x.b.txid(), input: 0, max_total_work: a + b - 1 }
+    );
+    assert_eq!(
+        verify_scripts(&beef, &x.b.txid(), &with_cap(a - 1), HEIGHT).unwrap_err(),
+        VerifyError::TotalWorkExceeded { txid: x.a.txid(), input: 0, max_total_work: a - 1 }
+    );
+    // A per-input budget below one input is that input's own script failure.
+    let small = VerifyOptions { script_limits: ScriptLimits { max_work: a.min(b) - 1, ..ScriptLimits::policy() }, ..opts() };
+    assert_eq!(
+        verdict(&bytes, &small, &tracker(&x)).unwrap_err(),
+        VerifyError::Script { txid: x.a.txid(), input: 0, error: ScriptError::WorkBudgetExceeded }
+    );
 }
 
 #[test]

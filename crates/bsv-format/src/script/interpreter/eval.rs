@@ -2,12 +2,13 @@
 //! `interpreter.cpp`). Opcode semantics, limits and the order of checks follow
 //! the node; comments name the rule where it is not obvious.
 
-use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::cmp::Ordering;
 
 use super::num::{cast_to_bool, minimally_encode, ScriptNum};
 use super::sig;
-use super::stack::Stacks;
+use super::stack::{shrink_if_wasteful, Stacks};
+use super::work::{self, BITWISE, COPY, NUM, OP, RIPEMD160, SCAN, SHA1, SHA256, SHIFT};
 use super::{ScriptError, ScriptLimits, VerifyFlags};
 use crate::hash::{hash160, ripemd160, sha1, sha256, sha256d};
 use crate::sighash::SighashCache;
@@ -31,8 +32,6 @@ const MAX_PUBKEYS_BEFORE_GENESIS: u64 = 20;
 const UNLIMITED_AFTER_GENESIS: u64 = u32::MAX as u64;
 /// Lock-time operands may be 5 bytes (values up to 2^39 - 1).
 const LOCKTIME_NUM_LEN: usize = 5;
-/// CHECKMULTISIG counts are always read as 4-byte numbers.
-const MULTISIG_COUNT_LEN: usize = 4;
 
 /// Everything about the verification that does not change while a script runs.
 pub(crate) struct Env<'a> {
@@ -49,12 +48,16 @@ pub(crate) struct Env<'a> {
     pub(crate) after_chronicle: bool,
     /// Malleability rules apply: not (CHRONICLE and version > 1).
     pub(crate) enforce_strict: bool,
-    require_minimal: bool,
+    pub(crate) require_minimal: bool,
     max_num_len: usize,
-    max_ops: u64,
-    max_pubkeys: u64,
+    pub(crate) max_ops: u64,
+    pub(crate) max_pubkeys: u64,
     max_script_size: u64,
     max_stack_memory: u64,
+    max_work: u64,
+    /// [`work::original_tx_bound`] of the spending transaction, computed on
+    /// the first original-digest signature check.
+    original_tx_bound: OnceCell<u64>,
 }
 
 impl<'a> Env<'a> {
@@ -91,17 +94,25 @@ impl<'a> Env<'a> {
             max_pubkeys: if after_genesis { UNLIMITED_AFTER_GENESIS } else { MAX_PUBKEYS_BEFORE_GENESIS },
             max_script_size: if after_genesis { UNLIMITED_AFTER_GENESIS } else { MAX_SCRIPT_SIZE_BEFORE_GENESIS as u64 },
             max_stack_memory: if after_genesis { limits.max_stack_memory } else { i64::MAX as u64 },
+            max_work: limits.max_work,
+            original_tx_bound: OnceCell::new(),
         }
+    }
+
+    /// Empty stacks with this verification's memory limit and work budget.
+    pub(crate) fn new_stacks(&self) -> Stacks {
+        Stacks::new(self.max_stack_memory, self.max_work)
+    }
+
+    /// Bytes of the original digest's preimage without the script code
+    /// (computed once per input, on first use).
+    pub(crate) fn original_tx_bound(&self) -> u64 {
+        *self.original_tx_bound.get_or_init(|| work::original_tx_bound(self.tx()))
     }
 
     /// The spending transaction.
     pub(crate) fn tx(&self) -> &'a Transaction {
         self.sighash.tx()
-    }
-
-    /// The stack memory limit for this UTXO era.
-    pub(crate) fn max_stack_memory(&self) -> u64 {
-        self.max_stack_memory
     }
 
     /// Decodes a number operand with this era's length limit.
@@ -216,6 +227,7 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
     for chunk in Chunks::new(script) {
         let chunk = chunk.map_err(|_| ScriptError::BadOpcode)?;
         let op = chunk.opcode;
+        stacks.charge_work(OP)?;
         if !env.after_genesis && chunk.data.is_some_and(|d| d.len() > MAX_ELEMENT_SIZE_BEFORE_GENESIS) {
             return Err(ScriptError::PushSize);
         }
@@ -235,7 +247,7 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
             if env.require_minimal && !chunk.is_minimal_push() {
                 return Err(ScriptError::MinimalData);
             }
-            stacks.push(chunk.data.unwrap_or(&[]).to_vec())?;
+            stacks.push_slice(chunk.data.unwrap_or(&[]))?;
         } else if exec || (OP_IF..=OP_ENDIF).contains(&op) {
             match op {
                 OP_1NEGATE | OP_1..=OP_16 => {
@@ -285,8 +297,8 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                 OP_SUBSTR => {
                     // (data begin len -- data[begin..begin+len])
                     stacks.need(3)?;
-                    let len = env.num(stacks.top(1)?)?.to_i32_saturating();
-                    let begin = env.num(stacks.top(2)?)?.to_i32_saturating();
+                    let len = num_at(env, stacks, 1)?.to_i32_saturating();
+                    let begin = num_at(env, stacks, 2)?.to_i32_saturating();
                     let size = stacks.top(3)?.len();
                     let (Ok(b), Ok(l)) = (usize::try_from(begin), usize::try_from(len)) else {
                         return Err(ScriptError::InvalidNumberRange);
@@ -304,7 +316,7 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                 OP_LEFT | OP_RIGHT => {
                     // (data len -- first or last len bytes)
                     stacks.need(2)?;
-                    let len = env.num(stacks.top(1)?)?.to_i32_saturating();
+                    let len = num_at(env, stacks, 1)?.to_i32_saturating();
                     let size = stacks.top(2)?.len();
                     let l = usize::try_from(len).ok().filter(|l| *l <= size).ok_or(ScriptError::InvalidNumberRange)?;
                     stacks.pop()?;
@@ -319,15 +331,21 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                 OP_LSHIFTNUM | OP_RSHIFTNUM => {
                     // (x n -- x shifted by n bits, as a number)
                     stacks.need(2)?;
-                    let n = env.num(stacks.top(1)?)?;
+                    let n = num_at(env, stacks, 1)?;
                     if n.is_negative() {
                         return Err(ScriptError::InvalidNumberRange);
                     }
                     stacks.pop()?;
-                    let value = env.num(stacks.top(1)?)?;
-                    let shifted = if op == OP_LSHIFTNUM { value.shl(&n, env.max_num_len)? } else { value.shr(&n)? };
+                    let value = num_at(env, stacks, 1)?;
+                    let shifted = if op == OP_LSHIFTNUM {
+                        // Charged once the result is known to fit, at its length.
+                        value.shl(&n, env.max_num_len, |len| stacks.charge_work(work::bytes(len, NUM)))?
+                    } else {
+                        stacks.charge_work(work::bytes(value.encoded_len(), NUM))?;
+                        value.shr(&n)?
+                    };
                     stacks.pop()?;
-                    stacks.push(shifted.encode())?;
+                    push_num(stacks, &shifted)?;
                 }
                 OP_NOP1 | OP_NOP9 | OP_NOP10 => env.discourage_nops()?,
 
@@ -348,8 +366,9 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                             {
                                 return Err(ScriptError::MinimalIf);
                             }
-                            taken = cast_to_bool(top);
+                            taken = stack_bool(stacks, 1)?;
                         } else {
+                            // Compares at most 4 bytes: lengths first.
                             taken = top.as_slice() == version_bytes(env);
                         }
                         if matches!(op, OP_NOTIF | OP_VERNOTIF) {
@@ -374,7 +393,7 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                 }
                 OP_VERIFY => {
                     stacks.need(1)?;
-                    if !cast_to_bool(stacks.top(1)?) {
+                    if !stack_bool(stacks, 1)? {
                         return Err(ScriptError::Verify);
                     }
                     stacks.pop()?;
@@ -432,7 +451,7 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                 }
                 OP_IFDUP => {
                     stacks.need(1)?;
-                    if cast_to_bool(stacks.top(1)?) {
+                    if stack_bool(stacks, 1)? {
                         stacks.push_copy(1)?;
                     }
                 }
@@ -459,7 +478,7 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                 OP_PICK | OP_ROLL => {
                     // (xn ... x0 n -- xn ... x0 xn) / (... x0 xn)
                     stacks.need(2)?;
-                    let n = env.num(stacks.top(1)?)?;
+                    let n = num_at(env, stacks, 1)?;
                     stacks.pop()?;
                     if n.is_negative() || n.cmp_usize(stacks.len()) != Ordering::Less {
                         return Err(ScriptError::InvalidStackOperation);
@@ -485,8 +504,7 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                 OP_TUCK => {
                     // (x1 x2 -- x2 x1 x2)
                     stacks.need(2)?;
-                    let top = stacks.top(1)?.clone();
-                    stacks.insert(3, top)?;
+                    stacks.tuck()?;
                 }
                 OP_SIZE => {
                     stacks.need(1)?;
@@ -498,10 +516,11 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                 OP_AND | OP_OR | OP_XOR => {
                     stacks.need(2)?;
                     let b = stacks.pop()?;
-                    let a = stacks.top_mut(1)?;
-                    if a.len() != b.len() {
+                    if stacks.top(1)?.len() != b.len() {
                         return Err(ScriptError::InvalidOperandSize);
                     }
+                    stacks.charge_work(work::bytes(b.len(), BITWISE))?;
+                    let a = stacks.top_mut(1)?;
                     for (x, y) in a.iter_mut().zip(&b) {
                         match op {
                             OP_AND => *x &= y,
@@ -512,16 +531,18 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                 }
                 OP_INVERT => {
                     stacks.need(1)?;
+                    stacks.charge_work(work::bytes(stacks.top(1)?.len(), BITWISE))?;
                     stacks.top_mut(1)?.iter_mut().for_each(|x| *x = !*x);
                 }
                 OP_LSHIFT | OP_RSHIFT => {
                     // (x n -- x shifted by n bits, as a bit string of the same length)
                     stacks.need(2)?;
-                    let n = env.num(stacks.top(1)?)?;
+                    let n = num_at(env, stacks, 1)?;
                     if n.is_negative() {
                         return Err(ScriptError::InvalidNumberRange);
                     }
                     stacks.pop()?;
+                    stacks.charge_work(work::bytes(stacks.top(1)?.len(), SHIFT))?;
                     let data = stacks.top_mut(1)?;
                     let bits = data.len().saturating_mul(8);
                     match n.to_usize().filter(|n| *n < bits) {
@@ -532,6 +553,8 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                 }
                 OP_EQUAL | OP_EQUALVERIFY => {
                     stacks.need(2)?;
+                    let compared = stacks.top(1)?.len().min(stacks.top(2)?.len());
+                    stacks.charge_work(work::bytes(compared, COPY))?;
                     let equal = stacks.top(1)? == stacks.top(2)?;
                     stacks.pop()?;
                     stacks.pop()?;
@@ -547,7 +570,8 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                 // Numeric
                 OP_1ADD | OP_1SUB | OP_2MUL | OP_2DIV | OP_NEGATE | OP_ABS | OP_NOT | OP_0NOTEQUAL => {
                     stacks.need(1)?;
-                    let a = env.num(stacks.top(1)?)?;
+                    let a = num_at(env, stacks, 1)?;
+                    stacks.charge_work(work::bytes(a.encoded_len(), NUM))?;
                     let r = match op {
                         OP_1ADD => env.result(a.add(&ScriptNum::Small(1)))?,
                         OP_1SUB => env.result(a.sub(&ScriptNum::Small(1)))?,
@@ -560,26 +584,43 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                         _ => ScriptNum::Small(i64::from(!a.is_zero())),
                     };
                     stacks.pop()?;
-                    stacks.push(r.encode())?;
+                    push_num(stacks, &r)?;
                 }
                 OP_ADD | OP_SUB | OP_MUL | OP_DIV | OP_MOD | OP_BOOLAND | OP_BOOLOR | OP_NUMEQUAL
                 | OP_NUMEQUALVERIFY | OP_NUMNOTEQUAL | OP_LESSTHAN | OP_GREATERTHAN | OP_LESSTHANOREQUAL
                 | OP_GREATERTHANOREQUAL | OP_MIN | OP_MAX => {
                     stacks.need(2)?;
-                    let a = env.num(stacks.top(2)?)?;
-                    let b = env.num(stacks.top(1)?)?;
+                    let a = num_at(env, stacks, 2)?;
+                    let b = num_at(env, stacks, 1)?;
+                    let (la, lb) = (a.encoded_len(), b.encoded_len());
+                    match op {
+                        OP_MUL | OP_DIV | OP_MOD => {}
+                        // Linear: one pass over both operands (and their conversion).
+                        _ => stacks.charge_work(work::bytes(la.saturating_add(lb), NUM))?,
+                    }
                     let flag = |v: bool| ScriptNum::Small(i64::from(v));
                     let r = match op {
                         OP_ADD => env.result(a.add(&b))?,
                         OP_SUB => env.result(a.sub(&b))?,
                         OP_MUL => {
                             let limit = env.after_genesis.then_some(env.max_num_len);
+                            // A product that cannot fit fails before it is charged or computed.
+                            if a.mul_overflows(&b, limit) {
+                                return Err(ScriptError::ScriptNumOverflow);
+                            }
+                            stacks.charge_work(work::limb_product(la, lb))?;
                             env.result(a.mul(&b, limit).ok_or(ScriptError::ScriptNumOverflow)?)?
                         }
                         OP_DIV if b.is_zero() => return Err(ScriptError::DivByZero),
-                        OP_DIV => a.div(&b),
+                        OP_DIV => {
+                            stacks.charge_work(work::limb_product(la, lb))?;
+                            a.div(&b)
+                        }
                         OP_MOD if b.is_zero() => return Err(ScriptError::ModByZero),
-                        OP_MOD => a.rem(&b),
+                        OP_MOD => {
+                            stacks.charge_work(work::limb_product(la, lb))?;
+                            a.rem(&b)
+                        }
                         OP_BOOLAND => flag(!a.is_zero() && !b.is_zero()),
                         OP_BOOLOR => flag(!a.is_zero() || !b.is_zero()),
                         OP_NUMEQUAL | OP_NUMEQUALVERIFY => flag(a.num_eq(&b)),
@@ -600,15 +641,17 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                             return Err(ScriptError::NumEqualVerify);
                         }
                     } else {
-                        stacks.push(r.encode())?;
+                        push_num(stacks, &r)?;
                     }
                 }
                 OP_WITHIN => {
                     // (x min max -- min <= x < max)
                     stacks.need(3)?;
-                    let x = env.num(stacks.top(3)?)?;
-                    let min = env.num(stacks.top(2)?)?;
-                    let max = env.num(stacks.top(1)?)?;
+                    let x = num_at(env, stacks, 3)?;
+                    let min = num_at(env, stacks, 2)?;
+                    let max = num_at(env, stacks, 1)?;
+                    let compared = 2 * x.encoded_len() + min.encoded_len() + max.encoded_len();
+                    stacks.charge_work(work::bytes(compared, NUM))?;
                     let within = min.cmp_num(&x) != Ordering::Greater && x.cmp_num(&max) == Ordering::Less;
                     stacks.pop()?;
                     stacks.pop()?;
@@ -619,6 +662,15 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                 // Crypto
                 OP_RIPEMD160 | OP_SHA1 | OP_SHA256 | OP_HASH160 | OP_HASH256 => {
                     stacks.need(1)?;
+                    let len = stacks.top(1)?.len();
+                    let cost = match op {
+                        OP_RIPEMD160 => work::hash(len, RIPEMD160),
+                        OP_SHA1 => work::hash(len, SHA1),
+                        OP_SHA256 => work::hash(len, SHA256),
+                        OP_HASH160 => work::hash(len, SHA256).saturating_add(work::hash(32, RIPEMD160)),
+                        _ => work::hash(len, SHA256).saturating_add(work::hash(32, SHA256)),
+                    };
+                    stacks.charge_work(cost)?;
                     let data = stacks.top(1)?;
                     let digest = match op {
                         OP_RIPEMD160 => ripemd160(data).to_vec(),
@@ -633,13 +685,17 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                 OP_CODESEPARATOR => code_start = chunk.end,
                 OP_CHECKSIG | OP_CHECKSIGVERIFY => {
                     stacks.need(2)?;
+                    sig::check_signature_encoding(stacks.top(2)?, flags, env.enforce_strict)?;
+                    sig::check_pubkey_encoding(stacks.top(1)?, flags)?;
+                    let code = script.get(code_start..).unwrap_or(&[]);
+                    stacks.charge_work(sig::script_code_work(code.len(), checksig_data, flags))?;
+                    let mut code = sig::script_code(code, checksig_data, flags);
+                    let signature = sig::SigShape::of(stacks.top(2)?);
+                    stacks.charge_work(sig::cleanup_work(signature, code.len(), flags))?;
+                    sig::cleanup_script_code(&mut code, stacks.top(2)?, flags);
+                    stacks.charge_work(sig::check_work(env, signature, code.len()))?;
                     let signature = stacks.top(2)?;
-                    let pubkey = stacks.top(1)?;
-                    sig::check_signature_encoding(signature, flags, env.enforce_strict)?;
-                    sig::check_pubkey_encoding(pubkey, flags)?;
-                    let mut code = sig::script_code(script.get(code_start..).unwrap_or(&[]), checksig_data, flags);
-                    sig::cleanup_script_code(&mut code, signature, flags);
-                    let ok = sig::check_sig(env, signature, pubkey, &code);
+                    let ok = sig::check_sig(env, signature, stacks.top(1)?, &code);
                     if !ok && flags.contains(VerifyFlags::NULLFAIL) && !signature.is_empty() && env.enforce_strict {
                         return Err(ScriptError::SigNullFail);
                     }
@@ -654,7 +710,7 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                     }
                 }
                 OP_CHECKMULTISIG | OP_CHECKMULTISIGVERIFY => {
-                    let ok = check_multisig(env, stacks, script.get(code_start..).unwrap_or(&[]), checksig_data, &mut op_count)?;
+                    let ok = sig::check_multisig(env, stacks, script.get(code_start..).unwrap_or(&[]), checksig_data, &mut op_count)?;
                     if op == OP_CHECKMULTISIGVERIFY {
                         if !ok {
                             return Err(ScriptError::CheckMultiSigVerify);
@@ -677,22 +733,24 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                 OP_SPLIT => {
                     // (data n -- data[..n] data[n..])
                     stacks.need(2)?;
-                    let n = env.num(stacks.top(1)?)?;
+                    let n = num_at(env, stacks, 1)?;
                     let size = stacks.top(2)?.len();
                     if n.is_negative() || n.cmp_usize(size) == Ordering::Greater {
                         return Err(ScriptError::InvalidSplitRange);
                     }
                     let at = n.to_usize().ok_or(ScriptError::InvalidSplitRange)?;
+                    stacks.charge_work(work::bytes(size, COPY))?;
                     stacks.pop()?;
                     let mut left = stacks.pop()?;
                     let right = left.split_off(at);
+                    shrink_if_wasteful(&mut left);
                     stacks.push(left)?;
                     stacks.push(right)?;
                 }
                 OP_NUM2BIN => {
                     // (number size -- number padded to size bytes)
                     stacks.need(2)?;
-                    let n = env.num(stacks.top(1)?)?;
+                    let n = num_at(env, stacks, 1)?;
                     if n.is_negative() || n.cmp_usize(i32::MAX as usize) == Ordering::Greater {
                         return Err(ScriptError::PushSize);
                     }
@@ -701,6 +759,7 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                         return Err(ScriptError::PushSize);
                     }
                     stacks.pop()?;
+                    stacks.charge_work(work::bytes(stacks.top(1)?.len(), COPY + SCAN))?;
                     let mut raw = stacks.top(1)?.clone();
                     minimally_encode(&mut raw);
                     if raw.len() > size {
@@ -724,6 +783,7 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                 }
                 OP_BIN2NUM => {
                     stacks.need(1)?;
+                    stacks.charge_work(work::bytes(stacks.top(1)?.len(), COPY + SCAN))?;
                     let mut raw = stacks.top(1)?.clone();
                     minimally_encode(&mut raw);
                     let len = raw.len();
@@ -749,86 +809,26 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
     Ok(())
 }
 
-/// OP_CHECKMULTISIG: `dummy sig_1..sig_m m key_1..key_n n -- ok`, following
-/// the node's order of reads, encoding checks and NULLFAIL/NULLDUMMY rules.
-/// Leaves the stack with the arguments (and the dummy) removed.
-fn check_multisig(
-    env: &Env<'_>,
-    stacks: &mut Stacks,
-    code: &[u8],
-    checksig_data: Option<&[u8]>,
-    op_count: &mut u64,
-) -> Result<bool, ScriptError> {
-    let flags = env.flags;
-    let mut i: usize = 1;
-    stacks.need(i)?;
-    let keys = ScriptNum::decode(stacks.top(i)?, env.require_minimal, MULTISIG_COUNT_LEN)?.to_i64_saturating();
-    let n_keys = u64::try_from(keys).map_err(|_| ScriptError::PubkeyCount)?;
-    if n_keys > env.max_pubkeys {
-        return Err(ScriptError::PubkeyCount);
+/// Decodes the number `depth` places from the top, charging its length
+/// first; an operand longer than the era allows fails on its length alone.
+fn num_at(env: &Env<'_>, stacks: &mut Stacks, depth: usize) -> Result<ScriptNum, ScriptError> {
+    let len = stacks.top(depth)?.len();
+    if len <= env.max_num_len {
+        stacks.charge_work(work::bytes(len, NUM))?;
     }
-    *op_count += n_keys;
-    if *op_count > env.max_ops {
-        return Err(ScriptError::OpCount);
-    }
-    let mut n_keys = n_keys as usize; // at most 2^32 - 1, and the stack holds that many
-    i += 1;
-    let mut ikey = i;
-    // Depth of the last non-signature item; used for NULLFAIL on cleanup.
-    let mut ikey2 = n_keys + 2;
-    i += n_keys;
-    stacks.need(i)?;
-    let sigs = ScriptNum::decode(stacks.top(i)?, env.require_minimal, MULTISIG_COUNT_LEN)?.to_i64_saturating();
-    let n_sigs = usize::try_from(sigs).map_err(|_| ScriptError::SigCount)?;
-    if n_sigs > n_keys {
-        return Err(ScriptError::SigCount);
-    }
-    let mut n_sigs = n_sigs;
-    i += 1;
-    let mut isig = i;
-    i += n_sigs;
-    stacks.need(i)?;
+    env.num(stacks.top(depth)?)
+}
 
-    let mut script_code = sig::script_code(code, checksig_data, flags);
-    for k in 0..n_sigs {
-        sig::cleanup_script_code(&mut script_code, stacks.top(isig + k)?, flags);
-    }
-    let script_code: Cow<'_, [u8]> = script_code;
+/// Pushes a number, charging its encoding first.
+fn push_num(stacks: &mut Stacks, n: &ScriptNum) -> Result<(), ScriptError> {
+    stacks.charge_work(work::bytes(n.encoded_len(), NUM))?;
+    stacks.push(n.encode())
+}
 
-    let mut ok = true;
-    while ok && n_sigs > 0 {
-        let signature = stacks.top(isig)?;
-        let pubkey = stacks.top(ikey)?;
-        sig::check_signature_encoding(signature, flags, env.enforce_strict)?;
-        sig::check_pubkey_encoding(pubkey, flags)?;
-        if sig::check_sig(env, signature, pubkey, &script_code) {
-            isig += 1;
-            n_sigs -= 1;
-        }
-        ikey += 1;
-        n_keys -= 1;
-        // More signatures left than keys: too many failed.
-        if n_sigs > n_keys {
-            ok = false;
-        }
-    }
-
-    // Pop the arguments; with NULLFAIL every signature of a failed check must be empty.
-    while i > 1 {
-        i -= 1;
-        if !ok && flags.contains(VerifyFlags::NULLFAIL) && ikey2 == 0 && !stacks.top(1)?.is_empty() && env.enforce_strict {
-            return Err(ScriptError::SigNullFail);
-        }
-        ikey2 = ikey2.saturating_sub(1);
-        stacks.pop()?;
-    }
-    // The extra (dummy) element consumed by the historical off-by-one.
-    stacks.need(1)?;
-    if flags.contains(VerifyFlags::NULLDUMMY) && !stacks.top(1)?.is_empty() && env.enforce_strict {
-        return Err(ScriptError::SigNullDummy);
-    }
-    stacks.pop()?;
-    Ok(ok)
+/// `CastToBool` of the item `depth` places from the top, charging the scan first.
+pub(crate) fn stack_bool(stacks: &mut Stacks, depth: usize) -> Result<bool, ScriptError> {
+    stacks.charge_work(work::bytes(stacks.top(depth)?.len(), SCAN))?;
+    Ok(cast_to_bool(stacks.top(depth)?))
 }
 
 /// `0x01` for true, empty for false.

@@ -23,19 +23,32 @@
 //!   CHECKSIG in an unlocking script signs the rest of it plus the whole
 //!   locking script.
 //!
+//! **Work budget** (not in the node): where the node relies on a validation
+//! timeout, a deterministic verifier counts work. Every step charges abstract
+//! work units *before* doing the work — a base cost per opcode plus the bytes
+//! it reads, copies, hashes or allocates, big-number products by operand
+//! sizes, signature checks a fixed cost plus the bytes hashed (`work`, and
+//! `docs/formats.md` "Known limits" for the calibration) — and an input
+//! whose total would pass [`ScriptLimits::max_work`] fails with
+//! [`ScriptError::WorkBudgetExceeded`].
+//!
 //! # Layout
-//! - [`VerifyFlags`], [`ScriptError`], [`TxContext`], [`ScriptLimits`].
-//! - [`verify_script`], [`verify_script_with_limits`], [`verify_input`]: the
-//!   node's `VerifyScript` (unlocking, then locking, then P2SH, then CLEANSTACK).
+//! - [`VerifyFlags`], [`ScriptError`], [`TxContext`], [`ScriptLimits`], [`Metered`].
+//! - [`verify_script`], [`verify_script_with_limits`], [`verify_input`],
+//!   [`verify_input_cached`], [`verify_input_cached_with_limits`],
+//!   [`verify_input_metered`]: the node's `VerifyScript` (unlocking, then
+//!   locking, then P2SH, then CLEANSTACK).
 //! - `eval`: `EvalScript`, one script, opcode by opcode.
-//! - `sig`: signature/key encoding rules, `FindAndDelete`, CHECKSIG, lock times.
+//! - `sig`: signature/key encoding rules, `FindAndDelete`, CHECKSIG, CHECKMULTISIG, lock times.
 //! - `num`: script numbers (machine words with a big-integer fallback).
-//! - `stack`: the stacks with the node's memory accounting.
+//! - `stack`: the stacks with the node's memory accounting and the work meter.
+//! - `work`: the cost model (what each step charges).
 
 mod eval;
 pub(crate) mod num;
 mod sig;
 mod stack;
+mod work;
 
 use std::fmt;
 use std::ops::{BitOr, BitOrAssign};
@@ -46,9 +59,7 @@ use crate::script::{Chunks, Script};
 use crate::sighash::SighashCache;
 use crate::tx::Transaction;
 
-use eval::{eval_script, Env};
-use num::cast_to_bool;
-use stack::Stacks;
+use eval::{eval_script, stack_bool, Env};
 
 /// Script verification flags: a bit set with the node's values and names
 /// (`script_flags.h`). Combine with `|`.
@@ -225,8 +236,9 @@ impl fmt::Debug for VerifyFlags {
 }
 
 /// Why a script failed, one variant per node `ScriptError`
-/// (`script/script_error.h`); [`node_name`](Self::node_name) gives the name the
-/// node's test files use.
+/// (`script/script_error.h`) plus two of our own ([`InputIndexOutOfRange`](Self::InputIndexOutOfRange),
+/// [`WorkBudgetExceeded`](Self::WorkBudgetExceeded)); [`node_name`](Self::node_name)
+/// gives the name the node's test files use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum ScriptError {
     /// The script ended with an empty stack or a false top item.
@@ -367,13 +379,18 @@ pub enum ScriptError {
     /// The context's input index is not an input of its transaction (not a node error).
     #[error("input index out of range for the transaction")]
     InputIndexOutOfRange,
+    /// The input would use more than [`ScriptLimits::max_work`] work units
+    /// (not a node error: the node bounds execution time with a timeout).
+    #[error("script work budget exceeded")]
+    WorkBudgetExceeded,
 }
 
 impl ScriptError {
     /// The node's name for this error as used in its test files
     /// (`test/script_tests.cpp`), e.g. `"EVAL_FALSE"`, `"SIG_DER"`, `"NULLFAIL"`.
-    /// [`InputIndexOutOfRange`](Self::InputIndexOutOfRange) has no node
-    /// counterpart and is named `"INPUT_INDEX"`.
+    /// [`InputIndexOutOfRange`](Self::InputIndexOutOfRange) and
+    /// [`WorkBudgetExceeded`](Self::WorkBudgetExceeded) have no node
+    /// counterpart and are named `"INPUT_INDEX"` and `"WORK_BUDGET"`.
     pub fn node_name(&self) -> &'static str {
         match self {
             ScriptError::EvalFalse => "EVAL_FALSE",
@@ -422,6 +439,7 @@ impl ScriptError {
             ScriptError::BigInt => "BIG_INT",
             ScriptError::InvalidFlags => "INVALID_FLAGS",
             ScriptError::InputIndexOutOfRange => "INPUT_INDEX",
+            ScriptError::WorkBudgetExceeded => "WORK_BUDGET",
         }
     }
 }
@@ -440,6 +458,11 @@ pub struct TxContext<'a> {
 
 /// Resource limits that are not fixed by the UTXO era. Pre-Genesis limits are
 /// consensus constants and not configurable.
+///
+/// Two presets: [`Default`] keeps the consensus number lengths (what the
+/// node's script test files exercise) and [`policy`](Self::policy) the node's
+/// default policy lengths; both have the 100 MB stack-memory cap and the
+/// calibrated work budget [`POLICY_MAX_WORK`](Self::POLICY_MAX_WORK).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScriptLimits {
     /// Post-Genesis cap on stack + alt stack memory in bytes, each element
@@ -449,25 +472,78 @@ pub struct ScriptLimits {
     /// [`ScriptError::StackSize`].
     pub max_stack_memory: u64,
     /// Longest number operand in bytes for post-Genesis, pre-Chronicle UTXOs
-    /// (consensus: 750,000).
+    /// (consensus: 750,000; node policy `maxscriptnumlengthpolicy`: 10,000).
     pub max_num_len_after_genesis: usize,
-    /// Longest number operand in bytes for post-Chronicle UTXOs (consensus: 32,000,000).
+    /// Longest number operand in bytes for post-Chronicle UTXOs (consensus:
+    /// 32,000,000; node policy: 10,000).
     pub max_num_len_after_chronicle: usize,
+    /// Work budget of one input (unlocking, locking and any P2SH script
+    /// together) in work units: every opcode costs a base charge plus the
+    /// bytes it reads, copies, hashes or allocates; big-number MUL/DIV/MOD
+    /// the product of their operand lengths (in 64-bit limbs); a signature
+    /// check a fixed cost plus the bytes its digest hashes. Each charge is
+    /// made before the work, so an oversized step is refused before it runs;
+    /// passing the budget is [`ScriptError::WorkBudgetExceeded`]. Any era.
+    /// `u64::MAX` disables the budget.
+    pub max_work: u64,
 }
 
+impl ScriptLimits {
+    /// The per-input work budget of both presets: 400,000,000 units. On the
+    /// calibration machine (`docs/formats.md`, "Known limits") the most
+    /// expensive script we could build per unit takes about 100 ms to exhaust
+    /// it, while a P2PKH input uses 259,639 units (0.065 %) and the heaviest
+    /// row of the node's script tests 0.68 %.
+    pub const POLICY_MAX_WORK: u64 = 400_000_000;
+
+    /// The node's default *policy* limits: numbers of at most 10,000 bytes in
+    /// both post-Genesis eras (`maxscriptnumlengthpolicy`, `DEFAULT_SCRIPT_NUM_LENGTH_POLICY`
+    /// in the node's `policy.h`), 100,000,000 bytes of stack memory
+    /// (`DEFAULT_STACK_MEMORY_USAGE_POLICY`) and the work budget
+    /// [`POLICY_MAX_WORK`](Self::POLICY_MAX_WORK). What a verifier of
+    /// counterparty-supplied transactions should use (and the SPV default).
+    pub const fn policy() -> ScriptLimits {
+        ScriptLimits {
+            max_stack_memory: 100_000_000,
+            max_num_len_after_genesis: 10_000,
+            max_num_len_after_chronicle: 10_000,
+            max_work: ScriptLimits::POLICY_MAX_WORK,
+        }
+    }
+}
+
+/// Consensus number lengths (750,000 bytes after Genesis, 32,000,000 after
+/// Chronicle), 100,000,000 bytes of stack memory and the work budget
+/// [`ScriptLimits::POLICY_MAX_WORK`]: the node's script test files pass under
+/// these, and nothing runs unbounded. Numbers near the consensus lengths
+/// exhaust the work budget long before they reach the length caps.
 impl Default for ScriptLimits {
     fn default() -> Self {
         ScriptLimits {
             max_stack_memory: 100_000_000,
             max_num_len_after_genesis: 750_000,
             max_num_len_after_chronicle: 32_000_000,
+            max_work: ScriptLimits::POLICY_MAX_WORK,
         }
     }
 }
 
+/// The verdict on one input together with the work it used
+/// ([`verify_input_metered`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metered {
+    /// The verdict, as [`verify_input_cached_with_limits`] returns it.
+    pub result: Result<(), ScriptError>,
+    /// Work units charged, in the units of [`ScriptLimits::max_work`],
+    /// including a refused charge: `work > max_work` exactly when the result
+    /// is [`ScriptError::WorkBudgetExceeded`].
+    pub work: u64,
+}
+
 /// Verifies that `unlocking` satisfies `locking` for the input described by
 /// `ctx`, under `flags`, with the default [`ScriptLimits`] (node
-/// `VerifyScript`, consensus limits, 100 MB stack memory).
+/// `VerifyScript`, consensus number lengths, 100 MB stack memory, the
+/// calibrated work budget).
 ///
 /// # Errors
 /// The first [`ScriptError`] the node would report; never panics, whatever
@@ -488,7 +564,7 @@ pub fn verify_script_with_limits(
     limits: &ScriptLimits,
 ) -> Result<(), ScriptError> {
     let cache = SighashCache::new(ctx.tx);
-    verify(&cache, ctx.input_index, unlocking, locking, ctx.satoshis, flags, limits)
+    verify(&cache, ctx.input_index, unlocking, locking, ctx.satoshis, flags, limits).result
 }
 
 /// Verifies input `input_index` of `tx`, which spends an output of
@@ -521,11 +597,44 @@ pub fn verify_input_cached(
     satoshis: u64,
     flags: VerifyFlags,
 ) -> Result<(), ScriptError> {
-    let input = cache.tx().inputs.get(input_index).ok_or(ScriptError::InputIndexOutOfRange)?;
-    verify(cache, input_index, &input.unlocking_script, locking_script, satoshis, flags, &ScriptLimits::default())
+    verify_input_cached_with_limits(cache, input_index, locking_script, satoshis, flags, &ScriptLimits::default())
 }
 
-/// The node's `VerifyScript`.
+/// [`verify_input_cached`] with explicit [`ScriptLimits`] (use
+/// [`ScriptLimits::policy`] for transactions from a counterparty).
+///
+/// # Errors
+/// As [`verify_input`], and [`ScriptError::WorkBudgetExceeded`] when the
+/// input needs more than `limits.max_work`.
+pub fn verify_input_cached_with_limits(
+    cache: &SighashCache<'_>,
+    input_index: usize,
+    locking_script: &Script,
+    satoshis: u64,
+    flags: VerifyFlags,
+    limits: &ScriptLimits,
+) -> Result<(), ScriptError> {
+    verify_input_metered(cache, input_index, locking_script, satoshis, flags, limits).result
+}
+
+/// [`verify_input_cached_with_limits`], also reporting the work the input
+/// used (for a caller that budgets many inputs together, as SPV does, and
+/// for calibration). Never panics.
+pub fn verify_input_metered(
+    cache: &SighashCache<'_>,
+    input_index: usize,
+    locking_script: &Script,
+    satoshis: u64,
+    flags: VerifyFlags,
+    limits: &ScriptLimits,
+) -> Metered {
+    match cache.tx().inputs.get(input_index) {
+        Some(input) => verify(cache, input_index, &input.unlocking_script, locking_script, satoshis, flags, limits),
+        None => Metered { result: Err(ScriptError::InputIndexOutOfRange), work: 0 },
+    }
+}
+
+/// The node's `VerifyScript`, metered.
 fn verify(
     cache: &SighashCache<'_>,
     input_index: usize,
@@ -534,18 +643,27 @@ fn verify(
     satoshis: u64,
     flags: VerifyFlags,
     limits: &ScriptLimits,
-) -> Result<(), ScriptError> {
+) -> Metered {
+    let mut flags = flags;
+    if flags.contains(VerifyFlags::SIGHASH_FORKID) {
+        flags |= VerifyFlags::STRICTENC;
+    }
+    let env = Env::new(flags, cache, input_index, satoshis, limits);
+    let mut stacks = env.new_stacks();
+    let result = verify_on(&env, &mut stacks, unlocking, locking);
+    Metered { result, work: stacks.work() }
+}
+
+fn verify_on(env: &Env<'_>, stacks: &mut stack::Stacks, unlocking: &Script, locking: &Script) -> Result<(), ScriptError> {
+    let cache = env.sighash;
+    let input_index = env.input_index;
+    let flags = env.flags;
     if input_index >= cache.tx().inputs.len() {
         return Err(ScriptError::InputIndexOutOfRange);
     }
     if flags.contains(VerifyFlags::UTXO_AFTER_CHRONICLE) && !flags.contains(VerifyFlags::UTXO_AFTER_GENESIS) {
         return Err(ScriptError::InvalidFlags);
     }
-    let mut flags = flags;
-    if flags.contains(VerifyFlags::SIGHASH_FORKID) {
-        flags |= VerifyFlags::STRICTENC;
-    }
-    let env = Env::new(flags, cache, input_index, satoshis, limits);
     let unlocking = unlocking.as_bytes();
     let locking = locking.as_bytes();
     if flags.contains(VerifyFlags::SIGPUSHONLY) {
@@ -556,16 +674,20 @@ fn verify(
         }
     }
 
-    let mut stacks = Stacks::new(env.max_stack_memory());
-    eval_script(&env, &mut stacks, unlocking, Some(locking))?;
+    eval_script(env, stacks, unlocking, Some(locking))?;
 
     // P2SH (BIP16) applies to pre-Genesis UTXOs only; keep the stack the
     // unlocking script left, to evaluate the redeem script on it.
     let p2sh = flags.contains(VerifyFlags::P2SH) && !env.after_genesis && is_p2sh(locking);
-    let saved = if p2sh { Some(stacks.main.clone()) } else { None };
+    let saved = if p2sh {
+        stacks.charge_work(stacks.memory().saturating_mul(work::COPY))?;
+        Some(stacks.main.clone())
+    } else {
+        None
+    };
 
-    eval_script(&env, &mut stacks, locking, None)?;
-    if !stacks.top(1).is_ok_and(|top| cast_to_bool(top)) {
+    eval_script(env, stacks, locking, None)?;
+    if stacks.len() == 0 || !stack_bool(stacks, 1)? {
         return Err(ScriptError::EvalFalse);
     }
 
@@ -576,8 +698,8 @@ fn verify(
         stacks.replace_main(saved);
         // Not empty: the P2SH locking script just succeeded on this stack.
         let redeem = stacks.pop()?;
-        eval_script(&env, &mut stacks, &redeem, None)?;
-        if !stacks.top(1).is_ok_and(|top| cast_to_bool(top)) {
+        eval_script(env, stacks, &redeem, None)?;
+        if stacks.len() == 0 || !stack_bool(stacks, 1)? {
             return Err(ScriptError::EvalFalse);
         }
     }

@@ -189,14 +189,19 @@ impl ScriptNum {
                 return Some(ScriptNum::Small(v));
             }
         }
-        if let Some(limit) = limit {
-            let (a, b) = (self.bit_len(), other.bit_len());
-            // |x| >= 2^(bits-1), so |a*b| >= 2^(a+b-2): a+b-1 bits, (a+b-1)/8+1 bytes.
-            if a > 0 && b > 0 && (a + b - 1) / 8 + 1 > limit as u64 {
-                return None;
-            }
+        if self.mul_overflows(other, limit) {
+            return None;
         }
         Some(ScriptNum::Big(self.to_big() * other.to_big()).normalized())
+    }
+
+    /// Whether `self * other` certainly encodes to more than `limit` bytes,
+    /// from the bit lengths alone (no limit: never).
+    pub(crate) fn mul_overflows(&self, other: &ScriptNum, limit: Option<usize>) -> bool {
+        let Some(limit) = limit else { return false };
+        let (a, b) = (self.bit_len(), other.bit_len());
+        // |x| >= 2^(bits-1), so |a*b| >= 2^(a+b-2): a+b-1 bits, (a+b-1)/8+1 bytes.
+        a > 0 && b > 0 && (a + b - 1) / 8 + 1 > limit as u64
     }
 
     fn bit_len(&self) -> u64 {
@@ -245,14 +250,22 @@ impl ScriptNum {
     }
 
     /// `self * 2^shift` (node `CScriptNum::operator<<=` on big numbers, used by
-    /// `OP_LSHIFTNUM`). `shift` must be non-negative.
+    /// `OP_LSHIFTNUM`). `shift` must be non-negative. Once the result is known
+    /// to need at most `max_len` bytes, `charge` is called with that length
+    /// before any shifting.
     ///
     /// # Errors
     /// [`ScriptError::ScriptNumOverflow`] if the result would be longer than
     /// `max_len` bytes (the node's pre-check: current length plus
     /// `shift / 8` bytes, then the real length); [`ScriptError::BigInt`] for a
-    /// shift above `i32::MAX` bits that passes the pre-check.
-    pub(crate) fn shl(&self, shift: &ScriptNum, max_len: usize) -> Result<ScriptNum, ScriptError> {
+    /// shift above `i32::MAX` bits that passes the pre-check; whatever
+    /// `charge` returns.
+    pub(crate) fn shl(
+        &self,
+        shift: &ScriptNum,
+        max_len: usize,
+        charge: impl FnOnce(usize) -> Result<(), ScriptError>,
+    ) -> Result<ScriptNum, ScriptError> {
         let shift_bytes = shift.div(&ScriptNum::Small(8));
         let needed = ScriptNum::Small(self.encoded_len() as i64).add(&shift_bytes);
         if needed.cmp_usize(max_len) == Ordering::Greater {
@@ -261,6 +274,8 @@ impl ScriptNum {
         if shift.cmp_num(&ScriptNum::Small(i64::from(i32::MAX))) == Ordering::Greater {
             return Err(ScriptError::BigInt);
         }
+        // `needed` is at most `max_len` here.
+        charge(needed.to_usize().unwrap_or(max_len).saturating_add(1))?;
         let n = shift.to_usize().unwrap_or(0);
         if n == 0 {
             return Ok(self.clone());
@@ -467,11 +482,17 @@ mod tests {
         let n = |v| ScriptNum::Small(v);
         assert_eq!(n(-5).shr(&n(1)).unwrap().to_i64_saturating(), -2);
         assert_eq!(n(-1).shr(&n(100)).unwrap().to_i64_saturating(), 0);
-        assert_eq!(n(3).shl(&n(62), 100).unwrap().encode(), hex::decode("00000000000000c000").unwrap());
-        assert_eq!(n(1).shl(&n(8 * 4), 4), Err(ScriptError::ScriptNumOverflow));
-        assert_eq!(n(0).shl(&n(100), 32).unwrap().encode(), Vec::<u8>::new());
+        let free = |_| Ok(());
+        assert_eq!(n(3).shl(&n(62), 100, free).unwrap().encode(), hex::decode("00000000000000c000").unwrap());
+        assert_eq!(n(1).shl(&n(8 * 4), 4, free), Err(ScriptError::ScriptNumOverflow));
+        assert_eq!(n(0).shl(&n(100), 32, free).unwrap().encode(), Vec::<u8>::new());
         assert_eq!(n(1).shr(&n(1i64 << 31)), Err(ScriptError::BigInt));
-        assert_eq!(n(1).shl(&n(1i64 << 31), usize::MAX >> 4), Err(ScriptError::BigInt));
+        assert_eq!(n(1).shl(&n(1i64 << 31), usize::MAX >> 4, free), Err(ScriptError::BigInt));
+        // The charge sees the result's length bound before the shift, and can refuse it.
+        let mut seen = 0;
+        assert_eq!(n(1).shl(&n(80), 100, |len| { seen = len; Ok(()) }).unwrap().encoded_len(), 11);
+        assert_eq!(seen, 12);
+        assert_eq!(n(1).shl(&n(80), 100, |_| Err(ScriptError::WorkBudgetExceeded)), Err(ScriptError::WorkBudgetExceeded));
     }
 
     #[test]

@@ -1,16 +1,21 @@
 //! Signature and lock-time checks used by the CHECKSIG family and
 //! CHECKLOCKTIMEVERIFY / CHECKSEQUENCEVERIFY (node `interpreter.cpp`:
 //! `CheckSignatureEncoding`, `CheckPubKeyEncoding`, `CleanupScriptCode`,
-//! `TransactionSignatureChecker::{CheckSig, CheckLockTime, CheckSequence}`).
+//! `TransactionSignatureChecker::{CheckSig, CheckLockTime, CheckSequence}`),
+//! OP_CHECKMULTISIG itself, and the work each of them charges.
 
 use std::borrow::Cow;
 
 use super::eval::Env;
 use super::num::ScriptNum;
+use super::stack::Stacks;
+use super::work::{self, COPY, FIND_AND_DELETE, OP, ORIGINAL_CODE, SHA256, SIG_CHECK};
 use super::{ScriptError, VerifyFlags};
 use crate::keys;
 use crate::script::push_data;
-use crate::sighash::{uses_forkid_digest, SIGHASH_ANYONECANPAY, SIGHASH_CHRONICLE, SIGHASH_FORKID};
+use crate::sighash::{
+    uses_forkid_digest, SIGHASH_ANYONECANPAY, SIGHASH_BASE_MASK, SIGHASH_CHRONICLE, SIGHASH_FORKID, SIGHASH_SINGLE,
+};
 use crate::tx::{LOCKTIME_THRESHOLD, SEQUENCE_FINAL};
 
 /// BIP68: sequence bit 31 disables the relative lock.
@@ -162,10 +167,15 @@ pub(crate) fn script_code<'s>(code: &'s [u8], checksig_data: Option<&[u8]>, flag
     }
 }
 
+/// Whether `CleanupScriptCode` runs `FindAndDelete` for a signature of this type.
+fn needs_cleanup(sig_hash_type: u32, flags: VerifyFlags) -> bool {
+    !flags.contains(VerifyFlags::SIGHASH_FORKID) || sig_hash_type & SIGHASH_FORKID == 0
+}
+
 /// Applies `FindAndDelete` for `sig` to `code` unless the signature uses
 /// FORKID with FORKID enabled (node `CleanupScriptCode`).
 pub(crate) fn cleanup_script_code(code: &mut Cow<'_, [u8]>, sig: &[u8], flags: VerifyFlags) {
-    if !flags.contains(VerifyFlags::SIGHASH_FORKID) || hash_type(sig) & SIGHASH_FORKID == 0 {
+    if needs_cleanup(hash_type(sig), flags) {
         if let Some(cleaned) = find_and_delete(code, sig) {
             *code = Cow::Owned(cleaned);
         }
@@ -185,6 +195,150 @@ pub(crate) fn check_sig(env: &Env<'_>, sig: &[u8], pubkey: &[u8], code: &[u8]) -
     let forkid = uses_forkid_digest(t, env.flags.contains(VerifyFlags::SIGHASH_FORKID));
     let digest = env.sighash.signature_hash(env.input_index, code, env.satoshis, t, forkid);
     keys::verify_ecdsa(&digest, der, pubkey)
+}
+
+/// CHECKMULTISIG counts are always read as 4-byte numbers.
+const MULTISIG_COUNT_LEN: usize = 4;
+
+/// OP_CHECKMULTISIG: `dummy sig_1..sig_m m key_1..key_n n -- ok`, following
+/// the node's order of reads, encoding checks and NULLFAIL/NULLDUMMY rules.
+/// Leaves the stack with the arguments (and the dummy) removed.
+pub(crate) fn check_multisig(
+    env: &Env<'_>,
+    stacks: &mut Stacks,
+    code: &[u8],
+    checksig_data: Option<&[u8]>,
+    op_count: &mut u64,
+) -> Result<bool, ScriptError> {
+    let flags = env.flags;
+    let mut i: usize = 1;
+    stacks.need(i)?;
+    let keys = ScriptNum::decode(stacks.top(i)?, env.require_minimal, MULTISIG_COUNT_LEN)?.to_i64_saturating();
+    let n_keys = u64::try_from(keys).map_err(|_| ScriptError::PubkeyCount)?;
+    if n_keys > env.max_pubkeys {
+        return Err(ScriptError::PubkeyCount);
+    }
+    *op_count += n_keys;
+    if *op_count > env.max_ops {
+        return Err(ScriptError::OpCount);
+    }
+    let mut n_keys = n_keys as usize; // at most 2^32 - 1, and the stack holds that many
+    i += 1;
+    let mut ikey = i;
+    // Depth of the last non-signature item; used for NULLFAIL on cleanup.
+    let mut ikey2 = n_keys + 2;
+    i += n_keys;
+    stacks.need(i)?;
+    let sigs = ScriptNum::decode(stacks.top(i)?, env.require_minimal, MULTISIG_COUNT_LEN)?.to_i64_saturating();
+    let n_sigs = usize::try_from(sigs).map_err(|_| ScriptError::SigCount)?;
+    if n_sigs > n_keys {
+        return Err(ScriptError::SigCount);
+    }
+    let mut n_sigs = n_sigs;
+    i += 1;
+    let mut isig = i;
+    i += n_sigs;
+    stacks.need(i)?;
+    // Every argument is read, checked and popped at most once.
+    stacks.charge_work(work::bytes(i, OP))?;
+
+    stacks.charge_work(script_code_work(code.len(), checksig_data, flags))?;
+    let mut script_code = script_code(code, checksig_data, flags);
+    for k in 0..n_sigs {
+        let signature = SigShape::of(stacks.top(isig + k)?);
+        stacks.charge_work(cleanup_work(signature, script_code.len(), flags))?;
+        cleanup_script_code(&mut script_code, stacks.top(isig + k)?, flags);
+    }
+    let script_code: Cow<'_, [u8]> = script_code;
+
+    let mut ok = true;
+    while ok && n_sigs > 0 {
+        check_signature_encoding(stacks.top(isig)?, flags, env.enforce_strict)?;
+        check_pubkey_encoding(stacks.top(ikey)?, flags)?;
+        stacks.charge_work(check_work(env, SigShape::of(stacks.top(isig)?), script_code.len()))?;
+        if check_sig(env, stacks.top(isig)?, stacks.top(ikey)?, &script_code) {
+            isig += 1;
+            n_sigs -= 1;
+        }
+        ikey += 1;
+        n_keys -= 1;
+        // More signatures left than keys: too many failed.
+        if n_sigs > n_keys {
+            ok = false;
+        }
+    }
+
+    // Pop the arguments; with NULLFAIL every signature of a failed check must be empty.
+    while i > 1 {
+        i -= 1;
+        if !ok && flags.contains(VerifyFlags::NULLFAIL) && ikey2 == 0 && !stacks.top(1)?.is_empty() && env.enforce_strict {
+            return Err(ScriptError::SigNullFail);
+        }
+        ikey2 = ikey2.saturating_sub(1);
+        stacks.pop()?;
+    }
+    // The extra (dummy) element consumed by the historical off-by-one.
+    stacks.need(1)?;
+    if flags.contains(VerifyFlags::NULLDUMMY) && !stacks.top(1)?.is_empty() && env.enforce_strict {
+        return Err(ScriptError::SigNullDummy);
+    }
+    stacks.pop()?;
+    Ok(ok)
+}
+
+/// What the work charged for a signature depends on: its length and type
+/// byte (copied out so the stack can be charged while the signature is not
+/// borrowed).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SigShape {
+    len: usize,
+    hash_type: u32,
+}
+
+impl SigShape {
+    pub(crate) fn of(sig: &[u8]) -> SigShape {
+        SigShape { len: sig.len(), hash_type: hash_type(sig) }
+    }
+}
+
+/// Work of [`script_code`]: the post-Chronicle concatenation copies both parts.
+pub(crate) fn script_code_work(code_len: usize, checksig_data: Option<&[u8]>, flags: VerifyFlags) -> u64 {
+    match checksig_data {
+        Some(extra) if flags.contains(VerifyFlags::CHRONICLE) => work::bytes(code_len.saturating_add(extra.len()), COPY),
+        _ => 0,
+    }
+}
+
+/// Work of [`cleanup_script_code`]: when `FindAndDelete` runs, a scan of the
+/// code, a copy of the signature (the pattern) and at most one copy of the code.
+pub(crate) fn cleanup_work(sig: SigShape, code_len: usize, flags: VerifyFlags) -> u64 {
+    if needs_cleanup(sig.hash_type, flags) {
+        work::bytes(code_len, FIND_AND_DELETE + COPY).saturating_add(work::bytes(sig.len.saturating_add(5), COPY))
+    } else {
+        0
+    }
+}
+
+/// Work of [`check_sig`]: nothing for an empty signature (it is simply
+/// false); otherwise one ECDSA verification, the signature's parse and the
+/// digest's preimage — for the FORKID digest the script code, the fixed
+/// fields and, under `SIGHASH_SINGLE`, this input's output; for the
+/// original digest the whole transaction and the script code (scanned
+/// twice more for `OP_CODESEPARATOR`s).
+pub(crate) fn check_work(env: &Env<'_>, sig: SigShape, code_len: usize) -> u64 {
+    if sig.len == 0 {
+        return 0;
+    }
+    let hashed = if uses_forkid_digest(sig.hash_type, env.flags.contains(VerifyFlags::SIGHASH_FORKID)) {
+        let single = sig.hash_type & SIGHASH_BASE_MASK == SIGHASH_SINGLE;
+        let output = if single { env.tx().outputs.get(env.input_index).map_or(0, work::output_size) } else { 0 };
+        work::forkid_preimage(code_len, output).saturating_mul(SHA256)
+    } else {
+        env.original_tx_bound()
+            .saturating_mul(SHA256)
+            .saturating_add(work::bytes(code_len, SHA256 + ORIGINAL_CODE))
+    };
+    SIG_CHECK.saturating_add(work::bytes(sig.len, COPY)).saturating_add(hashed)
 }
 
 /// BIP65 comparison of a CHECKLOCKTIMEVERIFY operand with the transaction

@@ -101,6 +101,8 @@ fn every_error_kind_has_a_script_that_raises_it() {
         ("1 0x05 0x0000008000".into(), "RSHIFTNUM".into(), POST_CHRONICLE, ScriptError::BigInt),
         ("1".into(), "1".into(), "UTXO_AFTER_CHRONICLE", ScriptError::InvalidFlags),
         ("1".into(), "1".into(), "CLEANSTACK", ScriptError::InvalidFlags),
+        // 50 MB fit in stack memory, but hashing them does not fit the work budget.
+        ("0 0x04 0x80f0fa02".into(), "NUM2BIN SHA256".into(), "UTXO_AFTER_GENESIS", ScriptError::WorkBudgetExceeded),
     ];
     for (sig, pubkey, flags, expected) in &cases {
         assert_eq!(run(sig, pubkey, flags), Err(*expected), "{sig} | {pubkey} | {flags}");
@@ -126,11 +128,13 @@ fn node_names_are_distinct() {
         ScriptError::CleanStack, ScriptError::MinimalIf, ScriptError::SigNullFail, ScriptError::DiscourageUpgradableNops,
         ScriptError::NonCompressedPubkey, ScriptError::IllegalForkId, ScriptError::MustUseForkId,
         ScriptError::IllegalChronicle, ScriptError::BigInt, ScriptError::InvalidFlags, ScriptError::InputIndexOutOfRange,
+        ScriptError::WorkBudgetExceeded,
     ];
     let names: std::collections::HashSet<_> = all.iter().map(|e| e.node_name()).collect();
     assert_eq!(names.len(), all.len());
     assert_eq!(ScriptError::SigNullFail.node_name(), "NULLFAIL");
     assert_eq!(ScriptError::MustUseForkId.node_name(), "MISSING_FORKID");
+    assert_eq!(ScriptError::WorkBudgetExceeded.node_name(), "WORK_BUDGET");
     assert_eq!(ScriptError::SigDer.to_string(), "non-canonical DER signature");
 }
 

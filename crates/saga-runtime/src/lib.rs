@@ -1,0 +1,36 @@
+//! The async side of escrowd's saga: the ports the driver talks through.
+//!
+//! The saga itself (`saga-core`) is pure; everything it needs from the world
+//! comes through a *port*, a trait defined here and implemented elsewhere: the
+//! network clients in the `escrowd` package (`src/chain`), `escrowd chainsim`
+//! in process, or in-memory fakes in tests. This crate depends on tokio and
+//! `bsv-format` only — no TLS, HTTP, gRPC or storage stack (DESIGN.md §2), so
+//! a port can never leak a transport type into the saga.
+//!
+//! This first part holds the chain ports (DESIGN.md §6); the saga issue adds
+//! the driver and the other ports (EventLog, PeerTransport, Wallet, Clock,
+//! Notifier).
+//!
+//! # Why `async-trait`
+//! Ports are held as `Arc<dyn Port>`: one implementation per chain is chosen
+//! at start-up from the configuration. Native `async fn` in traits is not
+//! dyn-compatible, so each method must return a boxed future; `async-trait`
+//! writes exactly that boxing (`Pin<Box<dyn Future + Send + 'a>>`) and keeps
+//! the trait and every implementation readable as plain `async fn`. The cost,
+//! one allocation per call, is nothing next to the network round trip behind
+//! every chain port. The crate is a proc macro with no runtime code.
+//!
+//! # Layout
+//! - [`chain`]: [`Broadcaster`] (ARC statuses and error codes as types),
+//!   [`ChainTracker`] and [`verify_beef`], [`SpendWatcher`], and the
+//!   [`ServiceFault`] they share.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod chain;
+
+pub use chain::{
+    verify_beef, ArcErrorCode, BlockInclusion, BroadcastError, BroadcastOutcome, Broadcaster, ChainTracker,
+    RejectCode, ServiceFault, SpendWatchError, SpendWatcher, SpendingInput, TrackerError, TxState, TxStatus,
+    VerifyBeefError,
+};
