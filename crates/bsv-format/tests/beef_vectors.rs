@@ -89,7 +89,11 @@ fn rule_of_verify_error(e: &VerifyError) -> Rule {
         | VerifyError::TxidOnly { .. }
         | VerifyError::ConflictingRoots { .. }
         | VerifyError::MissingInput { .. }
-        | VerifyError::MissingOutput { .. } => Rule::Structure,
+        | VerifyError::MissingOutput { .. }
+        | VerifyError::NoInputs { .. }
+        | VerifyError::NoOutputs { .. }
+        | VerifyError::DuplicateInput { .. }
+        | VerifyError::ConflictingSpend { .. } => Rule::Structure,
         VerifyError::SubjectMissing { .. } => Rule::AtomicSubjectMissing,
         VerifyError::OutsideClosure { .. } => Rule::AtomicOutsideClosure,
         VerifyError::DuplicateTxid { .. } => Rule::DuplicateTxid,

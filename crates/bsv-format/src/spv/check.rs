@@ -1,6 +1,7 @@
 //! The checks behind [`super::SpvRequest`]: structure and amounts (no chain
 //! data), then maturity and scripts (after the tracker answered).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
@@ -10,6 +11,7 @@ use crate::beef::{Beef, BeefTx};
 use crate::hash::Txid;
 use crate::script::interpreter::{verify_input_metered, Metered, ScriptError, ScriptLimits};
 use crate::sighash::SighashCache;
+use crate::tx::Outpoint;
 
 /// Node `COINBASE_MATURITY`: a coinbase output can be spent in a block at
 /// least this many blocks above the coinbase's own.
@@ -75,9 +77,35 @@ pub(super) fn structure(beef: &Beef, opts: &VerifyOptions) -> Result<(usize, Vec
     let claims = root_claims(beef)?;
 
     let mut plan = Plan::default();
+    // Every outpoint spent by an unproven transaction, with its spender: two
+    // spends of one output can never both be mined. Within one transaction
+    // that is a structural fault (node CheckTransaction,
+    // "bad-txns-inputs-duplicate"). Across transactions it is judged with the
+    // consensus checks, i.e. when scripts are checked: the vectors' structural
+    // verdict (`expect.valid_strict`, which excludes script validity) accepts
+    // such a BEEF, and a `--no-scripts` run answers only that question.
+    let mut spent_by: HashMap<Outpoint, Txid> = HashMap::new();
     for (i, entry) in txs.iter().enumerate() {
         let Some(tx) = entry.unproven() else { continue };
         let txid = entry.txid();
+        // Node CheckTransaction: "bad-txns-vin-empty" / "bad-txns-vout-empty".
+        if tx.inputs.is_empty() {
+            return Err(VerifyError::NoInputs { txid });
+        }
+        if tx.outputs.is_empty() {
+            return Err(VerifyError::NoOutputs { txid });
+        }
+        for (k, input) in tx.inputs.iter().enumerate() {
+            match spent_by.insert(input.prev_out, txid) {
+                Some(first) if first == txid => {
+                    return Err(VerifyError::DuplicateInput { txid, input: k, outpoint: input.prev_out });
+                }
+                Some(first) if opts.check_scripts => {
+                    return Err(VerifyError::ConflictingSpend { txid, input: k, outpoint: input.prev_out, first });
+                }
+                _ => {}
+            }
+        }
         // `None` once an input spends a txid-only entry: its amount is unknown.
         let mut sum_in: Option<u64> = Some(0);
         for (k, input) in tx.inputs.iter().enumerate() {

@@ -212,6 +212,42 @@ pub enum VerifyError {
         /// The block height.
         height: u32,
     },
+    /// An unproven transaction has no inputs (node `bad-txns-vin-empty`).
+    #[error("{txid} has no inputs")]
+    NoInputs {
+        /// The transaction.
+        txid: Txid,
+    },
+    /// An unproven transaction has no outputs (node `bad-txns-vout-empty`).
+    #[error("{txid} has no outputs")]
+    NoOutputs {
+        /// The transaction.
+        txid: Txid,
+    },
+    /// A transaction spends the same outpoint twice (node
+    /// `bad-txns-inputs-duplicate`): its value would be counted twice.
+    #[error("input {input} of {txid} spends {outpoint} a second time")]
+    DuplicateInput {
+        /// The transaction.
+        txid: Txid,
+        /// The input that repeats an earlier one.
+        input: usize,
+        /// The outpoint spent twice.
+        outpoint: crate::tx::Outpoint,
+    },
+    /// Two transactions of the BEEF spend the same outpoint: at most one of
+    /// them can ever be mined.
+    #[error("input {input} of {txid} spends {outpoint}, already spent by {first}")]
+    ConflictingSpend {
+        /// The later spender.
+        txid: Txid,
+        /// Its input.
+        input: usize,
+        /// The outpoint spent twice.
+        outpoint: crate::tx::Outpoint,
+        /// The earlier spender in the BEEF.
+        first: Txid,
+    },
     /// An unproven transaction spends a transaction that is not in the BEEF.
     #[error("input {input} of {txid} spends {parent}, which is not in the BEEF")]
     MissingInput {
@@ -389,6 +425,8 @@ impl Beef {
     /// [`VerifyError::Empty`], [`VerifyError::SubjectMissing`],
     /// [`VerifyError::SubjectTxidOnly`], [`VerifyError::OutsideClosure`],
     /// [`VerifyError::DuplicateTxid`], [`VerifyError::TxidOnly`],
+    /// [`VerifyError::NoInputs`], [`VerifyError::NoOutputs`],
+    /// [`VerifyError::DuplicateInput`], [`VerifyError::ConflictingSpend`],
     /// [`VerifyError::ConflictingRoots`], [`VerifyError::MissingInput`],
     /// [`VerifyError::MissingOutput`], [`VerifyError::ParentAfterChild`],
     /// [`VerifyError::OutputsExceedInputs`], [`VerifyError::ZeroFee`],
