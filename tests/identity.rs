@@ -931,6 +931,11 @@ fn certs_cli_init_issue_revoke() {
 fn certs_cli_issue_with_explicit_validity_and_bad_arguments() {
     let dir = TempDir::new();
     let d = dir.0.to_str().unwrap();
+    // Zero days would write certificates that expire as they are made.
+    let zero = escrowd(&["certs", "init", "--out", d, "--domain", "org-c.example", "--days", "0"]);
+    assert_eq!(zero.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&zero.stderr).contains("--days"));
+    assert!(!dir.0.join("federation.toml").exists());
     assert!(escrowd(&["certs", "init", "--out", d, "--domain", "org-c.example", "--days", "3"]).status.success());
     let fed = Federation::load(&dir.0.join("federation.toml")).unwrap();
     assert_eq!(fed.domains.len(), 1);

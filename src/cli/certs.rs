@@ -30,7 +30,7 @@ pub enum CertsCommand {
         #[arg(long = "domain")]
         domains: Vec<String>,
         /// Validity of every certificate, days from now.
-        #[arg(long, default_value_t = DEFAULT_DAYS)]
+        #[arg(long, default_value_t = DEFAULT_DAYS, value_parser = clap::value_parser!(u32).range(1..))]
         days: u32,
         /// Overwrite existing files.
         #[arg(long)]
@@ -46,7 +46,7 @@ pub enum CertsCommand {
         #[arg(long)]
         id: String,
         /// Validity, days from now (ignored where --not-before/--not-after are given).
-        #[arg(long, default_value_t = DEFAULT_DAYS)]
+        #[arg(long, default_value_t = DEFAULT_DAYS, value_parser = clap::value_parser!(u32).range(1..))]
         days: u32,
         /// notBefore, RFC 3339 (e.g. 2030-01-01T00:00:00Z).
         #[arg(long)]
@@ -81,7 +81,7 @@ pub enum CertsCommand {
         #[arg(long = "serial")]
         serials: Vec<String>,
         /// Days until the CRL's nextUpdate.
-        #[arg(long, default_value_t = DEFAULT_DAYS)]
+        #[arg(long, default_value_t = DEFAULT_DAYS, value_parser = clap::value_parser!(u32).range(1..))]
         days: u32,
     },
 }
