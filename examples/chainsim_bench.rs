@@ -41,23 +41,50 @@ struct Args {
 }
 
 fn args() -> anyhow::Result<Args> {
-    let mut a = Args { txs: 10_000, concurrency: 64, data: false, json_body: false };
+    let mut a = Args {
+        txs: 10_000,
+        concurrency: 64,
+        data: false,
+        json_body: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         match flag.as_str() {
-            "--txs" => a.txs = it.next().ok_or_else(|| anyhow::anyhow!("--txs N"))?.parse()?,
-            "--concurrency" => a.concurrency = it.next().ok_or_else(|| anyhow::anyhow!("--concurrency N"))?.parse()?,
+            "--txs" => {
+                a.txs = it
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("--txs N"))?
+                    .parse()?
+            }
+            "--concurrency" => {
+                a.concurrency = it
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("--concurrency N"))?
+                    .parse()?
+            }
             "--data" => a.data = true,
             "--body" => a.json_body = it.next().as_deref() == Some("json"),
-            other => anyhow::bail!("unknown argument {other:?} (--txs N, --concurrency N, --data, --body binary|json)"),
+            other => anyhow::bail!(
+                "unknown argument {other:?} (--txs N, --concurrency N, --data, --body binary|json)"
+            ),
         }
     }
-    anyhow::ensure!(a.txs > 0 && a.concurrency > 0, "--txs and --concurrency must be positive");
+    anyhow::ensure!(
+        a.txs > 0 && a.concurrency > 0,
+        "--txs and --concurrency must be positive"
+    );
     Ok(a)
 }
 
 fn sign_p2pkh(tx: &mut Transaction, source: &TxOut, key: &PrivateKey) -> anyhow::Result<()> {
-    let sig = sign_input(tx, 0, &source.locking_script, source.satoshis, SIGHASH_ALL | SIGHASH_FORKID, key)?;
+    let sig = sign_input(
+        tx,
+        0,
+        &source.locking_script,
+        source.satoshis,
+        SIGHASH_ALL | SIGHASH_FORKID,
+        key,
+    )?;
     tx.inputs[0].unlocking_script = p2pkh_unlock(&sig, &key.public_key())?;
     Ok(())
 }
@@ -66,11 +93,18 @@ fn sign_p2pkh(tx: &mut Transaction, source: &TxOut, key: &PrivateKey) -> anyhow:
 async fn main() -> anyhow::Result<()> {
     let args = args()?;
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let data_dir = std::env::temp_dir().join(format!("escrowd-chainsim-bench-{}", std::process::id()));
-    let config = ChainsimConfig { data_dir: args.data.then(|| data_dir.clone()), ..ChainsimConfig::default() };
+    let data_dir =
+        std::env::temp_dir().join(format!("escrowd-chainsim-bench-{}", std::process::id()));
+    let config = ChainsimConfig {
+        data_dir: args.data.then(|| data_dir.clone()),
+        ..ChainsimConfig::default()
+    };
     let sim = Chainsim::start(config).await?;
     let url = sim.url();
-    let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).timeout(Duration::from_secs(120)).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .timeout(Duration::from_secs(120))
+        .build()?;
     let key = PrivateKey::from_bytes(&sha256(b"escrowd chainsim bench"))?;
     let lock = p2pkh_lock(&key.public_key().hash160());
 
@@ -84,12 +118,27 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .json()
         .await?;
-    let funding_txid = faucet["txid"].as_str().ok_or_else(|| anyhow::anyhow!("faucet: {faucet}"))?;
-    let funding_out = TxOut { satoshis: total + fan_fee, locking_script: lock.clone() };
+    let funding_txid = faucet["txid"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("faucet: {faucet}"))?;
+    let funding_out = TxOut {
+        satoshis: total + fan_fee,
+        locking_script: lock.clone(),
+    };
     let mut fan = Transaction {
         version: 1,
-        inputs: vec![TxIn { prev_out: Outpoint::new(funding_txid.parse()?, 0), unlocking_script: Script::default(), sequence: SEQUENCE_FINAL }],
-        outputs: vec![TxOut { satoshis: PER_OUTPUT, locking_script: lock.clone() }; args.txs],
+        inputs: vec![TxIn {
+            prev_out: Outpoint::new(funding_txid.parse()?, 0),
+            unlocking_script: Script::default(),
+            sequence: SEQUENCE_FINAL,
+        }],
+        outputs: vec![
+            TxOut {
+                satoshis: PER_OUTPUT,
+                locking_script: lock.clone()
+            };
+            args.txs
+        ],
         lock_time: 0,
     };
     sign_p2pkh(&mut fan, &funding_out, &key)?;
@@ -103,34 +152,61 @@ async fn main() -> anyhow::Result<()> {
         .json()
         .await?;
     anyhow::ensure!(answer["txStatus"] == "SEEN_ON_NETWORK", "fan-out: {answer}");
-    http.post(format!("{url}/sim/mine")).json(&json!({ "blocks": 1 })).send().await?.error_for_status()?;
+    http.post(format!("{url}/sim/mine"))
+        .json(&json!({ "blocks": 1 }))
+        .send()
+        .await?
+        .error_for_status()?;
 
     // Sign the spends (not timed as throughput).
     let signing = Instant::now();
     let fan_txid = fan.txid();
-    let source = TxOut { satoshis: PER_OUTPUT, locking_script: lock.clone() };
+    let source = TxOut {
+        satoshis: PER_OUTPUT,
+        locking_script: lock.clone(),
+    };
     let mut bodies = Vec::with_capacity(args.txs);
     for vout in 0..args.txs {
         let mut tx = Transaction {
             version: 1,
-            inputs: vec![TxIn { prev_out: Outpoint::new(fan_txid, vout as u32), unlocking_script: Script::default(), sequence: SEQUENCE_FINAL }],
-            outputs: vec![TxOut { satoshis: PER_OUTPUT - FEE, locking_script: lock.clone() }],
+            inputs: vec![TxIn {
+                prev_out: Outpoint::new(fan_txid, vout as u32),
+                unlocking_script: Script::default(),
+                sequence: SEQUENCE_FINAL,
+            }],
+            outputs: vec![TxOut {
+                satoshis: PER_OUTPUT - FEE,
+                locking_script: lock.clone(),
+            }],
             lock_time: 0,
         };
         sign_p2pkh(&mut tx, &source, &key)?;
         let ef = EfTransaction::new(tx, vec![source.clone()])?;
-        bodies.push(if args.json_body { json!({ "rawTx": ef.to_hex() }).to_string().into_bytes() } else { ef.to_bytes() });
+        bodies.push(if args.json_body {
+            json!({ "rawTx": ef.to_hex() }).to_string().into_bytes()
+        } else {
+            ef.to_bytes()
+        });
     }
     let signing = signing.elapsed();
 
     // Submit with `concurrency` requests in flight.
     let bodies = Arc::new(bodies);
     let next = Arc::new(AtomicUsize::new(0));
-    let content_type = if args.json_body { "application/json" } else { "application/octet-stream" };
+    let content_type = if args.json_body {
+        "application/json"
+    } else {
+        "application/octet-stream"
+    };
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..args.concurrency {
-        let (bodies, next, http, url) = (Arc::clone(&bodies), Arc::clone(&next), http.clone(), url.clone());
+        let (bodies, next, http, url) = (
+            Arc::clone(&bodies),
+            Arc::clone(&next),
+            http.clone(),
+            url.clone(),
+        );
         workers.push(tokio::spawn(async move {
             let mut accepted = 0usize;
             let mut failures = Vec::new();
@@ -138,7 +214,14 @@ async fn main() -> anyhow::Result<()> {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(body) = bodies.get(i) else { break };
                 let result = async {
-                    let v: Value = http.post(format!("{url}/v1/tx")).header("Content-Type", content_type).body(body.clone()).send().await?.json().await?;
+                    let v: Value = http
+                        .post(format!("{url}/v1/tx"))
+                        .header("Content-Type", content_type)
+                        .body(body.clone())
+                        .send()
+                        .await?
+                        .json()
+                        .await?;
                     anyhow::Ok(v)
                 }
                 .await;
@@ -162,10 +245,21 @@ async fn main() -> anyhow::Result<()> {
 
     // Mine them all in one block.
     let mining = Instant::now();
-    let mined: Value = http.post(format!("{url}/sim/mine")).json(&json!({ "blocks": 1 })).send().await?.json().await?;
+    let mined: Value = http
+        .post(format!("{url}/sim/mine"))
+        .json(&json!({ "blocks": 1 }))
+        .send()
+        .await?
+        .json()
+        .await?;
     let mining = mining.elapsed();
     let tip = mined["tip"].as_u64().unwrap_or(0);
-    let last: Value = http.get(format!("{url}/v1/tx/{}", fan_txid)).send().await?.json().await?;
+    let last: Value = http
+        .get(format!("{url}/v1/tx/{}", fan_txid))
+        .send()
+        .await?
+        .json()
+        .await?;
 
     println!(
         "chainsim bench: {} EF transactions (1 P2PKH input, 1 output), {} in flight, body {}, ledger {}",
@@ -174,14 +268,21 @@ async fn main() -> anyhow::Result<()> {
         if args.json_body { "JSON {rawTx: hex}" } else { "binary EF" },
         if args.data { "in sled (flushed per request)" } else { "in memory" }
     );
-    println!("  signing (client, not counted):   {:.2} s", signing.as_secs_f64());
+    println!(
+        "  signing (client, not counted):   {:.2} s",
+        signing.as_secs_f64()
+    );
     println!(
         "  broadcast:                       {:.2} s, {:.0} tx/s accepted ({accepted} SEEN_ON_NETWORK, {} failed)",
         submit.as_secs_f64(),
         accepted as f64 / submit.as_secs_f64(),
         failures.len()
     );
-    println!("  mine one block of {} txs:      {:.0} ms (POST /sim/mine round trip; tip {tip})", accepted + 1, mining.as_secs_f64() * 1000.0);
+    println!(
+        "  mine one block of {} txs:      {:.0} ms (POST /sim/mine round trip; tip {tip})",
+        accepted + 1,
+        mining.as_secs_f64() * 1000.0
+    );
     if let Some(first) = failures.first() {
         println!("  first failure: {first}");
     }

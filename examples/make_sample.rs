@@ -9,6 +9,13 @@ fn main() -> anyhow::Result<()> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     std::fs::write(dir.join("sample.beef.hex"), sample.beef_file())?;
     std::fs::write(dir.join("sample.headers.json"), sample.headers_file())?;
-    println!("subject {}", sample.beef.subject().map(|t| t.to_string()).unwrap_or_default());
+    println!(
+        "subject {}",
+        sample
+            .beef
+            .subject()
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    );
     Ok(())
 }

@@ -88,7 +88,10 @@ impl HeadersTracker {
     /// [`HeadersError`] naming the file and the field at fault.
     pub fn load(path: &Path) -> Result<Self, HeadersError> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| HeadersError::Read { path: name.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| HeadersError::Read {
+            path: name.clone(),
+            source,
+        })?;
         Self::parse(&text, &name)
     }
 
@@ -98,27 +101,46 @@ impl HeadersTracker {
     /// As [`load`](Self::load).
     pub fn parse(text: &str, name: &str) -> Result<Self, HeadersError> {
         let file: HeadersFile =
-            serde_json::from_str(text).map_err(|source| HeadersError::Json { path: name.into(), source })?;
+            serde_json::from_str(text).map_err(|source| HeadersError::Json {
+                path: name.into(),
+                source,
+            })?;
         let mut roots = BTreeMap::new();
         for (key, root) in file.roots {
-            let height: u32 = key
-                .parse()
-                .map_err(|_| HeadersError::BadHeight { path: name.into(), key: key.clone() })?;
-            let root = Hash256::from_display_hex(&root)
-                .map_err(|source| HeadersError::BadRoot { path: name.into(), height, source })?;
+            let height: u32 = key.parse().map_err(|_| HeadersError::BadHeight {
+                path: name.into(),
+                key: key.clone(),
+            })?;
+            let root =
+                Hash256::from_display_hex(&root).map_err(|source| HeadersError::BadRoot {
+                    path: name.into(),
+                    height,
+                    source,
+                })?;
             roots.insert(height, root);
         }
         if let (Some(tip), Some((&height, _))) = (file.tip, roots.last_key_value()) {
             if tip < height {
-                return Err(HeadersError::TipBelowRoot { path: name.into(), tip, height });
+                return Err(HeadersError::TipBelowRoot {
+                    path: name.into(),
+                    tip,
+                    height,
+                });
             }
         }
-        Ok(HeadersTracker { roots, tip: file.tip })
+        Ok(HeadersTracker {
+            roots,
+            tip: file.tip,
+        })
     }
 
     /// Serializes to the headers-file JSON form (pretty-printed).
     pub fn to_json(&self) -> String {
-        let roots: BTreeMap<String, String> = self.roots.iter().map(|(h, r)| (h.to_string(), r.to_string())).collect();
+        let roots: BTreeMap<String, String> = self
+            .roots
+            .iter()
+            .map(|(h, r)| (h.to_string(), r.to_string()))
+            .collect();
         let mut v = serde_json::json!({ "roots": roots });
         if let Some(tip) = self.tip {
             v["tip"] = tip.into();
@@ -134,7 +156,9 @@ impl HeadersTracker {
 
     /// The tip height: the declared `tip`, else the highest listed height, else 0.
     pub fn tip_height(&self) -> u32 {
-        self.tip.or_else(|| self.roots.last_key_value().map(|(h, _)| *h)).unwrap_or(0)
+        self.tip
+            .or_else(|| self.roots.last_key_value().map(|(h, _)| *h))
+            .unwrap_or(0)
     }
 }
 
@@ -146,23 +170,44 @@ mod tests {
 
     #[test]
     fn parses_roots_and_tip() {
-        let t = HeadersTracker::parse(&format!(r#"{{"tip": 813800, "roots": {{"813706": "{ROOT}"}}}}"#), "h.json").unwrap();
+        let t = HeadersTracker::parse(
+            &format!(r#"{{"tip": 813800, "roots": {{"813706": "{ROOT}"}}}}"#),
+            "h.json",
+        )
+        .unwrap();
         assert_eq!(t.root_at(813706).unwrap().to_string(), ROOT);
         assert_eq!(t.tip_height(), 813800);
-        let t = HeadersTracker::parse(&format!(r#"{{"roots": {{"813706": "{ROOT}"}}}}"#), "h.json").unwrap();
+        let t = HeadersTracker::parse(&format!(r#"{{"roots": {{"813706": "{ROOT}"}}}}"#), "h.json")
+            .unwrap();
         assert_eq!(t.tip_height(), 813706);
         assert_eq!(HeadersTracker::parse(&t.to_json(), "again").unwrap(), t);
     }
 
     #[test]
     fn errors_name_the_file_and_field() {
-        let e = HeadersTracker::parse(r#"{"root": {}}"#, "h.json").unwrap_err().to_string();
-        assert!(e.starts_with("headers file h.json:") && e.contains("unknown field `root`"), "{e}");
+        let e = HeadersTracker::parse(r#"{"root": {}}"#, "h.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("headers file h.json:") && e.contains("unknown field `root`"),
+            "{e}"
+        );
         let e = HeadersTracker::parse(r#"{"roots": {"12x": "00"}}"#, "h.json").unwrap_err();
         assert!(matches!(e, HeadersError::BadHeight { ref key, .. } if key == "12x"));
         let e = HeadersTracker::parse(r#"{"roots": {"12": "00"}}"#, "h.json").unwrap_err();
         assert!(matches!(e, HeadersError::BadRoot { height: 12, .. }));
-        let e = HeadersTracker::parse(&format!(r#"{{"tip": 5, "roots": {{"813706": "{ROOT}"}}}}"#), "h.json").unwrap_err();
-        assert!(matches!(e, HeadersError::TipBelowRoot { tip: 5, height: 813706, .. }));
+        let e = HeadersTracker::parse(
+            &format!(r#"{{"tip": 5, "roots": {{"813706": "{ROOT}"}}}}"#),
+            "h.json",
+        )
+        .unwrap_err();
+        assert!(matches!(
+            e,
+            HeadersError::TipBelowRoot {
+                tip: 5,
+                height: 813706,
+                ..
+            }
+        ));
     }
 }

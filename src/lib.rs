@@ -8,6 +8,6 @@ pub mod chain;
 pub mod chainsim;
 pub mod cli;
 pub mod headers;
-pub mod policy;
 pub mod identity;
+pub mod policy;
 pub mod sample;

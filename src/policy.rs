@@ -50,7 +50,10 @@ impl PolicyLoadError {
 /// [`PolicyLoadError`]: unreadable, not UTF-8, or invalid.
 pub fn load(path: &Path) -> Result<Policy, PolicyLoadError> {
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| PolicyLoadError::Unreadable { path: shown.clone(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| PolicyLoadError::Unreadable {
+        path: shown.clone(),
+        source,
+    })?;
     parse_bytes(&bytes, &shown)
 }
 

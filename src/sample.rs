@@ -14,7 +14,9 @@ use bsv_format::beef::{Beef, BeefVersion};
 use bsv_format::bump::MerklePath;
 use bsv_format::hash::{sha256, sha256d};
 use bsv_format::keys::PrivateKey;
-use bsv_format::script::templates::{escrow_claim_unlock, escrow_lock, p2pkh_lock, p2pkh_unlock, sign_input};
+use bsv_format::script::templates::{
+    escrow_claim_unlock, escrow_lock, p2pkh_lock, p2pkh_unlock, sign_input,
+};
 use bsv_format::sighash::{SIGHASH_ALL, SIGHASH_FORKID};
 use bsv_format::tx::{Outpoint, Transaction, TxIn, TxOut, SEQUENCE_FINAL};
 use bsv_format::{Script, Txid};
@@ -80,7 +82,10 @@ pub fn build() -> Result<Sample, String> {
             unlocking_script: Script::from_bytes(vec![0x51]),
             sequence: SEQUENCE_FINAL,
         }],
-        outputs: vec![TxOut { satoshis: FUNDING_SATS, locking_script: p2pkh_to(&buyer) }],
+        outputs: vec![TxOut {
+            satoshis: FUNDING_SATS,
+            locking_script: p2pkh_to(&buyer),
+        }],
         lock_time: 0,
     };
     let block: Vec<Txid> = [
@@ -91,40 +96,68 @@ pub fn build() -> Result<Sample, String> {
         Txid(sha256d(b"escrowd sample filler 3")),
     ]
     .into();
-    let bump = MerklePath::from_block(BLOCK_HEIGHT, &block, &[1]).map_err(|e| format!("BUMP: {e}"))?;
+    let bump =
+        MerklePath::from_block(BLOCK_HEIGHT, &block, &[1]).map_err(|e| format!("BUMP: {e}"))?;
     let root = bump.root();
 
     // Reservation: the buyer locks ESCROW_SATS for the seller under H = SHA256(s).
-    let escrow = escrow_lock(&sha256(&preimage), &seller.public_key(), &buyer.public_key());
+    let escrow = escrow_lock(
+        &sha256(&preimage),
+        &seller.public_key(),
+        &buyer.public_key(),
+    );
     let mut reservation = Transaction {
         version: 1,
-        inputs: vec![TxIn { prev_out: Outpoint::new(funding.txid(), 0), unlocking_script: Script::default(), sequence: SEQUENCE_FINAL }],
+        inputs: vec![TxIn {
+            prev_out: Outpoint::new(funding.txid(), 0),
+            unlocking_script: Script::default(),
+            sequence: SEQUENCE_FINAL,
+        }],
         outputs: vec![
-            TxOut { satoshis: ESCROW_SATS, locking_script: escrow.clone() },
-            TxOut { satoshis: FUNDING_SATS - ESCROW_SATS - FEE_SATS, locking_script: p2pkh_to(&buyer) },
+            TxOut {
+                satoshis: ESCROW_SATS,
+                locking_script: escrow.clone(),
+            },
+            TxOut {
+                satoshis: FUNDING_SATS - ESCROW_SATS - FEE_SATS,
+                locking_script: p2pkh_to(&buyer),
+            },
         ],
         lock_time: 0,
     };
     let funding_lock = p2pkh_to(&buyer);
-    let sig = sign_input(&reservation, 0, &funding_lock, FUNDING_SATS, ALL, &buyer).map_err(|e| format!("reservation: {e}"))?;
-    reservation.inputs[0].unlocking_script = p2pkh_unlock(&sig, &buyer.public_key()).map_err(|e| format!("reservation: {e}"))?;
+    let sig = sign_input(&reservation, 0, &funding_lock, FUNDING_SATS, ALL, &buyer)
+        .map_err(|e| format!("reservation: {e}"))?;
+    reservation.inputs[0].unlocking_script =
+        p2pkh_unlock(&sig, &buyer.public_key()).map_err(|e| format!("reservation: {e}"))?;
 
     // Claim: the seller spends the escrow output, revealing s.
     let mut claim = Transaction {
         version: 1,
-        inputs: vec![TxIn { prev_out: Outpoint::new(reservation.txid(), 0), unlocking_script: Script::default(), sequence: SEQUENCE_FINAL }],
-        outputs: vec![TxOut { satoshis: ESCROW_SATS - FEE_SATS, locking_script: p2pkh_to(&seller) }],
+        inputs: vec![TxIn {
+            prev_out: Outpoint::new(reservation.txid(), 0),
+            unlocking_script: Script::default(),
+            sequence: SEQUENCE_FINAL,
+        }],
+        outputs: vec![TxOut {
+            satoshis: ESCROW_SATS - FEE_SATS,
+            locking_script: p2pkh_to(&seller),
+        }],
         lock_time: 0,
     };
-    let sig = sign_input(&claim, 0, &escrow, ESCROW_SATS, ALL, &seller).map_err(|e| format!("claim: {e}"))?;
-    claim.inputs[0].unlocking_script = escrow_claim_unlock(&sig, &preimage).map_err(|e| format!("claim: {e}"))?;
+    let sig = sign_input(&claim, 0, &escrow, ESCROW_SATS, ALL, &seller)
+        .map_err(|e| format!("claim: {e}"))?;
+    claim.inputs[0].unlocking_script =
+        escrow_claim_unlock(&sig, &preimage).map_err(|e| format!("claim: {e}"))?;
 
     let mut beef = Beef::new(BeefVersion::V1);
     beef.add_bump(bump);
     beef.add_transaction(funding);
     beef.add_transaction(reservation);
     let subject = beef.add_transaction(claim);
-    let beef = beef.to_atomic(&subject).map_err(|e| format!("atomic BEEF: {e}"))?;
+    let beef = beef
+        .to_atomic(&subject)
+        .map_err(|e| format!("atomic BEEF: {e}"))?;
 
     let headers = HeadersTracker::new(BTreeMap::from([(BLOCK_HEIGHT, root)]), Some(TIP_HEIGHT));
     Ok(Sample { beef, headers })

@@ -21,11 +21,13 @@ use bsv_format::ef::EfTransaction;
 use bsv_format::spv::{RootClaim, VerifyError, VerifyOptions};
 use bsv_format::{Hash256, Outpoint, Script, Transaction, TxIn, TxOut, Txid};
 use escrowd::chain::{
-    ArcClient, ArcConfig, HeadersClient, HeadersConfig, ManualClock, RetryPolicy, SpendClient, SpendConfig, WaitFor,
+    ArcClient, ArcConfig, HeadersClient, HeadersConfig, ManualClock, RetryPolicy, SpendClient,
+    SpendConfig, WaitFor,
 };
 use saga_runtime::{
-    verify_beef, ArcErrorCode, BroadcastError, BroadcastOutcome, Broadcaster, ChainTracker, RejectCode, ServiceFault,
-    SpendWatchError, SpendWatcher, SpendingInput, TrackerError, TxState, VerifyBeefError,
+    verify_beef, ArcErrorCode, BroadcastError, BroadcastOutcome, Broadcaster, ChainTracker,
+    RejectCode, ServiceFault, SpendWatchError, SpendWatcher, SpendingInput, TrackerError, TxState,
+    VerifyBeefError,
 };
 
 // ---------------------------------------------------------------------------
@@ -60,11 +62,20 @@ struct Mock {
 
 impl Mock {
     fn on(&self, route: &str, answers: Vec<Canned>) {
-        self.routes.lock().unwrap().insert(route.to_string(), answers.into());
+        self.routes
+            .lock()
+            .unwrap()
+            .insert(route.to_string(), answers.into());
     }
 
     fn seen(&self, route: &str) -> Vec<Seen> {
-        self.seen.lock().unwrap().iter().filter(|s| s.route == route).cloned().collect()
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.route == route)
+            .cloned()
+            .collect()
     }
 
     fn count(&self, route: &str) -> usize {
@@ -77,9 +88,22 @@ impl Mock {
     }
 }
 
-async fn handle(State(mock): State<Arc<Mock>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let route = format!("{method} {}", uri.path_and_query().map(|p| p.as_str()).unwrap_or(""));
-    mock.seen.lock().unwrap().push(Seen { route: route.clone(), headers, body: body.to_vec() });
+async fn handle(
+    State(mock): State<Arc<Mock>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let route = format!(
+        "{method} {}",
+        uri.path_and_query().map(|p| p.as_str()).unwrap_or("")
+    );
+    mock.seen.lock().unwrap().push(Seen {
+        route: route.clone(),
+        headers,
+        body: body.to_vec(),
+    });
     let answer = {
         let mut routes = mock.routes.lock().unwrap();
         match routes.get_mut(&route) {
@@ -89,11 +113,18 @@ async fn handle(State(mock): State<Arc<Mock>>, method: Method, uri: Uri, headers
         }
     };
     match answer {
-        Some(Canned::Reply(status, body)) => {
-            (StatusCode::from_u16(status).unwrap(), [("content-type", "application/json")], body).into_response()
-        }
+        Some(Canned::Reply(status, body)) => (
+            StatusCode::from_u16(status).unwrap(),
+            [("content-type", "application/json")],
+            body,
+        )
+            .into_response(),
         Some(Canned::Hang) => std::future::pending::<Response>().await,
-        None => (StatusCode::IM_A_TEAPOT, format!("no canned answer for {route}")).into_response(),
+        None => (
+            StatusCode::IM_A_TEAPOT,
+            format!("no canned answer for {route}"),
+        )
+            .into_response(),
     }
 }
 
@@ -109,7 +140,11 @@ async fn serve() -> (Arc<Mock>, String) {
 // ---------------------------------------------------------------------------
 // Fixtures
 
-const FAST: RetryPolicy = RetryPolicy { attempts: 4, base: Duration::from_millis(1), cap: Duration::from_millis(4) };
+const FAST: RetryPolicy = RetryPolicy {
+    attempts: 4,
+    base: Duration::from_millis(1),
+    cap: Duration::from_millis(4),
+};
 const BLOCK_HASH: &str = "0000000000000000025e1a1f8a6b6e8b7b6d4c1e2f3a4b5c6d7e8f9a0b1c2d3e";
 const OTHER_TXID: &str = "aa00000000000000000000000000000000000000000000000000000000000001";
 const THIRD_TXID: &str = "bb00000000000000000000000000000000000000000000000000000000000002";
@@ -124,10 +159,20 @@ fn ef(n: u32) -> EfTransaction {
             unlocking_script: script.clone(),
             sequence: 0xffff_ffff,
         }],
-        outputs: vec![TxOut { satoshis: 1_000, locking_script: script.clone() }],
+        outputs: vec![TxOut {
+            satoshis: 1_000,
+            locking_script: script.clone(),
+        }],
         lock_time: n,
     };
-    EfTransaction::new(tx, vec![TxOut { satoshis: 2_000, locking_script: script }]).unwrap()
+    EfTransaction::new(
+        tx,
+        vec![TxOut {
+            satoshis: 2_000,
+            locking_script: script,
+        }],
+    )
+    .unwrap()
 }
 
 /// A BUMP proving `txid` as the second transaction of a block at `height`.
@@ -159,7 +204,9 @@ fn mined_response(txid: &Txid) -> String {
 
 /// An RFC 7807 error body as ARC's `NewErrorFields` writes it (§10.6).
 fn arc_error(status: u16, title: &str, detail: &str, extra: &str, txid: Option<&Txid>) -> String {
-    let txid = txid.map(|t| format!(r#","txid":"{t}""#)).unwrap_or_default();
+    let txid = txid
+        .map(|t| format!(r#","txid":"{t}""#))
+        .unwrap_or_default();
     format!(
         r#"{{"type":"https://bitcoin-sv.github.io/arc/#/errors?id=_{status}","title":"{title}","status":{status},"detail":"{detail}","instance":null,"extraInfo":"{extra}"{txid}}}"#
     )
@@ -186,7 +233,10 @@ async fn every_tx_status_of_a_submission_maps_to_a_typed_result() {
         "MINED_IN_STALE_BLOCK",
     ] {
         mock.reset();
-        mock.on("POST /v1/tx", vec![reply(200, tx_response(&txid, name, ""))]);
+        mock.on(
+            "POST /v1/tx",
+            vec![reply(200, tx_response(&txid, name, ""))],
+        );
         match client.broadcast(&tx).await {
             Ok(BroadcastOutcome::Accepted(s)) => {
                 assert_eq!((s.txid, s.state.name()), (txid, name));
@@ -200,9 +250,16 @@ async fn every_tx_status_of_a_submission_maps_to_a_typed_result() {
 
     mock.reset();
     mock.on("POST /v1/tx", vec![reply(200, mined_response(&txid))]);
-    let Ok(BroadcastOutcome::Accepted(s)) = client.broadcast(&tx).await else { panic!("MINED") };
-    let TxState::Mined(inclusion) = s.state else { panic!("{:?}", s.state) };
-    assert_eq!((inclusion.height, inclusion.hash.to_string()), (900, BLOCK_HASH.to_string()));
+    let Ok(BroadcastOutcome::Accepted(s)) = client.broadcast(&tx).await else {
+        panic!("MINED")
+    };
+    let TxState::Mined(inclusion) = s.state else {
+        panic!("{:?}", s.state)
+    };
+    assert_eq!(
+        (inclusion.height, inclusion.hash.to_string()),
+        (900, BLOCK_HASH.to_string())
+    );
     assert_eq!(inclusion.merkle_path, bump(900, txid));
 
     mock.reset();
@@ -213,11 +270,21 @@ async fn every_tx_status_of_a_submission_maps_to_a_typed_result() {
     let outcome = client.broadcast(&tx).await.unwrap();
     assert!(matches!(outcome, BroadcastOutcome::DoubleSpendAttempted(_)));
     assert!(!outcome.is_success());
-    let competing: Vec<String> = outcome.competing_txs().iter().map(Txid::to_string).collect();
+    let competing: Vec<String> = outcome
+        .competing_txs()
+        .iter()
+        .map(Txid::to_string)
+        .collect();
     assert_eq!(competing, [OTHER_TXID, THIRD_TXID]);
 
     mock.reset();
-    mock.on("POST /v1/tx", vec![reply(200, tx_response(&txid, "REJECTED", "mandatory-script-verify-flag-failed"))]);
+    mock.on(
+        "POST /v1/tx",
+        vec![reply(
+            200,
+            tx_response(&txid, "REJECTED", "mandatory-script-verify-flag-failed"),
+        )],
+    );
     let err = client.broadcast(&tx).await.unwrap_err();
     assert_eq!(
         err,
@@ -231,18 +298,39 @@ async fn every_tx_status_of_a_submission_maps_to_a_typed_result() {
     assert_eq!(mock.count("POST /v1/tx"), 1);
 
     mock.reset();
-    mock.on("POST /v1/tx", vec![reply(200, tx_response(&txid, "SEEN_IN_ORPHAN_MEMPOOL", "missing parent"))]);
+    mock.on(
+        "POST /v1/tx",
+        vec![reply(
+            200,
+            tx_response(&txid, "SEEN_IN_ORPHAN_MEMPOOL", "missing parent"),
+        )],
+    );
     let err = client.broadcast(&tx).await.unwrap_err();
-    assert_eq!(err, BroadcastError::Orphaned { txid, detail: "missing parent".into() });
+    assert_eq!(
+        err,
+        BroadcastError::Orphaned {
+            txid,
+            detail: "missing parent".into()
+        }
+    );
     assert!(err.is_transient());
     assert_eq!(mock.count("POST /v1/tx"), 1);
 
     // UNKNOWN says nothing: asked again under the retry policy.
     mock.reset();
-    mock.on("POST /v1/tx", vec![reply(200, tx_response(&txid, "UNKNOWN", ""))]);
+    mock.on(
+        "POST /v1/tx",
+        vec![reply(200, tx_response(&txid, "UNKNOWN", ""))],
+    );
     let err = client.broadcast(&tx).await.unwrap_err();
     assert!(
-        matches!(err, BroadcastError::Unavailable { attempts: 4, last: ServiceFault::Inconclusive { .. } }),
+        matches!(
+            err,
+            BroadcastError::Unavailable {
+                attempts: 4,
+                last: ServiceFault::Inconclusive { .. }
+            }
+        ),
         "{err:?}"
     );
     assert_eq!(mock.count("POST /v1/tx"), 4);
@@ -279,7 +367,12 @@ async fn status_queries_report_every_state_and_404_is_unknown() {
         assert_eq!((status.state.name(), status.state.code()), (name, code));
         assert_eq!(status.extra_info.as_deref(), Some("x"));
         if name == "DOUBLE_SPEND_ATTEMPTED" {
-            assert_eq!(status.state, TxState::DoubleSpendAttempted { competing_txs: vec![OTHER_TXID.parse().unwrap()] });
+            assert_eq!(
+                status.state,
+                TxState::DoubleSpendAttempted {
+                    competing_txs: vec![OTHER_TXID.parse().unwrap()]
+                }
+            );
         }
     }
     let body = format!(
@@ -289,16 +382,48 @@ async fn status_queries_report_every_state_and_404_is_unknown() {
     mock.on(&route, vec![reply(200, body)]);
     let status = client.status(&txid).await.unwrap().unwrap();
     assert_eq!(status.state.code(), 120);
-    let TxState::Mined(inclusion) = status.state else { panic!() };
-    assert_eq!(inclusion.merkle_path.compute_root(&txid).unwrap(), bump(900, txid).root());
+    let TxState::Mined(inclusion) = status.state else {
+        panic!()
+    };
+    assert_eq!(
+        inclusion.merkle_path.compute_root(&txid).unwrap(),
+        bump(900, txid).root()
+    );
 
-    mock.on(&route, vec![reply(404, arc_error(404, "Not found", "The requested resource could not be found", "transaction not found", None))]);
+    mock.on(
+        &route,
+        vec![reply(
+            404,
+            arc_error(
+                404,
+                "Not found",
+                "The requested resource could not be found",
+                "transaction not found",
+                None,
+            ),
+        )],
+    );
     assert_eq!(client.status(&txid).await.unwrap(), None);
 
-    mock.on(&route, vec![reply(401, r#"{"title":"Unauthorized","status":401,"detail":"bad key"}"#)]);
+    mock.on(
+        &route,
+        vec![reply(
+            401,
+            r#"{"title":"Unauthorized","status":401,"detail":"bad key"}"#,
+        )],
+    );
     let err = client.status(&txid).await.unwrap_err();
     assert!(
-        matches!(err, BroadcastError::Rejected { code: RejectCode::Http { code: ArcErrorCode::Unauthorized, status: 401 }, .. }),
+        matches!(
+            err,
+            BroadcastError::Rejected {
+                code: RejectCode::Http {
+                    code: ArcErrorCode::Unauthorized,
+                    status: 401
+                },
+                ..
+            }
+        ),
         "{err:?}"
     );
 }
@@ -325,19 +450,41 @@ async fn every_error_code_is_a_typed_rejection_and_is_never_retried() {
         (464, ArcErrorCode::Outputs, "Invalid outputs"),
         (465, ArcErrorCode::Fees, "Fee too low"),
         (466, ArcErrorCode::Conflict, "Conflicting tx found"),
-        (467, ArcErrorCode::MinedAncestorsNotFound, "Mined ancestors not found"),
+        (
+            467,
+            ArcErrorCode::MinedAncestorsNotFound,
+            "Mined ancestors not found",
+        ),
         (468, ArcErrorCode::InvalidBumps, "Invalid BUMPs"),
         (470, ArcErrorCode::Other(470), "Unassigned"),
         (471, ArcErrorCode::FrozenPolicy, "Input Frozen"),
         (472, ArcErrorCode::FrozenConsensus, "Input Frozen"),
-        (473, ArcErrorCode::CumulativeFees, "Cumulative fee validation failed"),
-        (474, ArcErrorCode::TxSize, "Transaction size validation failed"),
-        (475, ArcErrorCode::MinedAncestorsNotFound, "Mined ancestors not found"),
+        (
+            473,
+            ArcErrorCode::CumulativeFees,
+            "Cumulative fee validation failed",
+        ),
+        (
+            474,
+            ArcErrorCode::TxSize,
+            "Transaction size validation failed",
+        ),
+        (
+            475,
+            ArcErrorCode::MinedAncestorsNotFound,
+            "Mined ancestors not found",
+        ),
     ];
     for (status, code, title) in cases {
         mock.reset();
         let extra = format!("reason for {status}");
-        mock.on("POST /v1/tx", vec![reply(status, arc_error(status, title, "see extraInfo", &extra, Some(&txid)))]);
+        mock.on(
+            "POST /v1/tx",
+            vec![reply(
+                status,
+                arc_error(status, title, "see extraInfo", &extra, Some(&txid)),
+            )],
+        );
         let err = client.broadcast(&tx).await.unwrap_err();
         assert_eq!(
             err,
@@ -349,7 +496,11 @@ async fn every_error_code_is_a_typed_rejection_and_is_never_retried() {
             "{status}"
         );
         assert!(!err.is_transient());
-        assert_eq!(mock.count("POST /v1/tx"), 1, "HTTP {status} must not be retried");
+        assert_eq!(
+            mock.count("POST /v1/tx"),
+            1,
+            "HTTP {status} must not be retried"
+        );
     }
 }
 
@@ -362,8 +513,20 @@ async fn transient_faults_are_retried_with_backoff_then_succeed_or_give_up() {
     mock.on(
         "POST /v1/tx",
         vec![
-            reply(469, arc_error(469, "Merkle Roots validation failed", "Error validating BEEF: could not validate Merkle Roots", "", None)),
-            reply(503, r#"{"title":"Service Unavailable","status":503,"detail":"try later"}"#),
+            reply(
+                469,
+                arc_error(
+                    469,
+                    "Merkle Roots validation failed",
+                    "Error validating BEEF: could not validate Merkle Roots",
+                    "",
+                    None,
+                ),
+            ),
+            reply(
+                503,
+                r#"{"title":"Service Unavailable","status":503,"detail":"try later"}"#,
+            ),
             reply(502, "<html><body>Bad Gateway</body></html>"),
             reply(200, tx_response(&txid, "SEEN_ON_NETWORK", "")),
         ],
@@ -372,7 +535,10 @@ async fn transient_faults_are_retried_with_backoff_then_succeed_or_give_up() {
     assert!(matches!(&outcome, BroadcastOutcome::Accepted(s) if s.state == TxState::SeenOnNetwork));
     let seen = mock.seen("POST /v1/tx");
     assert_eq!(seen.len(), 4);
-    assert!(seen.iter().all(|s| s.body == tx.to_bytes()), "every retry sends the same EF bytes");
+    assert!(
+        seen.iter().all(|s| s.body == tx.to_bytes()),
+        "every retry sends the same EF bytes"
+    );
 
     mock.reset();
     mock.on("POST /v1/tx", vec![reply(500, "internal error")]);
@@ -381,7 +547,10 @@ async fn transient_faults_are_retried_with_backoff_then_succeed_or_give_up() {
         err,
         BroadcastError::Unavailable {
             attempts: 4,
-            last: ServiceFault::Http { status: 500, detail: "internal error".into() }
+            last: ServiceFault::Http {
+                status: 500,
+                detail: "internal error".into()
+            }
         }
     );
     assert!(err.is_transient());
@@ -392,8 +561,20 @@ async fn transient_faults_are_retried_with_backoff_then_succeed_or_give_up() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let err = arc(&format!("http://{closed}")).broadcast(&tx).await.unwrap_err();
-    assert!(matches!(err, BroadcastError::Unavailable { attempts: 4, last: ServiceFault::Connection { .. } }), "{err:?}");
+    let err = arc(&format!("http://{closed}"))
+        .broadcast(&tx)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BroadcastError::Unavailable {
+                attempts: 4,
+                last: ServiceFault::Connection { .. }
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -404,7 +585,13 @@ async fn a_request_that_times_out_is_retried() {
     cfg.request_timeout = Duration::from_millis(300);
     let client = ArcClient::new(cfg).unwrap();
     let tx = ef(5);
-    mock.on("POST /v1/tx", vec![Canned::Hang, reply(200, tx_response(&tx.txid(), "STORED", ""))]);
+    mock.on(
+        "POST /v1/tx",
+        vec![
+            Canned::Hang,
+            reply(200, tx_response(&tx.txid(), "STORED", "")),
+        ],
+    );
     let outcome = client.broadcast(&tx).await.unwrap();
     assert!(matches!(&outcome, BroadcastOutcome::Accepted(s) if s.state == TxState::Stored));
     assert_eq!(mock.count("POST /v1/tx"), 2);
@@ -422,21 +609,47 @@ async fn already_known_seen_and_mined_are_success() {
             reply(200, tx_response(&txid, "SEEN_ON_NETWORK", "")),
             reply(200, tx_response(&txid, "SEEN_ON_NETWORK", "")),
             reply(200, mined_response(&txid)),
-            reply(409, arc_error(409, "Generic error", "Transaction could not be processed", "257: txn-already-known", Some(&txid))),
-            reply(465, arc_error(465, "Fee too low", "Fees are too low", "Transaction already in the mempool", None)),
+            reply(
+                409,
+                arc_error(
+                    409,
+                    "Generic error",
+                    "Transaction could not be processed",
+                    "257: txn-already-known",
+                    Some(&txid),
+                ),
+            ),
+            reply(
+                465,
+                arc_error(
+                    465,
+                    "Fee too low",
+                    "Fees are too low",
+                    "Transaction already in the mempool",
+                    None,
+                ),
+            ),
         ],
     );
     for expected in ["SEEN_ON_NETWORK", "SEEN_ON_NETWORK", "MINED"] {
         let outcome = client.broadcast(&tx).await.unwrap();
         assert!(outcome.is_success());
-        assert!(matches!(&outcome, BroadcastOutcome::Accepted(s) if s.state.name() == expected && s.txid == txid));
+        assert!(
+            matches!(&outcome, BroadcastOutcome::Accepted(s) if s.state.name() == expected && s.txid == txid)
+        );
     }
     for detail in [
         "Generic error: Transaction could not be processed (257: txn-already-known)",
         "Fee too low: Fees are too low (Transaction already in the mempool)",
     ] {
         let outcome = client.broadcast(&tx).await.unwrap();
-        assert_eq!(outcome, BroadcastOutcome::AlreadyKnown { txid, detail: detail.into() });
+        assert_eq!(
+            outcome,
+            BroadcastOutcome::AlreadyKnown {
+                txid,
+                detail: detail.into()
+            }
+        );
         assert!(outcome.is_success());
     }
     assert_eq!(mock.count("POST /v1/tx"), 5);
@@ -453,10 +666,19 @@ async fn options_and_the_api_key_are_sent() {
     cfg.request_timeout = Duration::from_secs(20);
     let client = ArcClient::new(cfg).unwrap();
     let tx = ef(7);
-    mock.on("POST /v1/tx", vec![reply(200, tx_response(&tx.txid(), "SEEN_ON_NETWORK", ""))]);
+    mock.on(
+        "POST /v1/tx",
+        vec![reply(200, tx_response(&tx.txid(), "SEEN_ON_NETWORK", ""))],
+    );
     client.broadcast(&tx).await.unwrap();
     let seen = &mock.seen("POST /v1/tx")[0];
-    let header = |name: &str| seen.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let header = |name: &str| {
+        seen.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
     assert_eq!(header("authorization"), "Bearer secret-key");
     assert_eq!(header("content-type"), "application/octet-stream");
     assert_eq!(header("x-waitfor"), "SEEN_ON_NETWORK");
@@ -466,7 +688,10 @@ async fn options_and_the_api_key_are_sent() {
     let route = format!("GET /v1/tx/{}", tx.txid());
     mock.on(&route, vec![reply(404, "")]);
     assert_eq!(client.status(&tx.txid()).await.unwrap(), None);
-    assert_eq!(mock.seen(&route)[0].headers.get("authorization").unwrap(), "Bearer secret-key");
+    assert_eq!(
+        mock.seen(&route)[0].headers.get("authorization").unwrap(),
+        "Bearer secret-key"
+    );
 }
 
 #[tokio::test]
@@ -476,25 +701,50 @@ async fn malformed_answers_are_typed_errors_and_not_retried() {
     let tx = ef(8);
     let txid = tx.txid();
     let mut no_path = mined_response(&txid);
-    no_path = no_path.replace(&format!(r#""merklePath":"{}""#, bump(900, txid).to_hex()), r#""merklePath":"""#);
-    let wrong_height = mined_response(&txid).replace(r#""blockHeight":900"#, r#""blockHeight":901"#);
+    no_path = no_path.replace(
+        &format!(r#""merklePath":"{}""#, bump(900, txid).to_hex()),
+        r#""merklePath":"""#,
+    );
+    let wrong_height =
+        mined_response(&txid).replace(r#""blockHeight":900"#, r#""blockHeight":901"#);
     let cases = [
         ("not JSON".to_string(), "not a TransactionResponse"),
-        (r#"{"txid":5,"txStatus":"SEEN_ON_NETWORK"}"#.to_string(), "not a TransactionResponse"),
-        (format!(r#"[{}]"#, tx_response(&txid, "SEEN_ON_NETWORK", "")), "not a TransactionResponse"),
-        (tx_response(&txid, "BOGUS_STATUS", ""), "unknown txStatus \"BOGUS_STATUS\""),
-        (tx_response(&OTHER_TXID.parse().unwrap(), "SEEN_ON_NETWORK", ""), "answer is about"),
+        (
+            r#"{"txid":5,"txStatus":"SEEN_ON_NETWORK"}"#.to_string(),
+            "not a TransactionResponse",
+        ),
+        (
+            format!(r#"[{}]"#, tx_response(&txid, "SEEN_ON_NETWORK", "")),
+            "not a TransactionResponse",
+        ),
+        (
+            tx_response(&txid, "BOGUS_STATUS", ""),
+            "unknown txStatus \"BOGUS_STATUS\"",
+        ),
+        (
+            tx_response(&OTHER_TXID.parse().unwrap(), "SEEN_ON_NETWORK", ""),
+            "answer is about",
+        ),
         (r#"{"status":200,"title":"OK"}"#.to_string(), "no txid"),
         (no_path, "MINED without merklePath"),
-        (wrong_height, "merklePath is for height 900, blockHeight is 901"),
+        (
+            wrong_height,
+            "merklePath is for height 900, blockHeight is 901",
+        ),
         (mined_response(&txid).replace(BLOCK_HASH, "zz"), "blockHash"),
-        (tx_response(&txid, "DOUBLE_SPEND_ATTEMPTED", "").replace(r#""competingTxs":null"#, r#""competingTxs":["nope"]"#), "competingTxs entry"),
+        (
+            tx_response(&txid, "DOUBLE_SPEND_ATTEMPTED", "")
+                .replace(r#""competingTxs":null"#, r#""competingTxs":["nope"]"#),
+            "competingTxs entry",
+        ),
     ];
     for (body, expected) in cases {
         mock.reset();
         mock.on("POST /v1/tx", vec![reply(200, body.clone())]);
         match client.broadcast(&tx).await {
-            Err(BroadcastError::MalformedResponse { detail }) => assert!(detail.contains(expected), "{detail} / {body}"),
+            Err(BroadcastError::MalformedResponse { detail }) => {
+                assert!(detail.contains(expected), "{detail} / {body}")
+            }
             other => panic!("{body}: {other:?}"),
         }
         assert_eq!(mock.count("POST /v1/tx"), 1);
@@ -505,7 +755,10 @@ async fn malformed_answers_are_typed_errors_and_not_retried() {
     let body = mined_response(&txid).replace(&bump(900, txid).to_hex(), &bump(900, other).to_hex());
     mock.on("POST /v1/tx", vec![reply(200, body)]);
     let err = client.broadcast(&tx).await.unwrap_err();
-    assert!(matches!(&err, BroadcastError::MalformedResponse { detail } if detail.contains("does not prove")), "{err:?}");
+    assert!(
+        matches!(&err, BroadcastError::MalformedResponse { detail } if detail.contains("does not prove")),
+        "{err:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -523,21 +776,45 @@ async fn batch_answers_mixing_results_and_errors_are_matched_by_txid() {
         "[{},{},{},{},{}]",
         tx_response(&id[2], "SEEN_ON_NETWORK", ""),
         mined_response(&id[0]),
-        arc_error(461, "Malformed transaction", "Transaction is malformed and cannot be processed", "script failed", Some(&id[1])),
-        arc_error(469, "Merkle Roots validation failed", "could not validate Merkle Roots", "", Some(&id[3])),
-        arc_error(463, "Malformed transaction", "Transaction is malformed and cannot be processed", "undecodable", None),
+        arc_error(
+            461,
+            "Malformed transaction",
+            "Transaction is malformed and cannot be processed",
+            "script failed",
+            Some(&id[1])
+        ),
+        arc_error(
+            469,
+            "Merkle Roots validation failed",
+            "could not validate Merkle Roots",
+            "",
+            Some(&id[3])
+        ),
+        arc_error(
+            463,
+            "Malformed transaction",
+            "Transaction is malformed and cannot be processed",
+            "undecodable",
+            None
+        ),
     );
     let second = format!("[{}]", tx_response(&id[3], "ACCEPTED_BY_NETWORK", ""));
     mock.on("POST /v1/txs", vec![reply(200, first), reply(200, second)]);
     let results = client.broadcast_batch(&txs).await.unwrap();
     assert_eq!(results.len(), 5);
-    assert!(matches!(&results[0], Ok(BroadcastOutcome::Accepted(s)) if s.txid == id[0] && s.state.code() == 120));
+    assert!(
+        matches!(&results[0], Ok(BroadcastOutcome::Accepted(s)) if s.txid == id[0] && s.state.code() == 120)
+    );
     assert!(matches!(
         &results[1],
         Err(BroadcastError::Rejected { txid: Some(t), code: RejectCode::Http { code: ArcErrorCode::UnlockingScripts, status: 461 }, .. }) if *t == id[1]
     ));
-    assert!(matches!(&results[2], Ok(BroadcastOutcome::Accepted(s)) if s.txid == id[2] && s.state == TxState::SeenOnNetwork));
-    assert!(matches!(&results[3], Ok(BroadcastOutcome::Accepted(s)) if s.txid == id[3] && s.state == TxState::AcceptedByNetwork));
+    assert!(
+        matches!(&results[2], Ok(BroadcastOutcome::Accepted(s)) if s.txid == id[2] && s.state == TxState::SeenOnNetwork)
+    );
+    assert!(
+        matches!(&results[3], Ok(BroadcastOutcome::Accepted(s)) if s.txid == id[3] && s.state == TxState::AcceptedByNetwork)
+    );
     assert!(matches!(
         &results[4],
         Err(BroadcastError::Rejected { txid: Some(t), code: RejectCode::Http { code: ArcErrorCode::Malformed, status: 463 }, .. }) if *t == id[4]
@@ -546,8 +823,15 @@ async fn batch_answers_mixing_results_and_errors_are_matched_by_txid() {
     assert_eq!(seen.len(), 2);
     let all: Vec<u8> = txs.iter().flat_map(EfTransaction::to_bytes).collect();
     assert_eq!(seen[0].body, all);
-    assert_eq!(seen[1].body, txs[3].to_bytes(), "only the transient one is sent again");
-    assert_eq!(seen[0].headers.get("content-type").unwrap(), "application/octet-stream");
+    assert_eq!(
+        seen[1].body,
+        txs[3].to_bytes(),
+        "only the transient one is sent again"
+    );
+    assert_eq!(
+        seen[0].headers.get("content-type").unwrap(),
+        "application/octet-stream"
+    );
 }
 
 #[tokio::test]
@@ -557,35 +841,96 @@ async fn batch_failures_as_a_whole() {
     let txs: Vec<EfTransaction> = (20..22).map(ef).collect();
     let id: Vec<Txid> = txs.iter().map(EfTransaction::txid).collect();
 
-    mock.on("POST /v1/txs", vec![reply(400, arc_error(400, "Bad request", "The request seems to be malformed and cannot be processed", "", None))]);
+    mock.on(
+        "POST /v1/txs",
+        vec![reply(
+            400,
+            arc_error(
+                400,
+                "Bad request",
+                "The request seems to be malformed and cannot be processed",
+                "",
+                None,
+            ),
+        )],
+    );
     let err = client.broadcast_batch(&txs).await.unwrap_err();
-    assert!(matches!(err, BroadcastError::Rejected { txid: None, code: RejectCode::Http { code: ArcErrorCode::BadRequest, status: 400 }, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            BroadcastError::Rejected {
+                txid: None,
+                code: RejectCode::Http {
+                    code: ArcErrorCode::BadRequest,
+                    status: 400
+                },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(mock.count("POST /v1/txs"), 1);
 
     mock.reset();
     mock.on("POST /v1/txs", vec![reply(503, "down")]);
     let err = client.broadcast_batch(&txs).await.unwrap_err();
-    assert!(matches!(err, BroadcastError::Unavailable { attempts: 4, .. }), "{err:?}");
+    assert!(
+        matches!(err, BroadcastError::Unavailable { attempts: 4, .. }),
+        "{err:?}"
+    );
     assert_eq!(mock.count("POST /v1/txs"), 4);
 
     mock.reset();
     mock.on("POST /v1/txs", vec![reply(200, r#"{"not":"an array"}"#)]);
-    assert!(matches!(client.broadcast_batch(&txs).await, Err(BroadcastError::MalformedResponse { .. })));
+    assert!(matches!(
+        client.broadcast_batch(&txs).await,
+        Err(BroadcastError::MalformedResponse { .. })
+    ));
 
     // One answer missing: that transaction gets a typed error of its own.
     mock.reset();
-    mock.on("POST /v1/txs", vec![reply(200, format!("[{}]", tx_response(&id[1], "STORED", "")))]);
+    mock.on(
+        "POST /v1/txs",
+        vec![reply(
+            200,
+            format!("[{}]", tx_response(&id[1], "STORED", "")),
+        )],
+    );
     let results = client.broadcast_batch(&txs).await.unwrap();
-    assert!(matches!(&results[0], Err(BroadcastError::MalformedResponse { detail }) if detail.contains(&id[0].to_string())));
+    assert!(
+        matches!(&results[0], Err(BroadcastError::MalformedResponse { detail }) if detail.contains(&id[0].to_string()))
+    );
     assert!(matches!(&results[1], Ok(BroadcastOutcome::Accepted(s)) if s.state == TxState::Stored));
 
     // A transaction still transient after every attempt.
     mock.reset();
-    let answer = format!("[{},{}]", tx_response(&id[0], "SEEN_ON_NETWORK", ""), arc_error(469, "Merkle Roots validation failed", "x", "", Some(&id[1])));
-    mock.on("POST /v1/txs", vec![reply(200, answer), reply(200, format!("[{}]", arc_error(469, "Merkle Roots validation failed", "x", "", Some(&id[1]))))]);
+    let answer = format!(
+        "[{},{}]",
+        tx_response(&id[0], "SEEN_ON_NETWORK", ""),
+        arc_error(469, "Merkle Roots validation failed", "x", "", Some(&id[1]))
+    );
+    mock.on(
+        "POST /v1/txs",
+        vec![
+            reply(200, answer),
+            reply(
+                200,
+                format!(
+                    "[{}]",
+                    arc_error(469, "Merkle Roots validation failed", "x", "", Some(&id[1]))
+                ),
+            ),
+        ],
+    );
     let results = client.broadcast_batch(&txs).await.unwrap();
     assert!(results[0].is_ok());
-    assert!(matches!(&results[1], Err(BroadcastError::Unavailable { attempts: 4, last: ServiceFault::Http { status: 469, .. } })));
+    assert!(matches!(
+        &results[1],
+        Err(BroadcastError::Unavailable {
+            attempts: 4,
+            last: ServiceFault::Http { status: 469, .. }
+        })
+    ));
     assert_eq!(mock.count("POST /v1/txs"), 4);
 }
 
@@ -602,7 +947,10 @@ fn verify_answer(state: &str, entries: &[(u32, &str, &str)]) -> String {
         .iter()
         .map(|(h, root, c)| format!(r#"{{"blockHash":"{BLOCK_HASH}","blockHeight":{h},"merkleRoot":"{root}","confirmation":"{c}"}}"#))
         .collect();
-    format!(r#"{{"confirmationState":"{state}","confirmations":[{}]}}"#, entries.join(","))
+    format!(
+        r#"{{"confirmationState":"{state}","confirmations":[{}]}}"#,
+        entries.join(",")
+    )
 }
 
 fn tip_answer(height: u32) -> String {
@@ -627,21 +975,45 @@ fn root(hex: &str) -> Hash256 {
 async fn only_confirmed_roots_are_valid() {
     let (mock, url) = serve().await;
     let client = headers_client(&url, Arc::new(ManualClock::new()));
-    mock.on(VERIFY, vec![
-        reply(200, verify_answer("CONFIRMED", &[(1000, ROOT_1000, "CONFIRMED")])),
-        reply(200, verify_answer("UNCONFIRMED", &[(1000, ROOT_1000, "UNCONFIRMED")])),
-        reply(200, r#"[{"confirmationState":"CONFIRMED","confirmations":[]}]"#),
-        reply(200, r#"{"confirmationState":"INVALID"}"#),
-    ]);
+    mock.on(
+        VERIFY,
+        vec![
+            reply(
+                200,
+                verify_answer("CONFIRMED", &[(1000, ROOT_1000, "CONFIRMED")]),
+            ),
+            reply(
+                200,
+                verify_answer("UNCONFIRMED", &[(1000, ROOT_1000, "UNCONFIRMED")]),
+            ),
+            reply(
+                200,
+                r#"[{"confirmationState":"CONFIRMED","confirmations":[]}]"#,
+            ),
+            reply(200, r#"{"confirmationState":"INVALID"}"#),
+        ],
+    );
     let answers = [true, false, true, false];
     for expected in answers {
-        assert_eq!(client.is_valid_root_for_height(&root(ROOT_1000), 1000).await.unwrap(), expected);
+        assert_eq!(
+            client
+                .is_valid_root_for_height(&root(ROOT_1000), 1000)
+                .await
+                .unwrap(),
+            expected
+        );
     }
     let seen = mock.seen(VERIFY);
     assert_eq!(seen.len(), 4, "without a tip nothing is cached");
     let body: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();
-    assert_eq!(body, serde_json::json!([{ "merkleRoot": ROOT_1000, "blockHeight": 1000 }]));
-    assert_eq!(seen[0].headers.get("content-type").unwrap(), "application/json");
+    assert_eq!(
+        body,
+        serde_json::json!([{ "merkleRoot": ROOT_1000, "blockHeight": 1000 }])
+    );
+    assert_eq!(
+        seen[0].headers.get("content-type").unwrap(),
+        "application/json"
+    );
 }
 
 #[tokio::test]
@@ -650,26 +1022,57 @@ async fn deep_confirmed_roots_are_cached_shallow_and_negative_ones_are_not() {
     let client = headers_client(&url, Arc::new(ManualClock::new()));
     mock.on(TIP, vec![reply(200, tip_answer(1010))]);
     assert_eq!(client.current_height().await.unwrap(), 1010);
-    mock.on(VERIFY, vec![reply(
-        200,
-        verify_answer("UNCONFIRMED", &[(1000, ROOT_1000, "CONFIRMED"), (1008, ROOT_1008, "CONFIRMED"), (1009, ROOT_1008, "UNCONFIRMED")]),
-    )]);
+    mock.on(
+        VERIFY,
+        vec![reply(
+            200,
+            verify_answer(
+                "UNCONFIRMED",
+                &[
+                    (1000, ROOT_1000, "CONFIRMED"),
+                    (1008, ROOT_1008, "CONFIRMED"),
+                    (1009, ROOT_1008, "UNCONFIRMED"),
+                ],
+            ),
+        )],
+    );
     let claims = [
-        RootClaim { height: 1000, root: root(ROOT_1000) },
-        RootClaim { height: 1008, root: root(ROOT_1008) },
-        RootClaim { height: 1009, root: root(ROOT_1008) },
-        RootClaim { height: 1000, root: root(ROOT_1000) },
+        RootClaim {
+            height: 1000,
+            root: root(ROOT_1000),
+        },
+        RootClaim {
+            height: 1008,
+            root: root(ROOT_1008),
+        },
+        RootClaim {
+            height: 1009,
+            root: root(ROOT_1008),
+        },
+        RootClaim {
+            height: 1000,
+            root: root(ROOT_1000),
+        },
     ];
-    assert_eq!(client.confirm_roots(&claims).await.unwrap(), [true, true, false, true]);
+    assert_eq!(
+        client.confirm_roots(&claims).await.unwrap(),
+        [true, true, false, true]
+    );
     let seen = mock.seen(VERIFY);
     assert_eq!(seen.len(), 1, "one request for the batch");
     let body: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();
     assert_eq!(body.as_array().unwrap().len(), 3, "duplicates asked once");
 
     // 1000 is 11 deep: cached. 1008 is 3 deep and 1009 unconfirmed: asked again.
-    assert!(client.is_valid_root_for_height(&root(ROOT_1000), 1000).await.unwrap());
+    assert!(client
+        .is_valid_root_for_height(&root(ROOT_1000), 1000)
+        .await
+        .unwrap());
     assert_eq!(mock.count(VERIFY), 1);
-    assert_eq!(client.confirm_roots(&claims).await.unwrap(), [true, true, false, true]);
+    assert_eq!(
+        client.confirm_roots(&claims).await.unwrap(),
+        [true, true, false, true]
+    );
     let seen = mock.seen(VERIFY);
     assert_eq!(seen.len(), 2);
     let body: serde_json::Value = serde_json::from_slice(&seen[1].body).unwrap();
@@ -684,7 +1087,10 @@ async fn the_tip_is_reused_for_its_time_to_live() {
     let (mock, url) = serve().await;
     let clock = Arc::new(ManualClock::new());
     let client = headers_client(&url, clock.clone());
-    mock.on(TIP, vec![reply(200, tip_answer(1010)), reply(200, tip_answer(1011))]);
+    mock.on(
+        TIP,
+        vec![reply(200, tip_answer(1010)), reply(200, tip_answer(1011))],
+    );
     assert_eq!(client.current_height().await.unwrap(), 1010);
     clock.advance(Duration::from_millis(4999));
     assert_eq!(client.current_height().await.unwrap(), 1010);
@@ -702,33 +1108,82 @@ async fn headers_by_height_and_tracker_errors() {
         r#"{{"height":1000,"hash":"{BLOCK_HASH}","version":1,"merkleRoot":"{ROOT_1000}","creationTimestamp":1700000000,"difficultyTarget":545259519,"nonce":42,"prevBlockHash":"{ROOT_1008}","work":"2","cumulatedWork":"2000"}}"#
     );
     let route = "GET /api/v1/chain/header/byHeight?height=1000";
-    mock.on(route, vec![reply(200, header.clone()), reply(200, format!("[{header}]")), reply(200, "[]"), reply(404, "")]);
+    mock.on(
+        route,
+        vec![
+            reply(200, header.clone()),
+            reply(200, format!("[{header}]")),
+            reply(200, "[]"),
+            reply(404, ""),
+        ],
+    );
     for _ in 0..2 {
         let h = client.header_by_height(1000).await.unwrap().unwrap();
-        assert_eq!((h.height, h.version, h.timestamp, h.bits, h.nonce), (1000, 1, 1_700_000_000, 545_259_519, 42));
-        assert_eq!((h.merkle_root, h.hash, h.prev_block_hash), (root(ROOT_1000), root(BLOCK_HASH), root(ROOT_1008)));
+        assert_eq!(
+            (h.height, h.version, h.timestamp, h.bits, h.nonce),
+            (1000, 1, 1_700_000_000, 545_259_519, 42)
+        );
+        assert_eq!(
+            (h.merkle_root, h.hash, h.prev_block_hash),
+            (root(ROOT_1000), root(BLOCK_HASH), root(ROOT_1008))
+        );
     }
     assert_eq!(client.header_by_height(1000).await.unwrap(), None);
     assert_eq!(client.header_by_height(1000).await.unwrap(), None);
-    mock.on(route, vec![reply(200, header.replace(r#""height":1000"#, r#""height":999"#))]);
-    assert!(matches!(client.header_by_height(1000).await, Err(TrackerError::MalformedResponse { detail }) if detail.contains("height 999")));
+    mock.on(
+        route,
+        vec![reply(
+            200,
+            header.replace(r#""height":1000"#, r#""height":999"#),
+        )],
+    );
+    assert!(
+        matches!(client.header_by_height(1000).await, Err(TrackerError::MalformedResponse { detail }) if detail.contains("height 999"))
+    );
 
     mock.on(TIP, vec![reply(200, r#"{"state":"LONGEST_CHAIN"}"#)]);
-    assert!(matches!(client.current_height().await, Err(TrackerError::MalformedResponse { .. })));
+    assert!(matches!(
+        client.current_height().await,
+        Err(TrackerError::MalformedResponse { .. })
+    ));
     mock.on(VERIFY, vec![reply(401, "unauthorized")]);
     assert_eq!(
-        client.is_valid_root_for_height(&root(ROOT_1000), 1000).await,
-        Err(TrackerError::Refused { status: 401, detail: "unauthorized".into() })
+        client
+            .is_valid_root_for_height(&root(ROOT_1000), 1000)
+            .await,
+        Err(TrackerError::Refused {
+            status: 401,
+            detail: "unauthorized".into()
+        })
     );
     mock.reset();
     mock.on(VERIFY, vec![reply(503, "busy")]);
     assert_eq!(
-        client.is_valid_root_for_height(&root(ROOT_1000), 1000).await,
-        Err(TrackerError::Unavailable { attempts: 4, last: ServiceFault::Http { status: 503, detail: "busy".into() } })
+        client
+            .is_valid_root_for_height(&root(ROOT_1000), 1000)
+            .await,
+        Err(TrackerError::Unavailable {
+            attempts: 4,
+            last: ServiceFault::Http {
+                status: 503,
+                detail: "busy".into()
+            }
+        })
     );
     assert_eq!(mock.count(VERIFY), 4);
-    mock.on(VERIFY, vec![reply(200, verify_answer("CONFIRMED", &[(1000, "xyz", "CONFIRMED")]))]);
-    assert!(matches!(client.is_valid_root_for_height(&root(ROOT_1000), 1000).await, Err(TrackerError::MalformedResponse { .. })));
+    mock.on(
+        VERIFY,
+        vec![reply(
+            200,
+            verify_answer("CONFIRMED", &[(1000, "xyz", "CONFIRMED")]),
+        )],
+    );
+    assert!(matches!(
+        client
+            .is_valid_root_for_height(&root(ROOT_1000), 1000)
+            .await,
+        Err(TrackerError::MalformedResponse { .. })
+    ));
 }
 
 #[tokio::test]
@@ -736,24 +1191,58 @@ async fn verify_beef_resolves_the_sample_through_the_headers_service() {
     let (mock, url) = serve().await;
     let client = headers_client(&url, Arc::new(ManualClock::new()));
     let sample = escrowd::sample::build().unwrap();
-    let opts = VerifyOptions { eras: bsv_format::spv::ScriptEras::ALWAYS_ACTIVE, ..VerifyOptions::default() };
+    let opts = VerifyOptions {
+        eras: bsv_format::spv::ScriptEras::ALWAYS_ACTIVE,
+        ..VerifyOptions::default()
+    };
     mock.on(TIP, vec![reply(200, tip_answer(1010))]);
-    mock.on(VERIFY, vec![reply(200, verify_answer("CONFIRMED", &[(1000, ROOT_1000, "CONFIRMED")]))]);
-    let verified = verify_beef(&client, sample.beef.clone(), &opts).await.unwrap();
-    assert_eq!(verified.subject().to_string(), "2a7305dd3a5a68ab3ec5161125733cbaab0fb7cd1c9ce11cff4664f97392ba22");
+    mock.on(
+        VERIFY,
+        vec![reply(
+            200,
+            verify_answer("CONFIRMED", &[(1000, ROOT_1000, "CONFIRMED")]),
+        )],
+    );
+    let verified = verify_beef(&client, sample.beef.clone(), &opts)
+        .await
+        .unwrap();
+    assert_eq!(
+        verified.subject().to_string(),
+        "2a7305dd3a5a68ab3ec5161125733cbaab0fb7cd1c9ce11cff4664f97392ba22"
+    );
     assert_eq!(verified.tip_height(), 1010);
-    assert_eq!(verified.roots(), [RootClaim { height: 1000, root: root(ROOT_1000) }]);
+    assert_eq!(
+        verified.roots(),
+        [RootClaim {
+            height: 1000,
+            root: root(ROOT_1000)
+        }]
+    );
 
     let client = headers_client(&url, Arc::new(ManualClock::new()));
-    mock.on(VERIFY, vec![reply(200, verify_answer("UNCONFIRMED", &[(1000, ROOT_1000, "UNCONFIRMED")]))]);
+    mock.on(
+        VERIFY,
+        vec![reply(
+            200,
+            verify_answer("UNCONFIRMED", &[(1000, ROOT_1000, "UNCONFIRMED")]),
+        )],
+    );
     assert_eq!(
-        verify_beef(&client, sample.beef.clone(), &opts).await.unwrap_err(),
-        VerifyBeefError::Invalid(VerifyError::RootNotConfirmed { height: 1000, root: root(ROOT_1000) })
+        verify_beef(&client, sample.beef.clone(), &opts)
+            .await
+            .unwrap_err(),
+        VerifyBeefError::Invalid(VerifyError::RootNotConfirmed {
+            height: 1000,
+            root: root(ROOT_1000)
+        })
     );
     mock.on(VERIFY, vec![reply(500, "down")]);
     assert!(matches!(
         verify_beef(&client, sample.beef, &opts).await,
-        Err(VerifyBeefError::Tracker(TrackerError::Unavailable { attempts: 4, .. }))
+        Err(VerifyBeefError::Tracker(TrackerError::Unavailable {
+            attempts: 4,
+            ..
+        }))
     ));
 }
 
@@ -768,34 +1257,70 @@ async fn spend_watcher_found_unspent_malformed_and_retried() {
     let client = SpendClient::new(cfg).unwrap();
     let outpoint = Outpoint::new(ef(30).txid(), 3);
     let route = format!("GET /v1/tx/{}/3/spent", outpoint.txid);
-    mock.on(&route, vec![
-        reply(200, format!(r#"{{"txid":"{OTHER_TXID}","vin":2}}"#)),
-        reply(200, format!(r#"{{"txid":"{OTHER_TXID}","vin":0,"status":"confirmed"}}"#)),
-        reply(404, ""),
-        reply(200, r#"{"txid":"zz","vin":0}"#),
-        reply(200, r#"{"vin":0}"#),
-        reply(503, "busy"),
-        reply(200, format!(r#"{{"txid":"{THIRD_TXID}","vin":1}}"#)),
-        reply(403, "forbidden"),
-    ]);
+    mock.on(
+        &route,
+        vec![
+            reply(200, format!(r#"{{"txid":"{OTHER_TXID}","vin":2}}"#)),
+            reply(
+                200,
+                format!(r#"{{"txid":"{OTHER_TXID}","vin":0,"status":"confirmed"}}"#),
+            ),
+            reply(404, ""),
+            reply(200, r#"{"txid":"zz","vin":0}"#),
+            reply(200, r#"{"vin":0}"#),
+            reply(503, "busy"),
+            reply(200, format!(r#"{{"txid":"{THIRD_TXID}","vin":1}}"#)),
+            reply(403, "forbidden"),
+        ],
+    );
     let other: Txid = OTHER_TXID.parse().unwrap();
-    assert_eq!(client.spent_by(&outpoint).await.unwrap(), Some(SpendingInput { txid: other, vin: 2 }));
-    assert_eq!(client.spent_by(&outpoint).await.unwrap(), Some(SpendingInput { txid: other, vin: 0 }));
+    assert_eq!(
+        client.spent_by(&outpoint).await.unwrap(),
+        Some(SpendingInput {
+            txid: other,
+            vin: 2
+        })
+    );
+    assert_eq!(
+        client.spent_by(&outpoint).await.unwrap(),
+        Some(SpendingInput {
+            txid: other,
+            vin: 0
+        })
+    );
     assert_eq!(client.spent_by(&outpoint).await.unwrap(), None);
     for _ in 0..2 {
-        assert!(matches!(client.spent_by(&outpoint).await, Err(SpendWatchError::MalformedResponse { .. })));
+        assert!(matches!(
+            client.spent_by(&outpoint).await,
+            Err(SpendWatchError::MalformedResponse { .. })
+        ));
     }
     let third: Txid = THIRD_TXID.parse().unwrap();
-    assert_eq!(client.spent_by(&outpoint).await.unwrap(), Some(SpendingInput { txid: third, vin: 1 }));
+    assert_eq!(
+        client.spent_by(&outpoint).await.unwrap(),
+        Some(SpendingInput {
+            txid: third,
+            vin: 1
+        })
+    );
     assert_eq!(mock.count(&route), 7, "the 503 was retried once");
-    assert_eq!(client.spent_by(&outpoint).await, Err(SpendWatchError::Refused { status: 403, detail: "forbidden".into() }));
+    assert_eq!(
+        client.spent_by(&outpoint).await,
+        Err(SpendWatchError::Refused {
+            status: 403,
+            detail: "forbidden".into()
+        })
+    );
 }
 
 // ---------------------------------------------------------------------------
 // The command line with --headers URL
 
 fn run_cli(args: Vec<String>) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_escrowd")).args(args).output().unwrap()
+    std::process::Command::new(env!("CARGO_BIN_EXE_escrowd"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -803,34 +1328,67 @@ async fn beef_verify_asks_a_headers_service_given_a_url() {
     let (mock, url) = serve().await;
     let beef = format!("{}/examples/sample.beef.hex", env!("CARGO_MANIFEST_DIR"));
     let args = |extra: &[&str]| {
-        let mut a: Vec<String> = ["beef", "verify", beef.as_str(), "--chain", "regtest", "--headers", url.as_str()].map(String::from).to_vec();
+        let mut a: Vec<String> = [
+            "beef",
+            "verify",
+            beef.as_str(),
+            "--chain",
+            "regtest",
+            "--headers",
+            url.as_str(),
+        ]
+        .map(String::from)
+        .to_vec();
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     };
     mock.on(TIP, vec![reply(200, tip_answer(1010))]);
-    mock.on(VERIFY, vec![reply(200, verify_answer("CONFIRMED", &[(1000, ROOT_1000, "CONFIRMED")]))]);
+    mock.on(
+        VERIFY,
+        vec![reply(
+            200,
+            verify_answer("CONFIRMED", &[(1000, ROOT_1000, "CONFIRMED")]),
+        )],
+    );
     let a = args(&["--json"]);
-    let out = tokio::task::spawn_blocking(move || run_cli(a)).await.unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tokio::task::spawn_blocking(move || run_cli(a))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["valid"], true);
     assert_eq!(doc["tip_height"], 1010);
-    assert_eq!(doc["roots"], serde_json::json!([{ "height": 1000, "root": ROOT_1000 }]));
+    assert_eq!(
+        doc["roots"],
+        serde_json::json!([{ "height": 1000, "root": ROOT_1000 }])
+    );
     assert_eq!(mock.count(VERIFY), 1);
 
     mock.on(VERIFY, vec![reply(200, verify_answer("UNCONFIRMED", &[]))]);
     let a = args(&["--json"]);
-    let out = tokio::task::spawn_blocking(move || run_cli(a)).await.unwrap();
+    let out = tokio::task::spawn_blocking(move || run_cli(a))
+        .await
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["error"]["rule"], "root_not_confirmed");
 
     mock.on(VERIFY, vec![reply(401, "no key")]);
     let a = args(&[]);
-    let out = tokio::task::spawn_blocking(move || run_cli(a)).await.unwrap();
+    let out = tokio::task::spawn_blocking(move || run_cli(a))
+        .await
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("headers service") && stderr.contains("HTTP 401"), "{stderr}");
+    assert!(
+        stderr.contains("headers service") && stderr.contains("HTTP 401"),
+        "{stderr}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -858,18 +1416,34 @@ async fn round_trip_against_chainsim() {
     let http = reqwest::Client::new();
     let sim_post = |path: &str, body: serde_json::Value| {
         let req = http.post(format!("{url}{path}")).json(&body);
-        async move { req.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+        async move {
+            req.send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
     };
 
     // Fund a key with the faucet (its BEEF proves the funding transaction).
     let alice = PrivateKey::from_bytes(&sha256(b"chain_clients alice")).unwrap();
     let bob = PrivateKey::from_bytes(&sha256(b"chain_clients bob")).unwrap();
     let address = alice.public_key().address(Network::Testnet);
-    let paid = sim_post("/sim/faucet", serde_json::json!({ "address": address, "satoshis": 100_000 })).await;
+    let paid = sim_post(
+        "/sim/faucet",
+        serde_json::json!({ "address": address, "satoshis": 100_000 }),
+    )
+    .await;
     let mut beef = Beef::from_hex(paid["beef"].as_str().unwrap()).unwrap();
     let funding_txid: Txid = paid["txid"].as_str().unwrap().parse().unwrap();
     let vout = paid["vout"].as_u64().unwrap() as u32;
-    let funding = beef.find(&funding_txid).unwrap().transaction().unwrap().clone();
+    let funding = beef
+        .find(&funding_txid)
+        .unwrap()
+        .transaction()
+        .unwrap()
+        .clone();
     let coin = Outpoint::new(funding_txid, vout);
     let source = funding.outputs[vout as usize].clone();
 
@@ -877,14 +1451,26 @@ async fn round_trip_against_chainsim() {
     let pay = |fee: u64| {
         let mut tx = Transaction {
             version: 1,
-            inputs: vec![TxIn { prev_out: coin, unlocking_script: Script::default(), sequence: 0xffff_ffff }],
+            inputs: vec![TxIn {
+                prev_out: coin,
+                unlocking_script: Script::default(),
+                sequence: 0xffff_ffff,
+            }],
             outputs: vec![TxOut {
                 satoshis: source.satoshis - fee,
                 locking_script: p2pkh_lock(&bob.public_key().hash160()),
             }],
             lock_time: 0,
         };
-        let sig = sign_input(&tx, 0, &source.locking_script, source.satoshis, SIGHASH_ALL | SIGHASH_FORKID, &alice).unwrap();
+        let sig = sign_input(
+            &tx,
+            0,
+            &source.locking_script,
+            source.satoshis,
+            SIGHASH_ALL | SIGHASH_FORKID,
+            &alice,
+        )
+        .unwrap();
         tx.inputs[0].unlocking_script = p2pkh_unlock(&sig, &alice.public_key()).unwrap();
         EfTransaction::new(tx, vec![source.clone()]).unwrap()
     };
@@ -895,38 +1481,74 @@ async fn round_trip_against_chainsim() {
     assert_eq!(arc.status(&txid).await.unwrap(), None);
     for _ in 0..2 {
         let outcome = arc.broadcast(&payment).await.unwrap();
-        assert!(matches!(&outcome, BroadcastOutcome::Accepted(s) if s.txid == txid && s.state == TxState::SeenOnNetwork), "{outcome:?}");
+        assert!(
+            matches!(&outcome, BroadcastOutcome::Accepted(s) if s.txid == txid && s.state == TxState::SeenOnNetwork),
+            "{outcome:?}"
+        );
     }
-    assert_eq!(spends.spent_by(&coin).await.unwrap(), Some(SpendingInput { txid, vin: 0 }));
+    assert_eq!(
+        spends.spent_by(&coin).await.unwrap(),
+        Some(SpendingInput { txid, vin: 0 })
+    );
 
     // Mined: the status carries a BUMP that SPV accepts against the headers API.
-    let tip = sim_post("/sim/mine", serde_json::json!({ "blocks": 1 })).await["tip"].as_u64().unwrap() as u32;
+    let tip = sim_post("/sim/mine", serde_json::json!({ "blocks": 1 })).await["tip"]
+        .as_u64()
+        .unwrap() as u32;
     assert_eq!(headers.current_height().await.unwrap(), tip);
     let status = arc.status(&txid).await.unwrap().unwrap();
-    let TxState::Mined(inclusion) = status.state else { panic!("{status:?}") };
+    let TxState::Mined(inclusion) = status.state else {
+        panic!("{status:?}")
+    };
     assert_eq!(inclusion.height, tip);
     let header = headers.header_by_height(tip).await.unwrap().unwrap();
-    assert_eq!((header.hash, header.merkle_root), (inclusion.hash, inclusion.merkle_path.root()));
-    assert!(matches!(arc.broadcast(&payment).await, Ok(BroadcastOutcome::Accepted(s)) if s.state.code() == 120));
+    assert_eq!(
+        (header.hash, header.merkle_root),
+        (inclusion.hash, inclusion.merkle_path.root())
+    );
+    assert!(
+        matches!(arc.broadcast(&payment).await, Ok(BroadcastOutcome::Accepted(s)) if s.state.code() == 120)
+    );
 
     beef.add_bump(inclusion.merkle_path.clone());
     beef.add_transaction(payment.tx.clone());
-    let opts = VerifyOptions { eras: bsv_format::spv::ScriptEras::ALWAYS_ACTIVE, ..VerifyOptions::default() };
+    let opts = VerifyOptions {
+        eras: bsv_format::spv::ScriptEras::ALWAYS_ACTIVE,
+        ..VerifyOptions::default()
+    };
     let verified = verify_beef(&headers, beef, &opts).await.unwrap();
     assert_eq!(verified.subject(), txid);
-    assert!(verified.roots().contains(&RootClaim { height: tip, root: inclusion.merkle_path.root() }));
-    assert!(!headers.is_valid_root_for_height(&Hash256([1; 32]), tip).await.unwrap());
+    assert!(verified.roots().contains(&RootClaim {
+        height: tip,
+        root: inclusion.merkle_path.root()
+    }));
+    assert!(!headers
+        .is_valid_root_for_height(&Hash256([1; 32]), tip)
+        .await
+        .unwrap());
 
     // A competing spend of the mined coin, within chainsim's double-spend window.
     let rival = pay(600);
     let outcome = arc.broadcast(&rival).await.unwrap();
-    assert!(matches!(outcome, BroadcastOutcome::DoubleSpendAttempted(_)), "{outcome:?}");
+    assert!(
+        matches!(outcome, BroadcastOutcome::DoubleSpendAttempted(_)),
+        "{outcome:?}"
+    );
     assert_eq!(outcome.competing_txs(), [txid]);
 
     // Spending an output that does not exist is a permanent 462.
     let err = arc.broadcast(&ef(40)).await.unwrap_err();
     assert!(
-        matches!(err, BroadcastError::Rejected { code: RejectCode::Http { code: ArcErrorCode::Inputs, status: 462 }, .. }),
+        matches!(
+            err,
+            BroadcastError::Rejected {
+                code: RejectCode::Http {
+                    code: ArcErrorCode::Inputs,
+                    status: 462
+                },
+                ..
+            }
+        ),
         "{err:?}"
     );
     sim.shutdown().await.unwrap();

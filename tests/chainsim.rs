@@ -23,7 +23,10 @@ use support::*;
 const START: u64 = 1_700_000_000;
 
 fn regtest_opts() -> VerifyOptions {
-    VerifyOptions { eras: ScriptEras::ALWAYS_ACTIVE, ..VerifyOptions::default() }
+    VerifyOptions {
+        eras: ScriptEras::ALWAYS_ACTIVE,
+        ..VerifyOptions::default()
+    }
 }
 
 fn txid_of(v: &Value) -> Txid {
@@ -34,8 +37,14 @@ fn txid_of(v: &Value) -> Txid {
 fn assert_arc_error(status: u16, body: &Value, code: u16, txid: Option<&Txid>, extra: &str) {
     assert_eq!(status, code, "{body}");
     assert_eq!(body["status"], code);
-    assert_eq!(body["type"], format!("https://bitcoin-sv.github.io/arc/#/errors?id=_{code}"));
-    assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
+    assert_eq!(
+        body["type"],
+        format!("https://bitcoin-sv.github.io/arc/#/errors?id=_{code}")
+    );
+    assert!(
+        body["title"].is_string() && body["detail"].is_string(),
+        "{body}"
+    );
     match txid {
         Some(t) => assert_eq!(body["txid"], t.to_string()),
         None => assert!(body["txid"].is_null(), "{body}"),
@@ -54,13 +63,24 @@ async fn round_trip_faucet_spend_mine_bump_beef_spv() {
     // Faucet: a BEEF proving the funding transaction, already mined.
     let (funding, vout, funding_beef) = sim.faucet(&alice, 100_000).await;
     assert_eq!(vout, 0);
-    assert_eq!(funding.outputs[0], TxOut { satoshis: 100_000, locking_script: p2pkh(&alice) });
+    assert_eq!(
+        funding.outputs[0],
+        TxOut {
+            satoshis: 100_000,
+            locking_script: p2pkh(&alice)
+        }
+    );
     assert_eq!(sim.tip().await, 102, "the faucet mined one block");
-    let tracker = HttpTracker { url: sim.url.clone(), http: sim.http.clone(), rt: tokio::runtime::Handle::current() };
-    let verified = tokio::task::spawn_blocking(move || spv::verify(funding_beef, &tracker, &regtest_opts()))
-        .await
-        .unwrap()
-        .unwrap();
+    let tracker = HttpTracker {
+        url: sim.url.clone(),
+        http: sim.http.clone(),
+        rt: tokio::runtime::Handle::current(),
+    };
+    let verified =
+        tokio::task::spawn_blocking(move || spv::verify(funding_beef, &tracker, &regtest_opts()))
+            .await
+            .unwrap()
+            .unwrap();
     assert_eq!(verified.subject(), funding.txid());
     assert_eq!(verified.roots()[0].height, 102);
 
@@ -78,19 +98,39 @@ async fn round_trip_faucet_spend_mine_bump_beef_spv() {
     assert_eq!(body["timestamp"], "2023-11-14T22:13:20Z");
 
     let (status, body) = sim.status(&txid).await;
-    assert_eq!((status, body["txStatus"].as_str()), (200, Some("SEEN_ON_NETWORK")));
+    assert_eq!(
+        (status, body["txStatus"].as_str()),
+        (200, Some("SEEN_ON_NETWORK"))
+    );
     assert!(body.get("status").is_none() && body.get("blockHeight").is_none());
     let (status, body) = sim.get(&format!("/v1/tx/{}/0/spent", funding.txid())).await;
-    assert_eq!((status, body), (200, json!({ "txid": txid.to_string(), "vin": 0 })));
+    assert_eq!(
+        (status, body),
+        (200, json!({ "txid": txid.to_string(), "vin": 0 }))
+    );
 
     // Unmined, the spend verifies by SPV with its scripts (sans-io, roots batched).
     let mut beef = spv_funding_beef(&sim, &funding).await;
     beef.add_transaction(ef.tx.clone());
     let request = beef.spv_request(&regtest_opts()).unwrap();
-    let questions: Vec<Value> = request.claims().iter().map(|c| json!({ "merkleRoot": c.root.to_string(), "blockHeight": c.height })).collect();
-    let (status, answer) = sim.post_json("/api/v1/chain/merkleroot/verify", Value::Array(questions)).await;
-    assert_eq!((status, answer["confirmationState"].as_str()), (200, Some("CONFIRMED")));
-    let confirmed: Vec<bool> = answer["confirmations"].as_array().unwrap().iter().map(|c| c["confirmation"] == "CONFIRMED").collect();
+    let questions: Vec<Value> = request
+        .claims()
+        .iter()
+        .map(|c| json!({ "merkleRoot": c.root.to_string(), "blockHeight": c.height }))
+        .collect();
+    let (status, answer) = sim
+        .post_json("/api/v1/chain/merkleroot/verify", Value::Array(questions))
+        .await;
+    assert_eq!(
+        (status, answer["confirmationState"].as_str()),
+        (200, Some("CONFIRMED"))
+    );
+    let confirmed: Vec<bool> = answer["confirmations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["confirmation"] == "CONFIRMED")
+        .collect();
     let verified = request.finish(&confirmed, sim.tip().await).unwrap();
     assert_eq!(verified.subject(), txid);
 
@@ -105,10 +145,15 @@ async fn round_trip_faucet_spend_mine_bump_beef_spv() {
     assert_eq!(body["blockHash"], header["hash"]);
     let bump = MerklePath::from_hex_strict(body["merklePath"].as_str().unwrap()).unwrap();
     assert_eq!(bump.block_height(), height);
-    assert_eq!(bump.compute_root(&txid).unwrap().to_string(), header["merkleRoot"].as_str().unwrap());
+    assert_eq!(
+        bump.compute_root(&txid).unwrap().to_string(),
+        header["merkleRoot"].as_str().unwrap()
+    );
 
     // Resubmitting is idempotent and reports the current status (JSON body this time).
-    let (status, again) = sim.post_json("/v1/tx", json!({ "rawTx": ef.to_hex() })).await;
+    let (status, again) = sim
+        .post_json("/v1/tx", json!({ "rawTx": ef.to_hex() }))
+        .await;
     assert_eq!((status, again["txStatus"].as_str()), (200, Some("MINED")));
     assert_eq!(again["merklePath"], body["merklePath"]);
 
@@ -116,9 +161,17 @@ async fn round_trip_faucet_spend_mine_bump_beef_spv() {
     let mut beef = spv_funding_beef(&sim, &funding).await;
     beef.add_bump(bump.clone());
     beef.add_transaction(ef.tx.clone());
-    let tracker = HttpTracker { url: sim.url.clone(), http: sim.http.clone(), rt: tokio::runtime::Handle::current() };
+    let tracker = HttpTracker {
+        url: sim.url.clone(),
+        http: sim.http.clone(),
+        rt: tokio::runtime::Handle::current(),
+    };
     let beef_hex = beef.to_hex();
-    let verified = tokio::task::spawn_blocking(move || spv::verify(beef, &tracker, &regtest_opts())).await.unwrap().unwrap();
+    let verified =
+        tokio::task::spawn_blocking(move || spv::verify(beef, &tracker, &regtest_opts()))
+            .await
+            .unwrap()
+            .unwrap();
     assert_eq!(verified.subject(), txid);
     assert_eq!(verified.tip_height(), 103);
 
@@ -131,13 +184,29 @@ async fn round_trip_faucet_spend_mine_bump_beef_spv() {
     std::fs::create_dir_all(&dir).unwrap();
     let (beef_file, headers_file) = (dir.join("spend.beef.hex"), dir.join("headers.json"));
     std::fs::write(&beef_file, &beef_hex).unwrap();
-    std::fs::write(&headers_file, json!({ "tip": height, "roots": roots }).to_string()).unwrap();
+    std::fs::write(
+        &headers_file,
+        json!({ "tip": height, "roots": roots }).to_string(),
+    )
+    .unwrap();
     // Against the headers file, then against chainsim's headers API itself.
-    let (beef_arg, headers_arg, url) = (beef_file.to_str().unwrap().to_string(), headers_file.to_str().unwrap().to_string(), sim.url.clone());
+    let (beef_arg, headers_arg, url) = (
+        beef_file.to_str().unwrap().to_string(),
+        headers_file.to_str().unwrap().to_string(),
+        sim.url.clone(),
+    );
     let outputs = tokio::task::spawn_blocking(move || {
         [headers_arg, url].map(|headers| {
             std::process::Command::new(env!("CARGO_BIN_EXE_escrowd"))
-                .args(["beef", "verify", &beef_arg, "--headers", &headers, "--chain", "regtest"])
+                .args([
+                    "beef",
+                    "verify",
+                    &beef_arg,
+                    "--headers",
+                    &headers,
+                    "--chain",
+                    "regtest",
+                ])
                 .output()
                 .unwrap()
         })
@@ -146,7 +215,13 @@ async fn round_trip_faucet_spend_mine_bump_beef_spv() {
     .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     for out in outputs {
-        assert_eq!(out.status.code(), Some(0), "stdout {} stderr {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "stdout {} stderr {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     sim.handle.shutdown().await.unwrap();
 }
@@ -173,11 +248,21 @@ async fn funded() -> (Sim, Coin) {
 async fn raw_transactions_and_beef_are_460() {
     let (sim, coin) = funded().await;
     let ef = spend(&coin, &key("bob"), 300);
-    let (status, body) = sim.post_raw("/v1/tx", "application/octet-stream", ef.tx.to_bytes()).await;
+    let (status, body) = sim
+        .post_raw("/v1/tx", "application/octet-stream", ef.tx.to_bytes())
+        .await;
     assert_arc_error(status, &body, 460, None, "not extended format");
     let (_, _, beef) = sim.faucet(&key("alice"), 1_000).await;
-    let (status, body) = sim.post_raw("/v1/tx", "text/plain", beef.to_hex().into_bytes()).await;
-    assert_arc_error(status, &body, 460, None, "BEEF submissions are not supported");
+    let (status, body) = sim
+        .post_raw("/v1/tx", "text/plain", beef.to_hex().into_bytes())
+        .await;
+    assert_arc_error(
+        status,
+        &body,
+        460,
+        None,
+        "BEEF submissions are not supported",
+    );
     sim.handle.shutdown().await.unwrap();
 }
 
@@ -187,7 +272,13 @@ async fn a_failing_script_is_461() {
     let bob = key("bob");
     let ef = spend(&Coin { key: bob, ..coin }, &bob, 300);
     let (status, body) = sim.broadcast(&ef).await;
-    assert_arc_error(status, &body, 461, Some(&ef.txid()), "input 0: script failed: script failed an OP_EQUALVERIFY operation (EQUALVERIFY)");
+    assert_arc_error(
+        status,
+        &body,
+        461,
+        Some(&ef.txid()),
+        "input 0: script failed: script failed an OP_EQUALVERIFY operation (EQUALVERIFY)",
+    );
     sim.handle.shutdown().await.unwrap();
 }
 
@@ -195,13 +286,35 @@ async fn a_failing_script_is_461() {
 async fn a_missing_input_is_462() {
     let (sim, coin) = funded().await;
     let bob = key("bob");
-    let ghost = Coin { outpoint: Outpoint::new(Txid([7; 32]), 0), ..coin.clone() };
+    let ghost = Coin {
+        outpoint: Outpoint::new(Txid([7; 32]), 0),
+        ..coin.clone()
+    };
     let ef = spend(&ghost, &bob, 300);
     let (status, body) = sim.broadcast(&ef).await;
-    assert_arc_error(status, &body, 462, Some(&ef.txid()), &format!("input 0 spends {}, which does not exist", ghost.outpoint));
-    let past_end = spend(&Coin { outpoint: Outpoint::new(coin.outpoint.txid, 9), ..coin }, &bob, 300);
+    assert_arc_error(
+        status,
+        &body,
+        462,
+        Some(&ef.txid()),
+        &format!("input 0 spends {}, which does not exist", ghost.outpoint),
+    );
+    let past_end = spend(
+        &Coin {
+            outpoint: Outpoint::new(coin.outpoint.txid, 9),
+            ..coin
+        },
+        &bob,
+        300,
+    );
     let (status, body) = sim.broadcast(&past_end).await;
-    assert_arc_error(status, &body, 462, Some(&past_end.txid()), "which does not exist");
+    assert_arc_error(
+        status,
+        &body,
+        462,
+        Some(&past_end.txid()),
+        "which does not exist",
+    );
     sim.handle.shutdown().await.unwrap();
 }
 
@@ -214,7 +327,11 @@ async fn an_input_spent_deeper_than_the_window_is_462() {
     sim.mine(6).await; // 7 confirmations: beyond the default 6-block double-spend window
     let late = spend(&coin, &key("carol"), 600);
     let (status, body) = sim.broadcast(&late).await;
-    let expected = format!("input 0 spends {}, already spent by {} mined at height {height}", coin.outpoint, first.txid());
+    let expected = format!(
+        "input 0 spends {}, already spent by {} mined at height {height}",
+        coin.outpoint,
+        first.txid()
+    );
     assert_arc_error(status, &body, 462, Some(&late.txid()), &expected);
     sim.handle.shutdown().await.unwrap();
 }
@@ -225,17 +342,54 @@ async fn malformed_or_lying_ef_is_463() {
     let bob = key("bob");
     let mut bytes = spend(&coin, &bob, 300).to_bytes();
     bytes.truncate(bytes.len() - 3);
-    let (status, body) = sim.post_raw("/v1/tx", "application/octet-stream", bytes).await;
-    assert_arc_error(status, &body, 463, None, "malformed transaction: unexpected end of input");
+    let (status, body) = sim
+        .post_raw("/v1/tx", "application/octet-stream", bytes)
+        .await;
+    assert_arc_error(
+        status,
+        &body,
+        463,
+        None,
+        "malformed transaction: unexpected end of input",
+    );
     // The EF claims another amount than the real output.
-    let liar = Coin { out: TxOut { satoshis: 60_000, ..coin.out.clone() }, ..coin.clone() };
+    let liar = Coin {
+        out: TxOut {
+            satoshis: 60_000,
+            ..coin.out.clone()
+        },
+        ..coin.clone()
+    };
     let ef = spend(&liar, &bob, 300);
     let (status, body) = sim.broadcast(&ef).await;
-    assert_arc_error(status, &body, 463, Some(&ef.txid()), &format!("input 0: EF source output (60000 sat) does not match {} (50000 sat", coin.outpoint));
+    assert_arc_error(
+        status,
+        &body,
+        463,
+        Some(&ef.txid()),
+        &format!(
+            "input 0: EF source output (60000 sat) does not match {} (50000 sat",
+            coin.outpoint
+        ),
+    );
     // Two inputs spending the same outpoint.
-    let twice = spend_with(&[coin.clone(), coin.clone()], vec![TxOut { satoshis: 1_000, locking_script: p2pkh(&bob) }], 0, SEQUENCE_FINAL);
+    let twice = spend_with(
+        &[coin.clone(), coin.clone()],
+        vec![TxOut {
+            satoshis: 1_000,
+            locking_script: p2pkh(&bob),
+        }],
+        0,
+        SEQUENCE_FINAL,
+    );
     let (status, body) = sim.broadcast(&twice).await;
-    assert_arc_error(status, &body, 463, Some(&twice.txid()), &format!("inputs 0 and 1 both spend {}", coin.outpoint));
+    assert_arc_error(
+        status,
+        &body,
+        463,
+        Some(&twice.txid()),
+        &format!("inputs 0 and 1 both spend {}", coin.outpoint),
+    );
     sim.handle.shutdown().await.unwrap();
 }
 
@@ -244,11 +398,28 @@ async fn a_fee_below_the_rate_is_465() {
     let (sim, coin) = funded().await;
     let ef = spend(&coin, &key("bob"), 0);
     let (status, body) = sim.broadcast(&ef).await;
-    let expected = format!("fee 0 sat is below the required 1 sat (1 sat/kB for {} bytes)", ef.tx.size());
+    let expected = format!(
+        "fee 0 sat is below the required 1 sat (1 sat/kB for {} bytes)",
+        ef.tx.size()
+    );
     assert_arc_error(status, &body, 465, Some(&ef.txid()), &expected);
-    let greedy = spend_with(std::slice::from_ref(&coin), vec![TxOut { satoshis: 50_001, locking_script: p2pkh(&key("bob")) }], 0, SEQUENCE_FINAL);
+    let greedy = spend_with(
+        std::slice::from_ref(&coin),
+        vec![TxOut {
+            satoshis: 50_001,
+            locking_script: p2pkh(&key("bob")),
+        }],
+        0,
+        SEQUENCE_FINAL,
+    );
     let (status, body) = sim.broadcast(&greedy).await;
-    assert_arc_error(status, &body, 465, Some(&greedy.txid()), "outputs (50001 sat) exceed inputs (50000 sat)");
+    assert_arc_error(
+        status,
+        &body,
+        465,
+        Some(&greedy.txid()),
+        "outputs (50001 sat) exceed inputs (50000 sat)",
+    );
     sim.handle.shutdown().await.unwrap();
 }
 
@@ -258,40 +429,80 @@ async fn a_height_lock_not_reached_is_409_non_final() {
     let (funding2, vout2, _) = sim.faucet(&key("alice"), 50_000).await;
     let coin2 = Coin::of(&funding2, vout2, &key("alice"));
     let tip = sim.tip().await;
-    let out = vec![TxOut { satoshis: 49_000, locking_script: p2pkh(&key("bob")) }];
+    let out = vec![TxOut {
+        satoshis: 49_000,
+        locking_script: p2pkh(&key("bob")),
+    }];
     // nLockTime = tip + 1 with one sequence below 0xFFFFFFFF: not final for block tip + 1.
-    let ef = spend_with(std::slice::from_ref(&coin), out.clone(), tip + 1, 0xffff_fffe);
+    let ef = spend_with(
+        std::slice::from_ref(&coin),
+        out.clone(),
+        tip + 1,
+        0xffff_fffe,
+    );
     let (status, body) = sim.broadcast(&ef).await;
-    assert_arc_error(status, &body, 409, Some(&ef.txid()), &format!("non-final until height {}", tip + 2));
+    assert_arc_error(
+        status,
+        &body,
+        409,
+        Some(&ef.txid()),
+        &format!("non-final until height {}", tip + 2),
+    );
     assert_eq!(body["title"], "Generic error");
     assert_eq!(sim.status(&ef.txid()).await.0, 404, "not stored");
     // With every sequence final the same lock time is not enforced.
     let unlocked = spend_with(std::slice::from_ref(&coin2), out, tip + 1, SEQUENCE_FINAL);
-    assert_eq!(sim.broadcast(&unlocked).await.1["txStatus"], "SEEN_ON_NETWORK");
+    assert_eq!(
+        sim.broadcast(&unlocked).await.1["txStatus"],
+        "SEEN_ON_NETWORK"
+    );
     // One block later the locked one is final.
     sim.mine(1).await;
     let (status, body) = sim.broadcast(&ef).await;
-    assert_eq!((status, body["txStatus"].as_str()), (200, Some("SEEN_ON_NETWORK")), "{body}");
+    assert_eq!(
+        (status, body["txStatus"].as_str()),
+        (200, Some("SEEN_ON_NETWORK")),
+        "{body}"
+    );
     sim.handle.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_time_lock_not_passed_by_median_time_is_409_non_final() {
     let (sim, coin) = funded().await;
-    let out = vec![TxOut { satoshis: 49_000, locking_script: p2pkh(&key("bob")) }];
+    let out = vec![TxOut {
+        satoshis: 49_000,
+        locking_script: p2pkh(&key("bob")),
+    }];
     let lock_at = (START + 10_000) as u32;
     let ef = spend_with(std::slice::from_ref(&coin), out, lock_at, 0);
     let (status, body) = sim.broadcast(&ef).await;
-    assert_arc_error(status, &body, 409, Some(&ef.txid()), &format!("non-final until time {}", lock_at + 1));
+    assert_arc_error(
+        status,
+        &body,
+        409,
+        Some(&ef.txid()),
+        &format!("non-final until time {}", lock_at + 1),
+    );
     // The clock alone is not enough: median time past must pass the lock.
-    let (status, body) = sim.post_json("/sim/clock", json!({ "set_unix": START + 20_000 })).await;
+    let (status, body) = sim
+        .post_json("/sim/clock", json!({ "set_unix": START + 20_000 }))
+        .await;
     assert_eq!((status, body), (200, json!({ "now": START + 20_000 })));
     assert_eq!(sim.broadcast(&ef).await.0, 409);
     sim.mine(5).await;
-    assert_eq!(sim.broadcast(&ef).await.0, 409, "5 of the last 11 blocks past the lock: median still before it");
+    assert_eq!(
+        sim.broadcast(&ef).await.0,
+        409,
+        "5 of the last 11 blocks past the lock: median still before it"
+    );
     sim.mine(1).await;
     let (status, body) = sim.broadcast(&ef).await;
-    assert_eq!((status, body["txStatus"].as_str()), (200, Some("SEEN_ON_NETWORK")), "{body}");
+    assert_eq!(
+        (status, body["txStatus"].as_str()),
+        (200, Some("SEEN_ON_NETWORK")),
+        "{body}"
+    );
     sim.handle.shutdown().await.unwrap();
 }
 
@@ -304,17 +515,39 @@ async fn coinbase_spends_wait_for_maturity() {
     let tip = sim.mine(1).await;
     let cb = coinbase(tip, "regtest", 0, BLOCK_SUBSIDY, &p2pkh(&chain_key));
     let (status, body) = sim.status(&cb.txid()).await;
-    assert_eq!((status, body["txStatus"].as_str(), body["blockHeight"].as_u64()), (200, Some("MINED"), Some(u64::from(tip))));
+    assert_eq!(
+        (
+            status,
+            body["txStatus"].as_str(),
+            body["blockHeight"].as_u64()
+        ),
+        (200, Some("MINED"), Some(u64::from(tip)))
+    );
     let coin = Coin::of(&cb, 0, &chain_key);
     let ef = spend(&coin, &bob, 1_000);
     let (status, body) = sim.broadcast(&ef).await;
-    assert_arc_error(status, &body, 462, Some(&ef.txid()), &format!("of height {tip}: immature until height {}", tip + 100));
+    assert_arc_error(
+        status,
+        &body,
+        462,
+        Some(&ef.txid()),
+        &format!("of height {tip}: immature until height {}", tip + 100),
+    );
     sim.mine(98).await;
     let (status, _) = sim.broadcast(&ef).await;
-    assert_eq!(status, 462, "tip + 1 = {} is still one block short", tip + 99);
+    assert_eq!(
+        status,
+        462,
+        "tip + 1 = {} is still one block short",
+        tip + 99
+    );
     sim.mine(1).await;
     let (status, body) = sim.broadcast(&ef).await;
-    assert_eq!((status, body["txStatus"].as_str()), (200, Some("SEEN_ON_NETWORK")), "{body}");
+    assert_eq!(
+        (status, body["txStatus"].as_str()),
+        (200, Some("SEEN_ON_NETWORK")),
+        "{body}"
+    );
     sim.handle.shutdown().await.unwrap();
 }
 
@@ -331,12 +564,32 @@ async fn a_double_spend_of_a_mempool_transaction_is_200_double_spend_attempted()
     let (_, again) = sim.broadcast(&second).await;
     assert_eq!(again["txStatus"], "DOUBLE_SPEND_ATTEMPTED", "idempotent");
     let (_, status_body) = sim.status(&second.txid()).await;
-    assert_eq!((status_body["txStatus"].as_str(), &status_body["competingTxs"]), (Some("DOUBLE_SPEND_ATTEMPTED"), &json!([first.txid().to_string()])));
+    assert_eq!(
+        (
+            status_body["txStatus"].as_str(),
+            &status_body["competingTxs"]
+        ),
+        (
+            Some("DOUBLE_SPEND_ATTEMPTED"),
+            &json!([first.txid().to_string()])
+        )
+    );
     // The attempt is never mined; the first spend is.
     let height = sim.mine(1).await;
     assert_eq!(sim.status(&first.txid()).await.1["blockHeight"], height);
-    assert_eq!(sim.status(&second.txid()).await.1["txStatus"], "DOUBLE_SPEND_ATTEMPTED");
-    assert_eq!(sim.get(&format!("/v1/tx/{}/{}/spent", coin.outpoint.txid, coin.outpoint.vout)).await.1["txid"], first.txid().to_string());
+    assert_eq!(
+        sim.status(&second.txid()).await.1["txStatus"],
+        "DOUBLE_SPEND_ATTEMPTED"
+    );
+    assert_eq!(
+        sim.get(&format!(
+            "/v1/tx/{}/{}/spent",
+            coin.outpoint.txid, coin.outpoint.vout
+        ))
+        .await
+        .1["txid"],
+        first.txid().to_string()
+    );
     sim.handle.shutdown().await.unwrap();
 }
 
@@ -348,7 +601,11 @@ async fn a_double_spend_of_a_mined_transaction_is_200_double_spend_attempted() {
     sim.mine(6).await; // 6 confirmations: inside the window
     let late = spend(&coin, &key("carol"), 500);
     let (status, body) = sim.broadcast(&late).await;
-    assert_eq!((status, body["txStatus"].as_str()), (200, Some("DOUBLE_SPEND_ATTEMPTED")), "{body}");
+    assert_eq!(
+        (status, body["txStatus"].as_str()),
+        (200, Some("DOUBLE_SPEND_ATTEMPTED")),
+        "{body}"
+    );
     assert_eq!(body["competingTxs"], json!([first.txid().to_string()]));
     sim.handle.shutdown().await.unwrap();
 }
@@ -360,14 +617,33 @@ async fn scripts_of_several_inputs_are_all_checked() {
     let (f1, _, _) = sim.faucet(&alice, 10_000).await;
     let (f2, _, _) = sim.faucet(&alice, 20_000).await;
     let good = [Coin::of(&f1, 0, &alice), Coin::of(&f2, 0, &alice)];
-    let out = vec![TxOut { satoshis: 29_000, locking_script: p2pkh(&bob) }];
-    let bad = [good[0].clone(), Coin { key: bob, ..good[1].clone() }];
+    let out = vec![TxOut {
+        satoshis: 29_000,
+        locking_script: p2pkh(&bob),
+    }];
+    let bad = [
+        good[0].clone(),
+        Coin {
+            key: bob,
+            ..good[1].clone()
+        },
+    ];
     let ef = spend_with(&bad, out.clone(), 0, SEQUENCE_FINAL);
     let (status, body) = sim.broadcast(&ef).await;
-    assert_arc_error(status, &body, 461, Some(&ef.txid()), "input 1: script failed");
+    assert_arc_error(
+        status,
+        &body,
+        461,
+        Some(&ef.txid()),
+        "input 1: script failed",
+    );
     let ef = spend_with(&good, out, 0, SEQUENCE_FINAL);
     let (status, body) = sim.broadcast(&ef).await;
-    assert_eq!((status, body["txStatus"].as_str()), (200, Some("SEEN_ON_NETWORK")), "{body}");
+    assert_eq!(
+        (status, body["txStatus"].as_str()),
+        (200, Some("SEEN_ON_NETWORK")),
+        "{body}"
+    );
     sim.handle.shutdown().await.unwrap();
 }
 
@@ -378,27 +654,51 @@ async fn batches_take_text_json_and_binary_bodies() {
     let (funding, _, _) = sim.faucet(&alice, 30_000).await;
     let parent = spend(&Coin::of(&funding, 0, &alice), &bob, 300);
     let child = spend(&Coin::of(&parent.tx, 0, &bob), &alice, 300);
-    let body = json!([{ "rawTx": parent.to_hex() }, { "rawTx": child.to_hex() }, { "rawTx": "00" }]);
+    let body =
+        json!([{ "rawTx": parent.to_hex() }, { "rawTx": child.to_hex() }, { "rawTx": "00" }]);
     let (status, answer) = sim.post_json("/v1/txs", body).await;
     assert_eq!(status, 200, "{answer}");
     let items = answer.as_array().unwrap();
     assert_eq!(items.len(), 3);
-    assert_eq!((items[0]["txid"].as_str(), items[0]["txStatus"].as_str()), (Some(parent.txid().to_string().as_str()), Some("SEEN_ON_NETWORK")));
-    assert_eq!(items[1]["txStatus"], "SEEN_ON_NETWORK", "a child of a mempool transaction is accepted");
+    assert_eq!(
+        (items[0]["txid"].as_str(), items[0]["txStatus"].as_str()),
+        (
+            Some(parent.txid().to_string().as_str()),
+            Some("SEEN_ON_NETWORK")
+        )
+    );
+    assert_eq!(
+        items[1]["txStatus"], "SEEN_ON_NETWORK",
+        "a child of a mempool transaction is accepted"
+    );
     assert_eq!(items[2]["status"], 463);
     // Text lines and concatenated binary repeat known transactions: idempotent.
     let text = format!("{}\n\n{}\n", parent.to_hex(), child.to_hex());
-    let (status, answer) = sim.post_raw("/v1/txs", "text/plain", text.into_bytes()).await;
-    assert_eq!((status, answer[0]["txStatus"].as_str(), answer[1]["txStatus"].as_str()), (200, Some("SEEN_ON_NETWORK"), Some("SEEN_ON_NETWORK")));
+    let (status, answer) = sim
+        .post_raw("/v1/txs", "text/plain", text.into_bytes())
+        .await;
+    assert_eq!(
+        (
+            status,
+            answer[0]["txStatus"].as_str(),
+            answer[1]["txStatus"].as_str()
+        ),
+        (200, Some("SEEN_ON_NETWORK"), Some("SEEN_ON_NETWORK"))
+    );
     let mut bytes = parent.to_bytes();
     bytes.extend(child.to_bytes());
-    let (status, answer) = sim.post_raw("/v1/txs", "application/octet-stream", bytes).await;
+    let (status, answer) = sim
+        .post_raw("/v1/txs", "application/octet-stream", bytes)
+        .await;
     assert_eq!((status, answer.as_array().map(Vec::len)), (200, Some(2)));
     // Mined together, parent before child.
     let height = sim.mine(1).await;
     let (_, p) = sim.status(&parent.txid()).await;
     let (_, c) = sim.status(&child.txid()).await;
-    assert_eq!((p["blockHeight"].as_u64(), c["blockHeight"].as_u64()), (Some(u64::from(height)), Some(u64::from(height))));
+    assert_eq!(
+        (p["blockHeight"].as_u64(), c["blockHeight"].as_u64()),
+        (Some(u64::from(height)), Some(u64::from(height)))
+    );
     let (pi, ci) = (leaf(&p), leaf(&c));
     assert!(pi < ci, "parent at {pi}, child at {ci}");
     sim.handle.shutdown().await.unwrap();
@@ -424,7 +724,11 @@ async fn fault_error5xx_fails_the_next_broadcasts() {
     }
     assert_eq!(sim.status(&ef.txid()).await.0, 404, "nothing was stored");
     let (status, body) = sim.broadcast(&ef).await;
-    assert_eq!((status, body["txStatus"].as_str()), (200, Some("SEEN_ON_NETWORK")), "the third is served");
+    assert_eq!(
+        (status, body["txStatus"].as_str()),
+        (200, Some("SEEN_ON_NETWORK")),
+        "the third is served"
+    );
     sim.handle.shutdown().await.unwrap();
 }
 
@@ -435,14 +739,38 @@ async fn fault_drop_answers_seen_but_forgets() {
     let txid = ef.txid();
     add_fault(&sim, json!({ "kind": "drop", "count": 1 })).await;
     let (status, body) = sim.broadcast(&ef).await;
-    assert_eq!((status, body["txStatus"].as_str(), body["txid"].as_str()), (200, Some("SEEN_ON_NETWORK"), Some(txid.to_string().as_str())));
+    assert_eq!(
+        (status, body["txStatus"].as_str(), body["txid"].as_str()),
+        (
+            200,
+            Some("SEEN_ON_NETWORK"),
+            Some(txid.to_string().as_str())
+        )
+    );
     let (status, body) = sim.status(&txid).await;
-    assert_arc_error(status, &body, 404, Some(&txid), &format!("transaction {txid} is unknown"));
+    assert_arc_error(
+        status,
+        &body,
+        404,
+        Some(&txid),
+        &format!("transaction {txid} is unknown"),
+    );
     sim.mine(1).await;
-    assert_eq!(sim.status(&txid).await.0, 404, "a dropped transaction is never mined");
+    assert_eq!(
+        sim.status(&txid).await.0,
+        404,
+        "a dropped transaction is never mined"
+    );
     let (status, body) = sim.broadcast(&ef).await;
-    assert_eq!((status, body["txStatus"].as_str()), (200, Some("SEEN_ON_NETWORK")));
-    assert_eq!(sim.status(&txid).await.1["txStatus"], "SEEN_ON_NETWORK", "a rebroadcast sticks");
+    assert_eq!(
+        (status, body["txStatus"].as_str()),
+        (200, Some("SEEN_ON_NETWORK"))
+    );
+    assert_eq!(
+        sim.status(&txid).await.1["txStatus"],
+        "SEEN_ON_NETWORK",
+        "a rebroadcast sticks"
+    );
     sim.handle.shutdown().await.unwrap();
 }
 
@@ -451,9 +779,18 @@ async fn fault_reject_answers_rejected_and_stores_nothing() {
     let (sim, coin) = funded().await;
     let ef = spend(&coin, &key("bob"), 300);
     add_fault(&sim, json!({ "kind": "reject", "count": 1 })).await;
-    let (status, body) = sim.post_json("/v1/txs", json!([{ "rawTx": ef.to_hex() }])).await;
-    assert_eq!((status, body[0]["txStatus"].as_str()), (200, Some("REJECTED")), "{body}");
-    assert_eq!(body[0]["extraInfo"], "rejected by an injected fault (POST /sim/faults); not stored");
+    let (status, body) = sim
+        .post_json("/v1/txs", json!([{ "rawTx": ef.to_hex() }]))
+        .await;
+    assert_eq!(
+        (status, body[0]["txStatus"].as_str()),
+        (200, Some("REJECTED")),
+        "{body}"
+    );
+    assert_eq!(
+        body[0]["extraInfo"],
+        "rejected by an injected fault (POST /sim/faults); not stored"
+    );
     assert_eq!(sim.status(&ef.txid()).await.0, 404);
     assert_eq!(sim.broadcast(&ef).await.1["txStatus"], "SEEN_ON_NETWORK");
     sim.handle.shutdown().await.unwrap();
@@ -467,23 +804,57 @@ async fn fault_delay_answers_normally_but_no_sooner() {
     let started = Instant::now();
     let (status, body) = sim.broadcast(&ef).await;
     assert!(started.elapsed() >= Duration::from_millis(40));
-    assert_eq!((status, body["txStatus"].as_str()), (200, Some("SEEN_ON_NETWORK")));
-    assert_eq!(sim.status(&ef.txid()).await.1["txStatus"], "SEEN_ON_NETWORK");
+    assert_eq!(
+        (status, body["txStatus"].as_str()),
+        (200, Some("SEEN_ON_NETWORK"))
+    );
+    assert_eq!(
+        sim.status(&ef.txid()).await.1["txStatus"],
+        "SEEN_ON_NETWORK"
+    );
     sim.handle.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_requests_are_validated() {
     let sim = start().await;
-    let (status, body) = sim.post_json("/sim/faults", json!({ "kind": "delay", "count": 1 })).await;
+    let (status, body) = sim
+        .post_json("/sim/faults", json!({ "kind": "delay", "count": 1 }))
+        .await;
     assert_arc_error(status, &body, 400, None, "kind delay needs ms");
-    let (status, body) = sim.post_json("/sim/faults", json!({ "kind": "drop", "count": 1, "ms": 5 })).await;
-    assert_arc_error(status, &body, 400, None, "ms applies to kind delay only, not drop");
-    let (status, body) = sim.post_json("/sim/faults", json!({ "kind": "explode", "count": 1 })).await;
-    assert_arc_error(status, &body, 400, None, "kind \"explode\" is not one of delay, drop, reject, error5xx");
-    let (status, body) = sim.post_json("/sim/faults", json!({ "kind": "drop", "count": 0 })).await;
+    let (status, body) = sim
+        .post_json(
+            "/sim/faults",
+            json!({ "kind": "drop", "count": 1, "ms": 5 }),
+        )
+        .await;
+    assert_arc_error(
+        status,
+        &body,
+        400,
+        None,
+        "ms applies to kind delay only, not drop",
+    );
+    let (status, body) = sim
+        .post_json("/sim/faults", json!({ "kind": "explode", "count": 1 }))
+        .await;
+    assert_arc_error(
+        status,
+        &body,
+        400,
+        None,
+        "kind \"explode\" is not one of delay, drop, reject, error5xx",
+    );
+    let (status, body) = sim
+        .post_json("/sim/faults", json!({ "kind": "drop", "count": 0 }))
+        .await;
     assert_arc_error(status, &body, 400, None, "count must be between 1");
-    let (status, body) = sim.post_json("/sim/faults", json!({ "kind": "drop", "count": 1, "when": "now" })).await;
+    let (status, body) = sim
+        .post_json(
+            "/sim/faults",
+            json!({ "kind": "drop", "count": 1, "when": "now" }),
+        )
+        .await;
     assert_arc_error(status, &body, 400, None, "unknown field `when`");
     sim.handle.shutdown().await.unwrap();
 }
@@ -501,28 +872,66 @@ async fn reorg_unmines_then_remines_a_transaction() {
     let old_header = sim.header(height).await;
     assert_eq!(mined["blockHash"], old_header["hash"]);
 
-    assert_eq!(sim.post_json("/sim/reorg", json!({ "depth": 2 })).await, (200, json!({})));
-    assert_eq!(sim.tip().await, height, "replacement blocks keep the height");
+    assert_eq!(
+        sim.post_json("/sim/reorg", json!({ "depth": 2 })).await,
+        (200, json!({}))
+    );
+    assert_eq!(
+        sim.tip().await,
+        height,
+        "replacement blocks keep the height"
+    );
     let (status, body) = sim.status(&txid).await;
-    assert_eq!((status, body["txStatus"].as_str()), (200, Some("SEEN_ON_NETWORK")));
+    assert_eq!(
+        (status, body["txStatus"].as_str()),
+        (200, Some("SEEN_ON_NETWORK"))
+    );
     assert!(body["merklePath"].is_null() && body.get("blockHash").is_none());
     let (_, funding_status) = sim.status(&funding.txid()).await;
-    assert_eq!(funding_status["txStatus"], "SEEN_ON_NETWORK", "the faucet block was un-mined too");
-    assert_eq!(sim.get(&format!("/v1/tx/{}/0/spent", funding.txid())).await, (200, json!({ "txid": txid.to_string(), "vin": 0 })));
+    assert_eq!(
+        funding_status["txStatus"], "SEEN_ON_NETWORK",
+        "the faucet block was un-mined too"
+    );
+    assert_eq!(
+        sim.get(&format!("/v1/tx/{}/0/spent", funding.txid())).await,
+        (200, json!({ "txid": txid.to_string(), "vin": 0 }))
+    );
     let new_header = sim.header(height).await;
     assert_ne!(new_header["hash"], old_header["hash"]);
-    let (status, state) = sim.get(&format!("/api/v1/chain/header/state/{}", old_header["hash"].as_str().unwrap())).await;
-    assert_eq!((status, state["state"].as_str(), state["height"].as_u64()), (200, Some("STALE"), Some(u64::from(height))));
-    let (_, answer) = sim.post_json("/api/v1/chain/merkleroot/verify", json!([{ "merkleRoot": old_header["merkleRoot"], "blockHeight": height }])).await;
+    let (status, state) = sim
+        .get(&format!(
+            "/api/v1/chain/header/state/{}",
+            old_header["hash"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        (status, state["state"].as_str(), state["height"].as_u64()),
+        (200, Some("STALE"), Some(u64::from(height)))
+    );
+    let (_, answer) = sim
+        .post_json(
+            "/api/v1/chain/merkleroot/verify",
+            json!([{ "merkleRoot": old_header["merkleRoot"], "blockHeight": height }]),
+        )
+        .await;
     assert_eq!(answer["confirmationState"], "INVALID");
 
     let new_height = sim.mine(1).await;
     let (_, body) = sim.status(&txid).await;
-    assert_eq!((body["txStatus"].as_str(), body["blockHeight"].as_u64()), (Some("MINED"), Some(u64::from(new_height))));
+    assert_eq!(
+        (body["txStatus"].as_str(), body["blockHeight"].as_u64()),
+        (Some("MINED"), Some(u64::from(new_height)))
+    );
     let (_, f) = sim.status(&funding.txid()).await;
-    assert_eq!(f["blockHeight"], body["blockHeight"], "parent and child re-mined in one block");
+    assert_eq!(
+        f["blockHeight"], body["blockHeight"],
+        "parent and child re-mined in one block"
+    );
     let bump = MerklePath::from_hex_strict(body["merklePath"].as_str().unwrap()).unwrap();
-    assert_eq!(bump.compute_root(&txid).unwrap().to_string(), sim.header(new_height).await["merkleRoot"].as_str().unwrap());
+    assert_eq!(
+        bump.compute_root(&txid).unwrap().to_string(),
+        sim.header(new_height).await["merkleRoot"].as_str().unwrap()
+    );
 
     let (status, body) = sim.post_json("/sim/reorg", json!({ "depth": 0 })).await;
     assert_arc_error(status, &body, 400, None, "reorg depth must be between 1");
@@ -532,13 +941,17 @@ async fn reorg_unmines_then_remines_a_transaction() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_with_data_keeps_the_ledger() {
     let dir = scratch_dir("restart");
-    let config = ChainsimConfig { data_dir: Some(dir.clone()), ..ChainsimConfig::default() };
+    let config = ChainsimConfig {
+        data_dir: Some(dir.clone()),
+        ..ChainsimConfig::default()
+    };
     let (alice, bob) = (key("alice"), key("bob"));
     let sim = start_with(config.clone()).await;
     let (funding, _, _) = sim.faucet(&alice, 70_000).await;
     let pending = spend(&Coin::of(&funding, 0, &alice), &bob, 300);
     assert_eq!(sim.broadcast(&pending).await.0, 200);
-    sim.post_json("/sim/clock", json!({ "advance_secs": 3_600 })).await;
+    sim.post_json("/sim/clock", json!({ "advance_secs": 3_600 }))
+        .await;
     let tip = sim.tip().await;
     let (_, funding_before) = sim.status(&funding.txid()).await;
     let tip_header = sim.header(tip).await;
@@ -547,24 +960,50 @@ async fn restart_with_data_keeps_the_ledger() {
     let sim = start_with(config.clone()).await;
     assert_eq!(sim.tip().await, tip);
     assert_eq!(sim.header(tip).await, tip_header);
-    assert_eq!(sim.status(&funding.txid()).await.1["merklePath"], funding_before["merklePath"]);
-    assert_eq!(sim.status(&pending.txid()).await.1["txStatus"], "SEEN_ON_NETWORK");
-    assert_eq!(sim.get(&format!("/v1/tx/{}/0/spent", funding.txid())).await.1["txid"], pending.txid().to_string());
-    assert_eq!(sim.post_json("/sim/clock", json!({ "advance_secs": 0 })).await.1, json!({ "now": START + 3_600 }));
+    assert_eq!(
+        sim.status(&funding.txid()).await.1["merklePath"],
+        funding_before["merklePath"]
+    );
+    assert_eq!(
+        sim.status(&pending.txid()).await.1["txStatus"],
+        "SEEN_ON_NETWORK"
+    );
+    assert_eq!(
+        sim.get(&format!("/v1/tx/{}/0/spent", funding.txid()))
+            .await
+            .1["txid"],
+        pending.txid().to_string()
+    );
+    assert_eq!(
+        sim.post_json("/sim/clock", json!({ "advance_secs": 0 }))
+            .await
+            .1,
+        json!({ "now": START + 3_600 })
+    );
     let height = sim.mine(1).await;
     assert_eq!(sim.status(&pending.txid()).await.1["blockHeight"], height);
     assert_eq!(sim.header(height).await["creationTimestamp"], START + 3_600);
     sim.handle.shutdown().await.unwrap();
 
     // Another chain id, or a newer schema, is refused.
-    let other = ChainsimConfig { chain_id: "other".into(), ..config.clone() };
+    let other = ChainsimConfig {
+        chain_id: "other".into(),
+        ..config.clone()
+    };
     match escrowd::chainsim::Chainsim::start(other).await {
-        Err(ChainsimError::Store(StoreError::ChainMismatch { stored, .. })) => assert_eq!(stored, "regtest"),
+        Err(ChainsimError::Store(StoreError::ChainMismatch { stored, .. })) => {
+            assert_eq!(stored, "regtest")
+        }
         other => panic!("expected ChainMismatch, got {other:?}"),
     }
     {
         let (store, _) = SledStore::open(&dir, "regtest").unwrap();
-        store.db().open_tree("chainsim").unwrap().insert(b"m:schema", &[99u8]).unwrap();
+        store
+            .db()
+            .open_tree("chainsim")
+            .unwrap()
+            .insert(b"m:schema", &[99u8])
+            .unwrap();
         store.db().flush().unwrap();
     }
     match escrowd::chainsim::Chainsim::start(config).await {
@@ -579,12 +1018,29 @@ async fn interval_mining_and_the_manual_clock() {
     // The clock alone never mines.
     let sim = start().await;
     let tip = sim.tip().await;
-    assert_eq!(sim.post_json("/sim/clock", json!({ "advance_secs": 86_400 })).await, (200, json!({ "now": START + 86_400 })));
+    assert_eq!(
+        sim.post_json("/sim/clock", json!({ "advance_secs": 86_400 }))
+            .await,
+        (200, json!({ "now": START + 86_400 }))
+    );
     assert_eq!(sim.tip().await, tip);
-    let (status, body) = sim.post_json("/sim/clock", json!({ "set_unix": START })).await;
+    let (status, body) = sim
+        .post_json("/sim/clock", json!({ "set_unix": START }))
+        .await;
     assert_arc_error(status, &body, 400, None, "the clock cannot go back");
-    let (status, body) = sim.post_json("/sim/clock", json!({ "advance_secs": 1, "set_unix": START })).await;
-    assert_arc_error(status, &body, 400, None, "exactly one of advance_secs and set_unix");
+    let (status, body) = sim
+        .post_json(
+            "/sim/clock",
+            json!({ "advance_secs": 1, "set_unix": START }),
+        )
+        .await;
+    assert_arc_error(
+        status,
+        &body,
+        400,
+        None,
+        "exactly one of advance_secs and set_unix",
+    );
     // Block times come from the clock.
     let h = sim.mine(1).await;
     assert_eq!(sim.header(h).await["creationTimestamp"], START + 86_400);
@@ -592,53 +1048,133 @@ async fn interval_mining_and_the_manual_clock() {
 
     // A 5 ms interval: wait (no fixed sleep) for three blocks; their times
     // stay above the median time past although the clock stands still.
-    let config = ChainsimConfig { block_interval: Some(Duration::from_millis(5)), ..ChainsimConfig::default() };
+    let config = ChainsimConfig {
+        block_interval: Some(Duration::from_millis(5)),
+        ..ChainsimConfig::default()
+    };
     let sim = start_with(config).await;
     let mut tips = sim.handle.subscribe_tip();
-    tokio::time::timeout(Duration::from_secs(20), tips.wait_for(|t| *t >= 104)).await.unwrap().unwrap();
-    let (_, headers) = sim.get("/api/v1/chain/header/byHeight?height=91&count=14").await;
-    let times: Vec<u64> = headers.as_array().unwrap().iter().map(|h| h["creationTimestamp"].as_u64().unwrap()).collect();
+    tokio::time::timeout(Duration::from_secs(20), tips.wait_for(|t| *t >= 104))
+        .await
+        .unwrap()
+        .unwrap();
+    let (_, headers) = sim
+        .get("/api/v1/chain/header/byHeight?height=91&count=14")
+        .await;
+    let times: Vec<u64> = headers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["creationTimestamp"].as_u64().unwrap())
+        .collect();
     assert_eq!(times.len(), 14);
-    assert_eq!(times[10], START, "the last initial block (101) is at the start time");
+    assert_eq!(
+        times[10], START,
+        "the last initial block (101) is at the start time"
+    );
     for i in 11..times.len() {
         let mut window = times[i - 11..i].to_vec();
         window.sort_unstable();
-        assert!(times[i] > window[5], "block {} time {} not above MTP {}", 91 + i, times[i], window[5]);
+        assert!(
+            times[i] > window[5],
+            "block {} time {} not above MTP {}",
+            91 + i,
+            times[i],
+            window[5]
+        );
     }
     sim.handle.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_arc_style_errors() {
-    let config = ChainsimConfig { max_body_bytes: 4_096, ..ChainsimConfig::default() };
+    let config = ChainsimConfig {
+        max_body_bytes: 4_096,
+        ..ChainsimConfig::default()
+    };
     let sim = start_with(config).await;
-    let (status, body) = sim.post_raw("/v1/tx", "text/plain", vec![b'a'; 10_000]).await;
+    let (status, body) = sim
+        .post_raw("/v1/tx", "text/plain", vec![b'a'; 10_000])
+        .await;
     assert_arc_error(status, &body, 413, None, "request body");
     let (status, body) = sim.post_raw("/v1/tx", "text/plain", b"zz".to_vec()).await;
     assert_arc_error(status, &body, 400, None, "body is not hex");
-    let (status, body) = sim.post_raw("/v1/tx", "application/xml", b"<tx/>".to_vec()).await;
-    assert_arc_error(status, &body, 400, None, "Content-Type \"application/xml\" is not");
-    let (status, body) = sim.post_raw("/v1/tx", "application/json", b"{\"raw\": 1}".to_vec()).await;
+    let (status, body) = sim
+        .post_raw("/v1/tx", "application/xml", b"<tx/>".to_vec())
+        .await;
+    assert_arc_error(
+        status,
+        &body,
+        400,
+        None,
+        "Content-Type \"application/xml\" is not",
+    );
+    let (status, body) = sim
+        .post_raw("/v1/tx", "application/json", b"{\"raw\": 1}".to_vec())
+        .await;
     assert_arc_error(status, &body, 400, None, "missing field `rawTx`");
-    let (status, body) = sim.post_raw("/sim/mine", "application/json", b"{\"blocks\": 1, \"extra\": 2}".to_vec()).await;
+    let (status, body) = sim
+        .post_raw(
+            "/sim/mine",
+            "application/json",
+            b"{\"blocks\": 1, \"extra\": 2}".to_vec(),
+        )
+        .await;
     assert_arc_error(status, &body, 400, None, "unknown field `extra`");
-    let (status, body) = sim.post_raw("/sim/mine", "application/json", b"{\"blocks\": -1}".to_vec()).await;
+    let (status, body) = sim
+        .post_raw(
+            "/sim/mine",
+            "application/json",
+            b"{\"blocks\": -1}".to_vec(),
+        )
+        .await;
     assert_arc_error(status, &body, 400, None, "JSON body");
     let (status, body) = sim.post_json("/sim/mine", json!({ "blocks": 0 })).await;
-    assert_arc_error(status, &body, 400, None, "blocks must be between 1 and 10000, got 0");
-    let (status, body) = sim.post_json("/sim/faucet", json!({ "address": "not-an-address", "satoshis": 5 })).await;
+    assert_arc_error(
+        status,
+        &body,
+        400,
+        None,
+        "blocks must be between 1 and 10000, got 0",
+    );
+    let (status, body) = sim
+        .post_json(
+            "/sim/faucet",
+            json!({ "address": "not-an-address", "satoshis": 5 }),
+        )
+        .await;
     assert_arc_error(status, &body, 400, None, "is not a P2PKH address");
     let (status, body) = sim.post_json("/sim/faucet", json!({ "address": key("a").public_key().address(Network::Testnet), "satoshis": 10_000_000_000u64 })).await;
-    assert_arc_error(status, &body, 409, None, "the faucet has no spendable output");
+    assert_arc_error(
+        status,
+        &body,
+        409,
+        None,
+        "the faucet has no spendable output",
+    );
     let (status, body) = sim.get("/v1/tx/1234").await;
     assert_arc_error(status, &body, 400, None, "is not 64 hex characters");
     let (status, body) = sim.get(&format!("/v1/tx/{}/x/spent", Txid([1; 32]))).await;
     assert_arc_error(status, &body, 400, None, "vout \"x\" is not a number");
     let (status, body) = sim.get(&format!("/v1/tx/{}/0/spent", Txid([1; 32]))).await;
     assert_arc_error(status, &body, 404, None, "is unknown");
-    let resp = sim.http.post(format!("{}/v1/tx", sim.url)).header("Content-Type", "text/plain").header("X-WaitFor", "NOPE").body("00").send().await.unwrap();
+    let resp = sim
+        .http
+        .post(format!("{}/v1/tx", sim.url))
+        .header("Content-Type", "text/plain")
+        .header("X-WaitFor", "NOPE")
+        .body("00")
+        .send()
+        .await
+        .unwrap();
     let status = resp.status().as_u16();
-    assert_arc_error(status, &resp.json().await.unwrap(), 400, None, "X-WaitFor \"NOPE\"");
+    assert_arc_error(
+        status,
+        &resp.json().await.unwrap(),
+        400,
+        None,
+        "X-WaitFor \"NOPE\"",
+    );
     let (status, body) = sim.get("/no/such/path").await;
     assert_arc_error(status, &body, 404, None, "no endpoint GET /no/such/path");
     let (status, body) = sim.get("/sim/mine").await;
@@ -646,8 +1182,16 @@ async fn bad_requests_get_arc_style_errors() {
     let (status, body) = sim.get("/api/v1/chain/header/byHeight?height=abc").await;
     assert_arc_error(status, &body, 400, None, "height=\"abc\" is not a number");
     let (status, body) = sim.get("/api/v1/chain/header/byHeight?height=5000").await;
-    assert_arc_error(status, &body, 404, None, "no block at height 5000 (tip 101)");
-    let (status, body) = sim.post_json("/api/v1/chain/merkleroot/verify", json!([])).await;
+    assert_arc_error(
+        status,
+        &body,
+        404,
+        None,
+        "no block at height 5000 (tip 101)",
+    );
+    let (status, body) = sim
+        .post_json("/api/v1/chain/merkleroot/verify", json!([]))
+        .await;
     assert_arc_error(status, &body, 400, None, "at least one merkle root");
     sim.handle.shutdown().await.unwrap();
 }
@@ -657,21 +1201,46 @@ async fn headers_policy_and_health_shapes() {
     let sim = start().await;
     let (status, tip) = sim.get("/api/v1/chain/tip/longest").await;
     assert_eq!(status, 200);
-    assert_eq!((tip["state"].as_str(), tip["height"].as_u64(), tip["chainWork"].as_u64()), (Some("LONGEST_CHAIN"), Some(101), Some(204)));
+    assert_eq!(
+        (
+            tip["state"].as_str(),
+            tip["height"].as_u64(),
+            tip["chainWork"].as_u64()
+        ),
+        (Some("LONGEST_CHAIN"), Some(101), Some(204))
+    );
     let header = &tip["header"];
     for field in ["hash", "prevBlockHash", "merkleRoot"] {
         assert_eq!(header[field].as_str().map(str::len), Some(64), "{field}");
     }
-    assert_eq!((header["version"].as_u64(), header["difficultyTarget"].as_u64(), header["nonce"].as_u64(), header["work"].as_u64()), (Some(0x2000_0000), Some(0x207f_ffff), Some(0), Some(2)));
+    assert_eq!(
+        (
+            header["version"].as_u64(),
+            header["difficultyTarget"].as_u64(),
+            header["nonce"].as_u64(),
+            header["work"].as_u64()
+        ),
+        (Some(0x2000_0000), Some(0x207f_ffff), Some(0), Some(2))
+    );
     assert_eq!(header["creationTimestamp"], START);
     let prev = sim.header(100).await;
     assert_eq!(header["prevBlockHash"], prev["hash"]);
-    let (_, two) = sim.get("/api/v1/chain/header/byHeight?height=100&count=2").await;
+    let (_, two) = sim
+        .get("/api/v1/chain/header/byHeight?height=100&count=2")
+        .await;
     assert_eq!(two, json!([prev, header.clone()]));
-    let (status, by_hash) = sim.get(&format!("/api/v1/chain/header/{}", header["hash"].as_str().unwrap())).await;
+    let (status, by_hash) = sim
+        .get(&format!(
+            "/api/v1/chain/header/{}",
+            header["hash"].as_str().unwrap()
+        ))
+        .await;
     assert_eq!((status, &by_hash), (200, header));
     // Genesis links to the zero hash.
-    assert_eq!(sim.header(0).await["prevBlockHash"], Hash256::default().to_string());
+    assert_eq!(
+        sim.header(0).await["prevBlockHash"],
+        Hash256::default().to_string()
+    );
 
     let wrong_root = Hash256([9; 32]).to_string();
     let (_, answer) = sim
@@ -688,16 +1257,31 @@ async fn headers_policy_and_health_shapes() {
             { "blockHash": "", "blockHeight": 500, "merkleRoot": header["merkleRoot"], "confirmation": "UNABLE_TO_VERIFY" },
         ])
     );
-    let (_, answer) = sim.post_json("/api/v1/chain/merkleroot/verify", json!([{ "merkleRoot": wrong_root, "blockHeight": 101 }])).await;
+    let (_, answer) = sim
+        .post_json(
+            "/api/v1/chain/merkleroot/verify",
+            json!([{ "merkleRoot": wrong_root, "blockHeight": 101 }]),
+        )
+        .await;
     assert_eq!(answer["confirmationState"], "INVALID");
 
     let (status, policy) = sim.get("/v1/policy").await;
     assert_eq!(status, 200);
-    assert_eq!(policy["policy"]["miningFee"], json!({ "satoshis": 1, "bytes": 1000 }));
+    assert_eq!(
+        policy["policy"]["miningFee"],
+        json!({ "satoshis": 1, "bytes": 1000 })
+    );
     assert_eq!(policy["policy"]["maxtxsizepolicy"], 10_000_000);
     assert_eq!(policy["timestamp"], "2023-11-14T22:13:20Z");
     let (status, health) = sim.get("/v1/health").await;
-    assert_eq!((status, health["healthy"].as_bool(), health["reason"].is_null()), (200, Some(true), true));
+    assert_eq!(
+        (
+            status,
+            health["healthy"].as_bool(),
+            health["reason"].is_null()
+        ),
+        (200, Some(true), true)
+    );
     sim.handle.shutdown().await.unwrap();
 }
 
@@ -712,13 +1296,19 @@ fn spawn_cli(args: Vec<String>) -> (std::process::Child, Value) {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     (child, serde_json::from_str(&line).unwrap())
 }
 
 fn terminate(mut child: std::process::Child) -> Option<i32> {
     let pid = child.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     child.wait().unwrap().code()
 }
 
@@ -726,30 +1316,95 @@ fn terminate(mut child: std::process::Child) -> Option<i32> {
 async fn cli_serves_until_sigterm_and_keeps_its_data() {
     let dir = scratch_dir("cli");
     let data = dir.to_str().unwrap().to_string();
-    let args = ["--listen", "127.0.0.1:0", "--data", &data, "--fee-rate", "2", "--chain-id", "chain-p"].map(String::from).to_vec();
-    let (child, hello) = tokio::task::spawn_blocking(move || spawn_cli(args)).await.unwrap();
-    assert_eq!((hello["chain_id"].as_str(), hello["tip"].as_u64()), (Some("chain-p"), Some(101)));
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        &data,
+        "--fee-rate",
+        "2",
+        "--chain-id",
+        "chain-p",
+    ]
+    .map(String::from)
+    .to_vec();
+    let (child, hello) = tokio::task::spawn_blocking(move || spawn_cli(args))
+        .await
+        .unwrap();
+    assert_eq!(
+        (hello["chain_id"].as_str(), hello["tip"].as_u64()),
+        (Some("chain-p"), Some(101))
+    );
     let http = client();
     let url = hello["url"].as_str().unwrap().to_string();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
-    let policy: Value = http.get(format!("{url}/v1/policy")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(policy["policy"]["miningFee"], json!({ "satoshis": 2, "bytes": 1000 }));
-    let mined: Value = http.post(format!("{url}/sim/mine")).json(&json!({ "blocks": 2 })).send().await.unwrap().json().await.unwrap();
+    let policy: Value = http
+        .get(format!("{url}/v1/policy"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        policy["policy"]["miningFee"],
+        json!({ "satoshis": 2, "bytes": 1000 })
+    );
+    let mined: Value = http
+        .post(format!("{url}/sim/mine"))
+        .json(&json!({ "blocks": 2 }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(mined, json!({ "tip": 103 }));
-    assert_eq!(tokio::task::spawn_blocking(move || terminate(child)).await.unwrap(), Some(0));
+    assert_eq!(
+        tokio::task::spawn_blocking(move || terminate(child))
+            .await
+            .unwrap(),
+        Some(0)
+    );
 
-    let args = ["--listen", "127.0.0.1:0", "--data", &data, "--chain-id", "chain-p"].map(String::from).to_vec();
-    let (child, hello) = tokio::task::spawn_blocking(move || spawn_cli(args)).await.unwrap();
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        &data,
+        "--chain-id",
+        "chain-p",
+    ]
+    .map(String::from)
+    .to_vec();
+    let (child, hello) = tokio::task::spawn_blocking(move || spawn_cli(args))
+        .await
+        .unwrap();
     assert_eq!(hello["tip"], 103, "the ledger survived the restart");
-    assert_eq!(tokio::task::spawn_blocking(move || terminate(child)).await.unwrap(), Some(0));
+    assert_eq!(
+        tokio::task::spawn_blocking(move || terminate(child))
+            .await
+            .unwrap(),
+        Some(0)
+    );
 
     // Usage errors exit 2: another chain id for the same store.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_escrowd"))
-        .args(["chainsim", "--listen", "127.0.0.1:0", "--data", &data, "--chain-id", "chain-d"])
+        .args([
+            "chainsim",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            &data,
+            "--chain-id",
+            "chain-d",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("holds chain \"chain-p\", not \"chain-d\""));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("holds chain \"chain-p\", not \"chain-d\"")
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -758,11 +1413,17 @@ async fn cli_serves_until_sigterm_and_keeps_its_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_arc_client_meets_faults_and_rejections() {
     use escrowd::chain::{ArcClient, ArcConfig, RetryPolicy};
-    use saga_runtime::{ArcErrorCode, BroadcastError, BroadcastOutcome, Broadcaster, RejectCode, TxState};
+    use saga_runtime::{
+        ArcErrorCode, BroadcastError, BroadcastOutcome, Broadcaster, RejectCode, TxState,
+    };
 
     let (sim, coin) = funded().await;
     let mut cfg = ArcConfig::new(sim.url.clone());
-    cfg.retry = RetryPolicy { attempts: 3, base: Duration::from_millis(1), cap: Duration::from_millis(2) };
+    cfg.retry = RetryPolicy {
+        attempts: 3,
+        base: Duration::from_millis(1),
+        cap: Duration::from_millis(2),
+    };
     let arc = ArcClient::new(cfg).unwrap();
     let bob = key("bob");
     let ef = spend(&coin, &bob, 300);
@@ -771,37 +1432,86 @@ async fn the_arc_client_meets_faults_and_rejections() {
     // Two 503s are retried through; three exhaust the three attempts.
     add_fault(&sim, json!({ "kind": "error5xx", "count": 2 })).await;
     let outcome = arc.broadcast(&ef).await.unwrap();
-    assert!(matches!(&outcome, BroadcastOutcome::Accepted(s) if s.txid == txid && s.state == TxState::SeenOnNetwork), "{outcome:?}");
+    assert!(
+        matches!(&outcome, BroadcastOutcome::Accepted(s) if s.txid == txid && s.state == TxState::SeenOnNetwork),
+        "{outcome:?}"
+    );
     add_fault(&sim, json!({ "kind": "error5xx", "count": 3 })).await;
-    assert!(matches!(arc.broadcast(&ef).await, Err(BroadcastError::Unavailable { attempts: 3, .. })));
+    assert!(matches!(
+        arc.broadcast(&ef).await,
+        Err(BroadcastError::Unavailable { attempts: 3, .. })
+    ));
 
     // A rejecting broadcaster is a permanent refusal; a dropping one looks
     // fine until the status is asked for.
     let other = spend(&Coin::of(&ef.tx, 0, &bob), &key("carol"), 300);
     add_fault(&sim, json!({ "kind": "reject", "count": 1 })).await;
     let err = arc.broadcast(&other).await.unwrap_err();
-    assert!(matches!(err, BroadcastError::Rejected { code: RejectCode::StatusRejected, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            BroadcastError::Rejected {
+                code: RejectCode::StatusRejected,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     add_fault(&sim, json!({ "kind": "drop", "count": 1 })).await;
-    assert!(matches!(arc.broadcast(&other).await, Ok(BroadcastOutcome::Accepted(_))));
+    assert!(matches!(
+        arc.broadcast(&other).await,
+        Ok(BroadcastOutcome::Accepted(_))
+    ));
     assert_eq!(arc.status(&other.txid()).await.unwrap(), None, "dropped");
-    assert!(matches!(arc.broadcast(&other).await, Ok(BroadcastOutcome::Accepted(_))));
-    assert_eq!(arc.status(&other.txid()).await.unwrap().map(|s| s.state), Some(TxState::SeenOnNetwork));
+    assert!(matches!(
+        arc.broadcast(&other).await,
+        Ok(BroadcastOutcome::Accepted(_))
+    ));
+    assert_eq!(
+        arc.status(&other.txid()).await.unwrap().map(|s| s.state),
+        Some(TxState::SeenOnNetwork)
+    );
 
     // Non-final (chainsim's 409) and a failing script: rejected, with the reason.
     let (funding, vout, _) = sim.faucet(&key("alice"), 20_000).await;
     let fresh = Coin::of(&funding, vout, &key("alice"));
     let tip = sim.tip().await;
-    let locked = spend_with(std::slice::from_ref(&fresh), vec![TxOut { satoshis: 19_000, locking_script: p2pkh(&bob) }], tip + 5, 0);
+    let locked = spend_with(
+        std::slice::from_ref(&fresh),
+        vec![TxOut {
+            satoshis: 19_000,
+            locking_script: p2pkh(&bob),
+        }],
+        tip + 5,
+        0,
+    );
     match arc.broadcast(&locked).await {
-        Err(BroadcastError::Rejected { code: RejectCode::Http { code: ArcErrorCode::Generic, status: 409 }, detail, .. }) => {
-            assert!(detail.contains(&format!("non-final until height {}", tip + 6)), "{detail}");
+        Err(BroadcastError::Rejected {
+            code:
+                RejectCode::Http {
+                    code: ArcErrorCode::Generic,
+                    status: 409,
+                },
+            detail,
+            ..
+        }) => {
+            assert!(
+                detail.contains(&format!("non-final until height {}", tip + 6)),
+                "{detail}"
+            );
         }
         other => panic!("expected 409, got {other:?}"),
     }
     let forged = spend(&Coin { key: bob, ..fresh }, &bob, 300);
     assert!(matches!(
         arc.broadcast(&forged).await,
-        Err(BroadcastError::Rejected { code: RejectCode::Http { code: ArcErrorCode::UnlockingScripts, status: 461 }, .. })
+        Err(BroadcastError::Rejected {
+            code: RejectCode::Http {
+                code: ArcErrorCode::UnlockingScripts,
+                status: 461
+            },
+            ..
+        })
     ));
     sim.handle.shutdown().await.unwrap();
 }

@@ -34,11 +34,17 @@ fn text(b: &[u8]) -> String {
 }
 
 fn sample_beef() -> String {
-    examples().join("sample.beef.hex").to_string_lossy().into_owned()
+    examples()
+        .join("sample.beef.hex")
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn sample_headers() -> String {
-    examples().join("sample.headers.json").to_string_lossy().into_owned()
+    examples()
+        .join("sample.headers.json")
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn scratch(name: &str, content: &[u8]) -> String {
@@ -53,8 +59,14 @@ fn scratch(name: &str, content: &[u8]) -> String {
 #[test]
 fn committed_sample_is_what_the_generator_builds() {
     let sample = escrowd::sample::build().unwrap();
-    assert_eq!(std::fs::read_to_string(sample_beef()).unwrap(), sample.beef_file());
-    assert_eq!(std::fs::read_to_string(sample_headers()).unwrap(), sample.headers_file());
+    assert_eq!(
+        std::fs::read_to_string(sample_beef()).unwrap(),
+        sample.beef_file()
+    );
+    assert_eq!(
+        std::fs::read_to_string(sample_headers()).unwrap(),
+        sample.headers_file()
+    );
     assert_eq!(sample.beef.subject().unwrap().to_string(), SUBJECT);
     assert_eq!(sample.beef.txs().len(), 3);
 }
@@ -76,39 +88,84 @@ fn sample_root_matches_an_independent_merkle_computation() {
         if level.len() % 2 == 1 {
             level.push(*level.last().unwrap());
         }
-        level = level.chunks(2).map(|p| sha256d(&[p[0], p[1]].concat())).collect();
+        level = level
+            .chunks(2)
+            .map(|p| sha256d(&[p[0], p[1]].concat()))
+            .collect();
     }
     assert_eq!(sample.headers.root_at(1000), Some(&Hash256(level[0])));
 }
 
 #[test]
 fn verify_accepts_the_sample() {
-    let out = escrowd(&["beef", "verify", &sample_beef(), "--headers", &sample_headers()], None);
+    let out = escrowd(
+        &[
+            "beef",
+            "verify",
+            &sample_beef(),
+            "--headers",
+            &sample_headers(),
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), format!("valid: {SUBJECT} (3 transactions, 1 roots confirmed, scripts checked)\n"));
+    assert_eq!(
+        text(&out.stdout),
+        format!("valid: {SUBJECT} (3 transactions, 1 roots confirmed, scripts checked)\n")
+    );
 
-    let out = escrowd(&["beef", "verify", &sample_beef(), "--headers", &sample_headers(), "--json"], None);
+    let out = escrowd(
+        &[
+            "beef",
+            "verify",
+            &sample_beef(),
+            "--headers",
+            &sample_headers(),
+            "--json",
+        ],
+        None,
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["valid"], true);
     assert_eq!(v["subject_txid"], SUBJECT);
     assert_eq!(v["tip_height"], 1010);
     assert_eq!(v["roots"][0]["height"], 1000);
-    assert_eq!(v["roots"][0]["root"], "105a44810a039138ad0cd7c3f254c0290f8081b609ef39d6b7ed7261c3f86457");
+    assert_eq!(
+        v["roots"][0]["root"],
+        "105a44810a039138ad0cd7c3f254c0290f8081b609ef39d6b7ed7261c3f86457"
+    );
 }
 
 #[test]
 fn verify_reads_binary_from_stdin() {
     let bytes = hex::decode(std::fs::read_to_string(sample_beef()).unwrap().trim()).unwrap();
-    let out = escrowd(&["beef", "verify", "-", "--headers", &sample_headers()], Some(&bytes));
+    let out = escrowd(
+        &["beef", "verify", "-", "--headers", &sample_headers()],
+        Some(&bytes),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
 
 #[test]
 fn an_unconfirmed_root_is_invalid_with_the_height_named() {
     let headers = scratch("wrong-root.json", br#"{"tip": 1010, "roots": {"1000": "0000000000000000000000000000000000000000000000000000000000000001"}}"#);
-    let out = escrowd(&["beef", "verify", &sample_beef(), "--headers", &headers, "--json"], None);
+    let out = escrowd(
+        &[
+            "beef",
+            "verify",
+            &sample_beef(),
+            "--headers",
+            &headers,
+            "--json",
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("is not confirmed for height 1000"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("is not confirmed for height 1000"),
+        "{}",
+        text(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["valid"], false);
     assert_eq!(v["error"]["rule"], "root_not_confirmed");
@@ -131,12 +188,28 @@ fn a_tampered_claim_fails_its_script_and_names_the_input() {
         claim_txid = Some(beef.add_transaction(tx));
     }
     let file = scratch("tampered.beef", &beef.to_bytes());
-    let out = escrowd(&["beef", "verify", &file, "--headers", &sample_headers()], None);
+    let out = escrowd(
+        &["beef", "verify", &file, "--headers", &sample_headers()],
+        None,
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains(&format!("input 0 of {}", claim_txid.unwrap())), "{err}");
+    assert!(
+        err.contains(&format!("input 0 of {}", claim_txid.unwrap())),
+        "{err}"
+    );
     // Without scripts the same BEEF is structurally fine.
-    let out = escrowd(&["beef", "verify", &file, "--headers", &sample_headers(), "--no-scripts"], None);
+    let out = escrowd(
+        &[
+            "beef",
+            "verify",
+            &file,
+            "--headers",
+            &sample_headers(),
+            "--no-scripts",
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
 
@@ -147,7 +220,11 @@ fn malformed_input_is_invalid_with_a_byte_offset() {
     let file = scratch("truncated.beef", &bytes);
     let out = escrowd(&["beef", "inspect", &file], None);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("at byte offset"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("at byte offset"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let file = scratch("odd.hex", b"0100bee");
     let out = escrowd(&["beef", "inspect", &file], None);
@@ -165,7 +242,11 @@ fn usage_errors_and_unreadable_files_exit_2() {
     let bad = scratch("typo.json", br#"{"tip": 1010, "root": {}}"#);
     let out = escrowd(&["beef", "verify", &sample_beef(), "--headers", &bad], None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("unknown field `root`"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("unknown field `root`"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = escrowd(&["beef", "to-ef", &sample_beef(), "--txid", "xyz"], None);
     assert_eq!(out.status.code(), Some(2));
 }
@@ -179,7 +260,10 @@ fn inspect_lists_bumps_roots_and_transactions() {
     assert_eq!(v["subject_txid"], SUBJECT);
     assert_eq!(v["bumps"][0]["block_height"], 1000);
     assert_eq!(v["bumps"][0]["tree_height"], 3);
-    assert_eq!(v["bumps"][0]["root"], "105a44810a039138ad0cd7c3f254c0290f8081b609ef39d6b7ed7261c3f86457");
+    assert_eq!(
+        v["bumps"][0]["root"],
+        "105a44810a039138ad0cd7c3f254c0290f8081b609ef39d6b7ed7261c3f86457"
+    );
     assert_eq!(v["txs"].as_array().unwrap().len(), 3);
     assert_eq!(v["txs"][0]["bump"], 0);
     assert_eq!(v["txs"][2]["txid"], SUBJECT);
@@ -200,10 +284,17 @@ fn to_ef_and_tx_decode_agree_on_the_subject() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["txid"], SUBJECT);
     assert_eq!(v["outputs"][0]["satoshis"], 49_800);
-    assert!(v["inputs"][0]["unlocking_asm"].as_str().unwrap().ends_with(" OP_1"));
+    assert!(v["inputs"][0]["unlocking_asm"]
+        .as_str()
+        .unwrap()
+        .ends_with(" OP_1"));
 
     // EF where a raw transaction is required: a clear error.
     let out = escrowd(&["tx", "decode", &ef.to_hex()], None);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("Extended Format"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Extended Format"),
+        "{}",
+        text(&out.stderr)
+    );
 }

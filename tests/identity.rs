@@ -76,7 +76,11 @@ impl Logs {
     /// Waits (bounded) for a line containing every needle; returns it.
     async fn line_with(&self, needles: &[&str]) -> String {
         for _ in 0..500 {
-            if let Some(line) = self.text().lines().find(|l| needles.iter().all(|n| l.contains(n))) {
+            if let Some(line) = self
+                .text()
+                .lines()
+                .find(|l| needles.iter().all(|n| l.contains(n)))
+            {
                 return line.to_owned();
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -105,7 +109,10 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 fn sid(s: &str) -> SpiffeId {
@@ -126,7 +133,10 @@ impl Pki {
     fn new() -> Pki {
         let dir = TempDir::new();
         issue::init(&dir.0, &DomainPlan::defaults(), now(), 2, false).unwrap();
-        Pki { dir, extra: AtomicUsize::new(0) }
+        Pki {
+            dir,
+            extra: AtomicUsize::new(0),
+        }
     }
 
     fn path(&self) -> &Path {
@@ -155,7 +165,14 @@ impl Pki {
 
     /// Issues `id` from `ca` with `validity`, written to fresh files; returns (cert, key, serial).
     fn leaf_from(&self, ca: &Ca, id: &str, validity: Validity) -> (PathBuf, PathBuf, String) {
-        let leaf = ca.issue(&LeafRequest { id: sid(id), validity, dns: vec![], ips: vec![] }).unwrap();
+        let leaf = ca
+            .issue(&LeafRequest {
+                id: sid(id),
+                validity,
+                dns: vec![],
+                ips: vec![],
+            })
+            .unwrap();
         let n = self.extra.fetch_add(1, Ordering::SeqCst);
         let cert = self.path().join(format!("extra-{n}.pem"));
         let key = self.path().join(format!("extra-{n}.key"));
@@ -169,8 +186,13 @@ impl Pki {
     }
 
     /// A client config presenting `cert`/`key` (or nothing) and expecting `expected`.
-    fn client(&self, cert_key: Option<(&Path, &Path)>, expected: &str) -> Arc<rustls::ClientConfig> {
-        let trust = Arc::new(TrustStore::load(&Federation::load(&self.federation()).unwrap()).unwrap());
+    fn client(
+        &self,
+        cert_key: Option<(&Path, &Path)>,
+        expected: &str,
+    ) -> Arc<rustls::ClientConfig> {
+        let trust =
+            Arc::new(TrustStore::load(&Federation::load(&self.federation()).unwrap()).unwrap());
         let own = cert_key.map(|(c, k)| Arc::new(load_certified_key(c, k).unwrap()));
         Arc::new(client_config(trust, sid(expected), own, Arc::new(DefaultTimeProvider)).unwrap())
     }
@@ -230,8 +252,9 @@ impl UnaryService<Vec<u8>> for Echo {
     type Future = BoxFuture<tonic::Response<Vec<u8>>, Status>;
 
     fn call(&mut self, request: tonic::Request<Vec<u8>>) -> Self::Future {
-        let answer = caller(&request)
-            .map(|peer| format!("{} {}", peer.id(), authorized_saga(&request).unwrap_or("-")).into_bytes());
+        let answer = caller(&request).map(|peer| {
+            format!("{} {}", peer.id(), authorized_saga(&request).unwrap_or("-")).into_bytes()
+        });
         Box::pin(async move { answer.map(tonic::Response::new) })
     }
 }
@@ -265,7 +288,9 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         Box::pin(async move {
             match req.uri().path() {
-                PEER | ADMIN | SUBSCRIBE | NOTARY => Ok(tonic::server::Grpc::new(RawCodec).unary(Echo, req).await),
+                PEER | ADMIN | SUBSCRIBE | NOTARY => {
+                    Ok(tonic::server::Grpc::new(RawCodec).unary(Echo, req).await)
+                }
                 other => Ok(Status::unimplemented(other.to_owned()).into_http()),
             }
         })
@@ -291,12 +316,18 @@ async fn serve_aged(identity: IdentityHandle, age: ConnectionAge) -> SocketAddr 
     let addr = listener.local_addr().unwrap();
     let sagas: HashMap<String, Vec<SpiffeId>> = HashMap::from([
         ("saga-1".to_owned(), vec![sid(GA), sid(GB)]),
-        ("saga-2".to_owned(), vec![sid(GB), sid("spiffe://org-c.example/gateway/org-c")]),
+        (
+            "saga-2".to_owned(),
+            vec![sid(GB), sid("spiffe://org-c.example/gateway/org-c")],
+        ),
     ]);
     let parties = Arc::new(move |saga: &str| sagas.get(saga).cloned());
     let layer = AuthLayer::new(identity.clone(), rules(), parties);
     let incoming = id::server::incoming(listener, identity);
-    let server = id::server::builder(age).layer(layer).add_service(Probe).serve_with_incoming(incoming);
+    let server = id::server::builder(age)
+        .layer(layer)
+        .add_service(Probe)
+        .serve_with_incoming(incoming);
     tokio::spawn(server);
     addr
 }
@@ -328,10 +359,13 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 async fn rpc(channel: &Channel, method: &str, saga: Option<&str>) -> Result<String, Status> {
     let mut grpc = tonic::client::Grpc::new(channel.clone());
-    grpc.ready().await.map_err(|e| Status::unavailable(error_chain(&e)))?;
+    grpc.ready()
+        .await
+        .map_err(|e| Status::unavailable(error_chain(&e)))?;
     let mut req = tonic::Request::new(Vec::new());
     if let Some(s) = saga {
-        req.metadata_mut().insert("escrow-saga-id", s.parse().unwrap());
+        req.metadata_mut()
+            .insert("escrow-saga-id", s.parse().unwrap());
     }
     let path = http::uri::PathAndQuery::try_from(method).unwrap();
     let reply = grpc.unary(req, path, RawCodec).await?;
@@ -346,7 +380,9 @@ async fn call_once(
     saga: Option<&str>,
 ) -> Result<String, String> {
     let channel = connect(addr, config).await?;
-    rpc(&channel, method, saga).await.map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+    rpc(&channel, method, saga)
+        .await
+        .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
 }
 
 // ------------------------------------------------------------- accepted
@@ -372,19 +408,34 @@ async fn assert_handshake_refused(pki: &Pki, cert_key: Option<(&Path, &Path)>, n
     assert!(result.is_err(), "call succeeded: {result:?}");
     let line = logs.line_with(needles).await;
     assert!(line.contains("reason="), "{line}");
-    assert!(line.contains("WARN") && line.contains("mtls_accept{remote=127.0.0.1:"), "{line}");
+    assert!(
+        line.contains("WARN") && line.contains("mtls_accept{remote=127.0.0.1:"),
+        "{line}"
+    );
 }
 
 #[tokio::test]
 async fn refuses_a_client_without_certificate() {
     let pki = Pki::new();
-    assert_handshake_refused(&pki, None, &["TLS handshake refused", "reason=client presented no certificate"]).await;
+    assert_handshake_refused(
+        &pki,
+        None,
+        &[
+            "TLS handshake refused",
+            "reason=client presented no certificate",
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn refuses_a_certificate_from_an_unknown_ca() {
     let pki = Pki::new();
-    let rogue = Ca::generate(&"org-a.example".parse().unwrap(), Validity::days_from(now(), 1)).unwrap();
+    let rogue = Ca::generate(
+        &"org-a.example".parse().unwrap(),
+        Validity::days_from(now(), 1),
+    )
+    .unwrap();
     let (cert, key, _) = pki.leaf_from(&rogue, GA, Validity::days_from(now(), 1));
     assert_handshake_refused(
         &pki,
@@ -416,12 +467,18 @@ async fn refuses_a_federated_ca_minting_another_domains_identity() {
 async fn refuses_an_expired_certificate() {
     let pki = Pki::new();
     let t = now();
-    let validity = Validity { not_before: t - 10 * DAY, not_after: t - DAY };
+    let validity = Validity {
+        not_before: t - 10 * DAY,
+        not_after: t - DAY,
+    };
     let (cert, key, _) = pki.leaf_from(&pki.ca("org-a.example"), GA, validity);
     assert_handshake_refused(
         &pki,
         Some((&cert, &key)),
-        &["client certificate refused", "spiffe://org-a.example/gateway/org-a: certificate expired (not valid after"],
+        &[
+            "client certificate refused",
+            "spiffe://org-a.example/gateway/org-a: certificate expired (not valid after",
+        ],
     )
     .await;
 }
@@ -430,7 +487,10 @@ async fn refuses_an_expired_certificate() {
 async fn refuses_a_certificate_not_yet_valid() {
     let pki = Pki::new();
     let t = now();
-    let validity = Validity { not_before: t + DAY, not_after: t + 10 * DAY };
+    let validity = Validity {
+        not_before: t + DAY,
+        not_after: t + 10 * DAY,
+    };
     let (cert, key, _) = pki.leaf_from(&pki.ca("org-a.example"), GA, validity);
     assert_handshake_refused(
         &pki,
@@ -447,9 +507,22 @@ async fn refuses_a_certificate_not_yet_valid() {
 async fn refuses_a_certificate_revoked_by_crl() {
     let pki = Pki::new();
     let (cert, key, serial) = pki.leaf("org-a.example", GA);
-    issue::revoke(pki.path(), &"org-a.example".parse().unwrap(), std::slice::from_ref(&serial), now(), 1).unwrap();
-    let reason = format!("spiffe://org-a.example/gateway/org-a: certificate revoked (serial {serial})");
-    assert_handshake_refused(&pki, Some((&cert, &key)), &["client certificate refused", &reason]).await;
+    issue::revoke(
+        pki.path(),
+        &"org-a.example".parse().unwrap(),
+        std::slice::from_ref(&serial),
+        now(),
+        1,
+    )
+    .unwrap();
+    let reason =
+        format!("spiffe://org-a.example/gateway/org-a: certificate revoked (serial {serial})");
+    assert_handshake_refused(
+        &pki,
+        Some((&cert, &key)),
+        &["client certificate refused", &reason],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -474,17 +547,32 @@ async fn denies_a_role_not_allowed_for_the_rpc() {
     let (logs, _g) = Logs::install();
     let pki = Pki::new();
     let (_id, addr) = serve_as(&pki, "org-b.example/gateway-org-b").await;
-    let observer = connect(addr, pki.init_client("observer.example/observer-observer", GB)).await.unwrap();
+    let observer = connect(
+        addr,
+        pki.init_client("observer.example/observer-observer", GB),
+    )
+    .await
+    .unwrap();
     let status = rpc(&observer, PEER, Some("saga-1")).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
     let expected = "permission denied by rule peer-rpc: peer RPCs are for a gateway of another trust domain that is a \
                     party to the saga; caller spiffe://observer.example/observer/observer is an observer of observer.example";
     assert_eq!(status.message(), expected);
-    logs.line_with(&["RPC refused", "method=/escrow.test.v1.Probe/PeerCall", &format!("reason={expected}")]).await;
+    logs.line_with(&[
+        "RPC refused",
+        "method=/escrow.test.v1.Probe/PeerCall",
+        &format!("reason={expected}"),
+    ])
+    .await;
 
     // The same caller may subscribe, and a gateway of the other domain may not administer us.
-    assert_eq!(rpc(&observer, SUBSCRIBE, None).await.unwrap(), "spiffe://observer.example/observer/observer -");
-    let ga = connect(addr, pki.init_client("org-a.example/gateway-org-a", GB)).await.unwrap();
+    assert_eq!(
+        rpc(&observer, SUBSCRIBE, None).await.unwrap(),
+        "spiffe://observer.example/observer/observer -"
+    );
+    let ga = connect(addr, pki.init_client("org-a.example/gateway-org-a", GB))
+        .await
+        .unwrap();
     let status = rpc(&ga, ADMIN, None).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
     assert_eq!(
@@ -499,7 +587,9 @@ async fn denies_a_gateway_that_is_not_a_party_to_the_saga() {
     let (logs, _g) = Logs::install();
     let pki = Pki::new();
     let (_id, addr) = serve_as(&pki, "org-b.example/gateway-org-b").await;
-    let ga = connect(addr, pki.init_client("org-a.example/gateway-org-a", GB)).await.unwrap();
+    let ga = connect(addr, pki.init_client("org-a.example/gateway-org-a", GB))
+        .await
+        .unwrap();
     let status = rpc(&ga, PEER, Some("saga-2")).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
     let expected =
@@ -509,11 +599,21 @@ async fn denies_a_gateway_that_is_not_a_party_to_the_saga() {
 
     let status = rpc(&ga, PEER, Some("saga-404")).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
-    assert!(status.message().contains("saga saga-404 is unknown"), "{}", status.message());
+    assert!(
+        status.message().contains("saga saga-404 is unknown"),
+        "{}",
+        status.message()
+    );
     let status = rpc(&ga, PEER, None).await.unwrap_err();
-    assert_eq!(status.message(), "permission denied by rule peer-rpc: the call carries no escrow-saga-id metadata");
+    assert_eq!(
+        status.message(),
+        "permission denied by rule peer-rpc: the call carries no escrow-saga-id metadata"
+    );
     // Still fine for its own saga on the same connection.
-    assert_eq!(rpc(&ga, PEER, Some("saga-1")).await.unwrap(), format!("{GA} saga-1"));
+    assert_eq!(
+        rpc(&ga, PEER, Some("saga-1")).await.unwrap(),
+        format!("{GA} saga-1")
+    );
 }
 
 #[tokio::test]
@@ -521,10 +621,17 @@ async fn denies_a_method_without_a_rule() {
     let (_logs, _g) = Logs::install();
     let pki = Pki::new();
     let (_id, addr) = serve_as(&pki, "org-b.example/gateway-org-b").await;
-    let ga = connect(addr, pki.init_client("org-a.example/gateway-org-a", GB)).await.unwrap();
-    let status = rpc(&ga, "/escrow.test.v1.Probe/Unlisted", None).await.unwrap_err();
+    let ga = connect(addr, pki.init_client("org-a.example/gateway-org-a", GB))
+        .await
+        .unwrap();
+    let status = rpc(&ga, "/escrow.test.v1.Probe/Unlisted", None)
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
-    assert_eq!(status.message(), "permission denied: no authorization rule covers /escrow.test.v1.Probe/Unlisted");
+    assert_eq!(
+        status.message(),
+        "permission denied: no authorization rule covers /escrow.test.v1.Probe/Unlisted"
+    );
 }
 
 // ---------------------------------------------------------- client side
@@ -534,14 +641,25 @@ async fn client_refuses_a_server_with_the_wrong_spiffe_id() {
     let (logs, _g) = Logs::install();
     let pki = Pki::new();
     let (cert, key, _) = pki.leaf("org-b.example", "spiffe://org-b.example/gateway/impostor");
-    let settings = TlsSettings { federation: pki.federation(), cert, key };
+    let settings = TlsSettings {
+        federation: pki.federation(),
+        cert,
+        key,
+    };
     let addr = serve(IdentityHandle::load(settings).unwrap()).await;
-    let err =
-        call_once(addr, pki.init_client("org-a.example/gateway-org-a", GB), PEER, Some("saga-1")).await.unwrap_err();
+    let err = call_once(
+        addr,
+        pki.init_client("org-a.example/gateway-org-a", GB),
+        PEER,
+        Some("saga-1"),
+    )
+    .await
+    .unwrap_err();
     let reason =
         "server presented spiffe://org-b.example/gateway/impostor, expected spiffe://org-b.example/gateway/org-b";
     assert!(err.contains(reason), "{err}");
-    logs.line_with(&["server certificate refused", reason]).await;
+    logs.line_with(&["server certificate refused", reason])
+        .await;
 }
 
 #[tokio::test]
@@ -556,7 +674,10 @@ async fn client_for_peer_uses_our_identity_and_expects_the_peer() {
         .connect_with_connector(id::MtlsConnector::for_peer(ga, sid(GB)))
         .await
         .unwrap();
-    assert_eq!(rpc(&channel, PEER, Some("saga-1")).await.unwrap(), format!("{GA} saga-1"));
+    assert_eq!(
+        rpc(&channel, PEER, Some("saga-1")).await.unwrap(),
+        format!("{GA} saga-1")
+    );
 }
 
 // -------------------------------------------------------------- reloads
@@ -569,24 +690,46 @@ async fn reloaded_crl_refuses_a_revoked_certificate_on_new_and_existing_connecti
     let (cert, key, serial) = pki.leaf("org-a.example", GA);
     let revoked_client = pki.client(Some((&cert, &key)), GB);
     let ga = connect(addr, revoked_client.clone()).await.unwrap();
-    let observer = connect(addr, pki.init_client("observer.example/observer-observer", GB)).await.unwrap();
-    assert_eq!(rpc(&ga, PEER, Some("saga-1")).await.unwrap(), format!("{GA} saga-1"));
+    let observer = connect(
+        addr,
+        pki.init_client("observer.example/observer-observer", GB),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        rpc(&ga, PEER, Some("saga-1")).await.unwrap(),
+        format!("{GA} saga-1")
+    );
     assert!(rpc(&observer, SUBSCRIBE, None).await.is_ok());
 
-    issue::revoke(pki.path(), &"org-a.example".parse().unwrap(), std::slice::from_ref(&serial), now(), 1).unwrap();
+    issue::revoke(
+        pki.path(),
+        &"org-a.example".parse().unwrap(),
+        std::slice::from_ref(&serial),
+        now(),
+        1,
+    )
+    .unwrap();
     assert_eq!(gb.reload().unwrap(), 1);
 
     // The next RPC over the existing connection is refused…
     let status = rpc(&ga, PEER, Some("saga-1")).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
-    let reason = format!("spiffe://org-a.example/gateway/org-a: certificate revoked (serial {serial})");
+    let reason =
+        format!("spiffe://org-a.example/gateway/org-a: certificate revoked (serial {serial})");
     assert_eq!(status.message(), reason);
     logs.line_with(&["RPC refused", &reason]).await;
     // …a new connection fails in the handshake…
-    assert!(call_once(addr, revoked_client, PEER, Some("saga-1")).await.is_err());
-    logs.line_with(&["client certificate refused", &reason]).await;
+    assert!(call_once(addr, revoked_client, PEER, Some("saga-1"))
+        .await
+        .is_err());
+    logs.line_with(&["client certificate refused", &reason])
+        .await;
     // …and connections of certificates still valid were not dropped.
-    assert_eq!(rpc(&observer, SUBSCRIBE, None).await.unwrap(), "spiffe://observer.example/observer/observer -");
+    assert_eq!(
+        rpc(&observer, SUBSCRIBE, None).await.unwrap(),
+        "spiffe://observer.example/observer/observer -"
+    );
 }
 
 // SIGHUP reaches every watcher in this test process; the watcher tests
@@ -600,13 +743,34 @@ async fn sighup_reloads_the_identity() {
     // A long poll: only the signal can cause this reload.
     let watcher = gb.spawn_watcher(Duration::from_secs(3600)).unwrap();
     let (cert, key, serial) = pki.leaf("org-a.example", GA);
-    issue::revoke(pki.path(), &"org-a.example".parse().unwrap(), &[serial], now(), 1).unwrap();
-    let status = std::process::Command::new("kill").args(["-HUP", &std::process::id().to_string()]).status().unwrap();
+    issue::revoke(
+        pki.path(),
+        &"org-a.example".parse().unwrap(),
+        &[serial],
+        now(),
+        1,
+    )
+    .unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
-    tokio::time::timeout(Duration::from_secs(10), generations.changed()).await.unwrap().unwrap();
-    logs.line_with(&["identity reloaded", "cause=SIGHUP", "generation=1"]).await;
+    tokio::time::timeout(Duration::from_secs(10), generations.changed())
+        .await
+        .unwrap()
+        .unwrap();
+    logs.line_with(&["identity reloaded", "cause=SIGHUP", "generation=1"])
+        .await;
     assert!(!gb.files_changed());
-    assert!(call_once(addr, pki.client(Some((&cert, &key)), GB), PEER, Some("saga-1")).await.is_err());
+    assert!(call_once(
+        addr,
+        pki.client(Some((&cert, &key)), GB),
+        PEER,
+        Some("saga-1")
+    )
+    .await
+    .is_err());
     watcher.abort();
 }
 
@@ -619,9 +783,17 @@ async fn a_changed_crl_file_is_reloaded() {
     assert!(!gb.files_changed());
     let watcher = gb.spawn_watcher(Duration::from_millis(20)).unwrap();
     let (_, _, serial) = pki.leaf("org-a.example", GA);
-    issue::revoke(pki.path(), &"org-a.example".parse().unwrap(), &[serial], now(), 1).unwrap();
+    issue::revoke(
+        pki.path(),
+        &"org-a.example".parse().unwrap(),
+        &[serial],
+        now(),
+        1,
+    )
+    .unwrap();
     assert!(gb.files_changed());
-    logs.line_with(&["identity reloaded", "cause=file change"]).await;
+    logs.line_with(&["identity reloaded", "cause=file change"])
+        .await;
     assert!(!gb.files_changed());
     watcher.abort();
 }
@@ -634,13 +806,25 @@ async fn a_broken_file_is_reported_once_and_the_old_configuration_kept() {
     let gb = IdentityHandle::load(pki.settings("org-b.example/gateway-org-b")).unwrap();
     let watcher = gb.spawn_watcher(Duration::from_millis(20)).unwrap();
     let crl = pki.path().join("org-a.example/crl.pem");
-    std::fs::write(&crl, "-----BEGIN X509 CRL-----\n!!!!\n-----END X509 CRL-----\n").unwrap();
-    let line = logs.line_with(&["identity reload failed", "cause=file change"]).await;
-    assert!(line.contains(&format!("{}: malformed PEM", crl.display())), "{line}");
+    std::fs::write(
+        &crl,
+        "-----BEGIN X509 CRL-----\n!!!!\n-----END X509 CRL-----\n",
+    )
+    .unwrap();
+    let line = logs
+        .line_with(&["identity reload failed", "cause=file change"])
+        .await;
+    assert!(
+        line.contains(&format!("{}: malformed PEM", crl.display())),
+        "{line}"
+    );
     // Ten more polls see the same broken file: no second attempt, no second line.
     let before = logs.text().matches("identity reload failed").count();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(logs.text().matches("identity reload failed").count(), before);
+    assert_eq!(
+        logs.text().matches("identity reload failed").count(),
+        before
+    );
     assert!(gb.files_changed());
     watcher.abort();
 }
@@ -652,10 +836,22 @@ async fn a_failed_reload_keeps_the_previous_configuration() {
     let (gb, addr) = serve_as(&pki, "org-b.example/gateway-org-b").await;
     let client = pki.init_client("org-a.example/gateway-org-a", GB);
     let crl = pki.path().join("org-a.example/crl.pem");
-    std::fs::write(&crl, "-----BEGIN X509 CRL-----\n!!!!\n-----END X509 CRL-----\n").unwrap();
+    std::fs::write(
+        &crl,
+        "-----BEGIN X509 CRL-----\n!!!!\n-----END X509 CRL-----\n",
+    )
+    .unwrap();
     let err = gb.reload().unwrap_err().to_string();
-    assert!(err.starts_with(&format!("{}: malformed PEM", crl.display())), "{err}");
-    assert_eq!(call_once(addr, client, PEER, Some("saga-1")).await, Ok(format!("{GA} saga-1")), "{}", logs.text());
+    assert!(
+        err.starts_with(&format!("{}: malformed PEM", crl.display())),
+        "{err}"
+    );
+    assert_eq!(
+        call_once(addr, client, PEER, Some("saga-1")).await,
+        Ok(format!("{GA} saga-1")),
+        "{}",
+        logs.text()
+    );
 }
 
 #[tokio::test]
@@ -665,12 +861,23 @@ async fn connections_end_at_their_maximum_age_and_the_client_handshakes_again() 
     let identity = IdentityHandle::load(pki.settings("org-b.example/gateway-org-b")).unwrap();
     // Real time, but only 100 ms: tonic's age timer cannot run on a paused clock
     // next to real sockets.
-    let age = ConnectionAge { max: Duration::from_millis(100), grace: Duration::from_millis(100) };
+    let age = ConnectionAge {
+        max: Duration::from_millis(100),
+        grace: Duration::from_millis(100),
+    };
     let addr = serve_aged(identity, age).await;
-    let ga = connect(addr, pki.init_client("org-a.example/gateway-org-a", GB)).await.unwrap();
-    assert_eq!(rpc(&ga, PEER, Some("saga-1")).await.unwrap(), format!("{GA} saga-1"));
-    let handshakes =
-        || logs.text().matches("mutual TLS connection accepted peer=spiffe://org-a.example/gateway/org-a").count();
+    let ga = connect(addr, pki.init_client("org-a.example/gateway-org-a", GB))
+        .await
+        .unwrap();
+    assert_eq!(
+        rpc(&ga, PEER, Some("saga-1")).await.unwrap(),
+        format!("{GA} saga-1")
+    );
+    let handshakes = || {
+        logs.text()
+            .matches("mutual TLS connection accepted peer=spiffe://org-a.example/gateway/org-a")
+            .count()
+    };
     assert_eq!(handshakes(), 1);
     // Keep calling: once the server has closed the aged connection the channel
     // reconnects, which takes a fresh handshake.
@@ -681,18 +888,36 @@ async fn connections_end_at_their_maximum_age_and_the_client_handshakes_again() 
         let _ = rpc(&ga, PEER, Some("saga-1")).await;
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(handshakes() >= 2, "no second handshake; log:\n{}", logs.text());
-    assert_eq!(rpc(&ga, PEER, Some("saga-1")).await.unwrap(), format!("{GA} saga-1"));
+    assert!(
+        handshakes() >= 2,
+        "no second handshake; log:\n{}",
+        logs.text()
+    );
+    assert_eq!(
+        rpc(&ga, PEER, Some("saga-1")).await.unwrap(),
+        format!("{GA} saga-1")
+    );
 }
 
 #[test]
 fn a_domain_outside_the_federation_is_named() {
     let pki = Pki::new();
     let dir = TempDir::new();
-    issue::init(&dir.0, &[DomainPlan::parse("org-z.example").unwrap()], now(), 1, false).unwrap();
-    let chain = escrowd::identity::pem::read_certificates(&dir.0.join("org-z.example/gateway-org-z.pem")).unwrap();
+    issue::init(
+        &dir.0,
+        &[DomainPlan::parse("org-z.example").unwrap()],
+        now(),
+        1,
+        false,
+    )
+    .unwrap();
+    let chain =
+        escrowd::identity::pem::read_certificates(&dir.0.join("org-z.example/gateway-org-z.pem"))
+            .unwrap();
     let trust = TrustStore::load(&Federation::load(&pki.federation()).unwrap()).unwrap();
-    let err = trust.authenticate_client(&chain, rustls_pki_types::UnixTime::now()).unwrap_err();
+    let err = trust
+        .authenticate_client(&chain, rustls_pki_types::UnixTime::now())
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "spiffe://org-z.example/gateway/org-z: trust domain org-z.example is not in the federation"
@@ -708,7 +933,9 @@ fn permission_matrix_follows_design_section_4() {
     let peer = |leaf: &str| {
         let s = pki.settings(leaf);
         let chain = escrowd::identity::pem::read_certificates(&s.cert).unwrap();
-        trust.authenticate_client(&chain, rustls_pki_types::UnixTime::now()).unwrap()
+        trust
+            .authenticate_client(&chain, rustls_pki_types::UnixTime::now())
+            .unwrap()
     };
     let ga = peer("org-a.example/gateway-org-a");
     let gb = peer("org-b.example/gateway-org-b");
@@ -718,7 +945,10 @@ fn permission_matrix_follows_design_section_4() {
     let observer = peer("observer.example/observer-observer");
     let own = "org-b.example".parse().unwrap();
     let parties = [sid(GA), sid(GB)];
-    let saga = Access::Peer { saga: Some("s"), parties: Some(&parties) };
+    let saga = Access::Peer {
+        saga: Some("s"),
+        parties: Some(&parties),
+    };
     // (caller, peer, admin, subscription, notary) as seen by org-b's gateway.
     let table = [
         (&ga, true, false, false, true),
@@ -729,8 +959,8 @@ fn permission_matrix_follows_design_section_4() {
         (&observer, false, false, true, false),
     ];
     for (who, p, a, s, n) in table {
-        let got =
-            [saga, Access::Admin, Access::Subscription, Access::Notary].map(|acc| authorize(&own, who, &acc).is_ok());
+        let got = [saga, Access::Admin, Access::Subscription, Access::Notary]
+            .map(|acc| authorize(&own, who, &acc).is_ok());
         assert_eq!(got, [p, a, s, n], "{who}");
     }
 }
@@ -750,7 +980,10 @@ fn start_up_fails_on_a_missing_certificate_file() {
     s.cert = pki.path().join("nope.pem");
     assert_eq!(
         load_err(s),
-        format!("{}: cannot read: No such file or directory (os error 2)", pki.path().join("nope.pem").display())
+        format!(
+            "{}: cannot read: No such file or directory (os error 2)",
+            pki.path().join("nope.pem").display()
+        )
     );
 }
 
@@ -761,7 +994,10 @@ fn start_up_fails_on_an_unreadable_key_file() {
     s.key = pki.path().join("org-b.example"); // a directory
     assert_eq!(
         load_err(s),
-        format!("{}: cannot read: Is a directory (os error 21)", pki.path().join("org-b.example").display())
+        format!(
+            "{}: cannot read: Is a directory (os error 21)",
+            pki.path().join("org-b.example").display()
+        )
     );
 }
 
@@ -770,13 +1006,20 @@ fn start_up_fails_on_malformed_pem() {
     let pki = Pki::new();
     let mut s = pki.settings("org-b.example/gateway-org-b");
     let bad = pki.path().join("bad.pem");
-    std::fs::write(&bad, "-----BEGIN CERTIFICATE-----\nnot base64 !!\n-----END CERTIFICATE-----\n").unwrap();
+    std::fs::write(
+        &bad,
+        "-----BEGIN CERTIFICATE-----\nnot base64 !!\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
     s.cert = bad.clone();
     assert!(load_err(s.clone()).starts_with(&format!("{}: malformed PEM", bad.display())));
     std::fs::write(&bad, "just text\n").unwrap();
     assert_eq!(
         load_err(s),
-        format!("{}: no certificate found (expected a PEM \"CERTIFICATE\" section)", bad.display())
+        format!(
+            "{}: no certificate found (expected a PEM \"CERTIFICATE\" section)",
+            bad.display()
+        )
     );
 }
 
@@ -787,7 +1030,11 @@ fn start_up_fails_on_a_key_that_does_not_match_its_certificate() {
     s.key = pki.path().join("org-a.example/gateway-org-a.key");
     assert_eq!(
         load_err(s.clone()),
-        format!("{}: private key does not match certificate {}", s.key.display(), s.cert.display())
+        format!(
+            "{}: private key does not match certificate {}",
+            s.key.display(),
+            s.cert.display()
+        )
     );
 }
 
@@ -795,23 +1042,34 @@ fn start_up_fails_on_a_key_that_does_not_match_its_certificate() {
 fn start_up_fails_on_a_federation_file_with_an_unknown_field() {
     let pki = Pki::new();
     let fed = pki.federation();
-    let text = std::fs::read_to_string(&fed).unwrap().replacen("roles = ", "role = ", 1);
+    let text = std::fs::read_to_string(&fed)
+        .unwrap()
+        .replacen("roles = ", "role = ", 1);
     std::fs::write(&fed, text).unwrap();
     let msg = load_err(pki.settings("org-b.example/gateway-org-b"));
-    assert!(msg.starts_with(&format!("{}:7:1: unknown field `role`", fed.display())), "{msg}");
+    assert!(
+        msg.starts_with(&format!("{}:7:1: unknown field `role`", fed.display())),
+        "{msg}"
+    );
 }
 
 #[test]
 fn start_up_fails_on_a_federation_file_with_a_duplicate_domain() {
     let pki = Pki::new();
     let fed = pki.federation();
-    let text =
-        std::fs::read_to_string(&fed).unwrap().replacen("name = \"org-b.example\"", "name = \"org-a.example\"", 1);
+    let text = std::fs::read_to_string(&fed).unwrap().replacen(
+        "name = \"org-b.example\"",
+        "name = \"org-a.example\"",
+        1,
+    );
     std::fs::write(&fed, text).unwrap();
     let msg = load_err(pki.settings("org-b.example/gateway-org-b"));
     assert_eq!(
         msg,
-        format!("{}:11:8: field `name`: trust domain org-a.example is listed twice (first at line 5)", fed.display())
+        format!(
+            "{}:11:8: field `name`: trust domain org-a.example is listed twice (first at line 5)",
+            fed.display()
+        )
     );
 }
 
@@ -821,7 +1079,13 @@ fn start_up_fails_on_a_missing_ca_or_a_foreign_crl() {
     let ca = pki.path().join("notary.example/ca.pem");
     std::fs::rename(&ca, pki.path().join("moved.pem")).unwrap();
     let msg = load_err(pki.settings("org-b.example/gateway-org-b"));
-    assert_eq!(msg, format!("{}: cannot read: No such file or directory (os error 2)", ca.display()));
+    assert_eq!(
+        msg,
+        format!(
+            "{}: cannot read: No such file or directory (os error 2)",
+            ca.display()
+        )
+    );
     std::fs::rename(pki.path().join("moved.pem"), &ca).unwrap();
 
     let crl = pki.path().join("org-a.example/crl.pem");
@@ -838,7 +1102,11 @@ fn start_up_fails_on_a_missing_ca_or_a_foreign_crl() {
 fn start_up_fails_when_our_own_identity_is_not_federated() {
     let pki = Pki::new();
     let (cert, key, _) = pki.leaf("notary.example", "spiffe://notary.example/observer/n");
-    let msg = load_err(TlsSettings { federation: pki.federation(), cert: cert.clone(), key });
+    let msg = load_err(TlsSettings {
+        federation: pki.federation(),
+        cert: cert.clone(),
+        key,
+    });
     assert_eq!(
         msg,
         format!(
@@ -852,7 +1120,10 @@ fn start_up_fails_when_our_own_identity_is_not_federated() {
 // ------------------------------------------------------------------ CLI
 
 fn escrowd(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_escrowd")).args(args).output().unwrap()
+    std::process::Command::new(env!("CARGO_BIN_EXE_escrowd"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -862,7 +1133,11 @@ fn certs_cli_init_issue_revoke() {
     let out = dir.0.join("certs");
     let d = out.to_str().unwrap();
     let run = escrowd(&["certs", "init", "--out", d]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let stdout = String::from_utf8(run.stdout).unwrap();
     for leaf in [
         GA,
@@ -879,7 +1154,15 @@ fn certs_cli_init_issue_revoke() {
     assert_eq!(mode("org-a.example/gateway-org-a.pem"), 0o644);
     let fed = Federation::load(&out.join("federation.toml")).unwrap();
     let names: Vec<&str> = fed.domains.iter().map(|d| d.name.as_str()).collect();
-    assert_eq!(names, ["org-a.example", "org-b.example", "notary.example", "observer.example"]);
+    assert_eq!(
+        names,
+        [
+            "org-a.example",
+            "org-b.example",
+            "notary.example",
+            "observer.example"
+        ]
+    );
     assert!(IdentityHandle::load(TlsSettings {
         federation: out.join("federation.toml"),
         cert: out.join("org-a.example/gateway-org-a.pem"),
@@ -899,32 +1182,74 @@ fn certs_cli_init_issue_revoke() {
         )
     );
     // With --force it is rewritten, keys still 0600.
-    std::fs::set_permissions(out.join("org-b.example/ca.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
-    assert!(escrowd(&["certs", "init", "--out", d, "--force"]).status.success());
+    std::fs::set_permissions(
+        out.join("org-b.example/ca.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    assert!(escrowd(&["certs", "init", "--out", d, "--force"])
+        .status
+        .success());
     assert_eq!(mode("org-b.example/ca.key"), 0o600);
 
     // Issue one more gateway leaf, then revoke it by file.
-    let issued = escrowd(&["certs", "issue", "--dir", d, "--id", "spiffe://org-a.example/gateway/spare"]);
-    assert!(issued.status.success(), "{}", String::from_utf8_lossy(&issued.stderr));
+    let issued = escrowd(&[
+        "certs",
+        "issue",
+        "--dir",
+        d,
+        "--id",
+        "spiffe://org-a.example/gateway/spare",
+    ]);
+    assert!(
+        issued.status.success(),
+        "{}",
+        String::from_utf8_lossy(&issued.stderr)
+    );
     let cert = out.join("org-a.example/gateway-spare.pem");
     let chain = escrowd::identity::pem::read_certificates(&cert).unwrap();
     let trust = TrustStore::load(&fed).unwrap();
-    let peer = trust.authenticate_client(&chain, rustls_pki_types::UnixTime::now()).unwrap();
+    let peer = trust
+        .authenticate_client(&chain, rustls_pki_types::UnixTime::now())
+        .unwrap();
     assert_eq!(peer.id(), &sid("spiffe://org-a.example/gateway/spare"));
-    assert!(String::from_utf8(issued.stdout).unwrap().contains(&format!("serial {}", peer.serial())));
+    assert!(String::from_utf8(issued.stdout)
+        .unwrap()
+        .contains(&format!("serial {}", peer.serial())));
 
-    let revoked =
-        escrowd(&["certs", "revoke", "--dir", d, "--domain", "org-a.example", "--cert", cert.to_str().unwrap()]);
-    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+    let revoked = escrowd(&[
+        "certs",
+        "revoke",
+        "--dir",
+        d,
+        "--domain",
+        "org-a.example",
+        "--cert",
+        cert.to_str().unwrap(),
+    ]);
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
     let trust = TrustStore::load(&fed).unwrap();
-    let err = trust.authenticate_client(&chain, rustls_pki_types::UnixTime::now()).unwrap_err();
+    let err = trust
+        .authenticate_client(&chain, rustls_pki_types::UnixTime::now())
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
-        format!("spiffe://org-a.example/gateway/spare: certificate revoked (serial {})", peer.serial())
+        format!(
+            "spiffe://org-a.example/gateway/spare: certificate revoked (serial {})",
+            peer.serial()
+        )
     );
     // The original gateway certificate is unaffected.
-    let ga = escrowd::identity::pem::read_certificates(&out.join("org-a.example/gateway-org-a.pem")).unwrap();
-    assert!(trust.authenticate_client(&ga, rustls_pki_types::UnixTime::now()).is_ok());
+    let ga =
+        escrowd::identity::pem::read_certificates(&out.join("org-a.example/gateway-org-a.pem"))
+            .unwrap();
+    assert!(trust
+        .authenticate_client(&ga, rustls_pki_types::UnixTime::now())
+        .is_ok());
 }
 
 #[test]
@@ -932,11 +1257,31 @@ fn certs_cli_issue_with_explicit_validity_and_bad_arguments() {
     let dir = TempDir::new();
     let d = dir.0.to_str().unwrap();
     // Zero days would write certificates that expire as they are made.
-    let zero = escrowd(&["certs", "init", "--out", d, "--domain", "org-c.example", "--days", "0"]);
+    let zero = escrowd(&[
+        "certs",
+        "init",
+        "--out",
+        d,
+        "--domain",
+        "org-c.example",
+        "--days",
+        "0",
+    ]);
     assert_eq!(zero.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&zero.stderr).contains("--days"));
     assert!(!dir.0.join("federation.toml").exists());
-    assert!(escrowd(&["certs", "init", "--out", d, "--domain", "org-c.example", "--days", "3"]).status.success());
+    assert!(escrowd(&[
+        "certs",
+        "init",
+        "--out",
+        d,
+        "--domain",
+        "org-c.example",
+        "--days",
+        "3"
+    ])
+    .status
+    .success());
     let fed = Federation::load(&dir.0.join("federation.toml")).unwrap();
     assert_eq!(fed.domains.len(), 1);
     let issued = escrowd(&[
@@ -951,16 +1296,31 @@ fn certs_cli_issue_with_explicit_validity_and_bad_arguments() {
         "--not-after",
         "2002-01-01T00:00:00Z",
     ]);
-    assert!(issued.status.success(), "{}", String::from_utf8_lossy(&issued.stderr));
-    let chain = escrowd::identity::pem::read_certificates(&dir.0.join("org-c.example/operator-old.pem")).unwrap();
-    let err =
-        TrustStore::load(&fed).unwrap().authenticate_client(&chain, rustls_pki_types::UnixTime::now()).unwrap_err();
+    assert!(
+        issued.status.success(),
+        "{}",
+        String::from_utf8_lossy(&issued.stderr)
+    );
+    let chain =
+        escrowd::identity::pem::read_certificates(&dir.0.join("org-c.example/operator-old.pem"))
+            .unwrap();
+    let err = TrustStore::load(&fed)
+        .unwrap()
+        .authenticate_client(&chain, rustls_pki_types::UnixTime::now())
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "spiffe://org-c.example/operator/old: certificate expired (not valid after 2002-01-01T00:00:00Z)"
     );
 
-    let bad = escrowd(&["certs", "issue", "--dir", d, "--id", "spiffe://org-z.example/gateway/x"]);
+    let bad = escrowd(&[
+        "certs",
+        "issue",
+        "--dir",
+        d,
+        "--id",
+        "spiffe://org-z.example/gateway/x",
+    ]);
     assert_eq!(bad.status.code(), Some(2));
     let err = String::from_utf8(bad.stderr).unwrap();
     assert_eq!(

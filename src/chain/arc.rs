@@ -51,12 +51,15 @@ use bsv_format::ef::EfTransaction;
 use bsv_format::{Hash256, Txid};
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use saga_runtime::{
-    ArcErrorCode, BlockInclusion, BroadcastError, BroadcastOutcome, Broadcaster, RejectCode, ServiceFault, TxState,
-    TxStatus,
+    ArcErrorCode, BlockInclusion, BroadcastError, BroadcastOutcome, Broadcaster, RejectCode,
+    ServiceFault, TxState, TxStatus,
 };
 use serde::Deserialize;
 
-use super::{base_url, bearer, excerpt, http_client, send, with_retries, ChainConfigError, RetryPolicy, SendError, Step};
+use super::{
+    base_url, bearer, excerpt, http_client, send, with_retries, ChainConfigError, RetryPolicy,
+    SendError, Step,
+};
 
 /// Largest response body read, bytes (a batch answer of thousands of
 /// transactions fits many times over).
@@ -197,7 +200,10 @@ impl ArcClient {
 
     /// A request with the headers every call carries.
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).timeout(self.config.request_timeout);
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .timeout(self.config.request_timeout);
         if let Some(auth) = &self.auth {
             req = req.header(AUTHORIZATION, auth.clone());
         }
@@ -206,7 +212,10 @@ impl ArcClient {
 
     /// A submission: EF bytes plus the wait options.
     fn post(&self, path: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
-        let mut req = self.request(reqwest::Method::POST, path).header(CONTENT_TYPE, "application/octet-stream").body(body);
+        let mut req = self
+            .request(reqwest::Method::POST, path)
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .body(body);
         if let Some(w) = self.config.wait_for {
             req = req.header("X-WaitFor", w.name());
         }
@@ -218,7 +227,11 @@ impl ArcClient {
 
     /// One round of `POST /v1/txs` for the transactions at `pending`:
     /// per-transaction verdicts, or one verdict for the whole request.
-    async fn batch_round(&self, efs: &[EfTransaction], pending: &[usize]) -> Step<Vec<ItemStep>, BroadcastError> {
+    async fn batch_round(
+        &self,
+        efs: &[EfTransaction],
+        pending: &[usize],
+    ) -> Step<Vec<ItemStep>, BroadcastError> {
         let mut body = Vec::new();
         for &i in pending {
             efs[i].write(&mut body);
@@ -232,16 +245,24 @@ impl ArcClient {
         if !(200..300).contains(&reply.status) {
             // One error for the whole request; with a single transaction it
             // is that transaction's.
-            let only = if txids.len() == 1 { txids.first().copied() } else { None };
+            let only = if txids.len() == 1 {
+                txids.first().copied()
+            } else {
+                None
+            };
             return match (classify_error(reply.status, &reply.body, only), only) {
                 (Step::Retry(fault), _) => Step::Retry(fault),
                 (Step::Done(Err(e)), None) => Step::Done(Err(e)),
-                (Step::Done(result), _) => Step::Done(Ok(vec![ItemStep::Done(result); txids.len()])),
+                (Step::Done(result), _) => {
+                    Step::Done(Ok(vec![ItemStep::Done(result); txids.len()]))
+                }
             };
         }
         match serde_json::from_slice::<Vec<Wire>>(&reply.body) {
             Ok(items) => Step::Done(Ok(match_batch(&txids, items))),
-            Err(e) => Step::Done(Err(malformed(format!("POST /v1/txs: not a JSON array of results: {e}")))),
+            Err(e) => Step::Done(Err(malformed(format!(
+                "POST /v1/txs: not a JSON array of results: {e}"
+            )))),
         }
     }
 }
@@ -290,7 +311,8 @@ impl Broadcaster for ArcClient {
         &self,
         efs: &[EfTransaction],
     ) -> Result<Vec<Result<BroadcastOutcome, BroadcastError>>, BroadcastError> {
-        let mut results: Vec<Option<Result<BroadcastOutcome, BroadcastError>>> = vec![None; efs.len()];
+        let mut results: Vec<Option<Result<BroadcastOutcome, BroadcastError>>> =
+            vec![None; efs.len()];
         let mut pending: Vec<usize> = (0..efs.len()).collect();
         let mut round = 0u32;
         while !pending.is_empty() {
@@ -304,20 +326,30 @@ impl Broadcaster for ArcClient {
                         match step {
                             ItemStep::Done(r) => results[i] = Some(r),
                             ItemStep::Retry(fault) if last_round => {
-                                results[i] = Some(Err(BroadcastError::Unavailable { attempts: round, last: fault }))
+                                results[i] = Some(Err(BroadcastError::Unavailable {
+                                    attempts: round,
+                                    last: fault,
+                                }))
                             }
                             ItemStep::Retry(_) => still.push(i),
                         }
                     }
                 }
                 Step::Done(Err(e)) if !answered => return Err(e),
-                Step::Done(Err(e)) => pending.iter().for_each(|&i| results[i] = Some(Err(e.clone()))),
+                Step::Done(Err(e)) => pending
+                    .iter()
+                    .for_each(|&i| results[i] = Some(Err(e.clone()))),
                 Step::Retry(fault) if last_round => {
-                    let e = BroadcastError::Unavailable { attempts: round, last: fault };
+                    let e = BroadcastError::Unavailable {
+                        attempts: round,
+                        last: fault,
+                    };
                     if !answered {
                         return Err(e);
                     }
-                    pending.iter().for_each(|&i| results[i] = Some(Err(e.clone())));
+                    pending
+                        .iter()
+                        .for_each(|&i| results[i] = Some(Err(e.clone())));
                 }
                 Step::Retry(_) => still = pending.clone(),
             }
@@ -328,7 +360,9 @@ impl Broadcaster for ArcClient {
         }
         Ok(results
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(malformed("no answer recorded for a transaction".into()))))
+            .map(|r| {
+                r.unwrap_or_else(|| Err(malformed("no answer recorded for a transaction".into())))
+            })
             .collect())
     }
 
@@ -338,16 +372,21 @@ impl Broadcaster for ArcClient {
         with_retries(
             &self.config.retry,
             || async move {
-                let reply = match send(self.request(reqwest::Method::GET, path), MAX_BODY_BYTES).await {
-                    Ok(reply) => reply,
-                    Err(SendError::Fault(fault)) => return Step::Retry(fault),
-                    Err(SendError::Oversized { limit }) => return Step::Done(Err(oversized(limit))),
-                };
+                let reply =
+                    match send(self.request(reqwest::Method::GET, path), MAX_BODY_BYTES).await {
+                        Ok(reply) => reply,
+                        Err(SendError::Fault(fault)) => return Step::Retry(fault),
+                        Err(SendError::Oversized { limit }) => {
+                            return Step::Done(Err(oversized(limit)))
+                        }
+                    };
                 match reply.status {
                     200..=299 => Step::Done(
                         serde_json::from_slice::<Wire>(&reply.body)
                             .map_err(|e| format!("GET {path}: not a TransactionStatus object: {e}"))
-                            .and_then(|wire| tx_status(&wire, Some(txid)).map_err(|e| format!("GET {path}: {e}")))
+                            .and_then(|wire| {
+                                tx_status(&wire, Some(txid)).map_err(|e| format!("GET {path}: {e}"))
+                            })
                             .map(Some)
                             .map_err(malformed),
                     ),
@@ -357,7 +396,10 @@ impl Broadcaster for ArcClient {
                         // "Already known" is no answer to a status query.
                         Step::Done(Ok(outcome)) => Step::Done(Err(BroadcastError::Rejected {
                             txid: Some(outcome.txid()),
-                            code: RejectCode::Http { code: ArcErrorCode::from_http(status), status },
+                            code: RejectCode::Http {
+                                code: ArcErrorCode::from_http(status),
+                                status,
+                            },
                             detail: error_detail(&reply.body),
                         })),
                         Step::Done(Err(e)) => Step::Done(Err(e)),
@@ -426,7 +468,9 @@ fn tx_status(wire: &Wire, expected: Option<Txid>) -> Result<TxStatus, String> {
         "ACCEPTED_BY_NETWORK" => TxState::AcceptedByNetwork,
         "SEEN_IN_ORPHAN_MEMPOOL" => TxState::SeenInOrphanMempool,
         "SEEN_ON_NETWORK" => TxState::SeenOnNetwork,
-        "DOUBLE_SPEND_ATTEMPTED" => TxState::DoubleSpendAttempted { competing_txs: competing_txs(wire)? },
+        "DOUBLE_SPEND_ATTEMPTED" => TxState::DoubleSpendAttempted {
+            competing_txs: competing_txs(wire)?,
+        },
         "REJECTED" => TxState::Rejected,
         "MINED_IN_STALE_BLOCK" => TxState::MinedInStaleBlock,
         "MINED" => TxState::Mined(inclusion(wire, &txid)?),
@@ -451,34 +495,50 @@ fn competing_txs(wire: &Wire) -> Result<Vec<Txid>, String> {
 /// `blockHeight`, `blockHash` and `merklePath` of a `MINED` answer; the path
 /// must be for that height and prove `txid`.
 fn inclusion(wire: &Wire, txid: &Txid) -> Result<BlockInclusion, String> {
-    let height = wire.block_height.filter(|h| *h > 0).ok_or("MINED without blockHeight")?;
-    let height = u32::try_from(height).map_err(|_| format!("blockHeight {height} above u32::MAX"))?;
+    let height = wire
+        .block_height
+        .filter(|h| *h > 0)
+        .ok_or("MINED without blockHeight")?;
+    let height =
+        u32::try_from(height).map_err(|_| format!("blockHeight {height} above u32::MAX"))?;
     let hash_text = present(&wire.block_hash).ok_or("MINED without blockHash")?;
-    let hash = Hash256::from_display_hex(hash_text).map_err(|e| format!("blockHash {hash_text:?}: {e}"))?;
+    let hash = Hash256::from_display_hex(hash_text)
+        .map_err(|e| format!("blockHash {hash_text:?}: {e}"))?;
     let path_hex = present(&wire.merkle_path).ok_or("MINED without merklePath")?;
     let bytes = hex::decode(path_hex).map_err(|e| format!("merklePath is not hex: {e}"))?;
     // Lenient offsets: real BUMPs carry extra nodes (`bsv-formats.md` §12.16);
     // the root is what SPV checks.
-    let merkle_path = MerklePath::from_bytes_lenient(&bytes).map_err(|e| format!("merklePath: {e}"))?;
+    let merkle_path =
+        MerklePath::from_bytes_lenient(&bytes).map_err(|e| format!("merklePath: {e}"))?;
     if merkle_path.block_height() != height {
-        return Err(format!("merklePath is for height {}, blockHeight is {height}", merkle_path.block_height()));
+        return Err(format!(
+            "merklePath is for height {}, blockHeight is {height}",
+            merkle_path.block_height()
+        ));
     }
     if !merkle_path.contains(txid) {
         return Err(format!("merklePath does not prove {txid}"));
     }
-    Ok(BlockInclusion { height, hash, merkle_path })
+    Ok(BlockInclusion {
+        height,
+        hash,
+        merkle_path,
+    })
 }
 
 /// The verdict on one `TransactionResponse` (HTTP 200) about `expected`.
-fn classify_tx_response(wire: &Wire, expected: Option<Txid>) -> Step<BroadcastOutcome, BroadcastError> {
+fn classify_tx_response(
+    wire: &Wire,
+    expected: Option<Txid>,
+) -> Step<BroadcastOutcome, BroadcastError> {
     let status = match tx_status(wire, expected) {
         Ok(status) => status,
         Err(e) => return Step::Done(Err(malformed(e))),
     };
     match status.state {
-        TxState::Unknown => {
-            Step::Retry(ServiceFault::Inconclusive { detail: format!("txStatus UNKNOWN for {}", status.txid) })
-        }
+        TxState::Unknown => Step::Retry(ServiceFault::Inconclusive {
+            detail: format!("txStatus UNKNOWN for {}", status.txid),
+        }),
         TxState::Queued
         | TxState::Received
         | TxState::Stored
@@ -489,7 +549,9 @@ fn classify_tx_response(wire: &Wire, expected: Option<Txid>) -> Step<BroadcastOu
         | TxState::SeenOnNetwork
         | TxState::MinedInStaleBlock
         | TxState::Mined(_) => Step::Done(Ok(BroadcastOutcome::Accepted(status))),
-        TxState::DoubleSpendAttempted { .. } => Step::Done(Ok(BroadcastOutcome::DoubleSpendAttempted(status))),
+        TxState::DoubleSpendAttempted { .. } => {
+            Step::Done(Ok(BroadcastOutcome::DoubleSpendAttempted(status)))
+        }
         TxState::SeenInOrphanMempool => Step::Done(Err(BroadcastError::Orphaned {
             txid: status.txid,
             detail: status.extra_info.unwrap_or_default(),
@@ -503,14 +565,22 @@ fn classify_tx_response(wire: &Wire, expected: Option<Txid>) -> Step<BroadcastOu
 }
 
 /// The verdict on a `POST /v1/tx` answer about `txid`.
-fn classify_response(status: u16, body: &[u8], txid: Txid) -> Step<BroadcastOutcome, BroadcastError> {
+fn classify_response(
+    status: u16,
+    body: &[u8],
+    txid: Txid,
+) -> Step<BroadcastOutcome, BroadcastError> {
     match status {
         200..=299 => match serde_json::from_slice::<Wire>(body) {
             Ok(wire) => classify_tx_response(&wire, Some(txid)),
-            Err(e) => Step::Done(Err(malformed(format!("POST /v1/tx: not a TransactionResponse object: {e}")))),
+            Err(e) => Step::Done(Err(malformed(format!(
+                "POST /v1/tx: not a TransactionResponse object: {e}"
+            )))),
         },
         status if status >= 400 => classify_error(status, body, Some(txid)),
-        status => Step::Done(Err(malformed(format!("POST /v1/tx: unexpected HTTP {status}")))),
+        status => Step::Done(Err(malformed(format!(
+            "POST /v1/tx: unexpected HTTP {status}"
+        )))),
     }
 }
 
@@ -524,7 +594,11 @@ fn error_detail(body: &[u8]) -> String {
 }
 
 fn wire_error_detail(wire: &Wire) -> String {
-    let mut text = [present(&wire.title), present(&wire.detail)].into_iter().flatten().collect::<Vec<_>>().join(": ");
+    let mut text = [present(&wire.title), present(&wire.detail)]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(": ");
     if let Some(extra) = present(&wire.extra_info) {
         if text.is_empty() {
             text = extra.to_string();
@@ -536,7 +610,11 @@ fn wire_error_detail(wire: &Wire) -> String {
 }
 
 /// The verdict on an error answer (`status >= 400`), for `txid` when known.
-fn classify_error(status: u16, body: &[u8], txid: Option<Txid>) -> Step<BroadcastOutcome, BroadcastError> {
+fn classify_error(
+    status: u16,
+    body: &[u8],
+    txid: Option<Txid>,
+) -> Step<BroadcastOutcome, BroadcastError> {
     let detail = error_detail(body);
     let code = ArcErrorCode::from_http(status);
     if code.is_transient() {
@@ -548,7 +626,11 @@ fn classify_error(status: u16, body: &[u8], txid: Option<Txid>) -> Step<Broadcas
             return Step::Done(Ok(BroadcastOutcome::AlreadyKnown { txid, detail }));
         }
     }
-    Step::Done(Err(BroadcastError::Rejected { txid, code: RejectCode::Http { code, status }, detail }))
+    Step::Done(Err(BroadcastError::Rejected {
+        txid,
+        code: RejectCode::Http { code, status },
+        detail,
+    }))
 }
 
 /// The verdict on one element of a `/v1/txs` array about `txid`: a
@@ -557,17 +639,28 @@ fn classify_batch_item(wire: &Wire, txid: Txid) -> ItemStep {
     if present(&wire.tx_status).is_some() {
         return classify_tx_response(wire, Some(txid)).into();
     }
-    match wire.status.and_then(|s| u16::try_from(s).ok()).filter(|s| *s >= 400) {
+    match wire
+        .status
+        .and_then(|s| u16::try_from(s).ok())
+        .filter(|s| *s >= 400)
+    {
         Some(status) => {
             let detail = wire_error_detail(wire);
             let code = ArcErrorCode::from_http(status);
             if code.is_transient() {
                 return ItemStep::Retry(ServiceFault::Http { status, detail });
             }
-            if ALREADY_KNOWN.iter().any(|p| detail.to_lowercase().contains(p)) {
+            if ALREADY_KNOWN
+                .iter()
+                .any(|p| detail.to_lowercase().contains(p))
+            {
                 return ItemStep::Done(Ok(BroadcastOutcome::AlreadyKnown { txid, detail }));
             }
-            ItemStep::Done(Err(BroadcastError::Rejected { txid: Some(txid), code: RejectCode::Http { code, status }, detail }))
+            ItemStep::Done(Err(BroadcastError::Rejected {
+                txid: Some(txid),
+                code: RejectCode::Http { code, status },
+                detail,
+            }))
         }
         None => ItemStep::Done(Err(malformed(format!(
             "POST /v1/txs: an element about {txid} has neither txStatus nor an error status"
@@ -589,7 +682,9 @@ fn match_batch(txids: &[Txid], items: Vec<Wire>) -> Vec<ItemStep> {
             Some(Ok(txid)) if txids.contains(&txid) => {
                 by_txid.entry(txid).or_insert(item);
             }
-            Some(Ok(txid)) => tracing::warn!(%txid, "ARC batch answer about a transaction not in the batch; ignored"),
+            Some(Ok(txid)) => {
+                tracing::warn!(%txid, "ARC batch answer about a transaction not in the batch; ignored")
+            }
             Some(Err(_)) | None => anonymous.push(item),
         }
     }
@@ -600,7 +695,9 @@ fn match_batch(txids: &[Txid], items: Vec<Wire>) -> Vec<ItemStep> {
             Some(item) => classify_batch_item(item, *txid),
             None => match anonymous.next() {
                 Some(item) => classify_batch_item(&Wire { txid: None, ..item }, *txid),
-                None => ItemStep::Done(Err(malformed(format!("POST /v1/txs: no result for {txid}")))),
+                None => ItemStep::Done(Err(malformed(format!(
+                    "POST /v1/txs: no result for {txid}"
+                )))),
             },
         })
         .collect()
@@ -613,7 +710,10 @@ mod tests {
     #[test]
     fn error_details_join_title_detail_and_extra_info() {
         let body = br#"{"type":"https://bitcoin-sv.github.io/arc/#/errors?id=_465","title":"Fee too low","status":465,"detail":"Fees are too low","extraInfo":"fee 1 < 50"}"#;
-        assert_eq!(error_detail(body), "Fee too low: Fees are too low (fee 1 < 50)");
+        assert_eq!(
+            error_detail(body),
+            "Fee too low: Fees are too low (fee 1 < 50)"
+        );
         assert_eq!(error_detail(b"<html>502</html>"), "<html>502</html>");
         assert_eq!(error_detail(br#"{"extraInfo":"x"}"#), "x");
     }
@@ -622,9 +722,15 @@ mod tests {
     fn config_limits() {
         let mut cfg = ArcConfig::new("http://127.0.0.1:1");
         cfg.max_timeout_secs = Some(31);
-        assert_eq!(ArcClient::new(cfg.clone()).err(), Some(ChainConfigError::MaxTimeoutOutOfRange { secs: 31 }));
+        assert_eq!(
+            ArcClient::new(cfg.clone()).err(),
+            Some(ChainConfigError::MaxTimeoutOutOfRange { secs: 31 })
+        );
         cfg.max_timeout_secs = Some(30);
-        assert!(matches!(ArcClient::new(cfg.clone()), Err(ChainConfigError::TimeoutBelowMaxTimeout { .. })));
+        assert!(matches!(
+            ArcClient::new(cfg.clone()),
+            Err(ChainConfigError::TimeoutBelowMaxTimeout { .. })
+        ));
         cfg.request_timeout = Duration::from_secs(31);
         cfg.api_key = Some("secret".into());
         let client = ArcClient::new(cfg).unwrap();

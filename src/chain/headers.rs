@@ -44,8 +44,8 @@ use saga_runtime::{ChainTracker, ServiceFault, TrackerError};
 use serde::Deserialize;
 
 use super::{
-    base_url, bearer, excerpt, http_client, is_transient_status, send, with_retries, ChainConfigError, Reply,
-    RetryPolicy, SendError, Step,
+    base_url, bearer, excerpt, http_client, is_transient_status, send, with_retries,
+    ChainConfigError, Reply, RetryPolicy, SendError, Step,
 };
 
 /// Largest response body read, bytes.
@@ -66,7 +66,9 @@ pub struct SystemClock {
 
 impl Default for SystemClock {
     fn default() -> Self {
-        SystemClock { origin: Instant::now() }
+        SystemClock {
+            origin: Instant::now(),
+        }
     }
 }
 
@@ -92,7 +94,11 @@ impl ManualClock {
     pub fn advance(&self, by: Duration) {
         let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
         // fetch_update with a closure that always returns Some cannot fail.
-        let _ = self.nanos.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| Some(n.saturating_add(by)));
+        let _ = self
+            .nanos
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(n.saturating_add(by))
+            });
     }
 }
 
@@ -196,7 +202,10 @@ pub struct HeadersClient {
 
 impl std::fmt::Debug for HeadersClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HeadersClient").field("base", &self.base).field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("HeadersClient")
+            .field("base", &self.base)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -213,7 +222,10 @@ impl HeadersClient {
     ///
     /// # Errors
     /// As [`new`](Self::new).
-    pub fn with_clock(config: HeadersConfig, clock: Arc<dyn MonotonicClock>) -> Result<HeadersClient, ChainConfigError> {
+    pub fn with_clock(
+        config: HeadersConfig,
+        clock: Arc<dyn MonotonicClock>,
+    ) -> Result<HeadersClient, ChainConfigError> {
         config.retry.check()?;
         Ok(HeadersClient {
             http: http_client()?,
@@ -237,13 +249,22 @@ impl HeadersClient {
         let path = &format!("/api/v1/chain/header/byHeight?height={height}");
         let reply = self.get(path, true).await?;
         let Some(reply) = reply else { return Ok(None) };
-        let headers: Vec<WireHeader> = match serde_json::from_slice::<OneOrMany<WireHeader>>(&reply.body) {
-            Ok(OneOrMany::One(h)) => vec![h],
-            Ok(OneOrMany::Many(hs)) => hs,
-            Err(e) => return Err(malformed(format!("GET {path}: not a header object or array: {e}"))),
+        let headers: Vec<WireHeader> =
+            match serde_json::from_slice::<OneOrMany<WireHeader>>(&reply.body) {
+                Ok(OneOrMany::One(h)) => vec![h],
+                Ok(OneOrMany::Many(hs)) => hs,
+                Err(e) => {
+                    return Err(malformed(format!(
+                        "GET {path}: not a header object or array: {e}"
+                    )))
+                }
+            };
+        let Some(wire) = headers.into_iter().next() else {
+            return Ok(None);
         };
-        let Some(wire) = headers.into_iter().next() else { return Ok(None) };
-        let header = wire.decode(height).map_err(|e| malformed(format!("GET {path}: {e}")))?;
+        let header = wire
+            .decode(height)
+            .map_err(|e| malformed(format!("GET {path}: {e}")))?;
         Ok(Some(header))
     }
 
@@ -251,11 +272,16 @@ impl HeadersClient {
         // The cache holds no invariant a panicking holder could break
         // half-way (single inserts and assignments), so a poisoned lock is
         // still usable.
-        self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).timeout(self.config.request_timeout);
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .timeout(self.config.request_timeout);
         if let Some(auth) = &self.auth {
             req = req.header(AUTHORIZATION, auth.clone());
         }
@@ -266,7 +292,12 @@ impl HeadersClient {
     async fn get(&self, path: &str, allow_404: bool) -> Result<Option<Reply>, TrackerError> {
         with_retries(
             &self.config.retry,
-            || async move { classify(send(self.request(reqwest::Method::GET, path), MAX_BODY_BYTES).await, allow_404) },
+            || async move {
+                classify(
+                    send(self.request(reqwest::Method::GET, path), MAX_BODY_BYTES).await,
+                    allow_404,
+                )
+            },
             |attempts, last| TrackerError::Unavailable { attempts, last },
         )
         .await
@@ -282,7 +313,16 @@ impl HeadersClient {
         let body = &serde_json::Value::Array(body);
         let reply = with_retries(
             &self.config.retry,
-            || async move { classify(send(self.request(reqwest::Method::POST, path).json(body), MAX_BODY_BYTES).await, false) },
+            || async move {
+                classify(
+                    send(
+                        self.request(reqwest::Method::POST, path).json(body),
+                        MAX_BODY_BYTES,
+                    )
+                    .await,
+                    false,
+                )
+            },
             |attempts, last| TrackerError::Unavailable { attempts, last },
         )
         .await?
@@ -291,11 +331,20 @@ impl HeadersClient {
             Ok(OneOrMany::One(v)) => v,
             Ok(OneOrMany::Many(mut vs)) if vs.len() == 1 => vs.remove(0),
             Ok(OneOrMany::Many(vs)) => {
-                return Err(malformed(format!("POST {path}: an array of {} answers, expected one", vs.len())))
+                return Err(malformed(format!(
+                    "POST {path}: an array of {} answers, expected one",
+                    vs.len()
+                )))
             }
-            Err(e) => return Err(malformed(format!("POST {path}: not a confirmation object: {e}"))),
+            Err(e) => {
+                return Err(malformed(format!(
+                    "POST {path}: not a confirmation object: {e}"
+                )))
+            }
         };
-        answer.answers(claims).map_err(|e| malformed(format!("POST {path}: {e}")))
+        answer
+            .answers(claims)
+            .map_err(|e| malformed(format!("POST {path}: {e}")))
     }
 
     /// Remembers confirmed `claims` deep enough under the last tip seen.
@@ -303,7 +352,9 @@ impl HeadersClient {
         let mut cache = self.cache();
         let Some((tip, _)) = cache.tip else { return };
         for (claim, _) in claims.iter().zip(answers).filter(|(_, ok)| **ok) {
-            let deep_enough = tip.checked_sub(claim.height).is_some_and(|d| d + 1 >= self.config.min_cache_depth);
+            let deep_enough = tip
+                .checked_sub(claim.height)
+                .is_some_and(|d| d + 1 >= self.config.min_cache_depth);
             if !deep_enough || self.config.max_cached_roots == 0 {
                 continue;
             }
@@ -317,8 +368,17 @@ impl HeadersClient {
 
 #[async_trait]
 impl ChainTracker for HeadersClient {
-    async fn is_valid_root_for_height(&self, root: &Hash256, height: u32) -> Result<bool, TrackerError> {
-        let answers = self.confirm_roots(&[RootClaim { height, root: *root }]).await?;
+    async fn is_valid_root_for_height(
+        &self,
+        root: &Hash256,
+        height: u32,
+    ) -> Result<bool, TrackerError> {
+        let answers = self
+            .confirm_roots(&[RootClaim {
+                height,
+                root: *root,
+            }])
+            .await?;
         Ok(answers.first().copied().unwrap_or(false))
     }
 
@@ -330,9 +390,12 @@ impl ChainTracker for HeadersClient {
             }
         }
         let path = "/api/v1/chain/tip/longest";
-        let reply = self.get(path, false).await?.ok_or_else(|| malformed(format!("GET {path}: no answer")))?;
-        let tip: WireTip =
-            serde_json::from_slice(&reply.body).map_err(|e| malformed(format!("GET {path}: not a tip object: {e}")))?;
+        let reply = self
+            .get(path, false)
+            .await?
+            .ok_or_else(|| malformed(format!("GET {path}: no answer")))?;
+        let tip: WireTip = serde_json::from_slice(&reply.body)
+            .map_err(|e| malformed(format!("GET {path}: not a tip object: {e}")))?;
         self.cache().tip = Some((tip.height, self.clock.now()));
         Ok(tip.height)
     }
@@ -341,9 +404,17 @@ impl ChainTracker for HeadersClient {
     async fn confirm_roots(&self, claims: &[RootClaim]) -> Result<Vec<bool>, TrackerError> {
         let mut answers: Vec<Option<bool>> = {
             let cache = self.cache();
-            claims.iter().map(|c| cache.roots.contains(c).then_some(true)).collect()
+            claims
+                .iter()
+                .map(|c| cache.roots.contains(c).then_some(true))
+                .collect()
         };
-        let mut ask: Vec<RootClaim> = claims.iter().zip(&answers).filter(|(_, a)| a.is_none()).map(|(c, _)| *c).collect();
+        let mut ask: Vec<RootClaim> = claims
+            .iter()
+            .zip(&answers)
+            .filter(|(_, a)| a.is_none())
+            .map(|(c, _)| *c)
+            .collect();
         ask.sort();
         ask.dedup();
         if !ask.is_empty() {
@@ -351,7 +422,10 @@ impl ChainTracker for HeadersClient {
             self.remember(&ask, &remote);
             for (claim, answer) in claims.iter().zip(answers.iter_mut()) {
                 if answer.is_none() {
-                    *answer = ask.binary_search(claim).ok().and_then(|i| remote.get(i).copied());
+                    *answer = ask
+                        .binary_search(claim)
+                        .ok()
+                        .and_then(|i| remote.get(i).copied());
                 }
             }
         }
@@ -370,15 +444,19 @@ fn malformed(detail: String) -> TrackerError {
 fn classify(sent: Result<Reply, SendError>, allow_404: bool) -> Step<Option<Reply>, TrackerError> {
     match sent {
         Err(SendError::Fault(fault)) => Step::Retry(fault),
-        Err(SendError::Oversized { limit }) => {
-            Step::Done(Err(malformed(format!("response body exceeds {limit} bytes"))))
-        }
+        Err(SendError::Oversized { limit }) => Step::Done(Err(malformed(format!(
+            "response body exceeds {limit} bytes"
+        )))),
         Ok(reply) if (200..300).contains(&reply.status) => Step::Done(Ok(Some(reply))),
         Ok(reply) if reply.status == 404 && allow_404 => Step::Done(Ok(None)),
-        Ok(reply) if is_transient_status(reply.status) => {
-            Step::Retry(ServiceFault::Http { status: reply.status, detail: excerpt(&reply.body) })
-        }
-        Ok(reply) => Step::Done(Err(TrackerError::Refused { status: reply.status, detail: excerpt(&reply.body) })),
+        Ok(reply) if is_transient_status(reply.status) => Step::Retry(ServiceFault::Http {
+            status: reply.status,
+            detail: excerpt(&reply.body),
+        }),
+        Ok(reply) => Step::Done(Err(TrackerError::Refused {
+            status: reply.status,
+            detail: excerpt(&reply.body),
+        })),
     }
 }
 
@@ -412,12 +490,23 @@ impl WireVerify {
         for c in self.confirmations.iter().flatten() {
             let root = Hash256::from_display_hex(&c.merkle_root)
                 .map_err(|e| format!("confirmations: merkleRoot {:?}: {e}", c.merkle_root))?;
-            listed.push((RootClaim { height: c.block_height, root }, c.confirmation == "CONFIRMED"));
+            listed.push((
+                RootClaim {
+                    height: c.block_height,
+                    root,
+                },
+                c.confirmation == "CONFIRMED",
+            ));
         }
         let overall = self.confirmation_state == "CONFIRMED";
         Ok(claims
             .iter()
-            .map(|claim| listed.iter().find(|(c, _)| c == claim).map_or(overall, |(_, ok)| *ok))
+            .map(|claim| {
+                listed
+                    .iter()
+                    .find(|(c, _)| c == claim)
+                    .map_or(overall, |(_, ok)| *ok)
+            })
             .collect())
     }
 }
@@ -445,7 +534,9 @@ impl WireHeader {
         if let Some(h) = self.height.filter(|h| *h != height) {
             return Err(format!("header is for height {h}, asked for {height}"));
         }
-        let hash = |field: &str, text: &str| Hash256::from_display_hex(text).map_err(|e| format!("{field} {text:?}: {e}"));
+        let hash = |field: &str, text: &str| {
+            Hash256::from_display_hex(text).map_err(|e| format!("{field} {text:?}: {e}"))
+        };
         Ok(BlockHeader {
             height,
             hash: hash("hash", &self.hash)?,
@@ -469,7 +560,16 @@ mod tests {
     fn per_claim_entries_win_over_the_overall_state() {
         let root = Hash256::from_display_hex(ROOT).unwrap();
         let other = Hash256([7; 32]);
-        let claims = [RootClaim { height: 813706, root }, RootClaim { height: 5, root: other }];
+        let claims = [
+            RootClaim {
+                height: 813706,
+                root,
+            },
+            RootClaim {
+                height: 5,
+                root: other,
+            },
+        ];
         let v: WireVerify = serde_json::from_str(&format!(
             r#"{{"confirmationState":"UNCONFIRMED","confirmations":[{{"blockHash":"","blockHeight":813706,"merkleRoot":"{ROOT}","confirmation":"CONFIRMED"}}]}}"#
         ))

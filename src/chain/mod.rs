@@ -29,7 +29,9 @@ use reqwest::header::HeaderValue;
 use saga_runtime::ServiceFault;
 
 pub use arc::{ArcClient, ArcConfig, WaitFor};
-pub use headers::{BlockHeader, HeadersClient, HeadersConfig, ManualClock, MonotonicClock, SystemClock};
+pub use headers::{
+    BlockHeader, HeadersClient, HeadersConfig, ManualClock, MonotonicClock, SystemClock,
+};
 pub use spend::{SpendClient, SpendConfig};
 
 /// How often and how patiently a client repeats a request that failed
@@ -50,7 +52,9 @@ impl RetryPolicy {
     /// at most `cap`.
     pub fn delay(&self, retry: u32) -> Duration {
         let factor = 1u32.checked_shl(retry).unwrap_or(u32::MAX);
-        self.base.checked_mul(factor).map_or(self.cap, |d| d.min(self.cap))
+        self.base
+            .checked_mul(factor)
+            .map_or(self.cap, |d| d.min(self.cap))
     }
 
     fn check(&self) -> Result<(), ChainConfigError> {
@@ -58,7 +62,10 @@ impl RetryPolicy {
             return Err(ChainConfigError::NoAttempts);
         }
         if self.base > self.cap {
-            return Err(ChainConfigError::BackoffAboveCap { base: self.base, cap: self.cap });
+            return Err(ChainConfigError::BackoffAboveCap {
+                base: self.base,
+                cap: self.cap,
+            });
         }
         Ok(())
     }
@@ -67,7 +74,11 @@ impl RetryPolicy {
 impl Default for RetryPolicy {
     /// 4 attempts; pauses of 250 ms, 500 ms, 1 s (cap 4 s).
     fn default() -> Self {
-        RetryPolicy { attempts: 4, base: Duration::from_millis(250), cap: Duration::from_secs(4) }
+        RetryPolicy {
+            attempts: 4,
+            base: Duration::from_millis(250),
+            cap: Duration::from_secs(4),
+        }
     }
 }
 
@@ -128,19 +139,29 @@ fn http_client() -> Result<reqwest::Client, ChainConfigError> {
     reqwest::Client::builder()
         .use_rustls_tls()
         .build()
-        .map_err(|e| ChainConfigError::HttpClient { detail: error_chain(&e) })
+        .map_err(|e| ChainConfigError::HttpClient {
+            detail: error_chain(&e),
+        })
 }
 
 /// Checks a base URL and returns it without a trailing `/`, ready for paths
 /// to be appended.
 fn base_url(url: &str) -> Result<String, ChainConfigError> {
-    let parsed =
-        reqwest::Url::parse(url).map_err(|e| ChainConfigError::BadUrl { url: url.into(), reason: e.to_string() })?;
+    let parsed = reqwest::Url::parse(url).map_err(|e| ChainConfigError::BadUrl {
+        url: url.into(),
+        reason: e.to_string(),
+    })?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(ChainConfigError::BadUrl { url: url.into(), reason: "scheme must be http or https".into() });
+        return Err(ChainConfigError::BadUrl {
+            url: url.into(),
+            reason: "scheme must be http or https".into(),
+        });
     }
     if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err(ChainConfigError::BadUrl { url: url.into(), reason: "no query or fragment allowed".into() });
+        return Err(ChainConfigError::BadUrl {
+            url: url.into(),
+            reason: "no query or fragment allowed".into(),
+        });
     }
     Ok(url.trim_end_matches('/').to_string())
 }
@@ -149,7 +170,8 @@ fn base_url(url: &str) -> Result<String, ChainConfigError> {
 fn bearer(api_key: Option<&str>) -> Result<Option<HeaderValue>, ChainConfigError> {
     api_key
         .map(|key| {
-            let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| ChainConfigError::BadApiKey)?;
+            let mut value = HeaderValue::from_str(&format!("Bearer {key}"))
+                .map_err(|_| ChainConfigError::BadApiKey)?;
             value.set_sensitive(true);
             Ok(value)
         })
@@ -172,13 +194,20 @@ enum SendError {
 
 /// Sends `request` and reads the body, at most `limit` bytes.
 async fn send(request: reqwest::RequestBuilder, limit: usize) -> Result<Reply, SendError> {
-    let mut response = request.send().await.map_err(|e| SendError::Fault(fault_of(&e)))?;
+    let mut response = request
+        .send()
+        .await
+        .map_err(|e| SendError::Fault(fault_of(&e)))?;
     let status = response.status().as_u16();
     if response.content_length().is_some_and(|n| n > limit as u64) {
         return Err(SendError::Oversized { limit });
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| SendError::Fault(fault_of(&e)))? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| SendError::Fault(fault_of(&e)))?
+    {
         if body.len() + chunk.len() > limit {
             return Err(SendError::Oversized { limit });
         }
@@ -191,7 +220,9 @@ fn fault_of(e: &reqwest::Error) -> ServiceFault {
     if e.is_timeout() {
         ServiceFault::Timeout
     } else {
-        ServiceFault::Connection { detail: error_chain(e) }
+        ServiceFault::Connection {
+            detail: error_chain(e),
+        }
     }
 }
 
@@ -233,7 +264,11 @@ enum Step<T, E> {
 
 /// Runs `attempt` until it is [`Step::Done`] or the policy's attempts are
 /// used up; then `exhausted(attempts, last_fault)` is the error.
-async fn with_retries<T, E, F, Fut>(policy: &RetryPolicy, mut attempt: F, exhausted: impl FnOnce(u32, ServiceFault) -> E) -> Result<T, E>
+async fn with_retries<T, E, F, Fut>(
+    policy: &RetryPolicy,
+    mut attempt: F,
+    exhausted: impl FnOnce(u32, ServiceFault) -> E,
+) -> Result<T, E>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Step<T, E>>,
@@ -258,7 +293,11 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {
-        let p = RetryPolicy { attempts: 10, base: Duration::from_millis(100), cap: Duration::from_millis(1000) };
+        let p = RetryPolicy {
+            attempts: 10,
+            base: Duration::from_millis(100),
+            cap: Duration::from_millis(1000),
+        };
         let delays: Vec<u128> = (0..6).map(|i| p.delay(i).as_millis()).collect();
         assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
         assert_eq!(p.delay(40), Duration::from_millis(1000));
@@ -267,20 +306,49 @@ mod tests {
 
     #[test]
     fn bad_configurations_are_refused() {
-        assert_eq!(RetryPolicy { attempts: 0, ..RetryPolicy::default() }.check(), Err(ChainConfigError::NoAttempts));
-        let p = RetryPolicy { attempts: 1, base: Duration::from_secs(2), cap: Duration::from_secs(1) };
-        assert!(matches!(p.check(), Err(ChainConfigError::BackoffAboveCap { .. })));
-        assert!(matches!(base_url("ftp://x"), Err(ChainConfigError::BadUrl { .. })));
-        assert!(matches!(base_url("not a url"), Err(ChainConfigError::BadUrl { .. })));
-        assert!(matches!(base_url("http://x/?q=1"), Err(ChainConfigError::BadUrl { .. })));
-        assert_eq!(base_url("http://127.0.0.1:8080/v1/"), Ok("http://127.0.0.1:8080/v1".into()));
+        assert_eq!(
+            RetryPolicy {
+                attempts: 0,
+                ..RetryPolicy::default()
+            }
+            .check(),
+            Err(ChainConfigError::NoAttempts)
+        );
+        let p = RetryPolicy {
+            attempts: 1,
+            base: Duration::from_secs(2),
+            cap: Duration::from_secs(1),
+        };
+        assert!(matches!(
+            p.check(),
+            Err(ChainConfigError::BackoffAboveCap { .. })
+        ));
+        assert!(matches!(
+            base_url("ftp://x"),
+            Err(ChainConfigError::BadUrl { .. })
+        ));
+        assert!(matches!(
+            base_url("not a url"),
+            Err(ChainConfigError::BadUrl { .. })
+        ));
+        assert!(matches!(
+            base_url("http://x/?q=1"),
+            Err(ChainConfigError::BadUrl { .. })
+        ));
+        assert_eq!(
+            base_url("http://127.0.0.1:8080/v1/"),
+            Ok("http://127.0.0.1:8080/v1".into())
+        );
         assert_eq!(bearer(Some("bad\nkey")), Err(ChainConfigError::BadApiKey));
         assert!(bearer(Some("k")).is_ok_and(|v| v.is_some_and(|v| v.is_sensitive())));
     }
 
     #[test]
     fn excerpts_are_short() {
-        assert_eq!(excerpt(b"<html>bad gateway</html>"), "<html>bad gateway</html>");
+        assert_eq!(
+            excerpt(b"<html>bad gateway</html>"),
+            "<html>bad gateway</html>"
+        );
         let long = "x".repeat(500);
         assert_eq!(excerpt(long.as_bytes()).chars().count(), 201);
     }

@@ -29,8 +29,8 @@ use saga_runtime::{ServiceFault, SpendWatchError, SpendWatcher, SpendingInput};
 use serde::Deserialize;
 
 use super::{
-    base_url, bearer, excerpt, http_client, is_transient_status, send, with_retries, ChainConfigError, RetryPolicy,
-    SendError, Step,
+    base_url, bearer, excerpt, http_client, is_transient_status, send, with_retries,
+    ChainConfigError, RetryPolicy, SendError, Step,
 };
 
 /// Largest response body read, bytes.
@@ -106,7 +106,10 @@ struct WireSpend {
 
 #[async_trait]
 impl SpendWatcher for SpendClient {
-    async fn spent_by(&self, outpoint: &Outpoint) -> Result<Option<SpendingInput>, SpendWatchError> {
+    async fn spent_by(
+        &self,
+        outpoint: &Outpoint,
+    ) -> Result<Option<SpendingInput>, SpendWatchError> {
         let path = &format!("/tx/{}/{}/spent", outpoint.txid, outpoint.vout);
         let url = &format!("{}{path}", self.base);
         with_retries(
@@ -127,13 +130,19 @@ impl SpendWatcher for SpendClient {
                 };
                 match reply.status {
                     200..=299 => Step::Done(decode(&reply.body).map(Some).map_err(|e| {
-                        SpendWatchError::MalformedResponse { detail: format!("GET {path}: {e}") }
+                        SpendWatchError::MalformedResponse {
+                            detail: format!("GET {path}: {e}"),
+                        }
                     })),
                     404 => Step::Done(Ok(None)),
-                    status if is_transient_status(status) => {
-                        Step::Retry(ServiceFault::Http { status, detail: excerpt(&reply.body) })
-                    }
-                    status => Step::Done(Err(SpendWatchError::Refused { status, detail: excerpt(&reply.body) })),
+                    status if is_transient_status(status) => Step::Retry(ServiceFault::Http {
+                        status,
+                        detail: excerpt(&reply.body),
+                    }),
+                    status => Step::Done(Err(SpendWatchError::Refused {
+                        status,
+                        detail: excerpt(&reply.body),
+                    })),
                 }
             },
             |attempts, last| SpendWatchError::Unavailable { attempts, last },
@@ -143,7 +152,12 @@ impl SpendWatcher for SpendClient {
 }
 
 fn decode(body: &[u8]) -> Result<SpendingInput, String> {
-    let wire: WireSpend = serde_json::from_slice(body).map_err(|e| format!("not a {{\"txid\", \"vin\"}} object: {e}"))?;
-    let txid = Txid::from_display_hex(&wire.txid).map_err(|e| format!("txid {:?}: {e}", wire.txid))?;
-    Ok(SpendingInput { txid, vin: wire.vin })
+    let wire: WireSpend = serde_json::from_slice(body)
+        .map_err(|e| format!("not a {{\"txid\", \"vin\"}} object: {e}"))?;
+    let txid =
+        Txid::from_display_hex(&wire.txid).map_err(|e| format!("txid {:?}: {e}", wire.txid))?;
+    Ok(SpendingInput {
+        txid,
+        vin: wire.vin,
+    })
 }

@@ -80,8 +80,16 @@ enum BodyKind {
 }
 
 fn body_kind(headers: &HeaderMap) -> Result<BodyKind, ApiError> {
-    let text = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let essence = text.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let text = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = text
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match essence.as_str() {
         "text/plain" => Ok(BodyKind::Hex),
         "application/json" => Ok(BodyKind::Json),
@@ -96,13 +104,22 @@ fn check_arc_headers(headers: &HeaderMap) -> Result<(), ApiError> {
     if let Some(v) = headers.get("X-WaitFor") {
         let name = v.to_str().unwrap_or("");
         if !WAIT_FOR.contains(&name) {
-            return Err(ApiError::bad_request(format!("X-WaitFor {name:?} is not one of {}", WAIT_FOR.join(", "))));
+            return Err(ApiError::bad_request(format!(
+                "X-WaitFor {name:?} is not one of {}",
+                WAIT_FOR.join(", ")
+            )));
         }
     }
     if let Some(v) = headers.get("X-MaxTimeout") {
-        let ok = v.to_str().ok().and_then(|s| s.trim().parse::<u32>().ok()).is_some_and(|t| t <= 30);
+        let ok = v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .is_some_and(|t| t <= 30);
         if !ok {
-            return Err(ApiError::bad_request("X-MaxTimeout must be a whole number of seconds from 0 to 30"));
+            return Err(ApiError::bad_request(
+                "X-MaxTimeout must be a whole number of seconds from 0 to 30",
+            ));
         }
     }
     Ok(())
@@ -113,7 +130,8 @@ fn hex_bytes(text: &str, what: &str) -> Result<Vec<u8>, ApiError> {
 }
 
 fn utf8(body: &Bytes) -> Result<&str, ApiError> {
-    std::str::from_utf8(body).map_err(|e| ApiError::bad_request(format!("text/plain body is not UTF-8: {e}")))
+    std::str::from_utf8(body)
+        .map_err(|e| ApiError::bad_request(format!("text/plain body is not UTF-8: {e}")))
 }
 
 /// The transaction bytes of a `/v1/tx` body.
@@ -121,7 +139,8 @@ fn single_body(kind: BodyKind, body: &Bytes) -> Result<Vec<u8>, ApiError> {
     match kind {
         BodyKind::Hex => hex_bytes(utf8(body)?, "body"),
         BodyKind::Json => {
-            let req: RawTxRequest = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("JSON body: {e}")))?;
+            let req: RawTxRequest = serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("JSON body: {e}")))?;
             hex_bytes(&req.raw_tx, "rawTx")
         }
         BodyKind::Binary => Ok(body.to_vec()),
@@ -133,15 +152,25 @@ type Decoded = Result<(EfTransaction, Txid), ApiError>;
 /// The decoded transactions of a `/v1/txs` body, in order. A binary stream
 /// that stops decoding yields its error as the last item.
 fn many_body(kind: BodyKind, body: &Bytes) -> Result<Vec<Decoded>, ApiError> {
-    let decode = |bytes: Vec<u8>| validate::decode_submission(&bytes).map_err(|r| ApiError::rejected(None, &r));
+    let decode = |bytes: Vec<u8>| {
+        validate::decode_submission(&bytes).map_err(|r| ApiError::rejected(None, &r))
+    };
     match kind {
         BodyKind::Hex => {
             let lines = utf8(body)?.lines().map(str::trim).filter(|l| !l.is_empty());
-            Ok(lines.enumerate().map(|(i, l)| hex_bytes(l, &format!("line {}", i + 1)).and_then(decode)).collect())
+            Ok(lines
+                .enumerate()
+                .map(|(i, l)| hex_bytes(l, &format!("line {}", i + 1)).and_then(decode))
+                .collect())
         }
         BodyKind::Json => {
-            let reqs: Vec<RawTxRequest> = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("JSON body: {e}")))?;
-            Ok(reqs.iter().enumerate().map(|(i, r)| hex_bytes(&r.raw_tx, &format!("item {i} rawTx")).and_then(decode)).collect())
+            let reqs: Vec<RawTxRequest> = serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("JSON body: {e}")))?;
+            Ok(reqs
+                .iter()
+                .enumerate()
+                .map(|(i, r)| hex_bytes(&r.raw_tx, &format!("item {i} rawTx")).and_then(decode))
+                .collect())
         }
         BodyKind::Binary => {
             let mut r = Reader::new(body);
@@ -168,18 +197,29 @@ async fn take_fault(s: &Shared) -> Result<Option<Fault>, ApiError> {
             tokio::time::sleep(d).await;
             Ok(None)
         }
-        Some(Fault::Error5xx) => Err(ApiError::new(503, "injected fault: error5xx (POST /sim/faults)")),
+        Some(Fault::Error5xx) => Err(ApiError::new(
+            503,
+            "injected fault: error5xx (POST /sim/faults)",
+        )),
         other => Ok(other),
     }
 }
 
 /// The answer for one decoded transaction under `fault`.
-async fn submit_one(s: &Shared, ef: EfTransaction, txid: Txid, fault: Option<Fault>) -> Result<Value, ApiError> {
+async fn submit_one(
+    s: &Shared,
+    ef: EfTransaction,
+    txid: Txid,
+    fault: Option<Fault>,
+) -> Result<Value, ApiError> {
     match fault {
         Some(Fault::Drop) => Ok(fabricated(s, txid, TxStatus::SeenOnNetwork, None)),
-        Some(Fault::Reject) => {
-            Ok(fabricated(s, txid, TxStatus::Rejected, Some("rejected by an injected fault (POST /sim/faults); not stored".into())))
-        }
+        Some(Fault::Reject) => Ok(fabricated(
+            s,
+            txid,
+            TxStatus::Rejected,
+            Some("rejected by an injected fault (POST /sim/faults); not stored".into()),
+        )),
         _ => {
             let view = s.submit(ef, txid).await?;
             response(s, view, true)
@@ -208,7 +248,11 @@ fn fabricated(s: &Shared, txid: Txid, status: TxStatus, extra_info: Option<Strin
 /// the ledger lock.
 fn response(s: &Shared, view: StatusView, submitted: bool) -> Result<Value, ApiError> {
     let merkle_path = match &view.mined {
-        Some(m) => Some(m.merkle_path().map_err(|e| ApiError::new(500, format!("BUMP for {}: {e}", view.txid)))?.to_hex()),
+        Some(m) => Some(
+            m.merkle_path()
+                .map_err(|e| ApiError::new(500, format!("BUMP for {}: {e}", view.txid)))?
+                .to_hex(),
+        ),
         None => None,
     };
     let body = TxResponse {
@@ -221,9 +265,11 @@ fn response(s: &Shared, view: StatusView, submitted: bool) -> Result<Value, ApiE
         block_height: view.mined.as_ref().map(|m| m.height),
         merkle_path,
         extra_info: view.extra_info,
-        competing_txs: (!view.competing.is_empty()).then(|| view.competing.iter().map(Txid::to_string).collect()),
+        competing_txs: (!view.competing.is_empty())
+            .then(|| view.competing.iter().map(Txid::to_string).collect()),
     };
-    serde_json::to_value(body).map_err(|e| ApiError::new(500, format!("encoding the response: {e}")))
+    serde_json::to_value(body)
+        .map_err(|e| ApiError::new(500, format!("encoding the response: {e}")))
 }
 
 fn reply(result: Result<Value, ApiError>) -> Response {
@@ -236,26 +282,43 @@ fn reply(result: Result<Value, ApiError>) -> Response {
 /// `POST /v1/tx`: one EF transaction → 200 `TransactionResponse`
 /// (`SEEN_ON_NETWORK`, or the current status of a known txid, or
 /// `DOUBLE_SPEND_ATTEMPTED` with `competingTxs`), or an ARC error.
-pub async fn post_tx(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn post_tx(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     reply(post_tx_inner(&s, &headers, body).await)
 }
 
-async fn post_tx_inner(s: &Shared, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+async fn post_tx_inner(
+    s: &Shared,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Value, ApiError> {
     let body = body.map_err(|r| ApiError::body(&r))?;
     check_arc_headers(headers)?;
     let bytes = single_body(body_kind(headers)?, &body)?;
     let fault = take_fault(s).await?;
-    let (ef, txid) = validate::decode_submission(&bytes).map_err(|r| ApiError::rejected(None, &r))?;
+    let (ef, txid) =
+        validate::decode_submission(&bytes).map_err(|r| ApiError::rejected(None, &r))?;
     submit_one(s, ef, txid, fault).await
 }
 
 /// `POST /v1/txs`: several transactions, applied in order → 200 with an array
 /// holding, per transaction, a `TransactionResponse` or an error object.
-pub async fn post_txs(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn post_txs(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     reply(post_txs_inner(&s, &headers, body).await)
 }
 
-async fn post_txs_inner(s: &Shared, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+async fn post_txs_inner(
+    s: &Shared,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Value, ApiError> {
     let body = body.map_err(|r| ApiError::body(&r))?;
     check_arc_headers(headers)?;
     let items = many_body(body_kind(headers)?, &body)?;
@@ -275,32 +338,47 @@ async fn post_txs_inner(s: &Shared, headers: &HeaderMap, body: Result<Bytes, Byt
 }
 
 fn parse_txid(path: &str) -> Result<Txid, ApiError> {
-    Txid::from_display_hex(path).map_err(|e| ApiError::bad_request(format!("txid {path:?} is not 64 hex characters: {e}")))
+    Txid::from_display_hex(path)
+        .map_err(|e| ApiError::bad_request(format!("txid {path:?} is not 64 hex characters: {e}")))
 }
 
 /// `GET /v1/tx/{txid}` → 200 `TransactionStatus` (with `merklePath`, the
 /// BUMP hex, once `MINED`), 404 if unknown.
-pub async fn get_tx(State(s): State<Arc<Shared>>, path: Result<Path<String>, PathRejection>) -> Response {
+pub async fn get_tx(
+    State(s): State<Arc<Shared>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Response {
     reply(get_tx_inner(&s, path))
 }
 
 fn get_tx_inner(s: &Shared, path: Result<Path<String>, PathRejection>) -> Result<Value, ApiError> {
     let Path(text) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let txid = parse_txid(&text)?;
-    let view = s.read(|l| l.status(&txid))?.ok_or_else(|| ApiError { txid: Some(txid), ..ApiError::not_found(format!("transaction {txid} is unknown")) })?;
+    let view = s.read(|l| l.status(&txid))?.ok_or_else(|| ApiError {
+        txid: Some(txid),
+        ..ApiError::not_found(format!("transaction {txid} is unknown"))
+    })?;
     response(s, view, false)
 }
 
 /// `GET /v1/tx/{txid}/{vout}/spent` → 200 `{"txid", "vin"}` of the input that
 /// spent the output (in the mempool or mined), 404 if it is unspent or unknown.
-pub async fn get_spent(State(s): State<Arc<Shared>>, path: Result<Path<(String, String)>, PathRejection>) -> Response {
+pub async fn get_spent(
+    State(s): State<Arc<Shared>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Response {
     reply(get_spent_inner(&s, path))
 }
 
-fn get_spent_inner(s: &Shared, path: Result<Path<(String, String)>, PathRejection>) -> Result<Value, ApiError> {
+fn get_spent_inner(
+    s: &Shared,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Value, ApiError> {
     let Path((txid, vout)) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let txid = parse_txid(&txid)?;
-    let vout: u32 = vout.parse().map_err(|_| ApiError::bad_request(format!("vout {vout:?} is not a number (0..=4294967295)")))?;
+    let vout: u32 = vout.parse().map_err(|_| {
+        ApiError::bad_request(format!("vout {vout:?} is not a number (0..=4294967295)"))
+    })?;
     let outpoint = Outpoint::new(txid, vout);
     let (spender, exists) = s.read(|l| (l.spender(&outpoint), l.output(&outpoint).is_some()))?;
     match spender {

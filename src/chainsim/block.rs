@@ -61,7 +61,8 @@ impl BlockHeader {
 
     /// Reads the 80-byte wire form (every 80-byte string is a header).
     pub fn from_bytes(bytes: &[u8; 80]) -> BlockHeader {
-        let u32_at = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        let u32_at =
+            |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
         let hash_at = |i: usize| {
             let mut h = [0u8; 32];
             h.copy_from_slice(&bytes[i..i + 32]);
@@ -98,7 +99,11 @@ pub struct Block {
 impl Block {
     /// A block with `header` and `txids` (the hash is computed here).
     pub fn new(header: BlockHeader, txids: Vec<Txid>) -> Block {
-        Block { hash: header.hash(), header, txids: Arc::new(txids) }
+        Block {
+            hash: header.hash(),
+            header,
+            txids: Arc::new(txids),
+        }
     }
 }
 
@@ -135,10 +140,19 @@ pub fn median_time_past(times: &[u32]) -> u32 {
 /// number) and a tag naming the chain and the reorganisation count (so a
 /// replacement block never repeats a stale block's coinbase txid), and one
 /// output of `value` satoshis locked by `lock`.
-pub fn coinbase(height: u32, chain_id: &str, reorgs: u32, value: u64, lock: &Script) -> Transaction {
+pub fn coinbase(
+    height: u32,
+    chain_id: &str,
+    reorgs: u32,
+    value: u64,
+    lock: &Script,
+) -> Transaction {
     let mut script = Vec::with_capacity(48);
     push_data_minimal(&mut script, &script_number(height));
-    push_data_minimal(&mut script, format!("escrowd chainsim {chain_id} r{reorgs}").as_bytes());
+    push_data_minimal(
+        &mut script,
+        format!("escrowd chainsim {chain_id} r{reorgs}").as_bytes(),
+    );
     Transaction {
         version: 1,
         inputs: vec![TxIn {
@@ -146,7 +160,10 @@ pub fn coinbase(height: u32, chain_id: &str, reorgs: u32, value: u64, lock: &Scr
             unlocking_script: Script::from_bytes(script),
             sequence: SEQUENCE_FINAL,
         }],
-        outputs: vec![TxOut { satoshis: value, locking_script: lock.clone() }],
+        outputs: vec![TxOut {
+            satoshis: value,
+            locking_script: lock.clone(),
+        }],
         lock_time: 0,
     }
 }
@@ -186,8 +203,14 @@ mod tests {
         let header = BlockHeader::from_bytes(&bytes);
         assert_eq!(header.to_bytes(), bytes);
         assert_eq!(header.time, 1_231_006_505);
-        assert_eq!(header.hash().to_string(), "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f");
-        assert_eq!(header.merkle_root.to_string(), "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b");
+        assert_eq!(
+            header.hash().to_string(),
+            "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f"
+        );
+        assert_eq!(
+            header.merkle_root.to_string(),
+            "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b"
+        );
     }
 
     #[test]

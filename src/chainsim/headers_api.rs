@@ -59,7 +59,10 @@ fn reply(result: Result<Value, ApiError>) -> Response {
 
 /// `GET /api/v1/chain/tip/longest` → the tip's state object.
 pub async fn tip_longest(State(s): State<Arc<Shared>>) -> Response {
-    reply(s.read(|l| l.tip_block().map(|b| state_json(l.tip(), &b.header, true))).and_then(|v| v.ok_or_else(|| ApiError::new(500, "chain has no blocks"))))
+    reply(
+        s.read(|l| l.tip_block().map(|b| state_json(l.tip(), &b.header, true)))
+            .and_then(|v| v.ok_or_else(|| ApiError::new(500, "chain has no blocks"))),
+    )
 }
 
 /// `GET /api/v1/chain/header/byHeight?height=N[&count=C]` → an array of up to
@@ -74,31 +77,52 @@ fn header_by_height_inner(s: &Shared, query: &str) -> Result<Value, ApiError> {
     let mut count = 1u32;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let number = || v.parse::<u32>().map_err(|_| ApiError::bad_request(format!("query parameter {k}={v:?} is not a number (0..=4294967295)")));
+        let number = || {
+            v.parse::<u32>().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "query parameter {k}={v:?} is not a number (0..=4294967295)"
+                ))
+            })
+        };
         match k {
             "height" => height = Some(number()?),
             "count" => count = number()?.clamp(1, MAX_HEADERS_PER_CALL),
-            _ => return Err(ApiError::bad_request(format!("unknown query parameter {k:?} (expected height, count)"))),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {k:?} (expected height, count)"
+                )))
+            }
         }
     }
-    let height = height.ok_or_else(|| ApiError::bad_request("query parameter height is required"))?;
+    let height =
+        height.ok_or_else(|| ApiError::bad_request("query parameter height is required"))?;
     let headers = s.read(|l| {
-        (height..height.saturating_add(count)).map_while(|h| l.block_at(h).map(|b| header_json(&b.header))).collect::<Vec<_>>()
+        (height..height.saturating_add(count))
+            .map_while(|h| l.block_at(h).map(|b| header_json(&b.header)))
+            .collect::<Vec<_>>()
     })?;
     if headers.is_empty() {
-        return Err(ApiError::not_found(format!("no block at height {height} (tip {})", s.tip())));
+        return Err(ApiError::not_found(format!(
+            "no block at height {height} (tip {})",
+            s.tip()
+        )));
     }
     Ok(Value::Array(headers))
 }
 
 fn parse_hash(path: Result<Path<String>, PathRejection>) -> Result<Hash256, ApiError> {
     let Path(text) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    Hash256::from_display_hex(&text).map_err(|e| ApiError::bad_request(format!("block hash {text:?} is not 64 hex characters: {e}")))
+    Hash256::from_display_hex(&text).map_err(|e| {
+        ApiError::bad_request(format!("block hash {text:?} is not 64 hex characters: {e}"))
+    })
 }
 
 /// `GET /api/v1/chain/header/state/{hash}` → the block's state object (also
 /// for stale blocks), 404 if unknown.
-pub async fn header_state(State(s): State<Arc<Shared>>, path: Result<Path<String>, PathRejection>) -> Response {
+pub async fn header_state(
+    State(s): State<Arc<Shared>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Response {
     reply(parse_hash(path).and_then(|hash| {
         s.read(|l| l.header_by_hash(&hash))?
             .map(|(h, header, longest)| state_json(h, &header, longest))
@@ -107,7 +131,10 @@ pub async fn header_state(State(s): State<Arc<Shared>>, path: Result<Path<String
 }
 
 /// `GET /api/v1/chain/header/{hash}` → the header, 404 if unknown.
-pub async fn header_by_hash(State(s): State<Arc<Shared>>, path: Result<Path<String>, PathRejection>) -> Response {
+pub async fn header_by_hash(
+    State(s): State<Arc<Shared>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Response {
     reply(parse_hash(path).and_then(|hash| {
         s.read(|l| l.header_by_hash(&hash))?
             .map(|(_, header, _)| header_json(&header))
@@ -130,32 +157,54 @@ struct RootQuestion {
 /// `UNABLE_TO_VERIFY` (the height is above the tip); `confirmationState` is
 /// the worst of them, as the Block Headers Service reports it. Clients accept
 /// only `CONFIRMED`. An empty or malformed list is 400.
-pub async fn verify_roots(State(s): State<Arc<Shared>>, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn verify_roots(
+    State(s): State<Arc<Shared>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     reply(verify_roots_inner(&s, body))
 }
 
 fn verify_roots_inner(s: &Shared, body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
     let body = body.map_err(|r| ApiError::body(&r))?;
-    let questions: Vec<RootQuestion> = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("JSON body: {e}")))?;
+    let questions: Vec<RootQuestion> = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("JSON body: {e}")))?;
     if questions.is_empty() {
-        return Err(ApiError::bad_request("at least one merkle root is required"));
+        return Err(ApiError::bad_request(
+            "at least one merkle root is required",
+        ));
     }
     if questions.len() > MAX_ROOTS_PER_CALL {
-        return Err(ApiError::bad_request(format!("at most {MAX_ROOTS_PER_CALL} merkle roots per call, got {}", questions.len())));
+        return Err(ApiError::bad_request(format!(
+            "at most {MAX_ROOTS_PER_CALL} merkle roots per call, got {}",
+            questions.len()
+        )));
     }
     let mut parsed = Vec::with_capacity(questions.len());
     for (i, q) in questions.iter().enumerate() {
-        let root = Hash256::from_display_hex(&q.merkle_root)
-            .map_err(|e| ApiError::bad_request(format!("item {i}: merkleRoot {:?} is not 64 hex characters: {e}", q.merkle_root)))?;
+        let root = Hash256::from_display_hex(&q.merkle_root).map_err(|e| {
+            ApiError::bad_request(format!(
+                "item {i}: merkleRoot {:?} is not 64 hex characters: {e}",
+                q.merkle_root
+            ))
+        })?;
         parsed.push((root, q.block_height));
     }
-    let answers = s.read(|l| parsed.iter().map(|(root, height)| l.confirm_root(root, *height)).collect::<Vec<_>>())?;
+    let answers = s.read(|l| {
+        parsed
+            .iter()
+            .map(|(root, height)| l.confirm_root(root, *height))
+            .collect::<Vec<_>>()
+    })?;
     let rank = |c: &RootConfirmation| match c {
         RootConfirmation::Confirmed(_) => 0,
         RootConfirmation::UnableToVerify => 1,
         RootConfirmation::Invalid => 2,
     };
-    let worst = answers.iter().max_by_key(|c| rank(c)).copied().unwrap_or(RootConfirmation::Invalid);
+    let worst = answers
+        .iter()
+        .max_by_key(|c| rank(c))
+        .copied()
+        .unwrap_or(RootConfirmation::Invalid);
     let name = |c: &RootConfirmation| match c {
         RootConfirmation::Confirmed(_) => "CONFIRMED",
         RootConfirmation::UnableToVerify => "UNABLE_TO_VERIFY",

@@ -252,7 +252,12 @@ pub fn chainsim_key(chain_id: &str) -> Result<PrivateKey, bsv_format::keys::KeyE
 
 impl Ledger {
     /// An empty ledger (no blocks yet); `mining.rs` builds the initial chain.
-    pub(super) fn empty(params: LedgerParams, key: PrivateKey, clock: u64, persistent: bool) -> Ledger {
+    pub(super) fn empty(
+        params: LedgerParams,
+        key: PrivateKey,
+        clock: u64,
+        persistent: bool,
+    ) -> Ledger {
         let lock = p2pkh_lock(&key.public_key().hash160());
         Ledger {
             params,
@@ -276,7 +281,12 @@ impl Ledger {
     /// A ledger rebuilt from stored parts (indexes and mempool order derived).
     pub fn restore(params: LedgerParams, key: PrivateKey, parts: LedgerParts) -> Ledger {
         let mut ledger = Ledger::empty(params, key, parts.clock, true);
-        ledger.by_hash = parts.blocks.iter().enumerate().map(|(h, b)| (b.hash, h as u32)).collect();
+        ledger.by_hash = parts
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(h, b)| (b.hash, h as u32))
+            .collect();
         ledger.blocks = parts.blocks;
         ledger.stale = parts.stale;
         ledger.reorgs = parts.reorgs;
@@ -286,7 +296,12 @@ impl Ledger {
             }
         }
         ledger.next_seq = ledger.mempool.keys().next_back().map_or(0, |s| s + 1);
-        ledger.owned = parts.utxos.iter().filter(|(_, u)| u.out.locking_script == ledger.lock).map(|(op, _)| *op).collect();
+        ledger.owned = parts
+            .utxos
+            .iter()
+            .filter(|(_, u)| u.out.locking_script == ledger.lock)
+            .map(|(op, _)| *op)
+            .collect();
         ledger.txs = parts.txs;
         ledger.utxos = parts.utxos;
         ledger.spends = parts.spends;
@@ -301,7 +316,10 @@ impl Ledger {
     /// Takes the store operations recorded since the last call (empty for an
     /// in-memory ledger).
     pub fn take_journal(&mut self) -> Vec<StoreOp> {
-        self.journal.as_mut().map(std::mem::take).unwrap_or_default()
+        self.journal
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     pub(super) fn record(&mut self, op: StoreOp) {
@@ -341,7 +359,10 @@ impl Ledger {
 
     /// Median time past of the tip (UNIX seconds).
     pub fn median_time_past(&self) -> u32 {
-        let start = self.blocks.len().saturating_sub(super::block::MEDIAN_TIME_SPAN);
+        let start = self
+            .blocks
+            .len()
+            .saturating_sub(super::block::MEDIAN_TIME_SPAN);
         let times: Vec<u32> = self.blocks[start..].iter().map(|b| b.header.time).collect();
         median_time_past(&times)
     }
@@ -370,7 +391,11 @@ impl Ledger {
 
     /// The output `outpoint` names, spent or not, if its transaction is known.
     pub fn output(&self, outpoint: &Outpoint) -> Option<&TxOut> {
-        self.txs.get(&outpoint.txid)?.tx.outputs.get(outpoint.vout as usize)
+        self.txs
+            .get(&outpoint.txid)?
+            .tx
+            .outputs
+            .get(outpoint.vout as usize)
     }
 
     /// The input that spent `outpoint` (in the mempool or mined), if any.
@@ -386,7 +411,13 @@ impl Ledger {
     /// The status of `txid`, if known.
     pub fn status(&self, txid: &Txid) -> Option<StatusView> {
         let entry = self.txs.get(txid)?;
-        let mut view = StatusView { txid: *txid, status: TxStatus::SeenOnNetwork, mined: None, competing: Vec::new(), extra_info: None };
+        let mut view = StatusView {
+            txid: *txid,
+            status: TxStatus::SeenOnNetwork,
+            mined: None,
+            competing: Vec::new(),
+            extra_info: None,
+        };
         match &entry.state {
             TxState::Mempool { .. } => {}
             TxState::Mined { height, index } => {
@@ -423,7 +454,12 @@ impl Ledger {
     /// [`TxRejection`]: `InputMissing`, `InputSpent`, `SourceMismatch`,
     /// `CoinbaseImmature`, `NonFinalHeight`, `NonFinalTime`,
     /// `OutputsExceedInputs`, `FeeTooLow`.
-    pub fn precheck(&self, tx: &Arc<Transaction>, txid: Txid, claimed: &[TxOut]) -> Result<Precheck, TxRejection> {
+    pub fn precheck(
+        &self,
+        tx: &Arc<Transaction>,
+        txid: Txid,
+        claimed: &[TxOut],
+    ) -> Result<Precheck, TxRejection> {
         if let Some(view) = self.status(&txid) {
             return Ok(Precheck::Known(view));
         }
@@ -436,18 +472,28 @@ impl Ledger {
             let (out, coinbase) = match self.utxos.get(&outpoint) {
                 Some(u) => (&u.out, u.coinbase),
                 None => {
-                    let (Some(spender), Some(out)) = (self.spends.get(&outpoint), self.output(&outpoint)) else {
+                    let (Some(spender), Some(out)) =
+                        (self.spends.get(&outpoint), self.output(&outpoint))
+                    else {
                         return Err(TxRejection::InputMissing { input: i, outpoint });
                     };
                     if let Some(height) = self.mined_height(&spender.txid) {
                         if tip - height + 1 > self.params.double_spend_window {
-                            return Err(TxRejection::InputSpent { input: i, outpoint, spender: spender.txid, height });
+                            return Err(TxRejection::InputSpent {
+                                input: i,
+                                outpoint,
+                                spender: spender.txid,
+                                height,
+                            });
                         }
                     }
                     if !conflicts.contains(&spender.txid) {
                         conflicts.push(spender.txid);
                     }
-                    let coinbase = self.txs.get(&outpoint.txid).is_some_and(|e| e.tx.is_coinbase());
+                    let coinbase = self
+                        .txs
+                        .get(&outpoint.txid)
+                        .is_some_and(|e| e.tx.is_coinbase());
                     (out, coinbase)
                 }
             };
@@ -463,7 +509,12 @@ impl Ledger {
                 let coinbase_height = self.mined_height(&outpoint.txid).unwrap_or(tip);
                 let spendable_at = coinbase_height.saturating_add(COINBASE_MATURITY);
                 if tip + 1 < spendable_at {
-                    return Err(TxRejection::CoinbaseImmature { input: i, outpoint, coinbase_height, spendable_at });
+                    return Err(TxRejection::CoinbaseImmature {
+                        input: i,
+                        outpoint,
+                        coinbase_height,
+                        spendable_at,
+                    });
                 }
             }
             // Context-free checks bounded each claimed value and the sum; a
@@ -473,13 +524,29 @@ impl Ledger {
         }
         validate::check_finality(tx, tip + 1, self.median_time_past())?;
         let total_out = tx.total_output_satoshis().unwrap_or(u64::MAX);
-        let fee = total_in.checked_sub(total_out).ok_or(TxRejection::OutputsExceedInputs { inputs: total_in, outputs: total_out })?;
+        let fee = total_in
+            .checked_sub(total_out)
+            .ok_or(TxRejection::OutputsExceedInputs {
+                inputs: total_in,
+                outputs: total_out,
+            })?;
         let size = tx.size();
         let required = validate::required_fee(size, self.params.fee_rate);
         if fee < required {
-            return Err(TxRejection::FeeTooLow { fee, required, rate: self.params.fee_rate, size });
+            return Err(TxRejection::FeeTooLow {
+                fee,
+                required,
+                rate: self.params.fee_rate,
+                size,
+            });
         }
-        Ok(Precheck::Verify(Pending { tx: Arc::clone(tx), txid, fee, spent, conflicts }))
+        Ok(Precheck::Verify(Pending {
+            tx: Arc::clone(tx),
+            txid,
+            fee,
+            spent,
+            conflicts,
+        }))
     }
 
     /// Applies a transaction whose scripts passed: re-runs [`precheck`](Self::precheck)
@@ -495,16 +562,38 @@ impl Ledger {
             Precheck::Verify(fresh) => fresh,
         };
         let txid = fresh.txid;
-        let mut view = StatusView { txid, status: TxStatus::SeenOnNetwork, mined: None, competing: Vec::new(), extra_info: None };
+        let mut view = StatusView {
+            txid,
+            status: TxStatus::SeenOnNetwork,
+            mined: None,
+            competing: Vec::new(),
+            extra_info: None,
+        };
         if fresh.conflicts.is_empty() {
             self.add_to_mempool(fresh.tx, txid, fresh.fee);
         } else {
             view.status = TxStatus::DoubleSpendAttempted;
             view.competing = fresh.conflicts.clone();
-            let state = TxState::DoubleSpend { competing: fresh.conflicts };
-            self.record(StoreOp::PutTx { txid, fee: 0, tx: Arc::clone(&fresh.tx) });
-            self.record(StoreOp::PutState { txid, state: state.clone() });
-            self.txs.insert(txid, TxEntry { tx: fresh.tx, fee: 0, state });
+            let state = TxState::DoubleSpend {
+                competing: fresh.conflicts,
+            };
+            self.record(StoreOp::PutTx {
+                txid,
+                fee: 0,
+                tx: Arc::clone(&fresh.tx),
+            });
+            self.record(StoreOp::PutState {
+                txid,
+                state: state.clone(),
+            });
+            self.txs.insert(
+                txid,
+                TxEntry {
+                    tx: fresh.tx,
+                    fee: 0,
+                    state,
+                },
+            );
         }
         Ok(view)
     }
@@ -514,17 +603,36 @@ impl Ledger {
         self.next_seq += 1;
         for (vin, input) in tx.inputs.iter().enumerate() {
             self.del_utxo(&input.prev_out);
-            let spender = Spender { txid, vin: vin as u32 };
+            let spender = Spender {
+                txid,
+                vin: vin as u32,
+            };
             self.spends.insert(input.prev_out, spender);
-            self.record(StoreOp::PutSpend { outpoint: input.prev_out, spender });
+            self.record(StoreOp::PutSpend {
+                outpoint: input.prev_out,
+                spender,
+            });
         }
         for (vout, out) in tx.outputs.iter().enumerate() {
-            self.put_utxo(Outpoint::new(txid, vout as u32), Utxo { out: out.clone(), coinbase: false });
+            self.put_utxo(
+                Outpoint::new(txid, vout as u32),
+                Utxo {
+                    out: out.clone(),
+                    coinbase: false,
+                },
+            );
         }
         self.mempool.insert(seq, txid);
         let state = TxState::Mempool { seq };
-        self.record(StoreOp::PutTx { txid, fee, tx: Arc::clone(&tx) });
-        self.record(StoreOp::PutState { txid, state: state.clone() });
+        self.record(StoreOp::PutTx {
+            txid,
+            fee,
+            tx: Arc::clone(&tx),
+        });
+        self.record(StoreOp::PutState {
+            txid,
+            state: state.clone(),
+        });
         self.txs.insert(txid, TxEntry { tx, fee, state });
     }
 
@@ -533,7 +641,10 @@ impl Ledger {
             self.owned.insert(outpoint);
         }
         if self.journal.is_some() {
-            self.record(StoreOp::PutUtxo { outpoint, utxo: utxo.clone() });
+            self.record(StoreOp::PutUtxo {
+                outpoint,
+                utxo: utxo.clone(),
+            });
         }
         self.utxos.insert(outpoint, utxo);
     }
@@ -541,7 +652,9 @@ impl Ledger {
     pub(super) fn del_utxo(&mut self, outpoint: &Outpoint) {
         if self.utxos.remove(outpoint).is_some() {
             self.owned.remove(outpoint);
-            self.record(StoreOp::DelUtxo { outpoint: *outpoint });
+            self.record(StoreOp::DelUtxo {
+                outpoint: *outpoint,
+            });
         }
     }
 

@@ -14,7 +14,9 @@ use bsv_format::sighash::{SIGHASH_ALL, SIGHASH_FORKID};
 use bsv_format::tx::SEQUENCE_FINAL;
 use bsv_format::{Outpoint, Script, Transaction, TxIn, TxOut, Txid};
 
-use super::block::{coinbase, merkle_root, Block, BlockHeader, BLOCK_SUBSIDY, BLOCK_VERSION, REGTEST_BITS};
+use super::block::{
+    coinbase, merkle_root, Block, BlockHeader, BLOCK_SUBSIDY, BLOCK_VERSION, REGTEST_BITS,
+};
 use super::ledger::{Ledger, LedgerParams, TxEntry, TxState, Utxo, COINBASE_MATURITY};
 use super::store::StoreOp;
 use super::validate;
@@ -83,7 +85,13 @@ impl Ledger {
     /// A new chain: the genesis block and `initial_blocks` more (at least
     /// [`MIN_INITIAL_BLOCKS`]), timestamped [`INITIAL_BLOCK_SPACING`] apart and
     /// ending at `start_unix`, which becomes the clock.
-    pub fn create(params: LedgerParams, key: PrivateKey, start_unix: u64, initial_blocks: u32, persistent: bool) -> Ledger {
+    pub fn create(
+        params: LedgerParams,
+        key: PrivateKey,
+        start_unix: u64,
+        initial_blocks: u32,
+        persistent: bool,
+    ) -> Ledger {
         let initial = initial_blocks.max(MIN_INITIAL_BLOCKS);
         let base = start_unix.saturating_sub(u64::from(initial) * INITIAL_BLOCK_SPACING);
         let mut ledger = Ledger::empty(params, key, base, persistent);
@@ -92,7 +100,10 @@ impl Ledger {
             ledger.mine_one(false);
         }
         ledger.clock = start_unix.max(ledger.clock);
-        ledger.record(StoreOp::PutMeta { clock: ledger.clock, reorgs: ledger.reorgs });
+        ledger.record(StoreOp::PutMeta {
+            clock: ledger.clock,
+            reorgs: ledger.reorgs,
+        });
         ledger
     }
 
@@ -116,15 +127,25 @@ impl Ledger {
         let height = self.blocks.len() as u32;
         let mtp = self.median_time_past();
         let clock = u32::try_from(self.clock).unwrap_or(u32::MAX);
-        let time = if self.blocks.is_empty() { clock } else { clock.max(mtp.saturating_add(1)) };
+        let time = if self.blocks.is_empty() {
+            clock
+        } else {
+            clock.max(mtp.saturating_add(1))
+        };
         let mut chosen: Vec<Txid> = Vec::new();
         let mut fees = 0u64;
         if include_mempool {
             // A transaction that is not final yet stays, and so do its descendants.
             let mut left_behind: HashSet<Txid> = HashSet::new();
             for txid in self.mempool.values() {
-                let Some(entry) = self.txs.get(txid) else { continue };
-                let blocked = entry.tx.inputs.iter().any(|i| left_behind.contains(&i.prev_out.txid));
+                let Some(entry) = self.txs.get(txid) else {
+                    continue;
+                };
+                let blocked = entry
+                    .tx
+                    .inputs
+                    .iter()
+                    .any(|i| left_behind.contains(&i.prev_out.txid));
                 if blocked || validate::check_finality(&entry.tx, height, mtp).is_err() {
                     left_behind.insert(*txid);
                     continue;
@@ -133,7 +154,13 @@ impl Ledger {
                 fees = fees.saturating_add(entry.fee);
             }
         }
-        let cb = coinbase(height, &self.params.chain_id, self.reorgs, BLOCK_SUBSIDY.saturating_add(fees), &self.lock);
+        let cb = coinbase(
+            height,
+            &self.params.chain_id,
+            self.reorgs,
+            BLOCK_SUBSIDY.saturating_add(fees),
+            &self.lock,
+        );
         let cb_txid = cb.txid();
         let mut txids = Vec::with_capacity(chosen.len() + 1);
         txids.push(cb_txid);
@@ -148,22 +175,55 @@ impl Ledger {
         };
         let block = Block::new(header, txids);
         for (index, txid) in block.txids.iter().enumerate().skip(1) {
-            if let Some(TxEntry { state: TxState::Mempool { seq }, .. }) = self.txs.get(txid) {
+            if let Some(TxEntry {
+                state: TxState::Mempool { seq },
+                ..
+            }) = self.txs.get(txid)
+            {
                 self.mempool.remove(seq);
             }
-            self.set_state(txid, TxState::Mined { height, index: index as u32 });
+            self.set_state(
+                txid,
+                TxState::Mined {
+                    height,
+                    index: index as u32,
+                },
+            );
         }
         let cb = Arc::new(cb);
         let out = cb.outputs.first().cloned();
-        self.record(StoreOp::PutTx { txid: cb_txid, fee: 0, tx: Arc::clone(&cb) });
+        self.record(StoreOp::PutTx {
+            txid: cb_txid,
+            fee: 0,
+            tx: Arc::clone(&cb),
+        });
         let state = TxState::Mined { height, index: 0 };
-        self.record(StoreOp::PutState { txid: cb_txid, state: state.clone() });
-        self.txs.insert(cb_txid, TxEntry { tx: cb, fee: 0, state });
+        self.record(StoreOp::PutState {
+            txid: cb_txid,
+            state: state.clone(),
+        });
+        self.txs.insert(
+            cb_txid,
+            TxEntry {
+                tx: cb,
+                fee: 0,
+                state,
+            },
+        );
         // As on a node, the genesis coinbase is not spendable.
         if let (Some(out), true) = (out, height > 0) {
-            self.put_utxo(Outpoint::new(cb_txid, 0), Utxo { out, coinbase: true });
+            self.put_utxo(
+                Outpoint::new(cb_txid, 0),
+                Utxo {
+                    out,
+                    coinbase: true,
+                },
+            );
         }
-        self.record(StoreOp::PutBlock { height, block: block.clone() });
+        self.record(StoreOp::PutBlock {
+            height,
+            block: block.clone(),
+        });
         self.by_hash.insert(block.hash, height);
         self.blocks.push(block);
     }
@@ -185,11 +245,17 @@ impl Ledger {
         let mut returned: Vec<Vec<Txid>> = Vec::with_capacity(depth as usize);
         let mut coinbases = Vec::with_capacity(depth as usize);
         for _ in 0..depth {
-            let Some(block) = self.blocks.pop() else { break };
+            let Some(block) = self.blocks.pop() else {
+                break;
+            };
             let height = self.blocks.len() as u32;
             self.by_hash.remove(&block.hash);
             self.record(StoreOp::DelBlock { height });
-            self.record(StoreOp::PutStale { hash: block.hash, height, header: block.header });
+            self.record(StoreOp::PutStale {
+                hash: block.hash,
+                height,
+                header: block.header,
+            });
             self.stale.insert(block.hash, (height, block.header));
             coinbases.extend(block.txids.first().copied());
             returned.push(block.txids.iter().skip(1).copied().collect());
@@ -204,9 +270,15 @@ impl Ledger {
             self.mempool.insert(seq, txid);
             self.set_state(&txid, TxState::Mempool { seq });
         }
-        self.evict(&coinbases, "coinbase of a block removed by a reorganisation");
+        self.evict(
+            &coinbases,
+            "coinbase of a block removed by a reorganisation",
+        );
         self.reorgs = self.reorgs.saturating_add(1);
-        self.record(StoreOp::PutMeta { clock: self.clock, reorgs: self.reorgs });
+        self.record(StoreOp::PutMeta {
+            clock: self.clock,
+            reorgs: self.reorgs,
+        });
         self.mine(depth, false)
     }
 
@@ -222,7 +294,9 @@ impl Ledger {
             if !seen.insert(txid) {
                 continue;
             }
-            let Some(entry) = self.txs.get(&txid) else { continue };
+            let Some(entry) = self.txs.get(&txid) else {
+                continue;
+            };
             for vout in 0..entry.tx.outputs.len() {
                 if let Some(spender) = self.spends.get(&Outpoint::new(txid, vout as u32)) {
                     queue.push(spender.txid);
@@ -231,7 +305,9 @@ impl Ledger {
             doomed.push(txid);
         }
         for txid in &doomed {
-            let Some(entry) = self.txs.get(txid) else { continue };
+            let Some(entry) = self.txs.get(txid) else {
+                continue;
+            };
             let tx = Arc::clone(&entry.tx);
             if let TxState::Mempool { seq } = entry.state {
                 self.mempool.remove(&seq);
@@ -261,7 +337,11 @@ impl Ledger {
                     }
                 }
             }
-            let why = if roots.contains(txid) { reason.to_string() } else { format!("spends an output of a dropped transaction ({reason})") };
+            let why = if roots.contains(txid) {
+                reason.to_string()
+            } else {
+                format!("spends an output of a dropped transaction ({reason})")
+            };
             self.set_state(txid, TxState::Rejected { reason: why });
         }
     }
@@ -283,13 +363,22 @@ impl Ledger {
     pub fn set_clock(&mut self, unix: u64) -> Result<u64, SimError> {
         let max = u64::from(u32::MAX);
         if unix > max {
-            return Err(SimError::ClockOverflow { max, requested: unix });
+            return Err(SimError::ClockOverflow {
+                max,
+                requested: unix,
+            });
         }
         if unix < self.clock {
-            return Err(SimError::ClockBackwards { now: self.clock, requested: unix });
+            return Err(SimError::ClockBackwards {
+                now: self.clock,
+                requested: unix,
+            });
         }
         self.clock = unix;
-        self.record(StoreOp::PutMeta { clock: self.clock, reorgs: self.reorgs });
+        self.record(StoreOp::PutMeta {
+            clock: self.clock,
+            reorgs: self.reorgs,
+        });
         Ok(unix)
     }
 
@@ -302,22 +391,38 @@ impl Ledger {
     ///
     /// # Errors
     /// [`SimError::ZeroAmount`], [`SimError::FaucetDry`], [`SimError::FaucetBuild`].
-    pub fn faucet_payment(&self, pubkey_hash: &[u8; 20], satoshis: u64) -> Result<(Transaction, TxOut), SimError> {
+    pub fn faucet_payment(
+        &self,
+        pubkey_hash: &[u8; 20],
+        satoshis: u64,
+    ) -> Result<(Transaction, TxOut), SimError> {
         if satoshis == 0 {
             return Err(SimError::ZeroAmount);
         }
-        let pay = TxOut { satoshis, locking_script: p2pkh_lock(pubkey_hash) };
-        let change_out = |value| TxOut { satoshis: value, locking_script: self.lock.clone() };
+        let pay = TxOut {
+            satoshis,
+            locking_script: p2pkh_lock(pubkey_hash),
+        };
+        let change_out = |value| TxOut {
+            satoshis: value,
+            locking_script: self.lock.clone(),
+        };
         // Upper bound of the signed size: the unlocking script is at most
         // 1 + 72 (DER + sighash byte) + 1 + 33 = 107 bytes.
         let mut probe = Transaction {
             version: 1,
-            inputs: vec![TxIn { prev_out: Outpoint::new(Txid([0; 32]), 0), unlocking_script: Script::from_bytes(vec![0; 107]), sequence: SEQUENCE_FINAL }],
+            inputs: vec![TxIn {
+                prev_out: Outpoint::new(Txid([0; 32]), 0),
+                unlocking_script: Script::from_bytes(vec![0; 107]),
+                sequence: SEQUENCE_FINAL,
+            }],
             outputs: vec![pay.clone(), change_out(1)],
             lock_time: 0,
         };
         let fee = validate::required_fee(probe.size(), self.params.fee_rate);
-        let needed = satoshis.checked_add(fee).ok_or(SimError::FaucetDry { needed: u64::MAX })?;
+        let needed = satoshis
+            .checked_add(fee)
+            .ok_or(SimError::FaucetDry { needed: u64::MAX })?;
         let tip = self.tip();
         let chosen = self
             .owned
@@ -330,20 +435,39 @@ impl Ledger {
                     (true, None) => false,
                     (false, _) => true,
                 };
-                (spendable && utxo.out.satoshis >= needed).then_some((height.unwrap_or(u32::MAX), *op, utxo.out.clone()))
+                (spendable && utxo.out.satoshis >= needed).then_some((
+                    height.unwrap_or(u32::MAX),
+                    *op,
+                    utxo.out.clone(),
+                ))
             })
             .min_by_key(|(height, op, _)| (*height, *op));
         let Some((_, outpoint, source)) = chosen else {
             return Err(SimError::FaucetDry { needed });
         };
         let change = source.satoshis - needed;
-        probe.inputs[0] = TxIn { prev_out: outpoint, unlocking_script: Script::default(), sequence: SEQUENCE_FINAL };
-        probe.outputs = if change > 0 { vec![pay, change_out(change)] } else { vec![pay] };
+        probe.inputs[0] = TxIn {
+            prev_out: outpoint,
+            unlocking_script: Script::default(),
+            sequence: SEQUENCE_FINAL,
+        };
+        probe.outputs = if change > 0 {
+            vec![pay, change_out(change)]
+        } else {
+            vec![pay]
+        };
         let mut tx = probe;
-        let sig = sign_input(&tx, 0, &source.locking_script, source.satoshis, SIGHASH_ALL | SIGHASH_FORKID, &self.key)
-            .map_err(|e| SimError::FaucetBuild(format!("signing: {e}")))?;
-        tx.inputs[0].unlocking_script =
-            p2pkh_unlock(&sig, &self.key.public_key()).map_err(|e| SimError::FaucetBuild(format!("unlocking script: {e}")))?;
+        let sig = sign_input(
+            &tx,
+            0,
+            &source.locking_script,
+            source.satoshis,
+            SIGHASH_ALL | SIGHASH_FORKID,
+            &self.key,
+        )
+        .map_err(|e| SimError::FaucetBuild(format!("signing: {e}")))?;
+        tx.inputs[0].unlocking_script = p2pkh_unlock(&sig, &self.key.public_key())
+            .map_err(|e| SimError::FaucetBuild(format!("unlocking script: {e}")))?;
         Ok((tx, source))
     }
 }
@@ -355,7 +479,11 @@ mod tests {
     use bsv_format::keys::PrivateKey;
 
     fn ledger() -> Ledger {
-        let params = LedgerParams { chain_id: "unit".into(), fee_rate: 1, double_spend_window: 6 };
+        let params = LedgerParams {
+            chain_id: "unit".into(),
+            fee_rate: 1,
+            double_spend_window: 6,
+        };
         let key = chainsim_key("unit").unwrap();
         Ledger::create(params, key, 1_700_000_000, MIN_INITIAL_BLOCKS, false)
     }
@@ -363,7 +491,9 @@ mod tests {
     fn accept(l: &mut Ledger, tx: Transaction, source: TxOut) -> TxStatus {
         let txid = tx.txid();
         let tx = Arc::new(tx);
-        let Ok(Precheck::Verify(p)) = l.precheck(&tx, txid, &[source]) else { panic!("precheck") };
+        let Ok(Precheck::Verify(p)) = l.precheck(&tx, txid, &[source]) else {
+            panic!("precheck")
+        };
         validate::verify_scripts(&p.tx, &p.spent).unwrap();
         l.commit(p).unwrap().status
     }
@@ -373,7 +503,10 @@ mod tests {
         let l = ledger();
         assert_eq!(l.tip(), 101);
         assert_eq!(l.tip_block().unwrap().header.time, 1_700_000_000);
-        assert_eq!(l.block_at(0).unwrap().header.time, 1_700_000_000 - 101 * 600);
+        assert_eq!(
+            l.block_at(0).unwrap().header.time,
+            1_700_000_000 - 101 * 600
+        );
         assert_eq!(l.median_time_past(), 1_700_000_000 - 5 * 600);
         assert_eq!(l.now(), 1_700_000_000);
     }
@@ -381,22 +514,40 @@ mod tests {
     #[test]
     fn faucet_pays_from_the_oldest_mature_coinbase_with_change() {
         let mut l = ledger();
-        let payee = PrivateKey::from_bytes(&[7; 32]).unwrap().public_key().hash160();
+        let payee = PrivateKey::from_bytes(&[7; 32])
+            .unwrap()
+            .public_key()
+            .hash160();
         let (tx, source) = l.faucet_payment(&payee, 1_000).unwrap();
         let block1_coinbase = l.block_at(1).unwrap().txids[0];
-        assert_eq!(tx.inputs[0].prev_out, Outpoint::new(block1_coinbase, 0), "the oldest mature coinbase (genesis's is unspendable)");
+        assert_eq!(
+            tx.inputs[0].prev_out,
+            Outpoint::new(block1_coinbase, 0),
+            "the oldest mature coinbase (genesis's is unspendable)"
+        );
         assert_eq!(source.satoshis, BLOCK_SUBSIDY);
         let fee = BLOCK_SUBSIDY - tx.total_output_satoshis().unwrap();
-        assert!(fee >= validate::required_fee(tx.size(), 1) && fee <= 1, "fee {fee}");
+        assert!(
+            fee >= validate::required_fee(tx.size(), 1) && fee <= 1,
+            "fee {fee}"
+        );
         assert_eq!(accept(&mut l, tx, source), TxStatus::SeenOnNetwork);
-        assert_eq!(l.faucet_payment(&payee, BLOCK_SUBSIDY), Err(SimError::FaucetDry { needed: BLOCK_SUBSIDY + 1 }));
+        assert_eq!(
+            l.faucet_payment(&payee, BLOCK_SUBSIDY),
+            Err(SimError::FaucetDry {
+                needed: BLOCK_SUBSIDY + 1
+            })
+        );
         assert_eq!(l.faucet_payment(&payee, 0), Err(SimError::ZeroAmount));
     }
 
     #[test]
     fn a_deep_reorg_drops_spends_of_vanished_coinbases() {
         let mut l = ledger();
-        let payee = PrivateKey::from_bytes(&[7; 32]).unwrap().public_key().hash160();
+        let payee = PrivateKey::from_bytes(&[7; 32])
+            .unwrap()
+            .public_key()
+            .hash160();
         let (tx, source) = l.faucet_payment(&payee, 1_000).unwrap();
         let txid = tx.txid();
         let spent = tx.inputs[0].prev_out;
@@ -408,20 +559,41 @@ mod tests {
         assert_eq!(l.reorg(102), Ok(102));
         let view = l.status(&txid).unwrap();
         assert_eq!(view.status, TxStatus::Rejected);
-        assert!(view.extra_info.unwrap().contains("spends an output of a dropped transaction"));
+        assert!(view
+            .extra_info
+            .unwrap()
+            .contains("spends an output of a dropped transaction"));
         assert_eq!(l.spender(&spent), None);
         assert!(!l.utxos.contains_key(&Outpoint::new(txid, 0)));
         assert_eq!(l.mempool().count(), 0);
         assert_eq!(l.status(&spent.txid).unwrap().status, TxStatus::Rejected);
-        assert_eq!(l.reorg(103), Err(SimError::BadReorgDepth { depth: 103, tip: 102 }));
+        assert_eq!(
+            l.reorg(103),
+            Err(SimError::BadReorgDepth {
+                depth: 103,
+                tip: 102
+            })
+        );
     }
 
     #[test]
     fn the_clock_only_moves_forward() {
         let mut l = ledger();
         assert_eq!(l.advance_clock(10), Ok(1_700_000_010));
-        assert_eq!(l.set_clock(5), Err(SimError::ClockBackwards { now: 1_700_000_010, requested: 5 }));
-        assert_eq!(l.set_clock(u64::from(u32::MAX) + 1), Err(SimError::ClockOverflow { max: u64::from(u32::MAX), requested: u64::from(u32::MAX) + 1 }));
+        assert_eq!(
+            l.set_clock(5),
+            Err(SimError::ClockBackwards {
+                now: 1_700_000_010,
+                requested: 5
+            })
+        );
+        assert_eq!(
+            l.set_clock(u64::from(u32::MAX) + 1),
+            Err(SimError::ClockOverflow {
+                max: u64::from(u32::MAX),
+                requested: u64::from(u32::MAX) + 1
+            })
+        );
         assert_eq!(l.tip(), 101, "no block mined");
     }
 }

@@ -147,25 +147,40 @@ impl Chainsim {
     /// schema, another chain id); [`ChainsimError::Bind`].
     pub async fn start(config: ChainsimConfig) -> Result<ChainsimHandle, ChainsimError> {
         check_config(&config)?;
-        let key = chainsim_key(&config.chain_id).map_err(|source| ChainsimError::Key { chain_id: config.chain_id.clone(), source })?;
+        let key = chainsim_key(&config.chain_id).map_err(|source| ChainsimError::Key {
+            chain_id: config.chain_id.clone(),
+            source,
+        })?;
         let params = LedgerParams {
             chain_id: config.chain_id.clone(),
             fee_rate: config.fee_rate,
             double_spend_window: config.double_spend_window,
         };
         let (ledger, store) = match &config.data_dir {
-            None => (Ledger::create(params, key, config.start_unix, config.initial_blocks, false), Store::Memory),
+            None => (
+                Ledger::create(params, key, config.start_unix, config.initial_blocks, false),
+                Store::Memory,
+            ),
             Some(dir) => {
                 let (dir, chain) = (dir.clone(), config.chain_id.clone());
-                let (sled, parts) = tokio::task::spawn_blocking(move || SledStore::open(&dir, &chain))
-                    .await
-                    .map_err(|e| ChainsimError::Task(format!("opening the store: {e}")))??;
+                let (sled, parts) =
+                    tokio::task::spawn_blocking(move || SledStore::open(&dir, &chain))
+                        .await
+                        .map_err(|e| ChainsimError::Task(format!("opening the store: {e}")))??;
                 let store = Store::Sled(sled);
                 match parts {
                     Some(parts) => (Ledger::restore(params, key, parts), store),
                     None => {
-                        let mut ledger = Ledger::create(params, key, config.start_unix, config.initial_blocks, true);
-                        let mut ops = vec![StoreOp::Created { chain_id: config.chain_id.clone() }];
+                        let mut ledger = Ledger::create(
+                            params,
+                            key,
+                            config.start_unix,
+                            config.initial_blocks,
+                            true,
+                        );
+                        let mut ops = vec![StoreOp::Created {
+                            chain_id: config.chain_id.clone(),
+                        }];
                         ops.extend(ledger.take_journal());
                         store.apply(ops)?;
                         store.flush().await?;
@@ -176,8 +191,16 @@ impl Chainsim {
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|source| ChainsimError::Bind { addr: config.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| ChainsimError::Bind { addr: config.listen, source })?;
+            .map_err(|source| ChainsimError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| ChainsimError::Bind {
+                addr: config.listen,
+                source,
+            })?;
         let shared = Arc::new(server::Shared::new(ledger, store));
         let (stop_tx, stop_rx) = watch::channel(false);
         let app = server::router(Arc::clone(&shared), config.max_body_bytes);
@@ -186,30 +209,54 @@ impl Chainsim {
             let stop = async move {
                 let _ = stop_server.wait_for(|stop| *stop).await;
             };
-            axum::serve(listener, app).with_graceful_shutdown(stop).await
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
         });
-        let miner = config.block_interval.map(|interval| tokio::spawn(run_miner(Arc::clone(&shared), interval, stop_rx)));
+        let miner = config
+            .block_interval
+            .map(|interval| tokio::spawn(run_miner(Arc::clone(&shared), interval, stop_rx)));
         tracing::info!(%addr, chain = %config.chain_id, tip = shared.tip(), "chainsim listening");
-        Ok(ChainsimHandle { addr, shared, stop: stop_tx, server, miner })
+        Ok(ChainsimHandle {
+            addr,
+            shared,
+            stop: stop_tx,
+            server,
+            miner,
+        })
     }
 }
 
 fn check_config(config: &ChainsimConfig) -> Result<(), ChainsimError> {
     let id = &config.chain_id;
-    let ok = !id.is_empty() && id.len() <= MAX_CHAIN_ID_LEN && id.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    let ok = !id.is_empty()
+        && id.len() <= MAX_CHAIN_ID_LEN
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
     if !ok {
         return Err(ChainsimError::Config(format!(
             "chain id {id:?} must be 1..={MAX_CHAIN_ID_LEN} ASCII letters, digits, '.', '_' or '-'"
         )));
     }
-    if config.block_interval.is_some_and(|d| d < Duration::from_millis(1)) {
-        return Err(ChainsimError::Config("block interval must be at least 1 ms".into()));
+    if config
+        .block_interval
+        .is_some_and(|d| d < Duration::from_millis(1))
+    {
+        return Err(ChainsimError::Config(
+            "block interval must be at least 1 ms".into(),
+        ));
     }
     if config.initial_blocks > mining::MAX_BLOCKS_PER_CALL {
-        return Err(ChainsimError::Config(format!("initial blocks must be at most {}", mining::MAX_BLOCKS_PER_CALL)));
+        return Err(ChainsimError::Config(format!(
+            "initial blocks must be at most {}",
+            mining::MAX_BLOCKS_PER_CALL
+        )));
     }
     if config.max_body_bytes == 0 {
-        return Err(ChainsimError::Config("max body bytes must be positive".into()));
+        return Err(ChainsimError::Config(
+            "max body bytes must be positive".into(),
+        ));
     }
     Ok(())
 }
@@ -217,7 +264,11 @@ fn check_config(config: &ChainsimConfig) -> Result<(), ChainsimError> {
 /// Mines one block (with the whole final mempool) every `interval` of real
 /// time until `stop` turns true. Block timestamps still come from the ledger
 /// clock.
-async fn run_miner(shared: Arc<server::Shared>, interval: Duration, mut stop: watch::Receiver<bool>) {
+async fn run_miner(
+    shared: Arc<server::Shared>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -284,21 +335,32 @@ impl ChainsimHandle {
     /// [`ChainsimError::Task`] if the server failed; [`ChainsimError::Store`]
     /// if the final flush failed.
     pub async fn shutdown(self) -> Result<(), ChainsimError> {
-        let ChainsimHandle { shared, stop, mut server, miner, .. } = self;
+        let ChainsimHandle {
+            shared,
+            stop,
+            mut server,
+            miner,
+            ..
+        } = self;
         let _ = stop.send(true);
         if let Some(miner) = miner {
             let _ = miner.await;
         }
-        let served = match tokio::time::timeout(Duration::from_secs(SHUTDOWN_GRACE_SECS), &mut server).await {
-            Ok(Ok(result)) => result.map_err(|e| ChainsimError::Task(format!("server: {e}"))),
-            Ok(Err(e)) => Err(ChainsimError::Task(format!("server task: {e}"))),
-            Err(_) => {
-                server.abort();
-                let _ = server.await;
-                Ok(())
-            }
-        };
-        let flushed = shared.persist().await.map_err(|e| ChainsimError::Task(e.extra_info));
+        let served =
+            match tokio::time::timeout(Duration::from_secs(SHUTDOWN_GRACE_SECS), &mut server).await
+            {
+                Ok(Ok(result)) => result.map_err(|e| ChainsimError::Task(format!("server: {e}"))),
+                Ok(Err(e)) => Err(ChainsimError::Task(format!("server task: {e}"))),
+                Err(_) => {
+                    server.abort();
+                    let _ = server.await;
+                    Ok(())
+                }
+            };
+        let flushed = shared
+            .persist()
+            .await
+            .map_err(|e| ChainsimError::Task(e.extra_info));
         // Connection tasks may still hold the state for a moment after the
         // server returns; wait (bounded) until this is the last reference, so
         // the store is closed, and its directory unlocked, when we return.

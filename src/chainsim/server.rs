@@ -47,7 +47,11 @@ pub struct ApiError {
 impl ApiError {
     /// An error with `status` and `extra_info`.
     pub fn new(status: u16, extra_info: impl Into<String>) -> ApiError {
-        ApiError { status, txid: None, extra_info: extra_info.into() }
+        ApiError {
+            status,
+            txid: None,
+            extra_info: extra_info.into(),
+        }
     }
 
     /// 400 Bad request.
@@ -62,29 +66,63 @@ impl ApiError {
 
     /// A rejected transaction: its ARC code, txid and reason.
     pub fn rejected(txid: Option<Txid>, rejection: &TxRejection) -> ApiError {
-        ApiError { status: rejection.code(), txid, extra_info: rejection.to_string() }
+        ApiError {
+            status: rejection.code(),
+            txid,
+            extra_info: rejection.to_string(),
+        }
     }
 
     /// The body refused by axum (too large: 413; unreadable: 400).
     pub fn body(rejection: &BytesRejection) -> ApiError {
-        ApiError::new(rejection.status().as_u16(), format!("request body: {}", rejection.body_text()))
+        ApiError::new(
+            rejection.status().as_u16(),
+            format!("request body: {}", rejection.body_text()),
+        )
     }
 
     /// ARC's title and generic detail for the status code.
     fn title_detail(&self) -> (&'static str, &'static str) {
         match self.status {
-            400 => ("Bad request", "The request seems to be malformed and cannot be processed"),
+            400 => (
+                "Bad request",
+                "The request seems to be malformed and cannot be processed",
+            ),
             404 => ("Not found", "The requested resource could not be found"),
-            405 => ("Method not allowed", "The endpoint does not accept this method"),
-            413 => ("Payload too large", "The request body is larger than chainsim accepts"),
-            460 => ("Not extended format", "Transaction is not in extended format, missing input scripts"),
-            461 => ("Malformed transaction", "Transaction is malformed and cannot be processed"),
-            462 => ("Invalid inputs", "Transaction is invalid because the inputs are non-existent or spent"),
-            463 => ("Malformed transaction", "Transaction is malformed and cannot be processed"),
-            464 => ("Invalid outputs", "Transaction is invalid because the outputs are non-existent or invalid"),
+            405 => (
+                "Method not allowed",
+                "The endpoint does not accept this method",
+            ),
+            413 => (
+                "Payload too large",
+                "The request body is larger than chainsim accepts",
+            ),
+            460 => (
+                "Not extended format",
+                "Transaction is not in extended format, missing input scripts",
+            ),
+            461 => (
+                "Malformed transaction",
+                "Transaction is malformed and cannot be processed",
+            ),
+            462 => (
+                "Invalid inputs",
+                "Transaction is invalid because the inputs are non-existent or spent",
+            ),
+            463 => (
+                "Malformed transaction",
+                "Transaction is malformed and cannot be processed",
+            ),
+            464 => (
+                "Invalid outputs",
+                "Transaction is invalid because the outputs are non-existent or invalid",
+            ),
             465 => ("Fee too low", "Fees are too low"),
             500 => ("Internal server error", "chainsim failed; see extraInfo"),
-            503 => ("Service unavailable", "chainsim is not able to handle the request now"),
+            503 => (
+                "Service unavailable",
+                "chainsim is not able to handle the request now",
+            ),
             _ => ("Generic error", "Transaction could not be processed"),
         }
     }
@@ -176,7 +214,10 @@ impl Shared {
     }
 
     fn failure(&self) -> Option<String> {
-        self.failed.lock().map(|f| f.clone()).unwrap_or_else(|_| Some("state lock poisoned".into()))
+        self.failed
+            .lock()
+            .map(|f| f.clone())
+            .unwrap_or_else(|_| Some("state lock poisoned".into()))
     }
 
     fn fail(&self, why: String) -> ApiError {
@@ -195,7 +236,10 @@ impl Shared {
         if let Some(why) = self.failure() {
             return Err(ApiError::new(500, why));
         }
-        let ledger = self.ledger.lock().map_err(|_| ApiError::new(500, "ledger lock poisoned"))?;
+        let ledger = self
+            .ledger
+            .lock()
+            .map_err(|_| ApiError::new(500, "ledger lock poisoned"))?;
         Ok(f(&ledger))
     }
 
@@ -209,7 +253,10 @@ impl Shared {
         if let Some(why) = self.failure() {
             return Err(ApiError::new(500, why));
         }
-        let mut ledger = self.ledger.lock().map_err(|_| ApiError::new(500, "ledger lock poisoned"))?;
+        let mut ledger = self
+            .ledger
+            .lock()
+            .map_err(|_| ApiError::new(500, "ledger lock poisoned"))?;
         let out = f(&mut ledger);
         let ops = ledger.take_journal();
         if let Err(e) = self.store.apply(ops) {
@@ -217,7 +264,8 @@ impl Shared {
         }
         self.clock.store(ledger.now(), Ordering::Relaxed);
         let tip = ledger.tip();
-        self.tip.send_if_modified(|t| std::mem::replace(t, tip) != tip);
+        self.tip
+            .send_if_modified(|t| std::mem::replace(t, tip) != tip);
         Ok(out)
     }
 
@@ -234,14 +282,20 @@ impl Shared {
 
     /// Queues `count` copies of `fault`.
     pub fn add_faults(&self, fault: Fault, count: u32) -> Result<(), ApiError> {
-        let mut faults = self.faults.lock().map_err(|_| ApiError::new(500, "fault lock poisoned"))?;
+        let mut faults = self
+            .faults
+            .lock()
+            .map_err(|_| ApiError::new(500, "fault lock poisoned"))?;
         faults.extend(std::iter::repeat_n(fault, count as usize));
         Ok(())
     }
 
     /// Takes the fault for the next broadcast, if any.
     pub fn next_fault(&self) -> Result<Option<Fault>, ApiError> {
-        let mut faults = self.faults.lock().map_err(|_| ApiError::new(500, "fault lock poisoned"))?;
+        let mut faults = self
+            .faults
+            .lock()
+            .map_err(|_| ApiError::new(500, "fault lock poisoned"))?;
         Ok(faults.pop_front())
     }
 
@@ -266,14 +320,18 @@ impl Shared {
             Ok(Precheck::Verify(pending)) => pending,
         };
         let verified = if pending.spent.len() > 1 {
-            tokio::task::spawn_blocking(move || validate::verify_scripts(&pending.tx, &pending.spent).map(|()| pending))
-                .await
-                .map_err(|e| ApiError::new(500, format!("script verification task: {e}")))?
+            tokio::task::spawn_blocking(move || {
+                validate::verify_scripts(&pending.tx, &pending.spent).map(|()| pending)
+            })
+            .await
+            .map_err(|e| ApiError::new(500, format!("script verification task: {e}")))?
         } else {
             validate::verify_scripts(&pending.tx, &pending.spent).map(|()| pending)
         };
         let pending = verified.map_err(|r| ApiError::rejected(Some(txid), &r))?;
-        let view = self.write(|l| l.commit(pending))?.map_err(|r| ApiError::rejected(Some(txid), &r))?;
+        let view = self
+            .write(|l| l.commit(pending))?
+            .map_err(|r| ApiError::rejected(Some(txid), &r))?;
         self.persist().await?;
         Ok(view)
     }
@@ -290,10 +348,22 @@ pub fn router(shared: Arc<Shared>, max_body_bytes: usize) -> Router {
         .route("/v1/policy", get(arc::get_policy))
         .route("/v1/health", get(arc::get_health))
         .route("/api/v1/chain/tip/longest", get(headers_api::tip_longest))
-        .route("/api/v1/chain/header/byHeight", get(headers_api::header_by_height))
-        .route("/api/v1/chain/header/state/{hash}", get(headers_api::header_state))
-        .route("/api/v1/chain/header/{hash}", get(headers_api::header_by_hash))
-        .route("/api/v1/chain/merkleroot/verify", post(headers_api::verify_roots))
+        .route(
+            "/api/v1/chain/header/byHeight",
+            get(headers_api::header_by_height),
+        )
+        .route(
+            "/api/v1/chain/header/state/{hash}",
+            get(headers_api::header_state),
+        )
+        .route(
+            "/api/v1/chain/header/{hash}",
+            get(headers_api::header_by_hash),
+        )
+        .route(
+            "/api/v1/chain/merkleroot/verify",
+            post(headers_api::verify_roots),
+        )
         .route("/sim/mine", post(sim::mine))
         .route("/sim/faucet", post(sim::faucet))
         .route("/sim/clock", post(sim::clock))

@@ -84,22 +84,41 @@ pub async fn faucet(State(s): State<Arc<Shared>>, body: Result<Bytes, BytesRejec
 
 async fn faucet_inner(s: &Shared, body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
     let req: FaucetRequest = parse(body)?;
-    let (hash, _network) = decode_p2pkh_address(&req.address)
-        .map_err(|e| sim_error(SimError::BadAddress { address: req.address.clone(), reason: e.to_string() }))?;
+    let (hash, _network) = decode_p2pkh_address(&req.address).map_err(|e| {
+        sim_error(SimError::BadAddress {
+            address: req.address.clone(),
+            reason: e.to_string(),
+        })
+    })?;
     let _guard = s.faucet_guard().await;
-    let (tx, source) = s.read(|l| l.faucet_payment(&hash, req.satoshis))?.map_err(sim_error)?;
-    let ef = EfTransaction::new(tx, vec![source]).map_err(|e| ApiError::new(500, format!("faucet EF: {e}")))?;
+    let (tx, source) = s
+        .read(|l| l.faucet_payment(&hash, req.satoshis))?
+        .map_err(sim_error)?;
+    let ef = EfTransaction::new(tx, vec![source])
+        .map_err(|e| ApiError::new(500, format!("faucet EF: {e}")))?;
     let txid = ef.txid();
     let payment = ef.tx.clone();
     s.submit(ef, txid).await?;
     s.write(|l| l.mine(1, true))?.map_err(sim_error)?;
     s.persist().await?;
-    let view = s.read(|l| l.status(&txid))?.ok_or_else(|| ApiError::new(500, format!("faucet payment {txid} vanished")))?;
+    let view = s
+        .read(|l| l.status(&txid))?
+        .ok_or_else(|| ApiError::new(500, format!("faucet payment {txid} vanished")))?;
     let mined = match (view.status, view.mined) {
         (TxStatus::Mined, Some(m)) => m,
-        _ => return Err(ApiError::new(500, format!("faucet payment {txid} was not mined ({})", view.status.arc_name()))),
+        _ => {
+            return Err(ApiError::new(
+                500,
+                format!(
+                    "faucet payment {txid} was not mined ({})",
+                    view.status.arc_name()
+                ),
+            ))
+        }
     };
-    let bump = mined.merkle_path().map_err(|e| ApiError::new(500, format!("faucet BUMP: {e}")))?;
+    let bump = mined
+        .merkle_path()
+        .map_err(|e| ApiError::new(500, format!("faucet BUMP: {e}")))?;
     let mut beef = Beef::new(BeefVersion::V1);
     beef.add_bump(bump);
     beef.add_transaction(payment);
@@ -124,7 +143,11 @@ async fn clock_inner(s: &Shared, body: Result<Bytes, BytesRejection>) -> Result<
     let now = match (req.advance_secs, req.set_unix) {
         (Some(secs), None) => s.write(|l| l.advance_clock(secs))?,
         (None, Some(t)) => s.write(|l| l.set_clock(t))?,
-        _ => return Err(ApiError::bad_request("give exactly one of advance_secs and set_unix")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of advance_secs and set_unix",
+            ))
+        }
     }
     .map_err(sim_error)?;
     s.persist().await?;
@@ -152,17 +175,33 @@ pub async fn faults(State(s): State<Arc<Shared>>, body: Result<Bytes, BytesRejec
 fn faults_inner(s: &Shared, body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
     let req: FaultRequest = parse(body)?;
     if req.count == 0 || req.count > MAX_FAULT_COUNT {
-        return Err(ApiError::bad_request(format!("count must be between 1 and {MAX_FAULT_COUNT}, got {}", req.count)));
+        return Err(ApiError::bad_request(format!(
+            "count must be between 1 and {MAX_FAULT_COUNT}, got {}",
+            req.count
+        )));
     }
     let fault = match (req.kind.as_str(), req.ms) {
         ("delay", Some(ms)) if ms <= MAX_FAULT_DELAY_MS => Fault::Delay(Duration::from_millis(ms)),
-        ("delay", Some(ms)) => return Err(ApiError::bad_request(format!("ms must be at most {MAX_FAULT_DELAY_MS}, got {ms}"))),
+        ("delay", Some(ms)) => {
+            return Err(ApiError::bad_request(format!(
+                "ms must be at most {MAX_FAULT_DELAY_MS}, got {ms}"
+            )))
+        }
         ("delay", None) => return Err(ApiError::bad_request("kind delay needs ms")),
-        ("drop" | "reject" | "error5xx", Some(_)) => return Err(ApiError::bad_request(format!("ms applies to kind delay only, not {}", req.kind))),
+        ("drop" | "reject" | "error5xx", Some(_)) => {
+            return Err(ApiError::bad_request(format!(
+                "ms applies to kind delay only, not {}",
+                req.kind
+            )))
+        }
         ("drop", None) => Fault::Drop,
         ("reject", None) => Fault::Reject,
         ("error5xx", None) => Fault::Error5xx,
-        (other, _) => return Err(ApiError::bad_request(format!("kind {other:?} is not one of delay, drop, reject, error5xx"))),
+        (other, _) => {
+            return Err(ApiError::bad_request(format!(
+                "kind {other:?} is not one of delay, drop, reject, error5xx"
+            )))
+        }
     };
     s.add_faults(fault, req.count)?;
     Ok(json!({}))

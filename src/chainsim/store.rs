@@ -57,7 +57,9 @@ pub enum StoreError {
     #[error("chainsim store I/O: {0}")]
     Io(#[from] sled::Error),
     /// The store was written by a newer schema.
-    #[error("chainsim store {path} has schema version {found}; this build reads up to {SCHEMA_VERSION}")]
+    #[error(
+        "chainsim store {path} has schema version {found}; this build reads up to {SCHEMA_VERSION}"
+    )]
     NewerSchema {
         /// The directory.
         path: PathBuf,
@@ -65,7 +67,9 @@ pub enum StoreError {
         found: u8,
     },
     /// A record starts with a version byte this build does not know.
-    #[error("chainsim store record {key} has version {found}; this build reads up to {RECORD_VERSION}")]
+    #[error(
+        "chainsim store record {key} has version {found}; this build reads up to {RECORD_VERSION}"
+    )]
     NewerRecord {
         /// The record's key (printable form).
         key: String,
@@ -205,7 +209,9 @@ impl Store {
                 let tree = s.tree.clone();
                 match tokio::task::spawn_blocking(move || tree.flush()).await {
                     Ok(flushed) => flushed.map(|_| ()).map_err(StoreError::Io),
-                    Err(e) => Err(StoreError::Io(sled::Error::ReportableBug(format!("flush task: {e}")))),
+                    Err(e) => Err(StoreError::Io(sled::Error::ReportableBug(format!(
+                        "flush task: {e}"
+                    )))),
                 }
             }
         }
@@ -229,7 +235,10 @@ impl SledStore {
     /// [`StoreError::Open`], [`StoreError::NewerSchema`],
     /// [`StoreError::ChainMismatch`], [`StoreError::NewerRecord`],
     /// [`StoreError::Corrupt`], [`StoreError::Io`].
-    pub fn open(dir: &Path, chain_id: &str) -> Result<(SledStore, Option<LedgerParts>), StoreError> {
+    pub fn open(
+        dir: &Path,
+        chain_id: &str,
+    ) -> Result<(SledStore, Option<LedgerParts>), StoreError> {
         let db = open_db(dir)?;
         let tree = db.open_tree("chainsim")?;
         let store = SledStore { db, tree };
@@ -238,14 +247,21 @@ impl SledStore {
         };
         let found = schema.first().copied().unwrap_or(0);
         if found > SCHEMA_VERSION {
-            return Err(StoreError::NewerSchema { path: dir.to_path_buf(), found });
+            return Err(StoreError::NewerSchema {
+                path: dir.to_path_buf(),
+                found,
+            });
         }
         let stored = match store.tree.get(KEY_CHAIN)? {
             Some(v) => String::from_utf8_lossy(body(KEY_CHAIN, &v)?).into_owned(),
             None => return Err(corrupt(KEY_CHAIN, "missing")),
         };
         if stored != chain_id {
-            return Err(StoreError::ChainMismatch { path: dir.to_path_buf(), stored, configured: chain_id.to_string() });
+            return Err(StoreError::ChainMismatch {
+                path: dir.to_path_buf(),
+                stored,
+                configured: chain_id.to_string(),
+            });
         }
         let parts = store.load()?;
         Ok((store, Some(parts)))
@@ -253,7 +269,10 @@ impl SledStore {
 
     fn load(&self) -> Result<LedgerParts, StoreError> {
         let mut parts = LedgerParts::default();
-        let state = self.tree.get(KEY_STATE)?.ok_or_else(|| corrupt(KEY_STATE, "missing"))?;
+        let state = self
+            .tree
+            .get(KEY_STATE)?
+            .ok_or_else(|| corrupt(KEY_STATE, "missing"))?;
         decode(KEY_STATE, &state, |r| {
             parts.clock = r.read_u64_le("clock")?;
             parts.reorgs = r.read_u32_le("reorgs")?;
@@ -263,7 +282,13 @@ impl SledStore {
             let (key, value) = item?;
             let height = key_u32(&key)?;
             if height as usize != parts.blocks.len() {
-                return Err(corrupt(&key, format!("block {height} follows block {}", parts.blocks.len().wrapping_sub(1))));
+                return Err(corrupt(
+                    &key,
+                    format!(
+                        "block {height} follows block {}",
+                        parts.blocks.len().wrapping_sub(1)
+                    ),
+                ));
             }
             parts.blocks.push(decode(&key, &value, |r| {
                 let header = BlockHeader::from_bytes(&r.read_array::<80>("header")?);
@@ -293,8 +318,17 @@ impl SledStore {
             let (key, value) = item?;
             let txid = key_txid(&key)?;
             let state = decode(&key, &value, read_state)?;
-            let (fee, tx) = fees_and_txs.remove(&txid).ok_or_else(|| corrupt(&key, "state without transaction"))?;
-            parts.txs.insert(txid, TxEntry { tx: Arc::new(tx), fee, state });
+            let (fee, tx) = fees_and_txs
+                .remove(&txid)
+                .ok_or_else(|| corrupt(&key, "state without transaction"))?;
+            parts.txs.insert(
+                txid,
+                TxEntry {
+                    tx: Arc::new(tx),
+                    fee,
+                    state,
+                },
+            );
         }
         if let Some(txid) = fees_and_txs.keys().next() {
             return Err(corrupt(&tx_key(txid), "transaction without state"));
@@ -306,20 +340,36 @@ impl SledStore {
                 let coinbase = r.read_u8("coinbase flag")? != 0;
                 let satoshis = r.read_u64_le("satoshis")?;
                 let script = r.read_var_bytes("locking script")?.to_vec();
-                Ok(Utxo { out: TxOut { satoshis, locking_script: Script::from_bytes(script) }, coinbase })
+                Ok(Utxo {
+                    out: TxOut {
+                        satoshis,
+                        locking_script: Script::from_bytes(script),
+                    },
+                    coinbase,
+                })
             })?;
             parts.utxos.insert(outpoint, utxo);
         }
         for item in self.tree.scan_prefix(b"x") {
             let (key, value) = item?;
             let outpoint = key_outpoint(&key)?;
-            let spender = decode(&key, &value, |r| Ok(Spender { txid: Txid(r.read_array::<32>("spender")?), vin: r.read_u32_le("vin")? }))?;
+            let spender = decode(&key, &value, |r| {
+                Ok(Spender {
+                    txid: Txid(r.read_array::<32>("spender")?),
+                    vin: r.read_u32_le("vin")?,
+                })
+            })?;
             parts.spends.insert(outpoint, spender);
         }
         for item in self.tree.scan_prefix(b"h") {
             let (key, value) = item?;
             let hash = Hash256(key_txid(&key)?.0);
-            let stale = decode(&key, &value, |r| Ok((r.read_u32_le("height")?, BlockHeader::from_bytes(&r.read_array::<80>("header")?))))?;
+            let stale = decode(&key, &value, |r| {
+                Ok((
+                    r.read_u32_le("height")?,
+                    BlockHeader::from_bytes(&r.read_array::<80>("header")?),
+                ))
+            })?;
             parts.stale.insert(hash, stale);
         }
         Ok(parts)
@@ -342,7 +392,9 @@ impl SledStore {
                     tx.write(&mut v);
                     batch.insert(tx_key(&txid), v);
                 }
-                StoreOp::PutState { txid, state } => batch.insert(key(b's', &txid.0), write_state(&state)),
+                StoreOp::PutState { txid, state } => {
+                    batch.insert(key(b's', &txid.0), write_state(&state))
+                }
                 StoreOp::PutUtxo { outpoint, utxo } => {
                     let mut v = vec![RECORD_VERSION, u8::from(utxo.coinbase)];
                     v.extend_from_slice(&utxo.out.satoshis.to_le_bytes());
@@ -368,7 +420,11 @@ impl SledStore {
                     batch.insert(key(b'b', &height.to_be_bytes()), v);
                 }
                 StoreOp::DelBlock { height } => batch.remove(key(b'b', &height.to_be_bytes())),
-                StoreOp::PutStale { hash, height, header } => {
+                StoreOp::PutStale {
+                    hash,
+                    height,
+                    header,
+                } => {
                     let mut v = vec![RECORD_VERSION];
                     v.extend_from_slice(&height.to_le_bytes());
                     v.extend_from_slice(&header.to_bytes());
@@ -407,10 +463,18 @@ fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
     loop {
         match sled::open(dir) {
             Ok(db) => return Ok(db),
-            Err(e) if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline => {
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            Err(source) => return Err(StoreError::Open { path: dir.to_path_buf(), source }),
+            Err(source) => {
+                return Err(StoreError::Open {
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            }
         }
     }
 }
@@ -445,25 +509,36 @@ fn show_key(key: &[u8]) -> String {
 }
 
 fn corrupt(key: &[u8], detail: impl Into<String>) -> StoreError {
-    StoreError::Corrupt { key: show_key(key), detail: detail.into() }
+    StoreError::Corrupt {
+        key: show_key(key),
+        detail: detail.into(),
+    }
 }
 
 /// The record's body after its version byte, refusing newer versions.
 fn body<'a>(key: &[u8], value: &'a [u8]) -> Result<&'a [u8], StoreError> {
     match value.split_first() {
         None => Err(corrupt(key, "empty record")),
-        Some((&v, _)) if v > RECORD_VERSION => Err(StoreError::NewerRecord { key: show_key(key), found: v }),
+        Some((&v, _)) if v > RECORD_VERSION => Err(StoreError::NewerRecord {
+            key: show_key(key),
+            found: v,
+        }),
         Some((&0, _)) => Err(corrupt(key, "version byte 0")),
         Some((_, rest)) => Ok(rest),
     }
 }
 
 /// Decodes a record's body with `f`, which must consume all of it.
-fn decode<T>(key: &[u8], value: &[u8], f: impl FnOnce(&mut Reader<'_>) -> Result<T, ParseError>) -> Result<T, StoreError> {
+fn decode<T>(
+    key: &[u8],
+    value: &[u8],
+    f: impl FnOnce(&mut Reader<'_>) -> Result<T, ParseError>,
+) -> Result<T, StoreError> {
     let bytes = body(key, value)?;
     let mut r = Reader::new(bytes);
     let out = f(&mut r).map_err(|e| corrupt(key, e.to_string()))?;
-    r.finish("end of record").map_err(|e| corrupt(key, e.to_string()))?;
+    r.finish("end of record")
+        .map_err(|e| corrupt(key, e.to_string()))?;
     Ok(out)
 }
 
@@ -475,15 +550,24 @@ fn key_u32(key: &[u8]) -> Result<u32, StoreError> {
 }
 
 fn key_txid(key: &[u8]) -> Result<Txid, StoreError> {
-    let rest: [u8; 32] = key.get(1..).and_then(|r| r.try_into().ok()).ok_or_else(|| corrupt(key, "key is not prefix + 32 bytes"))?;
+    let rest: [u8; 32] = key
+        .get(1..)
+        .and_then(|r| r.try_into().ok())
+        .ok_or_else(|| corrupt(key, "key is not prefix + 32 bytes"))?;
     Ok(Txid(rest))
 }
 
 fn key_outpoint(key: &[u8]) -> Result<Outpoint, StoreError> {
-    let rest: [u8; 36] = key.get(1..).and_then(|r| r.try_into().ok()).ok_or_else(|| corrupt(key, "key is not prefix + 36 bytes"))?;
+    let rest: [u8; 36] = key
+        .get(1..)
+        .and_then(|r| r.try_into().ok())
+        .ok_or_else(|| corrupt(key, "key is not prefix + 36 bytes"))?;
     let mut txid = [0u8; 32];
     txid.copy_from_slice(&rest[..32]);
-    Ok(Outpoint::new(Txid(txid), u32::from_le_bytes([rest[32], rest[33], rest[34], rest[35]])))
+    Ok(Outpoint::new(
+        Txid(txid),
+        u32::from_le_bytes([rest[32], rest[33], rest[34], rest[35]]),
+    ))
 }
 
 fn write_state(state: &TxState) -> Vec<u8> {
@@ -516,8 +600,13 @@ fn write_state(state: &TxState) -> Vec<u8> {
 
 fn read_state(r: &mut Reader<'_>) -> Result<TxState, ParseError> {
     match r.read_u8("state tag")? {
-        0 => Ok(TxState::Mempool { seq: r.read_u64_le("mempool seq")? }),
-        1 => Ok(TxState::Mined { height: r.read_u32_le("height")?, index: r.read_u32_le("index")? }),
+        0 => Ok(TxState::Mempool {
+            seq: r.read_u64_le("mempool seq")?,
+        }),
+        1 => Ok(TxState::Mined {
+            height: r.read_u32_le("height")?,
+            index: r.read_u32_le("index")?,
+        }),
         2 => {
             let n = r.read_u32_le("competing count")? as usize;
             let mut competing = Vec::with_capacity(n.min(r.remaining() / 32));
@@ -531,7 +620,10 @@ fn read_state(r: &mut Reader<'_>) -> Result<TxState, ParseError> {
             let reason = String::from_utf8_lossy(r.read_bytes(n, "reason")?).into_owned();
             Ok(TxState::Rejected { reason })
         }
-        _ => Err(r.error(bsv_format::codec::ParseErrorKind::BadText, "state tag (0..=3)")),
+        _ => Err(r.error(
+            bsv_format::codec::ParseErrorKind::BadText,
+            "state tag (0..=3)",
+        )),
     }
 }
 
@@ -543,9 +635,16 @@ mod tests {
     fn states_round_trip() {
         let states = [
             TxState::Mempool { seq: 7 },
-            TxState::Mined { height: 101, index: 3 },
-            TxState::DoubleSpend { competing: vec![Txid([4; 32]), Txid([5; 32])] },
-            TxState::Rejected { reason: "gone".into() },
+            TxState::Mined {
+                height: 101,
+                index: 3,
+            },
+            TxState::DoubleSpend {
+                competing: vec![Txid([4; 32]), Txid([5; 32])],
+            },
+            TxState::Rejected {
+                reason: "gone".into(),
+            },
         ];
         for s in states {
             let bytes = write_state(&s);
@@ -557,13 +656,25 @@ mod tests {
     fn newer_or_damaged_records_are_refused() {
         let mut bytes = write_state(&TxState::Mempool { seq: 1 });
         bytes[0] = RECORD_VERSION + 1;
-        assert!(matches!(decode(b"s", &bytes, read_state), Err(StoreError::NewerRecord { found: 2, .. })));
+        assert!(matches!(
+            decode(b"s", &bytes, read_state),
+            Err(StoreError::NewerRecord { found: 2, .. })
+        ));
         let bytes = write_state(&TxState::Mempool { seq: 1 });
-        assert!(matches!(decode(b"s", &bytes[..5], read_state), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(
+            decode(b"s", &bytes[..5], read_state),
+            Err(StoreError::Corrupt { .. })
+        ));
         let mut long = bytes.clone();
         long.push(0);
-        assert!(matches!(decode(b"s", &long, read_state), Err(StoreError::Corrupt { .. })));
-        assert!(matches!(decode(b"s", &[], read_state), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(
+            decode(b"s", &long, read_state),
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            decode(b"s", &[], read_state),
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 
     #[test]

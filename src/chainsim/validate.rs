@@ -74,7 +74,9 @@ pub enum TxRejection {
     },
     /// 462: an input spends an output already spent by a transaction mined
     /// deeper than the conflict window (closer conflicts are double spends).
-    #[error("input {input} spends {outpoint}, already spent by {spender} mined at height {height}")]
+    #[error(
+        "input {input} spends {outpoint}, already spent by {spender} mined at height {height}"
+    )]
     InputSpent {
         /// Index of the input.
         input: usize,
@@ -218,13 +220,16 @@ impl TxRejection {
 pub fn decode_submission(bytes: &[u8]) -> Result<(EfTransaction, Txid), TxRejection> {
     let mut r = bsv_format::codec::Reader::new(bytes);
     let decoded = decode_next(&mut r)?;
-    r.finish("end of EF transaction").map_err(TxRejection::Malformed)?;
+    r.finish("end of EF transaction")
+        .map_err(TxRejection::Malformed)?;
     Ok(decoded)
 }
 
 /// Decodes the next EF transaction from a stream of concatenated ones (`POST
 /// /v1/txs` with `application/octet-stream`). Errors as [`decode_submission`].
-pub fn decode_next(r: &mut bsv_format::codec::Reader<'_>) -> Result<(EfTransaction, Txid), TxRejection> {
+pub fn decode_next(
+    r: &mut bsv_format::codec::Reader<'_>,
+) -> Result<(EfTransaction, Txid), TxRejection> {
     let rest = r.rest();
     if let Some(magic) = rest.get(..4) {
         let magic = u32::from_le_bytes([magic[0], magic[1], magic[2], magic[3]]);
@@ -271,34 +276,59 @@ pub fn check_context_free(ef: &EfTransaction) -> Result<(), TxRejection> {
             return Err(TxRejection::CoinbaseInput { input: i });
         }
         if let Some(&first) = first_of.get(&input.prev_out) {
-            return Err(TxRejection::DuplicateInput { first, second: i, outpoint: input.prev_out });
+            return Err(TxRejection::DuplicateInput {
+                first,
+                second: i,
+                outpoint: input.prev_out,
+            });
         }
         first_of.insert(input.prev_out, i);
         if input.unlocking_script.len() > MAX_SCRIPT_SIZE {
-            return Err(TxRejection::ScriptTooLarge { what: format!("input {i} unlocking script"), len: input.unlocking_script.len() });
+            return Err(TxRejection::ScriptTooLarge {
+                what: format!("input {i} unlocking script"),
+                len: input.unlocking_script.len(),
+            });
         }
-        total_in = total_in.checked_add(source.satoshis).filter(|t| *t <= MAX_MONEY).ok_or(TxRejection::InputValueTooHigh { input: i })?;
+        total_in = total_in
+            .checked_add(source.satoshis)
+            .filter(|t| *t <= MAX_MONEY)
+            .ok_or(TxRejection::InputValueTooHigh { input: i })?;
     }
     let mut total_out = 0u64;
     for (i, output) in tx.outputs.iter().enumerate() {
         let script = &output.locking_script;
         if script.len() > MAX_SCRIPT_SIZE {
-            return Err(TxRejection::ScriptTooLarge { what: format!("output {i} locking script"), len: script.len() });
+            return Err(TxRejection::ScriptTooLarge {
+                what: format!("output {i} locking script"),
+                len: script.len(),
+            });
         }
         if is_p2sh(script.as_bytes()) {
-            return Err(TxRejection::BadOutput { output: i, reason: "creates a P2SH output (bad-txns-vout-p2sh after Genesis)" });
+            return Err(TxRejection::BadOutput {
+                output: i,
+                reason: "creates a P2SH output (bad-txns-vout-p2sh after Genesis)",
+            });
         }
         if is_data(script.as_bytes()) {
             if output.satoshis != 0 {
-                return Err(TxRejection::BadOutput { output: i, reason: "OP_RETURN data output carries satoshis" });
+                return Err(TxRejection::BadOutput {
+                    output: i,
+                    reason: "OP_RETURN data output carries satoshis",
+                });
             }
         } else if output.satoshis == 0 || output.satoshis > MAX_MONEY {
-            return Err(TxRejection::BadOutput { output: i, reason: "satoshis must be between 1 and 21,000,000 BSV" });
+            return Err(TxRejection::BadOutput {
+                output: i,
+                reason: "satoshis must be between 1 and 21,000,000 BSV",
+            });
         }
         total_out = total_out
             .checked_add(output.satoshis)
             .filter(|t| *t <= MAX_MONEY)
-            .ok_or(TxRejection::BadOutput { output: i, reason: "output total exceeds 21,000,000 BSV" })?;
+            .ok_or(TxRejection::BadOutput {
+                output: i,
+                reason: "output total exceeds 21,000,000 BSV",
+            })?;
     }
     Ok(())
 }
@@ -330,12 +360,16 @@ pub fn check_finality(tx: &Transaction, next_height: u32, mtp: u32) -> Result<()
         if tx.lock_time < next_height {
             return Ok(());
         }
-        return Err(TxRejection::NonFinalHeight { final_at: tx.lock_time.saturating_add(1) });
+        return Err(TxRejection::NonFinalHeight {
+            final_at: tx.lock_time.saturating_add(1),
+        });
     }
     if tx.lock_time < mtp {
         return Ok(());
     }
-    Err(TxRejection::NonFinalTime { final_at: u64::from(tx.lock_time) + 1 })
+    Err(TxRejection::NonFinalTime {
+        final_at: u64::from(tx.lock_time) + 1,
+    })
 }
 
 /// The fee in satoshis a transaction of `size` bytes must pay at `rate`
@@ -366,7 +400,11 @@ pub fn verify_scripts(tx: &Transaction, spent: &[TxOut]) -> Result<(), TxRejecti
     if spent.len() <= 1 {
         return spent.iter().enumerate().try_for_each(check);
     }
-    let mut failures: Vec<TxRejection> = spent.par_iter().enumerate().filter_map(|p| check(p).err()).collect();
+    let mut failures: Vec<TxRejection> = spent
+        .par_iter()
+        .enumerate()
+        .filter_map(|p| check(p).err())
+        .collect();
     failures.sort_by_key(|f| match f {
         TxRejection::ScriptFailed { input, .. } => *input,
         _ => usize::MAX,
@@ -385,8 +423,15 @@ mod tests {
     fn tx(lock_time: u32, sequence: u32) -> Transaction {
         Transaction {
             version: 1,
-            inputs: vec![TxIn { prev_out: Outpoint::new(Txid([1; 32]), 0), unlocking_script: Script::default(), sequence }],
-            outputs: vec![TxOut { satoshis: 1, locking_script: Script::from_bytes(vec![0x51]) }],
+            inputs: vec![TxIn {
+                prev_out: Outpoint::new(Txid([1; 32]), 0),
+                unlocking_script: Script::default(),
+                sequence,
+            }],
+            outputs: vec![TxOut {
+                satoshis: 1,
+                locking_script: Script::from_bytes(vec![0x51]),
+            }],
             lock_time,
         }
     }
@@ -396,9 +441,17 @@ mod tests {
         assert_eq!(check_finality(&tx(0, 0), 10, 0), Ok(()));
         assert_eq!(check_finality(&tx(500, SEQUENCE_FINAL), 10, 0), Ok(()));
         assert_eq!(check_finality(&tx(9, 0), 10, 0), Ok(()));
-        assert_eq!(check_finality(&tx(10, 0), 10, 0), Err(TxRejection::NonFinalHeight { final_at: 11 }));
+        assert_eq!(
+            check_finality(&tx(10, 0), 10, 0),
+            Err(TxRejection::NonFinalHeight { final_at: 11 })
+        );
         let t = 1_700_000_000;
-        assert_eq!(check_finality(&tx(t, 0), 10, t), Err(TxRejection::NonFinalTime { final_at: u64::from(t) + 1 }));
+        assert_eq!(
+            check_finality(&tx(t, 0), 10, t),
+            Err(TxRejection::NonFinalTime {
+                final_at: u64::from(t) + 1
+            })
+        );
         assert_eq!(check_finality(&tx(t, 0), 10, t + 1), Ok(()));
     }
 
@@ -416,7 +469,10 @@ mod tests {
     fn rejections_map_to_arc_codes() {
         assert_eq!(TxRejection::NotExtendedFormat.code(), 460);
         assert_eq!(TxRejection::NoInputs.code(), 462);
-        assert_eq!(TxRejection::NonFinalHeight { final_at: 5 }.to_string(), "non-final until height 5");
+        assert_eq!(
+            TxRejection::NonFinalHeight { final_at: 5 }.to_string(),
+            "non-final until height 5"
+        );
         assert_eq!(TxRejection::NonFinalTime { final_at: 7 }.code(), 409);
     }
 

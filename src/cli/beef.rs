@@ -88,7 +88,15 @@ impl Chain {
 pub fn run(cmd: BeefCommand) -> Result<(), Failure> {
     match cmd {
         BeefCommand::Inspect { file, json } => inspect(&file, json),
-        BeefCommand::Verify { file, headers, no_scripts, allow_txid_only, allow_zero_fee, chain, json } => {
+        BeefCommand::Verify {
+            file,
+            headers,
+            no_scripts,
+            allow_txid_only,
+            allow_zero_fee,
+            chain,
+            json,
+        } => {
             let opts = VerifyOptions {
                 check_scripts: !no_scripts,
                 allow_txid_only,
@@ -120,7 +128,8 @@ fn format_name(beef: &Beef) -> &'static str {
 
 /// The subject: the Atomic (BRC-95) subject, else the last transaction (BRC-62).
 fn subject_of(beef: &Beef) -> Option<Txid> {
-    beef.subject().or_else(|| beef.txs().last().map(|t| t.txid()))
+    beef.subject()
+        .or_else(|| beef.txs().last().map(|t| t.txid()))
 }
 
 fn inspect(file: &str, as_json: bool) -> Result<(), Failure> {
@@ -176,7 +185,13 @@ fn inspect(file: &str, as_json: bool) -> Result<(), Failure> {
     }
     let _ = writeln!(s, "bumps   {}", beef.bumps().len());
     for (i, b) in beef.bumps().iter().enumerate() {
-        let _ = writeln!(s, "  [{i}] height {} tree height {} root {}", b.block_height(), b.tree_height(), b.root());
+        let _ = writeln!(
+            s,
+            "  [{i}] height {} tree height {} root {}",
+            b.block_height(),
+            b.tree_height(),
+            b.root()
+        );
         for t in b.client_txids() {
             let _ = writeln!(s, "        client {t}");
         }
@@ -188,7 +203,14 @@ fn inspect(file: &str, as_json: bool) -> Result<(), Failure> {
                 let _ = writeln!(s, "  {} proven by bump {b}, {} bytes", t.txid(), tx.size());
             }
             (Some(tx), None) => {
-                let _ = writeln!(s, "  {} {} in / {} out, {} bytes", t.txid(), tx.inputs.len(), tx.outputs.len(), tx.size());
+                let _ = writeln!(
+                    s,
+                    "  {} {} in / {} out, {} bytes",
+                    t.txid(),
+                    tx.inputs.len(),
+                    tx.outputs.len(),
+                    tx.size()
+                );
             }
             (None, _) => {
                 let _ = writeln!(s, "  {} txid only", t.txid());
@@ -251,17 +273,26 @@ impl Tracker {
     fn open(headers: &str) -> Result<Tracker, Failure> {
         if headers.starts_with("http://") || headers.starts_with("https://") {
             let mut config = HeadersConfig::new(headers);
-            config.api_key = std::env::var("ESCROWD_HEADERS_API_KEY").ok().filter(|k| !k.is_empty());
-            let client = HeadersClient::new(config).map_err(|e| Failure::Usage(format!("--headers {headers}: {e}")))?;
+            config.api_key = std::env::var("ESCROWD_HEADERS_API_KEY")
+                .ok()
+                .filter(|k| !k.is_empty());
+            let client = HeadersClient::new(config)
+                .map_err(|e| Failure::Usage(format!("--headers {headers}: {e}")))?;
             Ok(Tracker::Service(Box::new(client), headers.to_string()))
         } else {
-            HeadersTracker::load(&PathBuf::from(headers)).map(Tracker::File).map_err(|e| Failure::Usage(e.to_string()))
+            HeadersTracker::load(&PathBuf::from(headers))
+                .map(Tracker::File)
+                .map_err(|e| Failure::Usage(e.to_string()))
         }
     }
 
     /// Verifies `beef`. The outer error is a tracker that could not answer
     /// (exit 2); the inner one an SPV verdict.
-    fn verify(&self, beef: Beef, opts: &VerifyOptions) -> Result<Result<VerifiedBeef, VerifyError>, Failure> {
+    fn verify(
+        &self,
+        beef: Beef,
+        opts: &VerifyOptions,
+    ) -> Result<Result<VerifiedBeef, VerifyError>, Failure> {
         match self {
             Tracker::File(tracker) => Ok(spv::verify(beef, tracker, opts)),
             Tracker::Service(client, url) => {
@@ -275,9 +306,9 @@ impl Tracker {
                 match runtime.block_on(verify_beef(client.as_ref(), beef, opts)) {
                     Ok(verified) => Ok(Ok(verified)),
                     Err(VerifyBeefError::Invalid(e)) => Ok(Err(e)),
-                    Err(e @ (VerifyBeefError::Tracker(_) | VerifyBeefError::Interrupted { .. })) => {
-                        Err(Failure::Usage(format!("headers service {url}: {e}")))
-                    }
+                    Err(
+                        e @ (VerifyBeefError::Tracker(_) | VerifyBeefError::Interrupted { .. }),
+                    ) => Err(Failure::Usage(format!("headers service {url}: {e}"))),
                 }
             }
         }
@@ -289,7 +320,10 @@ fn verify(file: &str, headers: &str, opts: &VerifyOptions, as_json: bool) -> Res
     let (beef, _) = match load(file) {
         Ok(v) => v,
         Err(Failure::Invalid(msg)) if as_json => {
-            super::emitln(format!("{:#}", json!({ "valid": false, "error": { "rule": "malformed", "message": msg } })));
+            super::emitln(format!(
+                "{:#}",
+                json!({ "valid": false, "error": { "rule": "malformed", "message": msg } })
+            ));
             return Err(Failure::Invalid(msg));
         }
         Err(e) => return Err(e),
@@ -312,7 +346,11 @@ fn verify(file: &str, headers: &str, opts: &VerifyOptions, as_json: bool) -> Res
                     verified.subject(),
                     verified.beef().txs().len(),
                     verified.roots().len(),
-                    if opts.check_scripts { ", scripts checked" } else { ", scripts NOT checked" }
+                    if opts.check_scripts {
+                        ", scripts checked"
+                    } else {
+                        ", scripts NOT checked"
+                    }
                 ));
             }
             Ok(())
@@ -320,7 +358,10 @@ fn verify(file: &str, headers: &str, opts: &VerifyOptions, as_json: bool) -> Res
         Err(e) => {
             let msg = format!("{file}: {e}");
             if as_json {
-                super::emitln(format!("{:#}", json!({ "valid": false, "error": { "rule": rule_name(&e), "message": e.to_string() } })));
+                super::emitln(format!(
+                    "{:#}",
+                    json!({ "valid": false, "error": { "rule": rule_name(&e), "message": e.to_string() } })
+                ));
             }
             Err(Failure::Invalid(msg))
         }
@@ -330,10 +371,15 @@ fn verify(file: &str, headers: &str, opts: &VerifyOptions, as_json: bool) -> Res
 fn to_ef(file: &str, txid: Option<&str>) -> Result<(), Failure> {
     let (beef, _) = load(file)?;
     let txid = match txid {
-        Some(t) => Txid::from_display_hex(t).map_err(|e| Failure::Usage(format!("--txid {t:?}: {e}")))?,
-        None => subject_of(&beef).ok_or_else(|| Failure::Invalid(format!("{file}: the BEEF holds no transaction")))?,
+        Some(t) => {
+            Txid::from_display_hex(t).map_err(|e| Failure::Usage(format!("--txid {t:?}: {e}")))?
+        }
+        None => subject_of(&beef)
+            .ok_or_else(|| Failure::Invalid(format!("{file}: the BEEF holds no transaction")))?,
     };
-    let ef = beef.ef_of(&txid).map_err(|e| Failure::Invalid(format!("{file}: {e}")))?;
+    let ef = beef
+        .ef_of(&txid)
+        .map_err(|e| Failure::Invalid(format!("{file}: {e}")))?;
     super::emitln(ef.to_hex());
     Ok(())
 }

@@ -87,7 +87,9 @@ pub enum CertsCommand {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn rfc3339(arg: &str, flag: &str) -> Result<u64, Failure> {
@@ -95,7 +97,11 @@ fn rfc3339(arg: &str, flag: &str) -> Result<u64, Failure> {
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_secs())
-        .ok_or_else(|| Failure::Usage(format!("{flag} {arg:?} is not an RFC 3339 time such as 2030-01-01T00:00:00Z")))
+        .ok_or_else(|| {
+            Failure::Usage(format!(
+                "{flag} {arg:?} is not an RFC 3339 time such as 2030-01-01T00:00:00Z"
+            ))
+        })
 }
 
 fn failed(e: IssueError) -> Failure {
@@ -108,13 +114,21 @@ fn failed(e: IssueError) -> Failure {
 /// [`Failure::Usage`] (exit 2) with one line naming the file or argument at fault.
 pub fn run(command: CertsCommand) -> Result<(), Failure> {
     match command {
-        CertsCommand::Init { out, domains, days, force } => {
+        CertsCommand::Init {
+            out,
+            domains,
+            days,
+            force,
+        } => {
             let plans = if domains.is_empty() {
                 DomainPlan::defaults()
             } else {
                 domains
                     .iter()
-                    .map(|d| DomainPlan::parse(d).map_err(|e| Failure::Usage(format!("--domain {d}: {e}"))))
+                    .map(|d| {
+                        DomainPlan::parse(d)
+                            .map_err(|e| Failure::Usage(format!("--domain {d}: {e}")))
+                    })
                     .collect::<Result<Vec<_>, _>>()?
             };
             let report = issue::init(&out, &plans, now(), days, force).map_err(failed)?;
@@ -124,8 +138,19 @@ pub fn run(command: CertsCommand) -> Result<(), Failure> {
             }
             Ok(())
         }
-        CertsCommand::Issue { dir, id, days, not_before, not_after, dns, ip, force } => {
-            let id: SpiffeId = id.parse().map_err(|e| Failure::Usage(format!("--id: {e}")))?;
+        CertsCommand::Issue {
+            dir,
+            id,
+            days,
+            not_before,
+            not_after,
+            dns,
+            ip,
+            force,
+        } => {
+            let id: SpiffeId = id
+                .parse()
+                .map_err(|e| Failure::Usage(format!("--id: {e}")))?;
             let mut validity = Validity::days_from(now(), days);
             if let Some(t) = not_before {
                 validity.not_before = rfc3339(&t, "--not-before")?;
@@ -133,27 +158,53 @@ pub fn run(command: CertsCommand) -> Result<(), Failure> {
             if let Some(t) = not_after {
                 validity.not_after = rfc3339(&t, "--not-after")?;
             }
-            let req = LeafRequest { id: id.clone(), validity, dns, ips: ip };
+            let req = LeafRequest {
+                id: id.clone(),
+                validity,
+                dns,
+                ips: ip,
+            };
             let (leaf, cert, key) = issue::issue_into(&dir, &req, force).map_err(failed)?;
-            emitln(format!("{id}\t{}\t{}\tserial {}", cert.display(), key.display(), leaf.serial));
+            emitln(format!(
+                "{id}\t{}\t{}\tserial {}",
+                cert.display(),
+                key.display(),
+                leaf.serial
+            ));
             Ok(())
         }
-        CertsCommand::Revoke { dir, domain, certs, serials, days } => {
-            let domain: TrustDomain = domain.parse().map_err(|e| Failure::Usage(format!("--domain: {e}")))?;
+        CertsCommand::Revoke {
+            dir,
+            domain,
+            certs,
+            serials,
+            days,
+        } => {
+            let domain: TrustDomain = domain
+                .parse()
+                .map_err(|e| Failure::Usage(format!("--domain: {e}")))?;
             let mut all = serials;
             for file in &certs {
-                let chain = crate::identity::pem::read_certificates(file).map_err(|e| Failure::Usage(e.to_string()))?;
+                let chain = crate::identity::pem::read_certificates(file)
+                    .map_err(|e| Failure::Usage(e.to_string()))?;
                 // read_certificates returns at least one certificate.
                 if let Some(leaf) = chain.first() {
                     all.push(serial_hex(leaf));
                 }
             }
             if all.is_empty() {
-                return Err(Failure::Usage("nothing to revoke: give --cert FILE or --serial HEX".into()));
+                return Err(Failure::Usage(
+                    "nothing to revoke: give --cert FILE or --serial HEX".into(),
+                ));
             }
             let listed = issue::revoke(&dir, &domain, &all, now(), days).map_err(failed)?;
             let crl = issue::CaPaths::new(&dir, &domain).crl;
-            emitln(format!("wrote {} ({} revoked: {})", crl.display(), listed.len(), listed.join(", ")));
+            emitln(format!(
+                "wrote {} ({} revoked: {})",
+                crl.display(),
+                listed.len(),
+                listed.join(", ")
+            ));
             Ok(())
         }
     }

@@ -39,14 +39,17 @@ pub struct ChainsimArgs {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{text:?} is not a duration like 10s or 500ms: {e}"))
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration like 10s or 500ms: {e}"))
 }
 
 /// Runs the chainsim until a termination signal.
 pub fn run(args: ChainsimArgs) -> Result<(), Failure> {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .try_init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -54,7 +57,10 @@ pub fn run(args: ChainsimArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::Usage(format!("cannot start the async runtime: {e}")))?;
     // The wall clock only seeds a new ledger's clock; after that chainsim's
     // clock moves by /sim/clock alone.
-    let start_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let start_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let config = ChainsimConfig {
         listen: args.listen,
         chain_id: args.chain_id,
@@ -68,11 +74,16 @@ pub fn run(args: ChainsimArgs) -> Result<(), Failure> {
     runtime.block_on(async move {
         // Handlers first: a signal that arrives right after the line below
         // must stop chainsim cleanly, not kill it.
-        let termination = Termination::install().map_err(|e| Failure::Usage(format!("cannot install signal handlers: {e}")))?;
-        let sim = Chainsim::start(config).await.map_err(|e| Failure::Usage(e.to_string()))?;
+        let termination = Termination::install()
+            .map_err(|e| Failure::Usage(format!("cannot install signal handlers: {e}")))?;
+        let sim = Chainsim::start(config)
+            .await
+            .map_err(|e| Failure::Usage(e.to_string()))?;
         super::emitln(json!({ "url": sim.url(), "chain_id": chain_id, "tip": sim.tip() }));
         termination.wait().await;
-        sim.shutdown().await.map_err(|e| Failure::Usage(e.to_string()))
+        sim.shutdown()
+            .await
+            .map_err(|e| Failure::Usage(e.to_string()))
     })
 }
 
@@ -89,7 +100,10 @@ impl Termination {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
-            Ok(Termination { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
+            Ok(Termination {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
         }
         #[cfg(not(unix))]
         {
@@ -101,7 +115,10 @@ impl Termination {
     async fn wait(self) {
         #[cfg(unix)]
         {
-            let Termination { mut interrupt, mut terminate } = self;
+            let Termination {
+                mut interrupt,
+                mut terminate,
+            } = self;
             tokio::select! {
                 _ = interrupt.recv() => {}
                 _ = terminate.recv() => {}

@@ -42,12 +42,21 @@ pub fn read_bytes(path: &str) -> Result<Vec<u8>, InputError> {
         let mut buf = Vec::new();
         std::io::stdin()
             .read_to_end(&mut buf)
-            .map_err(|source| InputError::Read { path: "<stdin>".into(), source })?;
+            .map_err(|source| InputError::Read {
+                path: "<stdin>".into(),
+                source,
+            })?;
         buf
     } else {
-        std::fs::read(path).map_err(|source| InputError::Read { path: path.into(), source })?
+        std::fs::read(path).map_err(|source| InputError::Read {
+            path: path.into(),
+            source,
+        })?
     };
-    decode_maybe_hex(&raw).map_err(|source| InputError::BadHex { path: display_name(path), source })
+    decode_maybe_hex(&raw).map_err(|source| InputError::BadHex {
+        path: display_name(path),
+        source,
+    })
 }
 
 /// Reads `arg` as a file (or `-`) if such a file exists, else as inline hex.
@@ -59,8 +68,10 @@ pub fn read_file_or_hex(arg: &str) -> Result<Vec<u8>, InputError> {
         return read_bytes(arg);
     }
     if is_hex_text(arg.as_bytes()) {
-        return bsv_format::codec::decode_hex(arg)
-            .map_err(|source| InputError::BadHex { path: "<argument>".into(), source });
+        return bsv_format::codec::decode_hex(arg).map_err(|source| InputError::BadHex {
+            path: "<argument>".into(),
+            source,
+        });
     }
     let mut shown: String = arg.chars().take(40).collect();
     if shown.len() < arg.len() {
@@ -70,13 +81,19 @@ pub fn read_file_or_hex(arg: &str) -> Result<Vec<u8>, InputError> {
 }
 
 fn display_name(path: &str) -> String {
-    if path == "-" { "<stdin>".into() } else { path.into() }
+    if path == "-" {
+        "<stdin>".into()
+    } else {
+        path.into()
+    }
 }
 
 /// Whether `bytes` is non-empty hex text (hex digits and ASCII whitespace only).
 fn is_hex_text(bytes: &[u8]) -> bool {
     bytes.iter().any(|b| !b.is_ascii_whitespace())
-        && bytes.iter().all(|b| b.is_ascii_hexdigit() || b.is_ascii_whitespace())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_hexdigit() || b.is_ascii_whitespace())
 }
 
 /// Hex-decodes `raw` if it is hex text (whitespace anywhere is ignored),
@@ -87,7 +104,11 @@ fn decode_maybe_hex(raw: &[u8]) -> Result<Vec<u8>, bsv_format::ParseError> {
     if !is_hex_text(raw) {
         return Ok(raw.to_vec());
     }
-    let compact: String = raw.iter().filter(|b| !b.is_ascii_whitespace()).map(|&b| b as char).collect();
+    let compact: String = raw
+        .iter()
+        .filter(|b| !b.is_ascii_whitespace())
+        .map(|&b| b as char)
+        .collect();
     bsv_format::codec::decode_hex(&compact)
 }
 
@@ -97,15 +118,27 @@ mod tests {
 
     #[test]
     fn hex_text_is_decoded_and_binary_is_kept() {
-        assert_eq!(decode_maybe_hex(b"0100beef\n").unwrap(), vec![1, 0, 0xbe, 0xef]);
-        assert_eq!(decode_maybe_hex(b"01 00\r\nbe ef").unwrap(), vec![1, 0, 0xbe, 0xef]);
-        assert_eq!(decode_maybe_hex(&[1, 0, 0xbe, 0xef]).unwrap(), vec![1, 0, 0xbe, 0xef]);
+        assert_eq!(
+            decode_maybe_hex(b"0100beef\n").unwrap(),
+            vec![1, 0, 0xbe, 0xef]
+        );
+        assert_eq!(
+            decode_maybe_hex(b"01 00\r\nbe ef").unwrap(),
+            vec![1, 0, 0xbe, 0xef]
+        );
+        assert_eq!(
+            decode_maybe_hex(&[1, 0, 0xbe, 0xef]).unwrap(),
+            vec![1, 0, 0xbe, 0xef]
+        );
         assert!(decode_maybe_hex(b"abc").is_err());
     }
 
     #[test]
     fn arguments_that_are_neither_file_nor_hex_are_refused() {
-        assert!(matches!(read_file_or_hex("no-such-file.beef"), Err(InputError::NotFileOrHex { .. })));
+        assert!(matches!(
+            read_file_or_hex("no-such-file.beef"),
+            Err(InputError::NotFileOrHex { .. })
+        ));
         assert_eq!(read_file_or_hex("0a0b").unwrap(), vec![10, 11]);
     }
 }

@@ -54,9 +54,13 @@ fn check(files: &[PathBuf]) -> Result<(), Failure> {
     }
     let total = files.len();
     if unreadable > 0 {
-        Err(Failure::Usage(format!("{unreadable} of {total} policy files could not be read")))
+        Err(Failure::Usage(format!(
+            "{unreadable} of {total} policy files could not be read"
+        )))
     } else if invalid > 0 {
-        Err(Failure::Invalid(format!("{invalid} of {total} policy files invalid")))
+        Err(Failure::Invalid(format!(
+            "{invalid} of {total} policy files invalid"
+        )))
     } else {
         Ok(())
     }

@@ -24,7 +24,8 @@ pub fn run(cmd: TxCommand) -> Result<(), Failure> {
     match cmd {
         TxCommand::Decode { input: arg, json } => {
             let bytes = input::read_file_or_hex(&arg)?;
-            let tx = Transaction::from_bytes(&bytes).map_err(|e| Failure::Invalid(format!("transaction: {e}")))?;
+            let tx = Transaction::from_bytes(&bytes)
+                .map_err(|e| Failure::Invalid(format!("transaction: {e}")))?;
             let doc = tx_json(&tx);
             if json {
                 super::emitln(format!("{doc:#}"));

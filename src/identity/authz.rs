@@ -165,25 +165,36 @@ fn article(role: Role) -> &'static str {
 ///
 /// # Errors
 /// [`PermissionDenied`] naming the rule and why the caller does not fit it.
-pub fn authorize(own: &TrustDomain, peer: &PeerIdentity, access: &Access<'_>) -> Result<(), PermissionDenied> {
+pub fn authorize(
+    own: &TrustDomain,
+    peer: &PeerIdentity,
+    access: &Access<'_>,
+) -> Result<(), PermissionDenied> {
     let rule = access.rule();
     let role = peer.role();
     let ours = peer.domain() == own;
     let fits = match rule {
         Rule::PeerRpc => role == Role::Gateway && !ours,
         Rule::AdminRpc => role == Role::Operator && ours,
-        Rule::Subscription => matches!(role, Role::Observer | Role::Notary) || (role == Role::Operator && ours),
+        Rule::Subscription => {
+            matches!(role, Role::Observer | Role::Notary) || (role == Role::Operator && ours)
+        }
         Rule::NotaryRpc => role == Role::Gateway,
     };
     if !fits {
-        return Err(PermissionDenied::WrongCaller { rule, caller: peer.id().clone() });
+        return Err(PermissionDenied::WrongCaller {
+            rule,
+            caller: peer.id().clone(),
+        });
     }
     if let Access::Peer { saga, parties } = access {
         let caller = peer.id().clone();
         let saga = saga.ok_or(PermissionDenied::NoSagaId)?.to_owned();
         match parties {
             None => return Err(PermissionDenied::UnknownSaga { caller, saga }),
-            Some(p) if !p.contains(peer.id()) => return Err(PermissionDenied::NotParty { caller, saga }),
+            Some(p) if !p.contains(peer.id()) => {
+                return Err(PermissionDenied::NotParty { caller, saga })
+            }
             Some(_) => {}
         }
     }
@@ -259,7 +270,10 @@ pub fn caller<T>(request: &tonic::Request<T>) -> Result<&PeerIdentity, Status> {
 
 /// The saga a peer RPC was authorized for, if it is one.
 pub fn authorized_saga<T>(request: &tonic::Request<T>) -> Option<&str> {
-    request.extensions().get::<AuthorizedSaga>().map(|s| s.0.as_str())
+    request
+        .extensions()
+        .get::<AuthorizedSaga>()
+        .map(|s| s.0.as_str())
 }
 
 /// The tower layer applying [`authorize`] to every request (see the module docs).
@@ -272,46 +286,84 @@ pub struct AuthLayer {
 
 impl fmt::Debug for AuthLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthLayer").field("rules", &self.rules).finish()
+        f.debug_struct("AuthLayer")
+            .field("rules", &self.rules)
+            .finish()
     }
 }
 
 impl AuthLayer {
     /// A layer judging with `identity`'s current trust store, `rules` and `parties`.
-    pub fn new(identity: IdentityHandle, rules: MethodRules, parties: Arc<dyn SagaParties>) -> Self {
-        AuthLayer { identity, rules: Arc::new(rules), parties }
+    pub fn new(
+        identity: IdentityHandle,
+        rules: MethodRules,
+        parties: Arc<dyn SagaParties>,
+    ) -> Self {
+        AuthLayer {
+            identity,
+            rules: Arc::new(rules),
+            parties,
+        }
     }
 
     /// Steps (1)–(4) of the module docs for one request.
-    fn check<B>(&self, req: &http::Request<B>) -> Result<(PeerIdentity, Option<AuthorizedSaga>), Status> {
+    fn check<B>(
+        &self,
+        req: &http::Request<B>,
+    ) -> Result<(PeerIdentity, Option<AuthorizedSaga>), Status> {
         let method = req.uri().path();
         let Some(info) = req.extensions().get::<MtlsConnectInfo>() else {
             tracing::warn!(%method, reason = %"connection is not mutually authenticated", "RPC refused");
-            return Err(Status::unauthenticated("connection is not mutually authenticated"));
+            return Err(Status::unauthenticated(
+                "connection is not mutually authenticated",
+            ));
         };
         let remote = info.remote_addr();
         let snapshot = self.identity.current();
-        let peer = snapshot.trust().authenticate_client(info.chain(), self.identity.now()).map_err(|e| {
-            tracing::warn!(%remote, %method, reason = %e, "RPC refused");
-            Status::unauthenticated(e.to_string())
-        })?;
+        let peer = snapshot
+            .trust()
+            .authenticate_client(info.chain(), self.identity.now())
+            .map_err(|e| {
+                tracing::warn!(%remote, %method, reason = %e, "RPC refused");
+                Status::unauthenticated(e.to_string())
+            })?;
         let denied = |e: PermissionDenied| {
             tracing::warn!(%remote, peer = %peer, %method, reason = %e, "RPC refused");
             Status::permission_denied(e.to_string())
         };
-        let rule =
-            self.rules.rule_for(method).ok_or_else(|| denied(PermissionDenied::NoRule { method: method.into() }))?;
+        let rule = self.rules.rule_for(method).ok_or_else(|| {
+            denied(PermissionDenied::NoRule {
+                method: method.into(),
+            })
+        })?;
         let own = snapshot.own_id().domain();
         let saga = match rule {
             Rule::PeerRpc => {
-                let saga = req.headers().get(SAGA_ID_METADATA).and_then(|v| v.to_str().ok());
+                let saga = req
+                    .headers()
+                    .get(SAGA_ID_METADATA)
+                    .and_then(|v| v.to_str().ok());
                 let parties = saga.and_then(|s| self.parties.parties(s));
-                authorize(own, &peer, &Access::Peer { saga, parties: parties.as_deref() }).map_err(denied)?;
+                authorize(
+                    own,
+                    &peer,
+                    &Access::Peer {
+                        saga,
+                        parties: parties.as_deref(),
+                    },
+                )
+                .map_err(denied)?;
                 saga.map(|s| AuthorizedSaga(s.to_owned()))
             }
-            Rule::AdminRpc => authorize(own, &peer, &Access::Admin).map_err(denied).map(|()| None)?,
-            Rule::Subscription => authorize(own, &peer, &Access::Subscription).map_err(denied).map(|()| None)?,
-            Rule::NotaryRpc => authorize(own, &peer, &Access::Notary).map_err(denied).map(|()| None)?,
+            Rule::AdminRpc => authorize(own, &peer, &Access::Admin)
+                .map_err(denied)
+                .map(|()| None)?,
+            Rule::Subscription => authorize(own, &peer, &Access::Subscription)
+                .map_err(denied)
+                .map(|()| None)?,
+            Rule::NotaryRpc => authorize(own, &peer, &Access::Notary)
+                .map_err(denied)
+                .map(|()| None)?,
         };
         Ok((peer, saga))
     }
@@ -321,7 +373,10 @@ impl<S> tower::Layer<S> for AuthLayer {
     type Service = AuthService<S>;
 
     fn layer(&self, inner: S) -> AuthService<S> {
-        AuthService { inner, layer: self.clone() }
+        AuthService {
+            inner,
+            layer: self.clone(),
+        }
     }
 }
 

@@ -61,7 +61,10 @@ pub enum ConnectError {
 
 #[derive(Clone)]
 enum Source {
-    Identity { identity: IdentityHandle, expected: SpiffeId },
+    Identity {
+        identity: IdentityHandle,
+        expected: SpiffeId,
+    },
     Fixed(Arc<ClientConfig>),
 }
 
@@ -84,12 +87,16 @@ impl MtlsConnector {
     /// Connects as our identity to the peer `expected`; each connection uses
     /// the identity's current configuration, so reloads apply on reconnect.
     pub fn for_peer(identity: IdentityHandle, expected: SpiffeId) -> Self {
-        MtlsConnector { source: Source::Identity { identity, expected } }
+        MtlsConnector {
+            source: Source::Identity { identity, expected },
+        }
     }
 
     /// Connects with a fixed rustls config (see [`super::tls::client_config`]).
     pub fn with_config(config: Arc<ClientConfig>) -> Self {
-        MtlsConnector { source: Source::Fixed(config) }
+        MtlsConnector {
+            source: Source::Fixed(config),
+        }
     }
 
     /// Dials `uri` and completes the handshake.
@@ -97,23 +104,37 @@ impl MtlsConnector {
     /// # Errors
     /// [`ConnectError`] naming the address and the stage that failed.
     pub async fn connect(&self, uri: &Uri) -> Result<TlsStream<TcpStream>, ConnectError> {
-        let host = uri.host().ok_or_else(|| ConnectError::NoAddress(uri.to_string()))?;
-        let port = uri.port_u16().ok_or_else(|| ConnectError::NoAddress(uri.to_string()))?;
+        let host = uri
+            .host()
+            .ok_or_else(|| ConnectError::NoAddress(uri.to_string()))?;
+        let port = uri
+            .port_u16()
+            .ok_or_else(|| ConnectError::NoAddress(uri.to_string()))?;
         // IPv6 literals come bracketed in URIs.
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         let addr = format!("{host}:{port}");
-        let server_name = ServerName::try_from(host.clone()).map_err(|_| ConnectError::BadServerName(host.clone()))?;
+        let server_name = ServerName::try_from(host.clone())
+            .map_err(|_| ConnectError::BadServerName(host.clone()))?;
         let config = match &self.source {
             Source::Identity { identity, expected } => Arc::new(identity.client_config(expected)?),
             Source::Fixed(config) => config.clone(),
         };
         let tcp = TcpStream::connect((host.as_str(), port))
             .await
-            .map_err(|source| ConnectError::Tcp { addr: addr.clone(), source })?;
+            .map_err(|source| ConnectError::Tcp {
+                addr: addr.clone(),
+                source,
+            })?;
         TlsConnector::from(config)
             .connect(server_name, tcp)
             .await
-            .map_err(|e| ConnectError::Handshake { addr, reason: describe_tls_error(&e) })
+            .map_err(|e| ConnectError::Handshake {
+                addr,
+                reason: describe_tls_error(&e),
+            })
     }
 }
 

@@ -110,8 +110,10 @@ impl Federation {
     /// [`FederationError`] naming the file and, where it has one, the line,
     /// column and field of the fault.
     pub fn load(file: &Path) -> Result<Federation, FederationError> {
-        let text = std::fs::read_to_string(file)
-            .map_err(|source| FederationError::Unreadable { file: file.to_owned(), source })?;
+        let text = std::fs::read_to_string(file).map_err(|source| FederationError::Unreadable {
+            file: file.to_owned(),
+            source,
+        })?;
         Federation::parse(file, &text)
     }
 
@@ -123,22 +125,40 @@ impl Federation {
         let at = |span: Range<usize>| line_column(text, span.start);
         let form: FileForm = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map_or((1, 1), at);
-            FederationError::Syntax { file: file.to_owned(), line, column, message: e.message().trim().to_owned() }
+            FederationError::Syntax {
+                file: file.to_owned(),
+                line,
+                column,
+                message: e.message().trim().to_owned(),
+            }
         })?;
         let invalid = |span: Range<usize>, field: &'static str, message: String| {
             let (line, column) = at(span);
-            FederationError::Invalid { file: file.to_owned(), line, column, field, message }
+            FederationError::Invalid {
+                file: file.to_owned(),
+                line,
+                column,
+                field,
+                message,
+            }
         };
         if form.domains.is_empty() {
-            return Err(invalid(0..0, "domain", "no [[domain]] tables: the federation is empty".into()));
+            return Err(invalid(
+                0..0,
+                "domain",
+                "no [[domain]] tables: the federation is empty".into(),
+            ));
         }
         let base = file.parent().unwrap_or(Path::new(""));
         let mut seen: BTreeMap<TrustDomain, usize> = BTreeMap::new();
         let mut domains = Vec::with_capacity(form.domains.len());
         for entry in form.domains {
             let d = entry.into_inner();
-            let name: TrustDomain =
-                d.name.get_ref().parse().map_err(|e| invalid(d.name.span(), "name", format!("{e}")))?;
+            let name: TrustDomain = d
+                .name
+                .get_ref()
+                .parse()
+                .map_err(|e| invalid(d.name.span(), "name", format!("{e}")))?;
             if let Some(first) = seen.get(&name) {
                 return Err(invalid(
                     d.name.span(),
@@ -151,13 +171,24 @@ impl Federation {
                 return Err(invalid(d.ca.span(), "ca", "empty path".into()));
             }
             if d.roles.get_ref().is_empty() {
-                return Err(invalid(d.roles.span(), "roles", format!("domain {name} allows no role")));
+                return Err(invalid(
+                    d.roles.span(),
+                    "roles",
+                    format!("domain {name} allows no role"),
+                ));
             }
             let mut roles = Vec::new();
             for r in d.roles.get_ref() {
-                let role: Role = r.get_ref().parse().map_err(|e| invalid(r.span(), "roles", format!("{e}")))?;
+                let role: Role = r
+                    .get_ref()
+                    .parse()
+                    .map_err(|e| invalid(r.span(), "roles", format!("{e}")))?;
                 if roles.contains(&role) {
-                    return Err(invalid(r.span(), "roles", format!("role {role} is listed twice")));
+                    return Err(invalid(
+                        r.span(),
+                        "roles",
+                        format!("role {role} is listed twice"),
+                    ));
                 }
                 roles.push(role);
             }
@@ -168,9 +199,17 @@ impl Federation {
                 }
                 crls.push(base.join(c.get_ref()));
             }
-            domains.push(DomainEntry { name, ca: base.join(d.ca.get_ref()), roles, crls });
+            domains.push(DomainEntry {
+                name,
+                ca: base.join(d.ca.get_ref()),
+                roles,
+                crls,
+            });
         }
-        Ok(Federation { file: file.to_owned(), domains })
+        Ok(Federation {
+            file: file.to_owned(),
+            domains,
+        })
     }
 
     /// The entry for `domain`, if federated.
@@ -180,7 +219,10 @@ impl Federation {
 
     /// Every file the federation refers to (CA bundles and CRLs), for change detection.
     pub fn files(&self) -> Vec<PathBuf> {
-        self.domains.iter().flat_map(|d| std::iter::once(d.ca.clone()).chain(d.crls.iter().cloned())).collect()
+        self.domains
+            .iter()
+            .flat_map(|d| std::iter::once(d.ca.clone()).chain(d.crls.iter().cloned()))
+            .collect()
     }
 
     /// Renders a federation file for `domains` (paths written as given,
@@ -239,18 +281,30 @@ roles = ["notary"]
         let f = parse(GOOD).unwrap();
         assert_eq!(f.domains.len(), 2);
         assert_eq!(f.domains[0].name.as_str(), "org-a.example");
-        assert_eq!(f.domains[0].ca, PathBuf::from("/etc/escrowd/org-a.example/ca.pem"));
+        assert_eq!(
+            f.domains[0].ca,
+            PathBuf::from("/etc/escrowd/org-a.example/ca.pem")
+        );
         assert_eq!(f.domains[0].roles, vec![Role::Gateway, Role::Operator]);
-        assert_eq!(f.domains[0].crls, vec![PathBuf::from("/etc/escrowd/org-a.example/crl.pem")]);
+        assert_eq!(
+            f.domains[0].crls,
+            vec![PathBuf::from("/etc/escrowd/org-a.example/crl.pem")]
+        );
         assert_eq!(f.domains[1].ca, PathBuf::from("/abs/notary-ca.pem"));
         assert!(f.domains[1].crls.is_empty());
     }
 
     #[test]
     fn unknown_field_names_line_and_field() {
-        let text = GOOD.replace("roles = [\"notary\"]", "roles = [\"notary\"]\ncrl = \"x.pem\"");
+        let text = GOOD.replace(
+            "roles = [\"notary\"]",
+            "roles = [\"notary\"]\ncrl = \"x.pem\"",
+        );
         let msg = parse(&text).unwrap_err().to_string();
-        assert!(msg.starts_with("/etc/escrowd/federation.toml:12:1: unknown field `crl`"), "{msg}");
+        assert!(
+            msg.starts_with("/etc/escrowd/federation.toml:12:1: unknown field `crl`"),
+            "{msg}"
+        );
         assert_eq!(msg.lines().count(), 1);
     }
 
@@ -266,18 +320,36 @@ roles = ["notary"]
 
     #[test]
     fn unknown_role_and_empty_roles_are_refused() {
-        let msg = parse(&GOOD.replace("\"notary\"]", "\"admin\"]")).unwrap_err().to_string();
-        assert!(msg.starts_with("/etc/escrowd/federation.toml:11:10: field `roles`: unknown role \"admin\""), "{msg}");
-        let msg = parse(&GOOD.replace("[\"notary\"]", "[]")).unwrap_err().to_string();
+        let msg = parse(&GOOD.replace("\"notary\"]", "\"admin\"]"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with(
+                "/etc/escrowd/federation.toml:11:10: field `roles`: unknown role \"admin\""
+            ),
+            "{msg}"
+        );
+        let msg = parse(&GOOD.replace("[\"notary\"]", "[]"))
+            .unwrap_err()
+            .to_string();
         assert_eq!(msg, "/etc/escrowd/federation.toml:11:9: field `roles`: domain notary.example allows no role");
     }
 
     #[test]
     fn missing_field_and_bad_domain_are_refused() {
-        let msg = parse(&GOOD.replace("ca = \"/abs/notary-ca.pem\"\n", "")).unwrap_err().to_string();
+        let msg = parse(&GOOD.replace("ca = \"/abs/notary-ca.pem\"\n", ""))
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("missing field `ca`"), "{msg}");
-        let msg = parse(&GOOD.replace("org-a.example\"\nca", "Org-A\"\nca")).unwrap_err().to_string();
-        assert!(msg.starts_with("/etc/escrowd/federation.toml:3:8: field `name`: trust domain \"Org-A\""), "{msg}");
+        let msg = parse(&GOOD.replace("org-a.example\"\nca", "Org-A\"\nca"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with(
+                "/etc/escrowd/federation.toml:3:8: field `name`: trust domain \"Org-A\""
+            ),
+            "{msg}"
+        );
         let msg = parse("").unwrap_err().to_string();
         assert!(msg.contains("the federation is empty"), "{msg}");
     }
@@ -285,7 +357,12 @@ roles = ["notary"]
     #[test]
     fn render_parses_back() {
         let a: TrustDomain = "org-a.example".parse().unwrap();
-        let text = Federation::render(&[(a.clone(), "org-a.example/ca.pem".into(), vec![Role::Gateway], vec![])]);
+        let text = Federation::render(&[(
+            a.clone(),
+            "org-a.example/ca.pem".into(),
+            vec![Role::Gateway],
+            vec![],
+        )]);
         let f = parse(&text).unwrap();
         assert_eq!(f.domains[0].name, a);
         assert_eq!(f.domains[0].roles, vec![Role::Gateway]);

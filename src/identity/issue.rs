@@ -22,8 +22,9 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
+    RevokedCertParams, SanType, SerialNumber,
 };
 use ring::rand::{SecureRandom, SystemRandom};
 use time::OffsetDateTime;
@@ -102,18 +103,26 @@ pub struct Validity {
 impl Validity {
     /// From `now - BACKDATE_SECS` to `now + days` days.
     pub fn days_from(now: u64, days: u32) -> Validity {
-        Validity { not_before: now.saturating_sub(BACKDATE_SECS), not_after: now + u64::from(days) * DAY }
+        Validity {
+            not_before: now.saturating_sub(BACKDATE_SECS),
+            not_after: now + u64::from(days) * DAY,
+        }
     }
 }
 
 fn datetime(secs: u64) -> Result<OffsetDateTime, IssueError> {
-    i64::try_from(secs).ok().and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok()).ok_or(IssueError::Time(secs))
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+        .ok_or(IssueError::Time(secs))
 }
 
 /// 16 random bytes, top bit clear so the DER INTEGER stays positive and 16 bytes long.
 fn random_serial() -> Result<SerialNumber, IssueError> {
     let mut bytes = [0u8; 16];
-    SystemRandom::new().fill(&mut bytes).map_err(|_| IssueError::Random)?;
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| IssueError::Random)?;
     bytes[0] = (bytes[0] & 0x7f) | 0x01;
     Ok(SerialNumber::from_slice(&bytes))
 }
@@ -165,16 +174,27 @@ impl Ca {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, format!("{domain} dev CA"));
-        params.distinguished_name.push(DnType::OrganizationName, domain.as_str());
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{domain} dev CA"));
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, domain.as_str());
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages =
-            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         params.not_before = datetime(validity.not_before)?;
         params.not_after = datetime(validity.not_after)?;
         params.serial_number = Some(random_serial()?);
         let cert = params.self_signed(&key)?;
-        Ok(Ca { domain: domain.clone(), cert_pem: cert.pem(), issuer: Issuer::new(params, key) })
+        Ok(Ca {
+            domain: domain.clone(),
+            cert_pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        })
     }
 
     /// Loads an existing CA from its PEM certificate and key files.
@@ -182,15 +202,27 @@ impl Ca {
     /// # Errors
     /// [`IssueError::Io`] / [`IssueError::BadCa`] naming the file.
     pub fn load(domain: &TrustDomain, cert_file: &Path, key_file: &Path) -> Result<Ca, IssueError> {
-        let read =
-            |f: &Path| std::fs::read_to_string(f).map_err(|source| IssueError::Io { file: f.to_owned(), source });
+        let read = |f: &Path| {
+            std::fs::read_to_string(f).map_err(|source| IssueError::Io {
+                file: f.to_owned(),
+                source,
+            })
+        };
         let cert_pem = read(cert_file)?;
         let key_pem = read(key_file)?;
-        let key = KeyPair::from_pem(&key_pem)
-            .map_err(|e| IssueError::BadCa { file: key_file.to_owned(), detail: format!("not a usable key: {e}") })?;
-        let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)
-            .map_err(|e| IssueError::BadCa { file: cert_file.to_owned(), detail: format!("not a usable CA: {e}") })?;
-        Ok(Ca { domain: domain.clone(), cert_pem, issuer })
+        let key = KeyPair::from_pem(&key_pem).map_err(|e| IssueError::BadCa {
+            file: key_file.to_owned(),
+            detail: format!("not a usable key: {e}"),
+        })?;
+        let issuer = Issuer::from_ca_cert_pem(&cert_pem, key).map_err(|e| IssueError::BadCa {
+            file: cert_file.to_owned(),
+            detail: format!("not a usable CA: {e}"),
+        })?;
+        Ok(Ca {
+            domain: domain.clone(),
+            cert_pem,
+            issuer,
+        })
     }
 
     /// The domain.
@@ -217,7 +249,9 @@ impl Ca {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, req.id.to_string());
+        params
+            .distinguished_name
+            .push(DnType::CommonName, req.id.to_string());
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
@@ -225,14 +259,20 @@ impl Ca {
         let mut dns = req.dns.clone();
         let mut ips = req.ips.clone();
         if req.id.role().serves() {
-            params.extended_key_usages.push(ExtendedKeyUsagePurpose::ServerAuth);
+            params
+                .extended_key_usages
+                .push(ExtendedKeyUsagePurpose::ServerAuth);
             dns.insert(0, "localhost".into());
             ips.insert(0, IpAddr::V4(Ipv4Addr::LOCALHOST));
         }
         for name in dns {
-            params.subject_alt_names.push(SanType::DnsName(name.try_into()?));
+            params
+                .subject_alt_names
+                .push(SanType::DnsName(name.try_into()?));
         }
-        params.subject_alt_names.extend(ips.into_iter().map(SanType::IpAddress));
+        params
+            .subject_alt_names
+            .extend(ips.into_iter().map(SanType::IpAddress));
         params.use_authority_key_identifier_extension = true;
         params.not_before = datetime(req.validity.not_before)?;
         params.not_after = datetime(req.validity.not_after)?;
@@ -240,7 +280,11 @@ impl Ca {
         let serial_hex = hex::encode(serial.to_bytes());
         params.serial_number = Some(serial);
         let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(IssuedLeaf { cert_pem: cert.pem(), key_pem: key.serialize_pem(), serial: serial_hex })
+        Ok(IssuedLeaf {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            serial: serial_hex,
+        })
     }
 
     /// A CRL listing `revoked` serials (lower-case hex), valid from `this_update`
@@ -248,7 +292,12 @@ impl Ca {
     ///
     /// # Errors
     /// [`IssueError::BadSerial`] for non-hex serials; rcgen and time failures.
-    pub fn crl(&self, revoked: &[String], this_update: u64, days: u32) -> Result<String, IssueError> {
+    pub fn crl(
+        &self,
+        revoked: &[String],
+        this_update: u64,
+        days: u32,
+    ) -> Result<String, IssueError> {
         let when = datetime(this_update)?;
         let revoked_certs = revoked
             .iter()
@@ -289,13 +338,19 @@ impl CaPaths {
     /// The paths for `domain` under `dir`.
     pub fn new(dir: &Path, domain: &TrustDomain) -> CaPaths {
         let d = dir.join(domain.as_str());
-        CaPaths { cert: d.join("ca.pem"), key: d.join("ca.key"), crl: d.join("crl.pem") }
+        CaPaths {
+            cert: d.join("ca.pem"),
+            key: d.join("ca.key"),
+            crl: d.join("crl.pem"),
+        }
     }
 }
 
 /// `DIR/<domain>/<role>-<name>.pem` and `.key` for `id`.
 pub fn leaf_paths(dir: &Path, id: &SpiffeId) -> (PathBuf, PathBuf) {
-    let base = dir.join(id.domain().as_str()).join(format!("{}-{}", id.role(), id.name()));
+    let base = dir
+        .join(id.domain().as_str())
+        .join(format!("{}-{}", id.role(), id.name()));
     (base.with_extension("pem"), base.with_extension("key"))
 }
 
@@ -305,9 +360,15 @@ pub fn leaf_paths(dir: &Path, id: &SpiffeId) -> (PathBuf, PathBuf) {
 /// # Errors
 /// [`IssueError::Exists`] or [`IssueError::Io`] naming the file.
 pub fn write_file(file: &Path, text: &str, secret: bool, force: bool) -> Result<(), IssueError> {
-    let io = |source| IssueError::Io { file: file.to_owned(), source };
+    let io = |source| IssueError::Io {
+        file: file.to_owned(),
+        source,
+    };
     if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| IssueError::Io { file: dir.to_owned(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| IssueError::Io {
+            file: dir.to_owned(),
+            source,
+        })?;
     }
     let mode = if secret { 0o600 } else { 0o644 };
     let mut options = std::fs::OpenOptions::new();
@@ -319,13 +380,16 @@ pub fn write_file(file: &Path, text: &str, secret: bool, force: bool) -> Result<
     }
     let mut f = options.open(file).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
-            IssueError::Exists { file: file.to_owned() }
+            IssueError::Exists {
+                file: file.to_owned(),
+            }
         } else {
             io(e)
         }
     })?;
     // An overwritten file keeps its old mode; set it explicitly.
-    f.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(io)?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(io)?;
     f.write_all(text.as_bytes()).map_err(io)?;
     f.sync_all().map_err(io)
 }
@@ -353,7 +417,10 @@ impl DomainPlan {
         };
         let domain: TrustDomain = name.parse()?;
         let roles = match roles {
-            Some(r) => r.split(',').map(str::parse).collect::<Result<Vec<Role>, _>>()?,
+            Some(r) => r
+                .split(',')
+                .map(str::parse)
+                .collect::<Result<Vec<Role>, _>>()?,
             None => match domain.first_label() {
                 "notary" => vec![Role::Notary],
                 "observer" => vec![Role::Observer],
@@ -366,10 +433,15 @@ impl DomainPlan {
     /// The four default domains: `org-a.example`, `org-b.example` (gateway,
     /// operator), `notary.example` (notary), `observer.example` (observer).
     pub fn defaults() -> Vec<DomainPlan> {
-        ["org-a.example", "org-b.example", "notary.example", "observer.example"]
-            .iter()
-            .filter_map(|d| DomainPlan::parse(d).ok())
-            .collect()
+        [
+            "org-a.example",
+            "org-b.example",
+            "notary.example",
+            "observer.example",
+        ]
+        .iter()
+        .filter_map(|d| DomainPlan::parse(d).ok())
+        .collect()
     }
 
     /// The default leaf name for `role` in this domain: `admin` for
@@ -397,7 +469,13 @@ pub struct InitReport {
 /// # Errors
 /// [`IssueError`] naming the file that could not be written, or the first
 /// that already exists (without `force`; then nothing is written).
-pub fn init(out: &Path, plans: &[DomainPlan], now: u64, days: u32, force: bool) -> Result<InitReport, IssueError> {
+pub fn init(
+    out: &Path,
+    plans: &[DomainPlan],
+    now: u64,
+    days: u32,
+    force: bool,
+) -> Result<InitReport, IssueError> {
     if !force {
         // Refuse before writing anything, so a refused init leaves no partial set.
         let mut targets = vec![out.join("federation.toml")];
@@ -405,7 +483,10 @@ pub fn init(out: &Path, plans: &[DomainPlan], now: u64, days: u32, force: bool) 
             let p = CaPaths::new(out, &plan.domain);
             targets.extend([p.cert, p.key, p.crl]);
             for &role in &plan.roles {
-                let (cert, key) = leaf_paths(out, &SpiffeId::new(plan.domain.clone(), role, plan.leaf_name(role))?);
+                let (cert, key) = leaf_paths(
+                    out,
+                    &SpiffeId::new(plan.domain.clone(), role, plan.leaf_name(role))?,
+                );
                 targets.extend([cert, key]);
             }
         }
@@ -424,14 +505,24 @@ pub fn init(out: &Path, plans: &[DomainPlan], now: u64, days: u32, force: bool) 
         write_file(&paths.crl, &ca.crl(&[], now, days)?, false, force)?;
         for &role in &plan.roles {
             let id = SpiffeId::new(plan.domain.clone(), role, plan.leaf_name(role))?;
-            let leaf = ca.issue(&LeafRequest { id: id.clone(), validity, dns: vec![], ips: vec![] })?;
+            let leaf = ca.issue(&LeafRequest {
+                id: id.clone(),
+                validity,
+                dns: vec![],
+                ips: vec![],
+            })?;
             let (cert, key) = leaf_paths(out, &id);
             write_file(&cert, &leaf.cert_pem, false, force)?;
             write_file(&key, &leaf.key_pem, true, force)?;
             leaves.push((id, cert, key));
         }
         let d = plan.domain.as_str();
-        entries.push((plan.domain.clone(), format!("{d}/ca.pem"), plan.roles.clone(), vec![format!("{d}/crl.pem")]));
+        entries.push((
+            plan.domain.clone(),
+            format!("{d}/ca.pem"),
+            plan.roles.clone(),
+            vec![format!("{d}/crl.pem")],
+        ));
     }
     let federation = out.join("federation.toml");
     write_file(&federation, &Federation::render(&entries), false, force)?;
@@ -444,7 +535,11 @@ pub fn init(out: &Path, plans: &[DomainPlan], now: u64, days: u32, force: bool) 
 /// # Errors
 /// [`IssueError`] naming the CA file that could not be loaded or the file
 /// that could not be written.
-pub fn issue_into(dir: &Path, req: &LeafRequest, force: bool) -> Result<(IssuedLeaf, PathBuf, PathBuf), IssueError> {
+pub fn issue_into(
+    dir: &Path,
+    req: &LeafRequest,
+    force: bool,
+) -> Result<(IssuedLeaf, PathBuf, PathBuf), IssueError> {
     let paths = CaPaths::new(dir, req.id.domain());
     let ca = Ca::load(req.id.domain(), &paths.cert, &paths.key)?;
     let leaf = ca.issue(req)?;
@@ -479,7 +574,12 @@ pub fn revoke(
     }
     // CRL numbers must rise: never reuse the previous one even within a second.
     let this_update = now.max(crl_number(&paths.crl)?.map_or(0, |n| n + 1));
-    write_file(&paths.crl, &ca.crl(&listed, this_update, days)?, false, true)?;
+    write_file(
+        &paths.crl,
+        &ca.crl(&listed, this_update, days)?,
+        false,
+        true,
+    )?;
     Ok(listed)
 }
 
@@ -488,25 +588,42 @@ fn existing_crl(file: &Path) -> Result<Option<Vec<u8>>, IssueError> {
         Ok(bytes) => {
             use rustls_pki_types::pem::PemObject;
             let der = rustls_pki_types::CertificateRevocationListDer::from_pem_slice(&bytes)
-                .map_err(|e| IssueError::BadCrl { file: file.to_owned(), detail: e.to_string() })?;
+                .map_err(|e| IssueError::BadCrl {
+                    file: file.to_owned(),
+                    detail: e.to_string(),
+                })?;
             Ok(Some(der.as_ref().to_vec()))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(IssueError::Io { file: file.to_owned(), source }),
+        Err(source) => Err(IssueError::Io {
+            file: file.to_owned(),
+            source,
+        }),
     }
 }
 
 fn listed_serials(file: &Path) -> Result<Vec<String>, IssueError> {
-    let Some(der) = existing_crl(file)? else { return Ok(vec![]) };
-    let (_, crl) = x509_parser::parse_x509_crl(&der)
-        .map_err(|e| IssueError::BadCrl { file: file.to_owned(), detail: e.to_string() })?;
-    Ok(crl.iter_revoked_certificates().map(|r| hex::encode(r.raw_serial())).collect())
+    let Some(der) = existing_crl(file)? else {
+        return Ok(vec![]);
+    };
+    let (_, crl) = x509_parser::parse_x509_crl(&der).map_err(|e| IssueError::BadCrl {
+        file: file.to_owned(),
+        detail: e.to_string(),
+    })?;
+    Ok(crl
+        .iter_revoked_certificates()
+        .map(|r| hex::encode(r.raw_serial()))
+        .collect())
 }
 
 fn crl_number(file: &Path) -> Result<Option<u64>, IssueError> {
-    let Some(der) = existing_crl(file)? else { return Ok(None) };
-    let (_, crl) = x509_parser::parse_x509_crl(&der)
-        .map_err(|e| IssueError::BadCrl { file: file.to_owned(), detail: e.to_string() })?;
+    let Some(der) = existing_crl(file)? else {
+        return Ok(None);
+    };
+    let (_, crl) = x509_parser::parse_x509_crl(&der).map_err(|e| IssueError::BadCrl {
+        file: file.to_owned(),
+        detail: e.to_string(),
+    })?;
     Ok(crl.crl_number().and_then(|n| u64::try_from(n).ok()))
 }
 
@@ -525,10 +642,18 @@ mod tests {
 
     #[test]
     fn domain_plans_default_roles_by_first_label() {
-        assert_eq!(DomainPlan::parse("notary.example").unwrap().roles, vec![Role::Notary]);
-        assert_eq!(DomainPlan::parse("org-c.example").unwrap().roles, vec![Role::Gateway, Role::Operator]);
         assert_eq!(
-            DomainPlan::parse("audit.example=observer,notary").unwrap().roles,
+            DomainPlan::parse("notary.example").unwrap().roles,
+            vec![Role::Notary]
+        );
+        assert_eq!(
+            DomainPlan::parse("org-c.example").unwrap().roles,
+            vec![Role::Gateway, Role::Operator]
+        );
+        assert_eq!(
+            DomainPlan::parse("audit.example=observer,notary")
+                .unwrap()
+                .roles,
             vec![Role::Observer, Role::Notary]
         );
         assert!(DomainPlan::parse("x.example=admin").is_err());

@@ -33,7 +33,9 @@ pub mod spiffe;
 pub mod tls;
 pub mod trust;
 
-pub use authz::{authorize, caller, Access, AuthLayer, MethodRules, PermissionDenied, Rule, SagaParties};
+pub use authz::{
+    authorize, caller, Access, AuthLayer, MethodRules, PermissionDenied, Rule, SagaParties,
+};
 pub use client::MtlsConnector;
 pub use federation::Federation;
 pub use spiffe::{Role, SpiffeId, TrustDomain};

@@ -46,13 +46,19 @@ pub enum PemError {
 }
 
 fn read(file: &Path) -> Result<Vec<u8>, PemError> {
-    std::fs::read(file).map_err(|source| PemError::Unreadable { file: file.to_owned(), source })
+    std::fs::read(file).map_err(|source| PemError::Unreadable {
+        file: file.to_owned(),
+        source,
+    })
 }
 
 fn all<T: PemObject>(file: &Path, bytes: &[u8]) -> Result<Vec<T>, PemError> {
     T::pem_slice_iter(bytes)
         .collect::<Result<Vec<T>, _>>()
-        .map_err(|e| PemError::Malformed { file: file.to_owned(), detail: e.to_string() })
+        .map_err(|e| PemError::Malformed {
+            file: file.to_owned(),
+            detail: e.to_string(),
+        })
 }
 
 /// Reads every `CERTIFICATE` section of `file`, in order (leaf first for a chain).
@@ -62,7 +68,11 @@ fn all<T: PemObject>(file: &Path, bytes: &[u8]) -> Result<Vec<T>, PemError> {
 pub fn read_certificates(file: &Path) -> Result<Vec<CertificateDer<'static>>, PemError> {
     let certs: Vec<CertificateDer<'static>> = all(file, &read(file)?)?;
     if certs.is_empty() {
-        return Err(PemError::Missing { file: file.to_owned(), what: "certificate", label: "CERTIFICATE" });
+        return Err(PemError::Missing {
+            file: file.to_owned(),
+            what: "certificate",
+            label: "CERTIFICATE",
+        });
     }
     Ok(certs)
 }
@@ -80,7 +90,10 @@ pub fn read_private_key(file: &Path) -> Result<PrivateKeyDer<'static>, PemError>
             label: "PRIVATE KEY\", \"EC PRIVATE KEY\" or \"RSA PRIVATE KEY",
         }),
         1 => Ok(keys.remove(0)),
-        count => Err(PemError::SeveralKeys { file: file.to_owned(), count }),
+        count => Err(PemError::SeveralKeys {
+            file: file.to_owned(),
+            count,
+        }),
     }
 }
 
@@ -91,7 +104,11 @@ pub fn read_private_key(file: &Path) -> Result<PrivateKeyDer<'static>, PemError>
 pub fn read_crls(file: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, PemError> {
     let crls: Vec<CertificateRevocationListDer<'static>> = all(file, &read(file)?)?;
     if crls.is_empty() {
-        return Err(PemError::Missing { file: file.to_owned(), what: "CRL", label: "X509 CRL" });
+        return Err(PemError::Missing {
+            file: file.to_owned(),
+            what: "CRL",
+            label: "X509 CRL",
+        });
     }
     Ok(crls)
 }

@@ -34,7 +34,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 use tracing::Instrument;
 
-use super::tls::{IdentityHandle, DEFAULT_MAX_CONNECTION_AGE_GRACE_SECS, DEFAULT_MAX_CONNECTION_AGE_SECS};
+use super::tls::{
+    IdentityHandle, DEFAULT_MAX_CONNECTION_AGE_GRACE_SECS, DEFAULT_MAX_CONNECTION_AGE_SECS,
+};
 use super::trust::{AuthError, PeerIdentity};
 
 /// How long a served HTTP/2 connection may live (DESIGN.md §4: revocation
@@ -62,7 +64,9 @@ impl Default for ConnectionAge {
 /// A tonic server builder with the connection age limits set; add the
 /// [`super::authz::AuthLayer`] and the services, then serve [`incoming`].
 pub fn builder(age: ConnectionAge) -> tonic::transport::Server {
-    tonic::transport::Server::builder().max_connection_age(age.max).max_connection_age_grace(age.grace)
+    tonic::transport::Server::builder()
+        .max_connection_age(age.max)
+        .max_connection_age_grace(age.grace)
 }
 
 /// The longest a TLS handshake may take, seconds.
@@ -113,13 +117,21 @@ impl Connected for MtlsStream {
 }
 
 impl AsyncRead for MtlsStream {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for MtlsStream {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
@@ -157,7 +169,11 @@ pub fn incoming(listener: TcpListener, identity: IdentityHandle) -> MtlsIncoming
     ReceiverStream::new(rx)
 }
 
-async fn accept_loop(listener: TcpListener, identity: IdentityHandle, tx: mpsc::Sender<Result<MtlsStream, io::Error>>) {
+async fn accept_loop(
+    listener: TcpListener,
+    identity: IdentityHandle,
+    tx: mpsc::Sender<Result<MtlsStream, io::Error>>,
+) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -186,7 +202,11 @@ async fn accept_loop(listener: TcpListener, identity: IdentityHandle, tx: mpsc::
     }
 }
 
-async fn handshake(tcp: TcpStream, remote: SocketAddr, identity: &IdentityHandle) -> Option<MtlsStream> {
+async fn handshake(
+    tcp: TcpStream,
+    remote: SocketAddr,
+    identity: &IdentityHandle,
+) -> Option<MtlsStream> {
     let snapshot = identity.current();
     let acceptor = TlsAcceptor::from(snapshot.server_config());
     let timeout = Duration::from_secs(HANDSHAKE_TIMEOUT_SECS);
@@ -213,7 +233,14 @@ async fn handshake(tcp: TcpStream, remote: SocketAddr, identity: &IdentityHandle
     match snapshot.trust().authenticate_client(&chain, identity.now()) {
         Ok(peer) => {
             tracing::debug!(peer = %peer, "mutual TLS connection accepted");
-            Some(MtlsStream { inner: tls, info: MtlsConnectInfo { remote, peer, chain } })
+            Some(MtlsStream {
+                inner: tls,
+                info: MtlsConnectInfo {
+                    remote,
+                    peer,
+                    chain,
+                },
+            })
         }
         Err(e) => {
             tracing::warn!(reason = %e, "client certificate refused");
@@ -223,7 +250,9 @@ async fn handshake(tcp: TcpStream, remote: SocketAddr, identity: &IdentityHandle
 }
 
 fn log_handshake_error(e: &io::Error) {
-    let tls = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    let tls = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
     match tls {
         Some(rustls::Error::NoCertificatesPresented) => {
             tracing::warn!(reason = %AuthError::NoCertificate, "TLS handshake refused");

@@ -87,7 +87,8 @@ impl FromStr for TrustDomain {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let ok = !s.is_empty()
             && s.len() <= MAX_TRUST_DOMAIN_BYTES
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
         if ok {
             Ok(TrustDomain(s.to_owned()))
         } else {
@@ -142,7 +143,10 @@ impl FromStr for Role {
     /// # Errors
     /// [`SpiffeError::UnknownRole`] for anything but the four role names.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| SpiffeError::UnknownRole(s.to_owned()))
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| SpiffeError::UnknownRole(s.to_owned()))
     }
 }
 
@@ -166,8 +170,15 @@ impl SpiffeId {
     /// # Errors
     /// [`SpiffeError::BadPath`] when `name` is not a valid path segment.
     pub fn new(domain: TrustDomain, role: Role, name: &str) -> Result<Self, SpiffeError> {
-        let id = SpiffeId { domain, role, name: name.to_owned() };
-        check_segment(name).map_err(|reason| SpiffeError::BadPath { id: id.to_string(), reason })?;
+        let id = SpiffeId {
+            domain,
+            role,
+            name: name.to_owned(),
+        };
+        check_segment(name).map_err(|reason| SpiffeError::BadPath {
+            id: id.to_string(),
+            reason,
+        })?;
         Ok(id)
     }
 
@@ -195,9 +206,11 @@ impl SpiffeId {
     /// [`CertIdError`] when the DER does not parse, has no URI SAN or several,
     /// or the URI is not a valid escrowd SPIFFE ID.
     pub fn from_certificate(cert: &CertificateDer<'_>) -> Result<Self, CertIdError> {
-        let (_, x509) =
-            x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|e| CertIdError::Unparsable(e.to_string()))?;
-        let san = x509.subject_alternative_name().map_err(|e| CertIdError::Unparsable(e.to_string()))?;
+        let (_, x509) = x509_parser::parse_x509_certificate(cert.as_ref())
+            .map_err(|e| CertIdError::Unparsable(e.to_string()))?;
+        let san = x509
+            .subject_alternative_name()
+            .map_err(|e| CertIdError::Unparsable(e.to_string()))?;
         let uris: Vec<&str> = san
             .iter()
             .flat_map(|ext| ext.value.general_names.iter())
@@ -221,7 +234,10 @@ fn check_segment(seg: &str) -> Result<(), &'static str> {
     if seg == "." || seg == ".." {
         return Err("path segment '.' or '..'");
     }
-    if !seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+    if !seg
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
         return Err("path segment with a character outside [A-Za-z0-9._-]");
     }
     Ok(())
@@ -236,12 +252,19 @@ impl FromStr for SpiffeId {
     /// [`SpiffeError`] naming the first fault: scheme, length, trust domain,
     /// path shape or role.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let rest = s.strip_prefix("spiffe://").ok_or_else(|| SpiffeError::NotSpiffe(s.to_owned()))?;
+        let rest = s
+            .strip_prefix("spiffe://")
+            .ok_or_else(|| SpiffeError::NotSpiffe(s.to_owned()))?;
         if s.len() > MAX_SPIFFE_ID_BYTES {
             return Err(SpiffeError::TooLong(s.len()));
         }
-        let bad = |reason| SpiffeError::BadPath { id: s.to_owned(), reason };
-        let (domain, path) = rest.split_once('/').ok_or_else(|| bad("no path: expected /<role>/<name>"))?;
+        let bad = |reason| SpiffeError::BadPath {
+            id: s.to_owned(),
+            reason,
+        };
+        let (domain, path) = rest
+            .split_once('/')
+            .ok_or_else(|| bad("no path: expected /<role>/<name>"))?;
         // User info, a port, a query or a fragment all show up as characters
         // the domain or segment alphabets refuse ('@', ':', '?', '#').
         let domain: TrustDomain = domain.parse()?;
@@ -250,7 +273,11 @@ impl FromStr for SpiffeId {
             check_segment(seg).map_err(bad)?;
         }
         match segments.as_slice() {
-            [role, name] => Ok(SpiffeId { domain, role: role.parse()?, name: (*name).to_owned() }),
+            [role, name] => Ok(SpiffeId {
+                domain,
+                role: role.parse()?,
+                name: (*name).to_owned(),
+            }),
             _ => Err(bad("path must be exactly /<role>/<name>")),
         }
     }
@@ -298,13 +325,19 @@ mod tests {
             assert!(got.starts_with(kind), "{text}: expected {kind}, got {got}");
         }
         let long = format!("spiffe://a/gateway/{}", "x".repeat(2048));
-        assert_eq!(long.parse::<SpiffeId>().unwrap_err(), SpiffeError::TooLong(long.len()));
+        assert_eq!(
+            long.parse::<SpiffeId>().unwrap_err(),
+            SpiffeError::TooLong(long.len())
+        );
     }
 
     #[test]
     fn new_checks_the_name_segment() {
         let d: TrustDomain = "org-b.example".parse().unwrap();
         assert!(SpiffeId::new(d.clone(), Role::Observer, "o1").is_ok());
-        assert!(matches!(SpiffeId::new(d, Role::Observer, "a/b"), Err(SpiffeError::BadPath { .. })));
+        assert!(matches!(
+            SpiffeId::new(d, Role::Observer, "a/b"),
+            Err(SpiffeError::BadPath { .. })
+        ));
     }
 }

@@ -146,7 +146,12 @@ impl IdentitySnapshot {
         expected: &SpiffeId,
         time: Arc<dyn TimeProvider>,
     ) -> Result<ClientConfig, IdentityError> {
-        client_config(self.trust.clone(), expected.clone(), Some(self.own.clone()), time)
+        client_config(
+            self.trust.clone(),
+            expected.clone(),
+            Some(self.own.clone()),
+            time,
+        )
     }
 }
 
@@ -183,17 +188,27 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, Ident
     let chain = read_certificates(cert)?;
     let der = read_private_key(key)?;
     let provider = super::trust::crypto_provider();
-    let signing = provider
-        .key_provider
-        .load_private_key(der)
-        .map_err(|e| IdentityError::BadKey { file: key.to_owned(), detail: e.to_string() })?;
+    let signing =
+        provider
+            .key_provider
+            .load_private_key(der)
+            .map_err(|e| IdentityError::BadKey {
+                file: key.to_owned(),
+                detail: e.to_string(),
+            })?;
     let certified = CertifiedKey::new(chain, signing);
     match certified.keys_match() {
         Ok(()) => Ok(certified),
         Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
-            Err(IdentityError::KeyMismatch { key: key.to_owned(), cert: cert.to_owned() })
+            Err(IdentityError::KeyMismatch {
+                key: key.to_owned(),
+                cert: cert.to_owned(),
+            })
         }
-        Err(e) => Err(IdentityError::BadKey { file: key.to_owned(), detail: e.to_string() }),
+        Err(e) => Err(IdentityError::BadKey {
+            file: key.to_owned(),
+            detail: e.to_string(),
+        }),
     }
 }
 
@@ -202,13 +217,20 @@ fn stamp(file: &Path) -> Option<(SystemTime, u64)> {
     Some((m.modified().ok()?, m.len()))
 }
 
-fn build(settings: &TlsSettings, time: &Arc<dyn TimeProvider>) -> Result<IdentitySnapshot, IdentityError> {
+fn build(
+    settings: &TlsSettings,
+    time: &Arc<dyn TimeProvider>,
+) -> Result<IdentitySnapshot, IdentityError> {
     let federation = Federation::load(&settings.federation)?;
     let trust = Arc::new(TrustStore::load(&federation)?);
     let own = Arc::new(load_certified_key(&settings.cert, &settings.key)?);
-    let leaf = own.end_entity_cert().map_err(|e| IdentityError::Tls(e.to_string()))?;
-    let own_id = SpiffeId::from_certificate(leaf)
-        .map_err(|source| IdentityError::OwnId { file: settings.cert.clone(), source })?;
+    let leaf = own
+        .end_entity_cert()
+        .map_err(|e| IdentityError::Tls(e.to_string()))?;
+    let own_id = SpiffeId::from_certificate(leaf).map_err(|source| IdentityError::OwnId {
+        file: settings.cert.clone(),
+        source,
+    })?;
     let not_federated = |reason| IdentityError::NotFederated {
         file: settings.cert.clone(),
         id: own_id.clone(),
@@ -227,13 +249,23 @@ fn build(settings: &TlsSettings, time: &Arc<dyn TimeProvider>) -> Result<Identit
         .with_client_cert_verifier(Arc::new(FederationClientVerifier::new(trust.clone())))
         .with_cert_resolver(Arc::new(SingleCertAndKey::from(own.clone())));
     server.alpn_protocols = vec![ALPN_H2.to_vec()];
-    let mut files = vec![settings.federation.clone(), settings.cert.clone(), settings.key.clone()];
+    let mut files = vec![
+        settings.federation.clone(),
+        settings.cert.clone(),
+        settings.key.clone(),
+    ];
     files.extend(federation.files());
     let stamps = files.into_iter().map(|f| {
         let s = stamp(&f);
         (f, s)
     });
-    Ok(IdentitySnapshot { trust, own, own_id, server: Arc::new(server), stamps: stamps.collect() })
+    Ok(IdentitySnapshot {
+        trust,
+        own,
+        own_id,
+        server: Arc::new(server),
+        stamps: stamps.collect(),
+    })
 }
 
 struct Inner {
@@ -251,7 +283,9 @@ pub struct IdentityHandle {
 
 impl std::fmt::Debug for IdentityHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IdentityHandle").field("settings", &self.inner.settings).finish()
+        f.debug_struct("IdentityHandle")
+            .field("settings", &self.inner.settings)
+            .finish()
     }
 }
 
@@ -268,11 +302,19 @@ impl IdentityHandle {
     ///
     /// # Errors
     /// As [`IdentityHandle::load`].
-    pub fn load_with_time(settings: TlsSettings, time: Arc<dyn TimeProvider>) -> Result<IdentityHandle, IdentityError> {
+    pub fn load_with_time(
+        settings: TlsSettings,
+        time: Arc<dyn TimeProvider>,
+    ) -> Result<IdentityHandle, IdentityError> {
         let snapshot = build(&settings, &time)?;
         let (generation, _) = watch::channel(0);
         Ok(IdentityHandle {
-            inner: Arc::new(Inner { settings, time, current: RwLock::new(Arc::new(snapshot)), generation }),
+            inner: Arc::new(Inner {
+                settings,
+                time,
+                current: RwLock::new(Arc::new(snapshot)),
+                generation,
+            }),
         })
     }
 
@@ -280,7 +322,11 @@ impl IdentityHandle {
     pub fn current(&self) -> Arc<IdentitySnapshot> {
         // A poisoned lock only means a panic elsewhere while holding it; the
         // value is a whole Arc either way.
-        self.inner.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.inner
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Now, by the clock certificates are judged by.
@@ -303,7 +349,8 @@ impl IdentityHandle {
     /// # Errors
     /// [`IdentityError::Tls`] if rustls refuses the protocol settings.
     pub fn client_config(&self, expected: &SpiffeId) -> Result<ClientConfig, IdentityError> {
-        self.current().client_config(expected, self.inner.time.clone())
+        self.current()
+            .client_config(expected, self.inner.time.clone())
     }
 
     /// Reloads everything from the same files. On success the new
@@ -314,7 +361,11 @@ impl IdentityHandle {
     /// As [`IdentityHandle::load`].
     pub fn reload(&self) -> Result<u64, IdentityError> {
         let snapshot = Arc::new(build(&self.inner.settings, &self.inner.time)?);
-        *self.inner.current.write().unwrap_or_else(|p| p.into_inner()) = snapshot;
+        *self
+            .inner
+            .current
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = snapshot;
         let mut generation = 0;
         self.inner.generation.send_modify(|g| {
             *g += 1;
@@ -337,7 +388,11 @@ impl IdentityHandle {
 
     /// Size and modification time of each file of the current snapshot, as on disk now.
     fn disk_stamps(&self) -> Vec<Option<(SystemTime, u64)>> {
-        self.current().stamps.iter().map(|(f, _)| stamp(f)).collect()
+        self.current()
+            .stamps
+            .iter()
+            .map(|(f, _)| stamp(f))
+            .collect()
     }
 
     /// Spawns the reload watcher: reloads on SIGHUP, and when

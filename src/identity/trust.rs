@@ -21,7 +21,8 @@ use rustls::crypto::CryptoProvider;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{
-    CertificateError, DigitallySignedStruct, DistinguishedName, Error as TlsError, RootCertStore, SignatureScheme,
+    CertificateError, DigitallySignedStruct, DistinguishedName, Error as TlsError, RootCertStore,
+    SignatureScheme,
 };
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, ServerName, UnixTime};
 
@@ -224,7 +225,9 @@ pub struct TrustStore {
 
 impl fmt::Debug for TrustStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.domains.iter().map(|d| d.name.as_str())).finish()
+        f.debug_list()
+            .entries(self.domains.iter().map(|d| d.name.as_str()))
+            .finish()
     }
 }
 
@@ -248,7 +251,11 @@ impl TrustStore {
             hints.extend_from_slice(d.client.root_hint_subjects());
             domains.push(d);
         }
-        Ok(TrustStore { domains, hints, provider })
+        Ok(TrustStore {
+            domains,
+            hints,
+            provider,
+        })
     }
 
     /// The federated domains, in file order.
@@ -274,9 +281,17 @@ impl TrustStore {
     ///
     /// # Errors
     /// [`AuthError`] naming the fault and the claimed SPIFFE ID.
-    pub fn authenticate_client(&self, chain: &[CertificateDer<'_>], now: UnixTime) -> Result<PeerIdentity, AuthError> {
+    pub fn authenticate_client(
+        &self,
+        chain: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<PeerIdentity, AuthError> {
         let (end_entity, intermediates) = chain.split_first().ok_or(AuthError::NoCertificate)?;
-        self.authenticate(end_entity, None, |d| d.client.verify_client_cert(end_entity, intermediates, now).map(|_| ()))
+        self.authenticate(end_entity, None, |d| {
+            d.client
+                .verify_client_cert(end_entity, intermediates, now)
+                .map(|_| ())
+        })
     }
 
     /// Verifies a server's chain for `server_name` at `now`, and that its
@@ -294,7 +309,9 @@ impl TrustStore {
         now: UnixTime,
     ) -> Result<PeerIdentity, AuthError> {
         self.authenticate(end_entity, Some(expected), |d| {
-            d.server.verify_server_cert(end_entity, intermediates, server_name, &[], now).map(|_| ())
+            d.server
+                .verify_server_cert(end_entity, intermediates, server_name, &[], now)
+                .map(|_| ())
         })
     }
 
@@ -305,19 +322,27 @@ impl TrustStore {
         verify: impl Fn(&DomainTrust) -> Result<(), TlsError>,
     ) -> Result<PeerIdentity, AuthError> {
         let id = SpiffeId::from_certificate(end_entity).map_err(AuthError::NoSpiffeId)?;
-        let domain = self.domain(id.domain()).ok_or_else(|| AuthError::UnknownDomain { id: id.clone() })?;
+        let domain = self
+            .domain(id.domain())
+            .ok_or_else(|| AuthError::UnknownDomain { id: id.clone() })?;
         if let Err(err) = verify(domain) {
             return Err(self.classify(err, &id, end_entity, &verify));
         }
         if let Some(expected) = expected {
             if &id != expected {
-                return Err(AuthError::WrongPeer { expected: expected.clone(), presented: id });
+                return Err(AuthError::WrongPeer {
+                    expected: expected.clone(),
+                    presented: id,
+                });
             }
         }
         if !domain.roles.contains(&id.role()) {
             return Err(AuthError::RoleNotAllowed { id });
         }
-        Ok(PeerIdentity { serial: serial_hex(end_entity), id })
+        Ok(PeerIdentity {
+            serial: serial_hex(end_entity),
+            id,
+        })
     }
 
     fn classify(
@@ -329,47 +354,79 @@ impl TrustStore {
     ) -> AuthError {
         let id = id.clone();
         let TlsError::InvalidCertificate(ce) = err else {
-            return AuthError::Refused { id, detail: err.to_string() };
+            return AuthError::Refused {
+                id,
+                detail: err.to_string(),
+            };
         };
         match ce {
             CertificateError::UnknownIssuer | CertificateError::BadSignature => {
                 // Which federated CA did sign it? Any answer from another
                 // domain's verifier but "unknown issuer" means its chain
                 // reached that domain's CA.
-                let issuer = self.domains.iter().filter(|d| &d.name != id.domain()).find(|d| {
-                    !matches!(
-                        verify(d),
-                        Err(TlsError::InvalidCertificate(
-                            CertificateError::UnknownIssuer | CertificateError::BadSignature
-                        ))
-                    )
-                });
+                let issuer = self
+                    .domains
+                    .iter()
+                    .filter(|d| &d.name != id.domain())
+                    .find(|d| {
+                        !matches!(
+                            verify(d),
+                            Err(TlsError::InvalidCertificate(
+                                CertificateError::UnknownIssuer | CertificateError::BadSignature
+                            ))
+                        )
+                    });
                 match issuer {
-                    Some(d) => AuthError::DomainMismatch { id, issuer: d.name.clone() },
+                    Some(d) => AuthError::DomainMismatch {
+                        id,
+                        issuer: d.name.clone(),
+                    },
                     None => AuthError::UnknownCa { id },
                 }
             }
-            CertificateError::Expired => AuthError::Expired { id, not_after: None },
-            CertificateError::ExpiredContext { not_after, .. } => {
-                AuthError::Expired { id, not_after: Some(not_after.as_secs()) }
-            }
-            CertificateError::NotValidYet => AuthError::NotYetValid { id, not_before: None },
-            CertificateError::NotValidYetContext { not_before, .. } => {
-                AuthError::NotYetValid { id, not_before: Some(not_before.as_secs()) }
-            }
-            CertificateError::Revoked => AuthError::Revoked { id, serial: serial_hex(end_entity) },
-            other => AuthError::Refused { id, detail: other.to_string() },
+            CertificateError::Expired => AuthError::Expired {
+                id,
+                not_after: None,
+            },
+            CertificateError::ExpiredContext { not_after, .. } => AuthError::Expired {
+                id,
+                not_after: Some(not_after.as_secs()),
+            },
+            CertificateError::NotValidYet => AuthError::NotYetValid {
+                id,
+                not_before: None,
+            },
+            CertificateError::NotValidYetContext { not_before, .. } => AuthError::NotYetValid {
+                id,
+                not_before: Some(not_before.as_secs()),
+            },
+            CertificateError::Revoked => AuthError::Revoked {
+                id,
+                serial: serial_hex(end_entity),
+            },
+            other => AuthError::Refused {
+                id,
+                detail: other.to_string(),
+            },
         }
     }
 }
 
-fn load_domain(entry: &DomainEntry, provider: &Arc<CryptoProvider>) -> Result<DomainTrust, TrustError> {
-    let bad_ca = |detail: String| TrustError::BadCa { file: entry.ca.clone(), domain: entry.name.clone(), detail };
+fn load_domain(
+    entry: &DomainEntry,
+    provider: &Arc<CryptoProvider>,
+) -> Result<DomainTrust, TrustError> {
+    let bad_ca = |detail: String| TrustError::BadCa {
+        file: entry.ca.clone(),
+        domain: entry.name.clone(),
+        detail,
+    };
     let cas = read_certificates(&entry.ca)?;
     let mut roots = RootCertStore::empty();
     let mut subjects = Vec::new();
     for ca in &cas {
-        let (_, x509) = x509_parser::parse_x509_certificate(ca.as_ref()).map_err(|e| bad_ca(e.to_string()))?;
+        let (_, x509) =
+            x509_parser::parse_x509_certificate(ca.as_ref()).map_err(|e| bad_ca(e.to_string()))?;
         subjects.push(x509.subject().as_raw().to_vec());
         roots.add(ca.clone()).map_err(|e| bad_ca(e.to_string()))?;
     }
@@ -384,7 +441,10 @@ fn load_domain(entry: &DomainEntry, provider: &Arc<CryptoProvider>) -> Result<Do
         WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
             .with_crls(file_crls.iter().cloned())
             .build()
-            .map_err(|e| TrustError::BadCrl { file: file.clone(), detail: e.to_string() })?;
+            .map_err(|e| TrustError::BadCrl {
+                file: file.clone(),
+                detail: e.to_string(),
+            })?;
         crls.extend(file_crls);
     }
     let client = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
@@ -395,7 +455,12 @@ fn load_domain(entry: &DomainEntry, provider: &Arc<CryptoProvider>) -> Result<Do
         .with_crls(crls)
         .build()
         .map_err(|e| bad_ca(e.to_string()))?;
-    Ok(DomainTrust { name: entry.name.clone(), roles: entry.roles.clone(), client, server })
+    Ok(DomainTrust {
+        name: entry.name.clone(),
+        roles: entry.roles.clone(),
+        client,
+        server,
+    })
 }
 
 fn check_crl_issuer(
@@ -404,9 +469,15 @@ fn check_crl_issuer(
     crl: &CertificateRevocationListDer<'_>,
     ca_subjects: &[Vec<u8>],
 ) -> Result<(), TrustError> {
-    let (_, parsed) = x509_parser::parse_x509_crl(crl.as_ref())
-        .map_err(|e| TrustError::BadCrl { file: file.to_owned(), detail: e.to_string() })?;
-    if ca_subjects.iter().any(|s| s.as_slice() == parsed.issuer().as_raw()) {
+    let (_, parsed) =
+        x509_parser::parse_x509_crl(crl.as_ref()).map_err(|e| TrustError::BadCrl {
+            file: file.to_owned(),
+            detail: e.to_string(),
+        })?;
+    if ca_subjects
+        .iter()
+        .any(|s| s.as_slice() == parsed.issuer().as_raw())
+    {
         Ok(())
     } else {
         Err(TrustError::CrlIssuer {
@@ -420,13 +491,16 @@ fn check_crl_issuer(
 /// Describes a TLS failure from tokio-rustls: our [`AuthError`] where the
 /// verifier refused a certificate, rustls's own description otherwise.
 pub fn describe_tls_error(e: &std::io::Error) -> String {
-    let tls = e.get_ref().and_then(|inner| inner.downcast_ref::<TlsError>());
+    let tls = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<TlsError>());
     match tls {
-        Some(TlsError::InvalidCertificate(CertificateError::Other(other))) => match other.0.downcast_ref::<AuthError>()
-        {
-            Some(auth) => auth.to_string(),
-            None => other.to_string(),
-        },
+        Some(TlsError::InvalidCertificate(CertificateError::Other(other))) => {
+            match other.0.downcast_ref::<AuthError>() {
+                Some(auth) => auth.to_string(),
+                None => other.to_string(),
+            }
+        }
         Some(tls) => tls.to_string(),
         None => e.to_string(),
     }
@@ -514,7 +588,10 @@ impl ClientCertVerifier for FederationClientVerifier {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.trust.provider.signature_verification_algorithms.supported_schemes()
+        self.trust
+            .provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -543,7 +620,13 @@ impl ServerCertVerifier for PeerServerVerifier {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, TlsError> {
-        match self.trust.authenticate_server(&self.expected, end_entity, intermediates, server_name, now) {
+        match self.trust.authenticate_server(
+            &self.expected,
+            end_entity,
+            intermediates,
+            server_name,
+            now,
+        ) {
             Ok(_) => Ok(ServerCertVerified::assertion()),
             Err(e) => {
                 tracing::warn!(reason = %e, expected = %self.expected, "server certificate refused");
@@ -581,6 +664,9 @@ impl ServerCertVerifier for PeerServerVerifier {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.trust.provider.signature_verification_algorithms.supported_schemes()
+        self.trust
+            .provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }

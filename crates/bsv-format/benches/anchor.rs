@@ -30,7 +30,10 @@ fn benches(c: &mut Criterion) {
     let w = workload::load();
     let decoded = ops::parse(&w.beef);
     let flags = ops::script_flags();
-    let pool2 = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("2-thread pool");
+    let pool2 = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("2-thread pool");
 
     let mut g = c.benchmark_group("anchor/parse");
     g.throughput(Throughput::Bytes(w.beef.len() as u64));
@@ -55,27 +58,49 @@ fn benches(c: &mut Criterion) {
     g.throughput(Throughput::Elements(CHAIN_TXS as u64));
     g.sample_size(30).measurement_time(Duration::from_secs(5));
     g.bench_function("v1_full_verify_2t", |b| {
-        b.iter_batched(|| decoded.clone(), |beef| pool2.install(|| ops::full_verify(beef)), BatchSize::LargeInput)
+        b.iter_batched(
+            || decoded.clone(),
+            |beef| pool2.install(|| ops::full_verify(beef)),
+            BatchSize::LargeInput,
+        )
     });
     g.bench_function("v2_verify_no_scripts", |b| {
-        b.iter_batched(|| decoded.clone(), |beef| pool2.install(|| ops::structure_verify(beef)), BatchSize::LargeInput)
+        b.iter_batched(
+            || decoded.clone(),
+            |beef| pool2.install(|| ops::structure_verify(beef)),
+            BatchSize::LargeInput,
+        )
     });
-    g.bench_function("v3_parse_and_verify_2t", |b| b.iter_with_large_drop(|| pool2.install(|| ops::parse_and_verify(black_box(&w.beef)))));
+    g.bench_function("v3_parse_and_verify_2t", |b| {
+        b.iter_with_large_drop(|| pool2.install(|| ops::parse_and_verify(black_box(&w.beef))))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("anchor/ef");
     g.throughput(Throughput::Elements(CHAIN_TXS as u64));
-    g.bench_function("e1_ef_all_1000", |b| b.iter(|| ops::ef_all(black_box(&decoded), &w.chain_txids)));
+    g.bench_function("e1_ef_all_1000", |b| {
+        b.iter(|| ops::ef_all(black_box(&decoded), &w.chain_txids))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("anchor/crypto");
     g.throughput(Throughput::Elements(CHAIN_TXS as u64));
     g.sample_size(30).measurement_time(Duration::from_secs(5));
-    g.bench_function("d2_sighash_1000", |b| b.iter(|| ops::sighash_all(black_box(&w.chain))));
-    g.bench_function("s1_bare_verify_1t", |b| b.iter(|| ops::bare_1t(black_box(&w.triples))));
-    g.bench_function("s2_bare_verify_2t", |b| b.iter(|| pool2.install(|| ops::bare_par(black_box(&w.triples)))));
-    g.bench_function("s3_parse_and_verify_2t", |b| b.iter(|| pool2.install(|| ops::parse_verify_par(black_box(&w.triples)))));
-    g.bench_function("k2_interpreter_2t", |b| b.iter(|| pool2.install(|| ops::scripts_par(black_box(&w.chain), flags))));
+    g.bench_function("d2_sighash_1000", |b| {
+        b.iter(|| ops::sighash_all(black_box(&w.chain)))
+    });
+    g.bench_function("s1_bare_verify_1t", |b| {
+        b.iter(|| ops::bare_1t(black_box(&w.triples)))
+    });
+    g.bench_function("s2_bare_verify_2t", |b| {
+        b.iter(|| pool2.install(|| ops::bare_par(black_box(&w.triples))))
+    });
+    g.bench_function("s3_parse_and_verify_2t", |b| {
+        b.iter(|| pool2.install(|| ops::parse_verify_par(black_box(&w.triples))))
+    });
+    g.bench_function("k2_interpreter_2t", |b| {
+        b.iter(|| pool2.install(|| ops::scripts_par(black_box(&w.chain), flags)))
+    });
     g.finish();
 }
 

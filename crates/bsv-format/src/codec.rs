@@ -65,8 +65,12 @@ impl ParseErrorKind {
             ParseErrorKind::DuplicateOffset => "duplicate offset in a BUMP level",
             ParseErrorKind::IllegalOffset => "BUMP node at an offset no client txid needs",
             ParseErrorKind::IndexOutOfRange => "index out of range",
-            ParseErrorKind::NotExtendedFormat => "raw transaction given where Extended Format (BRC-30) is required",
-            ParseErrorKind::UnexpectedExtendedFormat => "Extended Format (BRC-30) given where a raw transaction is required",
+            ParseErrorKind::NotExtendedFormat => {
+                "raw transaction given where Extended Format (BRC-30) is required"
+            }
+            ParseErrorKind::UnexpectedExtendedFormat => {
+                "Extended Format (BRC-30) given where a raw transaction is required"
+            }
             ParseErrorKind::TruncatedPush => "script push runs past the end of the script",
             ParseErrorKind::BadText => "malformed text",
         }
@@ -90,19 +94,32 @@ pub struct ParseError {
 impl ParseError {
     /// Builds an error at `offset`.
     pub const fn new(offset: usize, kind: ParseErrorKind, context: &'static str) -> Self {
-        ParseError { offset, kind, context }
+        ParseError {
+            offset,
+            kind,
+            context,
+        }
     }
 
     /// The same error with its offset shifted by `base` bytes, for errors from a
     /// nested decoder whose input started at `base` in the outer input.
     pub const fn shifted(self, base: usize) -> Self {
-        ParseError { offset: self.offset + base, ..self }
+        ParseError {
+            offset: self.offset + base,
+            ..self
+        }
     }
 }
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at byte offset {} ({})", self.kind.describe(), self.offset, self.context)
+        write!(
+            f,
+            "{} at byte offset {} ({})",
+            self.kind.describe(),
+            self.offset,
+            self.context
+        )
     }
 }
 
@@ -174,7 +191,10 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads exactly `N` bytes into an array.
-    pub fn read_array<const N: usize>(&mut self, context: &'static str) -> Result<[u8; N], ParseError> {
+    pub fn read_array<const N: usize>(
+        &mut self,
+        context: &'static str,
+    ) -> Result<[u8; N], ParseError> {
         let bytes = self.read_bytes(N, context)?;
         let mut out = [0u8; N];
         out.copy_from_slice(bytes);
@@ -213,7 +233,11 @@ impl<'a> Reader<'a> {
             b => return Ok(u64::from(b)),
         };
         if value < min {
-            return Err(ParseError::new(start, ParseErrorKind::NonCanonicalVarInt, context));
+            return Err(ParseError::new(
+                start,
+                ParseErrorKind::NonCanonicalVarInt,
+                context,
+            ));
         }
         Ok(value)
     }
@@ -222,7 +246,11 @@ impl<'a> Reader<'a> {
     /// `min_item_bytes` bytes of the remaining input, and fails with
     /// [`ParseErrorKind::CountTooLarge`] (at the count's offset) if the input
     /// cannot hold that many. Use it before allocating for the items.
-    pub fn read_count(&mut self, min_item_bytes: usize, context: &'static str) -> Result<usize, ParseError> {
+    pub fn read_count(
+        &mut self,
+        min_item_bytes: usize,
+        context: &'static str,
+    ) -> Result<usize, ParseError> {
         let start = self.pos;
         let n = self.read_varint(context)?;
         let fits = usize::try_from(n)
@@ -232,7 +260,11 @@ impl<'a> Reader<'a> {
         // A zero-size item (min_item_bytes == 0) is treated as one byte, so the
         // count is still bounded by the input length.
         if !fits {
-            return Err(ParseError::new(start, ParseErrorKind::CountTooLarge, context));
+            return Err(ParseError::new(
+                start,
+                ParseErrorKind::CountTooLarge,
+                context,
+            ));
         }
         Ok(n as usize)
     }
@@ -243,7 +275,11 @@ impl<'a> Reader<'a> {
         let n = self.read_varint(context)?;
         match usize::try_from(n) {
             Ok(n) if n <= self.remaining() => self.read_bytes(n, context),
-            _ => Err(ParseError::new(start, ParseErrorKind::CountTooLarge, context)),
+            _ => Err(ParseError::new(
+                start,
+                ParseErrorKind::CountTooLarge,
+                context,
+            )),
         }
     }
 }
@@ -305,7 +341,17 @@ mod tests {
 
     #[test]
     fn varint_round_trips_at_every_boundary() {
-        for v in [0u64, 1, 0xfc, 0xfd, 0xffff, 0x1_0000, 0xffff_ffff, 0x1_0000_0000, u64::MAX] {
+        for v in [
+            0u64,
+            1,
+            0xfc,
+            0xfd,
+            0xffff,
+            0x1_0000,
+            0xffff_ffff,
+            0x1_0000_0000,
+            u64::MAX,
+        ] {
             let mut out = Vec::new();
             write_varint(&mut out, v);
             assert_eq!(out.len(), varint_len(v));
@@ -317,33 +363,51 @@ mod tests {
 
     #[test]
     fn non_canonical_varints_are_rejected_at_their_offset() {
-        for bytes in [&[0xfd, 0x05, 0x00][..], &[0xfe, 0xff, 0xff, 0, 0], &[0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]] {
+        for bytes in [
+            &[0xfd, 0x05, 0x00][..],
+            &[0xfe, 0xff, 0xff, 0, 0],
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0],
+        ] {
             let mut buf = vec![0xaa];
             buf.extend_from_slice(bytes);
             let mut r = Reader::new(&buf);
             r.read_u8("pad").unwrap();
             let err = r.read_varint("n").unwrap_err();
-            assert_eq!(err, ParseError::new(1, ParseErrorKind::NonCanonicalVarInt, "n"));
+            assert_eq!(
+                err,
+                ParseError::new(1, ParseErrorKind::NonCanonicalVarInt, "n")
+            );
         }
     }
 
     #[test]
     fn huge_count_in_small_buffer_is_an_error_not_an_allocation() {
-        let buf = [0xff, 0, 0, 0, 0, 0, 0, 0, 0x10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+        let buf = [
+            0xff, 0, 0, 0, 0, 0, 0, 0, 0x10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+        ];
         let mut r = Reader::new(&buf);
         let err = r.read_count(1, "items").unwrap_err();
         assert_eq!(err.kind, ParseErrorKind::CountTooLarge);
         assert_eq!(err.offset, 0);
         let mut r = Reader::new(&[0x03, 1, 2]);
-        assert_eq!(r.read_var_bytes("b").unwrap_err().kind, ParseErrorKind::CountTooLarge);
+        assert_eq!(
+            r.read_var_bytes("b").unwrap_err().kind,
+            ParseErrorKind::CountTooLarge
+        );
     }
 
     #[test]
     fn truncated_reads_report_unexpected_end() {
         let mut r = Reader::new(&[1, 2, 3]);
-        assert_eq!(r.read_u32_le("x").unwrap_err(), ParseError::new(0, ParseErrorKind::UnexpectedEnd, "x"));
+        assert_eq!(
+            r.read_u32_le("x").unwrap_err(),
+            ParseError::new(0, ParseErrorKind::UnexpectedEnd, "x")
+        );
         assert_eq!(r.read_u16_le("y").unwrap(), 0x0201);
-        assert_eq!(r.finish("z").unwrap_err(), ParseError::new(2, ParseErrorKind::TrailingBytes, "z"));
+        assert_eq!(
+            r.finish("z").unwrap_err(),
+            ParseError::new(2, ParseErrorKind::TrailingBytes, "z")
+        );
     }
 
     #[test]

@@ -77,7 +77,10 @@ impl EfTransaction {
     /// output per input.
     pub fn new(tx: Transaction, source_outputs: Vec<TxOut>) -> Result<EfTransaction, EfError> {
         if tx.inputs.len() != source_outputs.len() {
-            return Err(EfError::SourceCountMismatch { inputs: tx.inputs.len(), source_outputs: source_outputs.len() });
+            return Err(EfError::SourceCountMismatch {
+                inputs: tx.inputs.len(),
+                source_outputs: source_outputs.len(),
+            });
         }
         Ok(EfTransaction { tx, source_outputs })
     }
@@ -150,7 +153,9 @@ impl EfTransaction {
         let extension: usize = self
             .source_outputs
             .iter()
-            .map(|o| 8 + crate::codec::varint_len(o.locking_script.len() as u64) + o.locking_script.len())
+            .map(|o| {
+                8 + crate::codec::varint_len(o.locking_script.len() as u64) + o.locking_script.len()
+            })
             .sum();
         let mut out = Vec::with_capacity(self.tx.size() + EF_MARKER.len() + extension);
         self.write(&mut out);
@@ -170,7 +175,10 @@ impl EfTransaction {
     /// The fee in satoshis: source satoshis minus output satoshis, or `None`
     /// if a sum overflows or the outputs exceed the inputs.
     pub fn fee(&self) -> Option<u64> {
-        let inputs = self.source_outputs.iter().try_fold(0u64, |acc, o| acc.checked_add(o.satoshis))?;
+        let inputs = self
+            .source_outputs
+            .iter()
+            .try_fold(0u64, |acc, o| acc.checked_add(o.satoshis))?;
         inputs.checked_sub(self.tx.total_output_satoshis()?)
     }
 
@@ -182,7 +190,10 @@ impl EfTransaction {
 
 /// Reads EF; if `hasher` is given, feeds it the raw-form bytes (the EF bytes
 /// minus marker and extensions) as they are read.
-fn read_ef(r: &mut Reader<'_>, mut hasher: Option<&mut Sha256>) -> Result<EfTransaction, ParseError> {
+fn read_ef(
+    r: &mut Reader<'_>,
+    mut hasher: Option<&mut Sha256>,
+) -> Result<EfTransaction, ParseError> {
     let mut feed = |bytes: &[u8]| {
         if let Some(h) = hasher.as_deref_mut() {
             h.update(bytes);
@@ -212,7 +223,10 @@ fn read_ef(r: &mut Reader<'_>, mut hasher: Option<&mut Sha256>) -> Result<EfTran
         feed(r.span_from(start));
         let satoshis = r.read_u64_le("EF source satoshis")?;
         let script = r.read_var_bytes("EF source locking script")?;
-        source_outputs.push(TxOut { satoshis, locking_script: Script::from_bytes(script.to_vec()) });
+        source_outputs.push(TxOut {
+            satoshis,
+            locking_script: Script::from_bytes(script.to_vec()),
+        });
     }
     let start = r.position();
     let n_out = r.read_count(MIN_OUTPUT_BYTES, "tx output count")?;
@@ -222,7 +236,15 @@ fn read_ef(r: &mut Reader<'_>, mut hasher: Option<&mut Sha256>) -> Result<EfTran
     }
     let lock_time = r.read_u32_le("tx lock time")?;
     feed(r.span_from(start));
-    Ok(EfTransaction { tx: Transaction { version, inputs, outputs, lock_time }, source_outputs })
+    Ok(EfTransaction {
+        tx: Transaction {
+            version,
+            inputs,
+            outputs,
+            lock_time,
+        },
+        source_outputs,
+    })
 }
 
 #[cfg(test)]
@@ -238,10 +260,16 @@ mod tests {
                 unlocking_script: Script::from_bytes(vec![0x51]),
                 sequence: 0xffff_fffe,
             }],
-            outputs: vec![TxOut { satoshis: 900, locking_script: Script::from_bytes(vec![0x6a]) }],
+            outputs: vec![TxOut {
+                satoshis: 900,
+                locking_script: Script::from_bytes(vec![0x6a]),
+            }],
             lock_time: 5,
         };
-        let source = TxOut { satoshis: 1000, locking_script: Script::from_bytes(vec![0x51, 0x87]) };
+        let source = TxOut {
+            satoshis: 1000,
+            locking_script: Script::from_bytes(vec![0x51, 0x87]),
+        };
         EfTransaction::new(tx, vec![source]).unwrap()
     }
 
@@ -265,12 +293,24 @@ mod tests {
         let (tx, _) = sample().into_parts();
         assert_eq!(
             EfTransaction::new(tx.clone(), vec![]),
-            Err(EfError::SourceCountMismatch { inputs: 1, source_outputs: 0 })
+            Err(EfError::SourceCountMismatch {
+                inputs: 1,
+                source_outputs: 0
+            })
         );
         // A hand-edited value with a missing source still encodes without panicking.
-        let broken = EfTransaction { tx, source_outputs: vec![] };
+        let broken = EfTransaction {
+            tx,
+            source_outputs: vec![],
+        };
         let decoded = EfTransaction::from_bytes(&broken.to_bytes()).unwrap();
-        assert_eq!(decoded.source_outputs, vec![TxOut { satoshis: 0, locking_script: Script::default() }]);
+        assert_eq!(
+            decoded.source_outputs,
+            vec![TxOut {
+                satoshis: 0,
+                locking_script: Script::default()
+            }]
+        );
     }
 
     #[test]
@@ -283,7 +323,10 @@ mod tests {
             EfTransaction::from_bytes(&[1, 0, 0, 0, 1]).unwrap_err(),
             ParseError::new(4, ParseErrorKind::NotExtendedFormat, "EF marker")
         );
-        assert_eq!(EfTransaction::from_bytes(&[1, 0]).unwrap_err().kind, ParseErrorKind::UnexpectedEnd);
+        assert_eq!(
+            EfTransaction::from_bytes(&[1, 0]).unwrap_err().kind,
+            ParseErrorKind::UnexpectedEnd
+        );
         // An absurd input count is refused before allocation.
         let mut bytes = vec![1, 0, 0, 0];
         bytes.extend_from_slice(&EF_MARKER);

@@ -163,18 +163,39 @@ mod tests {
 
     #[test]
     fn digests_match_known_values() {
-        assert_eq!(hex::encode(sha256(b"abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-        assert_eq!(hex::encode(ripemd160(b"abc")), "8eb208f7e05d987a9b044a8e98c6b087f15a0bfc");
-        assert_eq!(hex::encode(sha1(b"abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
-        assert_eq!(hex::encode(hash160(b"")), "b472a266d0bd89c13706a4132ccfb16f7c3b9fcb");
+        assert_eq!(
+            hex::encode(sha256(b"abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            hex::encode(ripemd160(b"abc")),
+            "8eb208f7e05d987a9b044a8e98c6b087f15a0bfc"
+        );
+        assert_eq!(
+            hex::encode(sha1(b"abc")),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+        assert_eq!(
+            hex::encode(hash160(b"")),
+            "b472a266d0bd89c13706a4132ccfb16f7c3b9fcb"
+        );
     }
 
     #[test]
     fn txid_display_is_byte_reversed() {
-        let t = Txid::from_display_hex("0100000000000000000000000000000000000000000000000000000000000002").unwrap();
+        let t = Txid::from_display_hex(
+            "0100000000000000000000000000000000000000000000000000000000000002",
+        )
+        .unwrap();
         assert_eq!(t.0[0], 0x02);
         assert_eq!(t.0[31], 0x01);
-        assert_eq!(t.to_string(), "0100000000000000000000000000000000000000000000000000000000000002");
-        assert_eq!(Txid::from_display_hex("00").unwrap_err().kind, ParseErrorKind::BadText);
+        assert_eq!(
+            t.to_string(),
+            "0100000000000000000000000000000000000000000000000000000000000002"
+        );
+        assert_eq!(
+            Txid::from_display_hex("00").unwrap_err().kind,
+            ParseErrorKind::BadText
+        );
     }
 }

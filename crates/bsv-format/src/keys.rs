@@ -135,7 +135,9 @@ impl PrivateKey {
     /// # Errors
     /// [`KeyError::InvalidScalar`] if the value is zero or `>= n`.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<PrivateKey, KeyError> {
-        SecretKey::from_secret_bytes(*bytes).map(|secret| PrivateKey { secret }).map_err(|_| KeyError::InvalidScalar)
+        SecretKey::from_secret_bytes(*bytes)
+            .map(|secret| PrivateKey { secret })
+            .map_err(|_| KeyError::InvalidScalar)
     }
 
     /// The 32-byte big-endian scalar.
@@ -157,12 +159,19 @@ impl PrivateKey {
     /// The WIF of this key for `network`, flagged compressed (the form escrowd
     /// uses for every key).
     pub fn to_wif(&self, network: Network) -> String {
-        Wif { key: *self, network, compressed: true }.encode()
+        Wif {
+            key: *self,
+            network,
+            compressed: true,
+        }
+        .encode()
     }
 
     /// The public key `d·G`.
     pub fn public_key(&self) -> PublicKey {
-        PublicKey { point: self.secret.public_key() }
+        PublicKey {
+            point: self.secret.public_key(),
+        }
     }
 
     /// Signs a 32-byte digest (e.g. a sighash from
@@ -199,7 +208,9 @@ impl Wif {
     /// Decodes WIF text. Errors as [`PrivateKey::from_wif`].
     pub fn decode(text: &str) -> Result<Wif, KeyError> {
         let payload = base58check_decode(text)?;
-        let (prefix, rest) = payload.split_first().ok_or(KeyError::WrongLength { len: 0 })?;
+        let (prefix, rest) = payload
+            .split_first()
+            .ok_or(KeyError::WrongLength { len: 0 })?;
         let (key_bytes, compressed) = match rest.len() {
             32 => (rest, false),
             33 => match rest.split_last() {
@@ -209,11 +220,16 @@ impl Wif {
             },
             _ => return Err(KeyError::WrongLength { len: payload.len() }),
         };
-        let network = Network::from_wif_prefix(*prefix).ok_or(KeyError::UnknownPrefix { prefix: *prefix })?;
+        let network =
+            Network::from_wif_prefix(*prefix).ok_or(KeyError::UnknownPrefix { prefix: *prefix })?;
         let mut scalar = [0u8; 32];
         scalar.copy_from_slice(key_bytes);
         let key = PrivateKey::from_bytes(&scalar)?;
-        Ok(Wif { key, network, compressed })
+        Ok(Wif {
+            key,
+            network,
+            compressed,
+        })
     }
 
     /// Encodes as WIF text.
@@ -263,7 +279,9 @@ impl PublicKey {
         if !is_compressed_or_uncompressed_pubkey(bytes) {
             return Err(KeyError::InvalidPublicKey);
         }
-        secp256k1::PublicKey::from_slice(bytes).map(|point| PublicKey { point }).map_err(|_| KeyError::InvalidPublicKey)
+        secp256k1::PublicKey::from_slice(bytes)
+            .map(|point| PublicKey { point })
+            .map_err(|_| KeyError::InvalidPublicKey)
     }
 
     /// The 33-byte compressed SEC encoding.
@@ -417,25 +435,33 @@ pub fn is_strict_der(sig_with_hashtype: &[u8]) -> bool {
     if at(0) != Some(0x30) || at(1) != Some((n - 3) as u8) {
         return false;
     }
-    let Some(len_r) = at(3).map(usize::from) else { return false };
+    let Some(len_r) = at(3).map(usize::from) else {
+        return false;
+    };
     if 5 + len_r >= n {
         return false;
     }
-    let Some(len_s) = at(5 + len_r).map(usize::from) else { return false };
+    let Some(len_s) = at(5 + len_r).map(usize::from) else {
+        return false;
+    };
     if len_r + len_s + 7 != n {
         return false;
     }
     if at(2) != Some(0x02) || len_r == 0 {
         return false;
     }
-    let (Some(r0), Some(r1)) = (at(4), at(5)) else { return false };
+    let (Some(r0), Some(r1)) = (at(4), at(5)) else {
+        return false;
+    };
     if r0 & 0x80 != 0 || (len_r > 1 && r0 == 0 && r1 & 0x80 == 0) {
         return false;
     }
     if at(len_r + 4) != Some(0x02) || len_s == 0 {
         return false;
     }
-    let (Some(s0), Some(s1)) = (at(len_r + 6), at(len_r + 7)) else { return false };
+    let (Some(s0), Some(s1)) = (at(len_r + 6), at(len_r + 7)) else {
+        return false;
+    };
     if s0 & 0x80 != 0 || (len_s > 1 && s0 == 0 && s1 & 0x80 == 0) {
         return false;
     }
@@ -536,12 +562,20 @@ fn base58_encode(data: &[u8]) -> String {
     }
     let mut out = String::with_capacity(zeros + digits.len());
     out.extend(std::iter::repeat_n('1', zeros));
-    out.extend(digits.iter().rev().map(|&d| char::from(BASE58_ALPHABET[usize::from(d)])));
+    out.extend(
+        digits
+            .iter()
+            .rev()
+            .map(|&d| char::from(BASE58_ALPHABET[usize::from(d)])),
+    );
     out
 }
 
 fn base58_value(c: u8) -> Option<u8> {
-    BASE58_ALPHABET.iter().position(|&a| a == c).map(|p| p as u8)
+    BASE58_ALPHABET
+        .iter()
+        .position(|&a| a == c)
+        .map(|p| p as u8)
 }
 
 fn base58_decode(text: &str) -> Result<Vec<u8>, KeyError> {
@@ -588,11 +622,25 @@ mod tests {
 
     #[test]
     fn base58_rejects_bad_characters_and_overlong_text() {
-        assert_eq!(base58_decode("12O4"), Err(KeyError::InvalidBase58Char { offset: 2 }));
-        assert_eq!(base58_decode("0"), Err(KeyError::InvalidBase58Char { offset: 0 }));
+        assert_eq!(
+            base58_decode("12O4"),
+            Err(KeyError::InvalidBase58Char { offset: 2 })
+        );
+        assert_eq!(
+            base58_decode("0"),
+            Err(KeyError::InvalidBase58Char { offset: 0 })
+        );
         let long = "2".repeat(MAX_BASE58_TEXT + 1);
-        assert_eq!(base58_decode(&long), Err(KeyError::WrongLength { len: MAX_BASE58_TEXT + 1 }));
-        assert_eq!(base58check_decode("1"), Err(KeyError::WrongLength { len: 1 }));
+        assert_eq!(
+            base58_decode(&long),
+            Err(KeyError::WrongLength {
+                len: MAX_BASE58_TEXT + 1
+            })
+        );
+        assert_eq!(
+            base58check_decode("1"),
+            Err(KeyError::WrongLength { len: 1 })
+        );
     }
 
     #[test]
@@ -601,17 +649,33 @@ mod tests {
         let b = PrivateKey::from_bytes(&[0x22; 32]).unwrap();
         let digest = [7u8; 32];
         let (sig_a, sig_b) = (a.sign_digest(&digest), b.sign_digest(&digest));
-        let (key_a, key_b) = (a.public_key().to_compressed(), b.public_key().to_compressed());
+        let (key_a, key_b) = (
+            a.public_key().to_compressed(),
+            b.public_key().to_compressed(),
+        );
         let mut not_a_point = key_a;
         not_a_point[1..].copy_from_slice(&[0xff; 32]); // x ≥ p
         for _ in 0..2 {
             assert!(verify_ecdsa(&digest, &sig_a, &key_a));
             assert!(verify_ecdsa(&digest, &sig_a, &key_a), "remembered key A");
-            assert!(!verify_ecdsa(&digest, &sig_a, &key_b), "key B right after A");
+            assert!(
+                !verify_ecdsa(&digest, &sig_a, &key_b),
+                "key B right after A"
+            );
             assert!(verify_ecdsa(&digest, &sig_b, &key_b));
-            assert!(!verify_ecdsa(&digest, &sig_b, &key_a), "key A right after B");
-            assert!(!verify_ecdsa(&digest, &sig_a, &not_a_point), "invalid key right after a valid one");
-            assert!(verify_ecdsa(&digest, &sig_a, &a.public_key().to_uncompressed()));
+            assert!(
+                !verify_ecdsa(&digest, &sig_b, &key_a),
+                "key A right after B"
+            );
+            assert!(
+                !verify_ecdsa(&digest, &sig_a, &not_a_point),
+                "invalid key right after a valid one"
+            );
+            assert!(verify_ecdsa(
+                &digest,
+                &sig_a,
+                &a.public_key().to_uncompressed()
+            ));
         }
     }
 }

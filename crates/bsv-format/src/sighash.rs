@@ -96,7 +96,13 @@ pub fn signature_hash(
     sighash_type: u32,
     use_forkid_digest: bool,
 ) -> [u8; 32] {
-    SighashCache::new(tx).signature_hash(input_index, script_code, satoshis, sighash_type, use_forkid_digest)
+    SighashCache::new(tx).signature_hash(
+        input_index,
+        script_code,
+        satoshis,
+        sighash_type,
+        use_forkid_digest,
+    )
 }
 
 /// Signature hashing for one transaction with `hashPrevouts`, `hashSequence`
@@ -114,7 +120,12 @@ pub struct SighashCache<'a> {
 impl<'a> SighashCache<'a> {
     /// An empty cache over `tx`.
     pub fn new(tx: &'a Transaction) -> Self {
-        SighashCache { tx, hash_prevouts: OnceLock::new(), hash_sequence: OnceLock::new(), hash_outputs: OnceLock::new() }
+        SighashCache {
+            tx,
+            hash_prevouts: OnceLock::new(),
+            hash_sequence: OnceLock::new(),
+            hash_outputs: OnceLock::new(),
+        }
     }
 
     /// The transaction this cache hashes.
@@ -172,7 +183,13 @@ impl<'a> SighashCache<'a> {
     }
 
     /// `SignatureHashBIP143` (`bsv-formats.md` §8.2).
-    fn forkid_digest(&self, input_index: usize, script_code: &[u8], satoshis: u64, sighash_type: u32) -> [u8; 32] {
+    fn forkid_digest(
+        &self,
+        input_index: usize,
+        script_code: &[u8],
+        satoshis: u64,
+        sighash_type: u32,
+    ) -> [u8; 32] {
         let tx = self.tx;
         let Some(input) = tx.inputs.get(input_index) else {
             return SIGHASH_ONE;
@@ -181,8 +198,16 @@ impl<'a> SighashCache<'a> {
         let anyone_can_pay = sighash_type & SIGHASH_ANYONECANPAY != 0;
         let single_or_none = base == SIGHASH_SINGLE || base == SIGHASH_NONE;
 
-        let hash_prevouts = if anyone_can_pay { [0u8; 32] } else { self.hash_prevouts() };
-        let hash_sequence = if anyone_can_pay || single_or_none { [0u8; 32] } else { self.hash_sequence() };
+        let hash_prevouts = if anyone_can_pay {
+            [0u8; 32]
+        } else {
+            self.hash_prevouts()
+        };
+        let hash_sequence = if anyone_can_pay || single_or_none {
+            [0u8; 32]
+        } else {
+            self.hash_sequence()
+        };
         let hash_outputs = if !single_or_none {
             self.hash_outputs()
         } else if base == SIGHASH_SINGLE {
@@ -215,7 +240,12 @@ impl<'a> SighashCache<'a> {
 
 /// `SignatureHashOriginal` with `CTransactionSignatureSerializer`
 /// (`bsv-formats.md` §8.3), streamed into the hasher.
-fn original_digest(tx: &Transaction, input_index: usize, script_code: &[u8], sighash_type: u32) -> [u8; 32] {
+fn original_digest(
+    tx: &Transaction,
+    input_index: usize,
+    script_code: &[u8],
+    sighash_type: u32,
+) -> [u8; 32] {
     if input_index >= tx.inputs.len() {
         return SIGHASH_ONE;
     }
@@ -228,7 +258,11 @@ fn original_digest(tx: &Transaction, input_index: usize, script_code: &[u8], sig
 
     let mut h = HashWriter::new();
     h.u32(tx.version);
-    let (first, count) = if anyone_can_pay { (input_index, 1) } else { (0, tx.inputs.len()) };
+    let (first, count) = if anyone_can_pay {
+        (input_index, 1)
+    } else {
+        (0, tx.inputs.len())
+    };
     h.varint(count as u64);
     for (n, input) in tx.inputs.iter().enumerate().skip(first).take(count) {
         h.bytes(&input.prev_out.to_bytes());
@@ -288,9 +322,11 @@ fn script_step(script: &[u8], pc: usize) -> ScriptStep {
             if left(at) < width {
                 return ScriptStep::Truncated { at };
             }
-            let size = script
-                .get(at..at + width)
-                .map_or(0, |b| b.iter().rev().fold(0usize, |acc, &x| (acc << 8) | usize::from(x)));
+            let size = script.get(at..at + width).map_or(0, |b| {
+                b.iter()
+                    .rev()
+                    .fold(0usize, |acc, &x| (acc << 8) | usize::from(x))
+            });
             at += width;
             size
         }
@@ -299,7 +335,10 @@ fn script_step(script: &[u8], pc: usize) -> ScriptStep {
     if left(at) < size {
         return ScriptStep::Truncated { at };
     }
-    ScriptStep::Op { opcode, next: at + size }
+    ScriptStep::Op {
+        opcode,
+        next: at + size,
+    }
 }
 
 /// The node's `SerializeScriptCode`: the length (script size minus the
@@ -430,13 +469,26 @@ mod tests {
             write_script_code_without_separators(&mut got, &script);
             let mut want = HashWriter::new();
             want.bytes(&hex::decode(expect).unwrap());
-            assert_eq!(got.finish(), want.finish(), "script {}", hex::encode(&script));
+            assert_eq!(
+                got.finish(),
+                want.finish(),
+                "script {}",
+                hex::encode(&script)
+            );
         }
     }
 
     #[test]
     fn varint_matches_the_codec() {
-        for v in [0u64, 0xfc, 0xfd, 0xffff, 0x1_0000, 0xffff_ffff, 0x1_0000_0000] {
+        for v in [
+            0u64,
+            0xfc,
+            0xfd,
+            0xffff,
+            0x1_0000,
+            0xffff_ffff,
+            0x1_0000_0000,
+        ] {
             let mut a = HashWriter::new();
             a.varint(v);
             let mut enc = Vec::new();

@@ -73,7 +73,9 @@ impl FromStr for Outpoint {
         let bad = ParseError::new(0, ParseErrorKind::BadText, "outpoint (txid:vout)");
         let (t, v) = s.split_once(':').ok_or(bad)?;
         let txid = Txid::from_display_hex(t)?;
-        let vout = v.parse::<u32>().map_err(|_| ParseError::new(t.len() + 1, ParseErrorKind::BadText, "outpoint vout"))?;
+        let vout = v
+            .parse::<u32>()
+            .map_err(|_| ParseError::new(t.len() + 1, ParseErrorKind::BadText, "outpoint vout"))?;
         Ok(Outpoint { txid, vout })
     }
 }
@@ -109,7 +111,10 @@ impl TxOut {
     pub fn read(r: &mut Reader<'_>) -> Result<TxOut, ParseError> {
         let satoshis = r.read_u64_le("output satoshis")?;
         let script = r.read_var_bytes("output locking script")?;
-        Ok(TxOut { satoshis, locking_script: Script::from_bytes(script.to_vec()) })
+        Ok(TxOut {
+            satoshis,
+            locking_script: Script::from_bytes(script.to_vec()),
+        })
     }
 }
 
@@ -166,7 +171,12 @@ impl Transaction {
             outputs.push(TxOut::read(r)?);
         }
         let lock_time = r.read_u32_le("tx lock time")?;
-        Ok(Transaction { version, inputs, outputs, lock_time })
+        Ok(Transaction {
+            version,
+            inputs,
+            outputs,
+            lock_time,
+        })
     }
 
     /// Reads one raw transaction and computes its txid from the bytes consumed
@@ -215,7 +225,9 @@ impl Transaction {
 
     /// Sum of output values in satoshis, or `None` on overflow.
     pub fn total_output_satoshis(&self) -> Option<u64> {
-        self.outputs.iter().try_fold(0u64, |acc, o| acc.checked_add(o.satoshis))
+        self.outputs
+            .iter()
+            .try_fold(0u64, |acc, o| acc.checked_add(o.satoshis))
     }
 
     /// Encoded size in bytes.
@@ -235,7 +247,10 @@ impl Transaction {
             .iter()
             .map(|o| 8 + varint_len(o.locking_script.len() as u64) + o.locking_script.len())
             .sum();
-        8 + varint_len(self.inputs.len() as u64) + ins + varint_len(self.outputs.len() as u64) + outs
+        8 + varint_len(self.inputs.len() as u64)
+            + ins
+            + varint_len(self.outputs.len() as u64)
+            + outs
     }
 }
 
@@ -244,7 +259,11 @@ pub(crate) fn read_input(r: &mut Reader<'_>) -> Result<TxIn, ParseError> {
     let vout = r.read_u32_le("input previous vout")?;
     let script = r.read_var_bytes("input unlocking script")?;
     let sequence = r.read_u32_le("input sequence")?;
-    Ok(TxIn { prev_out: Outpoint { txid, vout }, unlocking_script: Script::from_bytes(script.to_vec()), sequence })
+    Ok(TxIn {
+        prev_out: Outpoint { txid, vout },
+        unlocking_script: Script::from_bytes(script.to_vec()),
+        sequence,
+    })
 }
 
 pub(crate) fn write_input(out: &mut Vec<u8>, input: &TxIn) {
@@ -264,7 +283,10 @@ mod tests {
     #[test]
     fn decodes_and_reencodes_a_known_transaction() {
         let tx = Transaction::from_hex(TX_F4184).unwrap();
-        assert_eq!(tx.txid().to_string(), "f4184fc596403b9d638783cf57adfe4c75c605f6356fbc91338530e9831e9e16");
+        assert_eq!(
+            tx.txid().to_string(),
+            "f4184fc596403b9d638783cf57adfe4c75c605f6356fbc91338530e9831e9e16"
+        );
         assert_eq!(tx.version, 1);
         assert_eq!(tx.inputs.len(), 1);
         assert_eq!(tx.outputs[0].satoshis, 1_000_000_000);
@@ -284,21 +306,36 @@ mod tests {
         assert_eq!(err.context, "tx lock time");
         let mut long = bytes.clone();
         long.push(0);
-        assert_eq!(Transaction::from_bytes(&long).unwrap_err(), ParseError::new(bytes.len(), ParseErrorKind::TrailingBytes, "end of transaction"));
+        assert_eq!(
+            Transaction::from_bytes(&long).unwrap_err(),
+            ParseError::new(
+                bytes.len(),
+                ParseErrorKind::TrailingBytes,
+                "end of transaction"
+            )
+        );
     }
 
     #[test]
     fn absurd_input_count_is_rejected_before_allocation() {
         let bytes = hex::decode("01000000ffffffffffffffff0f00").unwrap();
         let err = Transaction::from_bytes(&bytes).unwrap_err();
-        assert_eq!(err, ParseError::new(4, ParseErrorKind::CountTooLarge, "tx input count"));
+        assert_eq!(
+            err,
+            ParseError::new(4, ParseErrorKind::CountTooLarge, "tx input count")
+        );
     }
 
     #[test]
     fn outpoint_text_round_trips() {
-        let op: Outpoint = "f4184fc596403b9d638783cf57adfe4c75c605f6356fbc91338530e9831e9e16:1".parse().unwrap();
+        let op: Outpoint = "f4184fc596403b9d638783cf57adfe4c75c605f6356fbc91338530e9831e9e16:1"
+            .parse()
+            .unwrap();
         assert_eq!(op.vout, 1);
-        assert_eq!(op.to_string(), "f4184fc596403b9d638783cf57adfe4c75c605f6356fbc91338530e9831e9e16:1");
+        assert_eq!(
+            op.to_string(),
+            "f4184fc596403b9d638783cf57adfe4c75c605f6356fbc91338530e9831e9e16:1"
+        );
         assert!("abc".parse::<Outpoint>().is_err());
     }
 }

@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 
 use bsv_format::beef::{Beef, BeefError};
 use bsv_format::codec::ParseErrorKind;
-use bsv_format::spv::{verify, verify_scripts, ChainTracker, RootClaim, ScriptEras, VerifyError, VerifyOptions};
+use bsv_format::spv::{
+    verify, verify_scripts, ChainTracker, RootClaim, ScriptEras, VerifyError, VerifyOptions,
+};
 use bsv_format::{Hash256, Txid};
 use serde_json::Value;
 
@@ -98,7 +100,9 @@ fn rule_of_verify_error(e: &VerifyError) -> Rule {
         VerifyError::OutsideClosure { .. } => Rule::AtomicOutsideClosure,
         VerifyError::DuplicateTxid { .. } => Rule::DuplicateTxid,
         VerifyError::ParentAfterChild { .. } => Rule::ParentAfterChild,
-        VerifyError::OutputsExceedInputs { .. } | VerifyError::ZeroFee { .. } | VerifyError::AmountOverflow { .. } => Rule::Amounts,
+        VerifyError::OutputsExceedInputs { .. }
+        | VerifyError::ZeroFee { .. }
+        | VerifyError::AmountOverflow { .. } => Rule::Amounts,
         VerifyError::RootNotConfirmed { .. } => Rule::RootNotConfirmed,
         VerifyError::CoinbaseImmature { .. } => Rule::CoinbaseMaturity,
         VerifyError::Script { .. } | VerifyError::TotalWorkExceeded { .. } => Rule::Scripts,
@@ -108,10 +112,19 @@ fn rule_of_verify_error(e: &VerifyError) -> Rule {
 
 /// Asserts our rejection is for one of the reasons the vector lists.
 fn assert_listed(id: &str, ours: Rule, reasons: &[Value], what: &str) {
-    let named: Vec<Option<Rule>> = reasons.iter().map(|r| rule_named(r.as_str().unwrap())).collect();
-    assert!(!named.is_empty(), "{id}: {what}: rejected ({ours:?}) but the vector lists no reason");
+    let named: Vec<Option<Rule>> = reasons
+        .iter()
+        .map(|r| rule_named(r.as_str().unwrap()))
+        .collect();
+    assert!(
+        !named.is_empty(),
+        "{id}: {what}: rejected ({ours:?}) but the vector lists no reason"
+    );
     if named.iter().all(Option::is_some) {
-        assert!(named.contains(&Some(ours)), "{id}: {what}: we reject for {ours:?}, the vector says {reasons:?}");
+        assert!(
+            named.contains(&Some(ours)),
+            "{id}: {what}: we reject for {ours:?}, the vector says {reasons:?}"
+        );
     } else {
         // A reason outside the vocabulary we know: the rejection itself is the assertion.
         eprintln!("{id}: {what}: unmapped reason in {reasons:?}; we reject for {ours:?}");
@@ -131,7 +144,10 @@ impl VectorTracker {
     fn from_map(map: Option<&Value>, tip: u32) -> Self {
         let mut roots = BTreeMap::new();
         for (h, r) in map.and_then(Value::as_object).into_iter().flatten() {
-            roots.insert(h.parse().unwrap(), Hash256::from_display_hex(r.as_str().unwrap()).unwrap());
+            roots.insert(
+                h.parse().unwrap(),
+                Hash256::from_display_hex(r.as_str().unwrap()).unwrap(),
+            );
         }
         VectorTracker { roots, tip }
     }
@@ -156,11 +172,21 @@ fn eras(network: &str) -> ScriptEras {
 
 /// A tip far enough above every BUMP that coinbase maturity never interferes.
 fn tip_for(beef: &Beef) -> u32 {
-    beef.bumps().iter().map(|b| b.block_height()).max().unwrap_or(0) + 1_000
+    beef.bumps()
+        .iter()
+        .map(|b| b.block_height())
+        .max()
+        .unwrap_or(0)
+        + 1_000
 }
 
 fn structure_opts(network: &str, allow_txid_only: bool) -> VerifyOptions {
-    VerifyOptions { check_scripts: false, allow_txid_only, eras: eras(network), ..VerifyOptions::default() }
+    VerifyOptions {
+        check_scripts: false,
+        allow_txid_only,
+        eras: eras(network),
+        ..VerifyOptions::default()
+    }
 }
 
 fn txid(v: &Value) -> Txid {
@@ -172,14 +198,26 @@ fn check_roots(id: &str, beef: &Beef, computed: &Value) {
     let computed = computed.as_object().expect("computed_roots");
     for (height, root) in computed {
         let height: u32 = height.parse().unwrap();
-        let ours: Vec<String> = beef.bumps().iter().filter(|b| b.block_height() == height).map(|b| b.root().to_string()).collect();
-        assert!(ours.iter().any(|r| r == root.as_str().unwrap()), "{id}: root at {height}: ours {ours:?}, vector {root}");
+        let ours: Vec<String> = beef
+            .bumps()
+            .iter()
+            .filter(|b| b.block_height() == height)
+            .map(|b| b.root().to_string())
+            .collect();
+        assert!(
+            ours.iter().any(|r| r == root.as_str().unwrap()),
+            "{id}: root at {height}: ours {ours:?}, vector {root}"
+        );
     }
     // Every BUMP with a client txid has its height recorded (ts-sdk computes
     // roots from flagged leaves only).
     for b in beef.bumps() {
         if b.client_txids().next().is_some() {
-            assert!(computed.contains_key(&b.block_height().to_string()), "{id}: height {} missing from computed_roots", b.block_height());
+            assert!(
+                computed.contains_key(&b.block_height().to_string()),
+                "{id}: height {} missing from computed_roots",
+                b.block_height()
+            );
         }
     }
 }
@@ -206,7 +244,10 @@ fn every_beef_case() {
         let beef = match Beef::from_bytes(&bytes) {
             Ok(beef) => beef,
             Err(e) => {
-                assert!(!valid_strict && !valid_txid_only, "{id}: a valid BEEF fails to decode: {e}");
+                assert!(
+                    !valid_strict && !valid_txid_only,
+                    "{id}: a valid BEEF fails to decode: {e}"
+                );
                 assert_listed(id, rule_of_beef_error(&e), reasons, "decode");
                 continue;
             }
@@ -225,15 +266,33 @@ fn every_beef_case() {
             assert_eq!(ours.to_string(), subject, "{id}: subject");
         }
 
-        let roots = expect.get("reference_roots").filter(|v| v.is_object()).or(expect.get("computed_roots"));
+        let roots = expect
+            .get("reference_roots")
+            .filter(|v| v.is_object())
+            .or(expect.get("computed_roots"));
         let tracker = VectorTracker::from_map(roots, tip_for(&beef));
         for (allow_txid_only, expected) in [(false, valid_strict), (true, valid_txid_only)] {
-            let what = if allow_txid_only { "txid-only allowed" } else { "strict" };
-            match verify(beef.clone(), &tracker, &structure_opts(network, allow_txid_only)) {
+            let what = if allow_txid_only {
+                "txid-only allowed"
+            } else {
+                "strict"
+            };
+            match verify(
+                beef.clone(),
+                &tracker,
+                &structure_opts(network, allow_txid_only),
+            ) {
                 Ok(v) => {
                     assert!(expected, "{id}: {what}: we accept an invalid BEEF");
                     let claimed: Vec<RootClaim> = v.roots().to_vec();
-                    assert_eq!(claimed.len(), beef.bumps().iter().map(|b| b.block_height()).collect::<std::collections::BTreeSet<_>>().len());
+                    assert_eq!(
+                        claimed.len(),
+                        beef.bumps()
+                            .iter()
+                            .map(|b| b.block_height())
+                            .collect::<std::collections::BTreeSet<_>>()
+                            .len()
+                    );
                 }
                 Err(e) => {
                     assert!(!expected, "{id}: {what}: we reject a valid BEEF: {e}");
@@ -242,10 +301,20 @@ fn every_beef_case() {
             }
         }
 
-        if let (Some(expected), Some(subject)) = (expect["subject_scripts_valid"].as_bool(), expect["subject_txid"].as_str()) {
-            let opts = VerifyOptions { eras: eras(network), ..VerifyOptions::default() };
+        if let (Some(expected), Some(subject)) = (
+            expect["subject_scripts_valid"].as_bool(),
+            expect["subject_txid"].as_str(),
+        ) {
+            let opts = VerifyOptions {
+                eras: eras(network),
+                ..VerifyOptions::default()
+            };
             let ours = verify_scripts(&beef, &txid(&Value::from(subject)), &opts, tip_for(&beef));
-            assert_eq!(ours.is_ok(), expected, "{id}: scripts of the subject and its unproven ancestors: {ours:?}");
+            assert_eq!(
+                ours.is_ok(),
+                expected,
+                "{id}: scripts of the subject and its unproven ancestors: {ours:?}"
+            );
             scripts_checked += 1;
         }
     }
@@ -267,24 +336,50 @@ fn every_real_chain_beef() {
         for b in item["bumps"].as_array().unwrap() {
             let height = b["block_height"].as_u64().unwrap() as u32;
             let root = b["computed_merkle_root"].as_str().unwrap();
-            assert!(beef.bumps().iter().any(|x| x.block_height() == height && x.root().to_string() == root), "{id}: BUMP at {height}");
+            assert!(
+                beef.bumps()
+                    .iter()
+                    .any(|x| x.block_height() == height && x.root().to_string() == root),
+                "{id}: BUMP at {height}"
+            );
             roots.insert(height.to_string(), Value::from(root));
         }
         assert_eq!(beef.bumps().len(), roots.len(), "{id}: BUMP count");
         let mut sorted = beef.clone();
         sorted.sort();
-        assert_eq!(sorted.txs().last().unwrap().txid().to_string(), item["subject_txid"].as_str().unwrap(), "{id}: subject");
+        assert_eq!(
+            sorted.txs().last().unwrap().txid().to_string(),
+            item["subject_txid"].as_str().unwrap(),
+            "{id}: subject"
+        );
         let tracker = VectorTracker::from_map(Some(&Value::Object(roots)), tip_for(&beef));
         // Full verification, scripts included: these are real transactions.
-        let opts = VerifyOptions { eras: eras(network), ..VerifyOptions::default() };
+        let opts = VerifyOptions {
+            eras: eras(network),
+            ..VerifyOptions::default()
+        };
         match verify(beef, &tracker, &opts) {
             Ok(v) => {
-                assert!(item["valid_strict"].as_bool().unwrap(), "{id}: accepted an invalid BEEF");
-                assert_eq!(v.subject().to_string(), item["subject_txid"].as_str().unwrap());
+                assert!(
+                    item["valid_strict"].as_bool().unwrap(),
+                    "{id}: accepted an invalid BEEF"
+                );
+                assert_eq!(
+                    v.subject().to_string(),
+                    item["subject_txid"].as_str().unwrap()
+                );
             }
             Err(e) => {
-                assert!(!item["valid_strict"].as_bool().unwrap(), "{id}: rejected: {e}");
-                assert_listed(id, rule_of_verify_error(&e), item["strict_reject_reasons"].as_array().unwrap(), "full");
+                assert!(
+                    !item["valid_strict"].as_bool().unwrap(),
+                    "{id}: rejected: {e}"
+                );
+                assert_listed(
+                    id,
+                    rule_of_verify_error(&e),
+                    item["strict_reject_reasons"].as_array().unwrap(),
+                    "full",
+                );
             }
         }
     }
@@ -294,7 +389,8 @@ const CHAIN1000: &str = "../../../shared/research/anchor-bench/chain1000.beef.he
 
 fn chain1000() -> Vec<u8> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(CHAIN1000);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     hex::decode(text.trim()).unwrap()
 }
 
@@ -317,12 +413,27 @@ fn the_benchmark_chain_verifies_and_a_forged_signature_does_not() {
     assert_eq!(bytes.len(), 226_988);
     let beef = Beef::from_bytes(&bytes).unwrap();
     assert_eq!(beef.len(), 1_001);
-    assert_eq!(beef.txs()[0].txid().to_string(), "ca5ae46fa6b13b263cc569d9a2e49ac245115af01b19c50cdc0c3540146f4d94");
+    assert_eq!(
+        beef.txs()[0].txid().to_string(),
+        "ca5ae46fa6b13b263cc569d9a2e49ac245115af01b19c50cdc0c3540146f4d94"
+    );
     assert_eq!(beef.bumps()[0].block_height(), 900_000);
-    let opts = VerifyOptions { eras: ScriptEras::ALWAYS_ACTIVE, ..VerifyOptions::default() };
+    let opts = VerifyOptions {
+        eras: ScriptEras::ALWAYS_ACTIVE,
+        ..VerifyOptions::default()
+    };
     let verified = verify(beef.clone(), &AcceptAll { tip: 900_100 }, &opts).unwrap();
-    assert_eq!(verified.subject().to_string(), "2ebfe87c71c2fd219140335fa7e75333c6d0d69b4331c412e99863d85233dfc4");
-    assert_eq!(beef.ef_of(&verified.subject()).unwrap().source_outputs.len(), 1);
+    assert_eq!(
+        verified.subject().to_string(),
+        "2ebfe87c71c2fd219140335fa7e75333c6d0d69b4331c412e99863d85233dfc4"
+    );
+    assert_eq!(
+        beef.ef_of(&verified.subject())
+            .unwrap()
+            .source_outputs
+            .len(),
+        1
+    );
 
     // Negative control: flip one byte inside the last transaction's signature.
     let last = beef.txs().last().unwrap().transaction().unwrap();

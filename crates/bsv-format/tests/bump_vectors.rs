@@ -35,10 +35,19 @@ fn same_fault(message: &str, err: &BumpError) -> bool {
         // truncated BUMP without a bounds check, so truncation shows up there as
         // a missing hash; our reader reports the truncation itself.
         let mut parts = rest.split(" at height ");
-        let index: u64 = parts.next().and_then(|s| s.parse().ok()).expect("index in message");
-        let height: u8 = parts.next().and_then(|s| s.parse().ok()).expect("height in message");
+        let index: u64 = parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .expect("index in message");
+        let height: u8 = parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .expect("height in message");
         *err == BumpError::MissingNode { index, height }
-            || matches!(parse_kind, Some(ParseErrorKind::UnexpectedEnd | ParseErrorKind::CountTooLarge))
+            || matches!(
+                parse_kind,
+                Some(ParseErrorKind::UnexpectedEnd | ParseErrorKind::CountTooLarge)
+            )
     } else {
         panic!("unmapped ts-sdk BUMP error message: {message}")
     }
@@ -46,33 +55,78 @@ fn same_fault(message: &str, err: &BumpError) -> bool {
 
 fn check_decoded(id: &str, path: &MerklePath, bytes: &[u8], case: &Value) {
     let expect = &case["expect"];
-    assert_eq!(u64::from(path.block_height()), expect["block_height"].as_u64().unwrap(), "{id}: block height");
-    assert_eq!(u64::from(path.tree_height()), expect["tree_height"].as_u64().unwrap(), "{id}: tree height");
+    assert_eq!(
+        u64::from(path.block_height()),
+        expect["block_height"].as_u64().unwrap(),
+        "{id}: block height"
+    );
+    assert_eq!(
+        u64::from(path.tree_height()),
+        expect["tree_height"].as_u64().unwrap(),
+        "{id}: tree height"
+    );
     let clients: Vec<String> = path.client_txids().map(|t| t.to_string()).collect();
-    let expected_clients: Vec<String> =
-        expect["client_txids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let expected_clients: Vec<String> = expect["client_txids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
     assert_eq!(clients, expected_clients, "{id}: client txids");
-    assert_eq!(root_hex(path.root()), expect["merkle_root"].as_str().unwrap(), "{id}: root");
+    assert_eq!(
+        root_hex(path.root()),
+        expect["merkle_root"].as_str().unwrap(),
+        "{id}: root"
+    );
     if let Some(up) = expect.get("upstream_expected_root").and_then(Value::as_str) {
-        assert_eq!(root_hex(path.root()) == up, expect["root_agrees_with_upstream"].as_bool().unwrap(), "{id}: upstream root");
+        assert_eq!(
+            root_hex(path.root()) == up,
+            expect["root_agrees_with_upstream"].as_bool().unwrap(),
+            "{id}: upstream root"
+        );
     }
     if let Some(reference) = expect.get("reference_root").and_then(Value::as_object) {
         for root in reference.values() {
-            assert_ne!(root_hex(path.root()), root.as_str().unwrap(), "{id}: a corrupted sibling must change the root");
+            assert_ne!(
+                root_hex(path.root()),
+                root.as_str().unwrap(),
+                "{id}: a corrupted sibling must change the root"
+            );
         }
     }
     assert_eq!(path.to_bytes(), bytes, "{id}: byte-exact round trip");
 
     // Every level-0 leaf with a hash, client or not, leads to the root.
     // (Recorded for every case ts-sdk parses strictly.)
-    let leaves = case["sdk_2_1_0_observed"]["level0_hashes"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    assert!(!leaves.is_empty() || !expect["valid"].as_bool().unwrap(), "{id}: level-0 leaves recorded");
+    let leaves = case["sdk_2_1_0_observed"]["level0_hashes"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    assert!(
+        !leaves.is_empty() || !expect["valid"].as_bool().unwrap(),
+        "{id}: level-0 leaves recorded"
+    );
     for leaf in leaves {
         let txid = Txid::from_display_hex(leaf["hash"].as_str().unwrap()).unwrap();
-        assert_eq!(path.compute_root(&txid), Ok(path.root()), "{id}: root from leaf {txid}");
-        assert_eq!(path.leaf_offset(&txid), leaf["offset"].as_u64(), "{id}: offset of {txid}");
-        let node = path.levels()[0].iter().find(|n| n.value.hash().map(|h| h.0) == Some(txid.0)).unwrap();
-        assert_eq!(matches!(node.value, NodeValue::ClientTxid(_)), leaf["txid"].as_bool().unwrap(), "{id}: flag of {txid}");
+        assert_eq!(
+            path.compute_root(&txid),
+            Ok(path.root()),
+            "{id}: root from leaf {txid}"
+        );
+        assert_eq!(
+            path.leaf_offset(&txid),
+            leaf["offset"].as_u64(),
+            "{id}: offset of {txid}"
+        );
+        let node = path.levels()[0]
+            .iter()
+            .find(|n| n.value.hash().map(|h| h.0) == Some(txid.0))
+            .unwrap();
+        assert_eq!(
+            matches!(node.value, NodeValue::ClientTxid(_)),
+            leaf["txid"].as_bool().unwrap(),
+            "{id}: flag of {txid}"
+        );
     }
 
     // Paths we derive from it are strict, minimal and keep the root.
@@ -80,13 +134,22 @@ fn check_decoded(id: &str, path: &MerklePath, bytes: &[u8], case: &Value) {
     if !clients.is_empty() {
         let mut trimmed = path.clone();
         trimmed.trim();
-        let strict = MerklePath::from_bytes_strict(&trimmed.to_bytes()).unwrap_or_else(|e| panic!("{id}: trimmed path not strict: {e}"));
+        let strict = MerklePath::from_bytes_strict(&trimmed.to_bytes())
+            .unwrap_or_else(|e| panic!("{id}: trimmed path not strict: {e}"));
         assert_eq!(strict.root(), path.root(), "{id}: trim keeps the root");
-        assert_eq!(strict.client_txids().collect::<Vec<_>>().len(), clients.len(), "{id}: trim keeps the clients");
+        assert_eq!(
+            strict.client_txids().collect::<Vec<_>>().len(),
+            clients.len(),
+            "{id}: trim keeps the clients"
+        );
         for client in &clients {
             let one = path.extract(&[*client]).unwrap();
             let one = MerklePath::from_bytes_strict(&one.to_bytes()).unwrap();
-            assert_eq!(one.compute_root(client), Ok(path.root()), "{id}: extract {client}");
+            assert_eq!(
+                one.compute_root(client),
+                Ok(path.root()),
+                "{id}: extract {client}"
+            );
         }
     }
 }
@@ -103,17 +166,34 @@ fn every_bump_case() {
         let expect = &case["expect"];
         let strict = MerklePath::from_bytes_strict(&bytes);
         let lenient = MerklePath::from_bytes_lenient(&bytes);
-        assert_eq!(strict.is_ok(), expect["valid"].as_bool().unwrap(), "{id}: strict verdict {strict:?}");
-        assert_eq!(lenient.is_ok(), expect["valid_lenient_in_beef"].as_bool().unwrap(), "{id}: lenient verdict {lenient:?}");
+        assert_eq!(
+            strict.is_ok(),
+            expect["valid"].as_bool().unwrap(),
+            "{id}: strict verdict {strict:?}"
+        );
+        assert_eq!(
+            lenient.is_ok(),
+            expect["valid_lenient_in_beef"].as_bool().unwrap(),
+            "{id}: lenient verdict {lenient:?}"
+        );
         match &strict {
             Ok(path) => {
                 strict_ok += 1;
                 check_decoded(id, path, &bytes, case);
-                assert_eq!(Ok(path), lenient.as_ref(), "{id}: both modes decode the same path");
+                assert_eq!(
+                    Ok(path),
+                    lenient.as_ref(),
+                    "{id}: both modes decode the same path"
+                );
             }
             Err(e) => {
-                let message = expect["error_ts_2_1_0"].as_str().expect("error message for an invalid case");
-                assert!(same_fault(message, e), "{id}: we report {e:?}, ts-sdk said {message}");
+                let message = expect["error_ts_2_1_0"]
+                    .as_str()
+                    .expect("error message for an invalid case");
+                assert!(
+                    same_fault(message, e),
+                    "{id}: we report {e:?}, ts-sdk said {message}"
+                );
             }
         }
         match &lenient {
@@ -126,9 +206,15 @@ fn every_bump_case() {
                     .as_str()
                     .or(expect["error_ts_2_1_0"].as_str())
                     .expect("lenient error message");
-                assert!(same_fault(message, e), "{id}: lenient: we report {e:?}, ts-sdk said {message}");
+                assert!(
+                    same_fault(message, e),
+                    "{id}: lenient: we report {e:?}, ts-sdk said {message}"
+                );
             }
         }
     }
-    eprintln!("bump_cases: {} cases, {strict_ok} strict-valid, {lenient_ok} lenient-valid", cases.len());
+    eprintln!(
+        "bump_cases: {} cases, {strict_ok} strict-valid, {lenient_ok} lenient-valid",
+        cases.len()
+    );
 }

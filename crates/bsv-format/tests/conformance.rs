@@ -49,7 +49,10 @@ fn merkle_path() {
         .iter()
         .filter_map(|v| {
             let inp = &v["input"];
-            Some((inp["block_height"].as_u64()? as u32, txids(inp.get("full_block_txids")?)))
+            Some((
+                inp["block_height"].as_u64()? as u32,
+                txids(inp.get("full_block_txids")?),
+            ))
         })
         .collect();
     for v in vectors {
@@ -72,13 +75,28 @@ fn merkle_path() {
                 }
             }
             if let (Some(_), Some(root)) = (inp["txid"].as_str(), exp["merkle_root"].as_str()) {
-                assert_eq!(path.compute_root(&txid(&inp["txid"])).unwrap().to_string(), root, "{id}");
+                assert_eq!(
+                    path.compute_root(&txid(&inp["txid"])).unwrap().to_string(),
+                    root,
+                    "{id}"
+                );
             }
             if let Some(level0) = inp["txids_at_level_0"].as_array() {
                 for (i, t) in level0.iter().enumerate() {
-                    let root = exp[format!("merkle_root_for_tx{i}")].as_str().expect("root per txid");
-                    assert_eq!(path.compute_root(&txid(t)).unwrap().to_string(), root, "{id}: tx{i}");
-                    let built = MerklePath::from_block(path.block_height(), &txids(&inp["txids_at_level_0"]), &[i]).unwrap();
+                    let root = exp[format!("merkle_root_for_tx{i}")]
+                        .as_str()
+                        .expect("root per txid");
+                    assert_eq!(
+                        path.compute_root(&txid(t)).unwrap().to_string(),
+                        root,
+                        "{id}: tx{i}"
+                    );
+                    let built = MerklePath::from_block(
+                        path.block_height(),
+                        &txids(&inp["txids_at_level_0"]),
+                        &[i],
+                    )
+                    .unwrap();
                     assert_eq!(built.root().to_string(), root, "{id}: from_block tx{i}");
                 }
             }
@@ -87,50 +105,114 @@ fn merkle_path() {
             let t = Txid::from_display_hex(t).unwrap();
             let path = MerklePath::from_block(height as u32, &[t], &[0]).unwrap();
             assert_eq!(path.to_hex(), exp["bump_hex"].as_str().unwrap(), "{id}");
-            assert_eq!(path.root().to_string(), exp["merkle_root"].as_str().unwrap(), "{id}");
-            assert_eq!(u64::from(path.block_height()), exp["block_height"].as_u64().unwrap(), "{id}");
+            assert_eq!(
+                path.root().to_string(),
+                exp["merkle_root"].as_str().unwrap(),
+                "{id}"
+            );
+            assert_eq!(
+                u64::from(path.block_height()),
+                exp["block_height"].as_u64().unwrap(),
+                "{id}"
+            );
         } else if let Some(all) = inp.get("full_block_txids") {
             let height = inp["block_height"].as_u64().unwrap() as u32;
             let block = txids(all);
             let full = compound(height, &block);
             let wanted = txid(&inp["extract_txid"]);
             let extracted = full.extract(&[wanted]).unwrap();
-            assert_eq!(extracted.root().to_string(), exp["merkle_root"].as_str().unwrap(), "{id}");
-            assert_eq!(extracted.compute_root(&wanted), Ok(extracted.root()), "{id}");
+            assert_eq!(
+                extracted.root().to_string(),
+                exp["merkle_root"].as_str().unwrap(),
+                "{id}"
+            );
+            assert_eq!(
+                extracted.compute_root(&wanted),
+                Ok(extracted.root()),
+                "{id}"
+            );
             let smaller = extracted.to_bytes().len() < full.to_bytes().len();
-            assert_eq!(smaller, exp["extracted_smaller_than_full"].as_bool().unwrap(), "{id}");
+            assert_eq!(
+                smaller,
+                exp["extracted_smaller_than_full"].as_bool().unwrap(),
+                "{id}"
+            );
             let index = block.iter().position(|t| *t == wanted).unwrap();
-            assert_eq!(extracted, MerklePath::from_block(height, &block, &[index]).unwrap(), "{id}: minimal path");
+            assert_eq!(
+                extracted,
+                MerklePath::from_block(height, &block, &[index]).unwrap(),
+                "{id}: minimal path"
+            );
         } else if let Some(leaf0) = inp["leaf0_hash"].as_str() {
             // findOrComputeLeaf over two level-0 leaves (the right one a duplicate marker or a hash).
-            let (level, offset) = (inp["find_level"].as_u64().unwrap(), inp["find_offset"].as_u64().unwrap());
-            assert_eq!((level, offset), (1, 0), "{id}: only the level-1 parent of leaves 0 and 1 is expressible as a path");
+            let (level, offset) = (
+                inp["find_level"].as_u64().unwrap(),
+                inp["find_offset"].as_u64().unwrap(),
+            );
+            assert_eq!(
+                (level, offset),
+                (1, 0),
+                "{id}: only the level-1 parent of leaves 0 and 1 is expressible as a path"
+            );
             let mut bytes = vec![1, 1, 2, 0, 2];
             bytes.extend_from_slice(&Txid::from_display_hex(leaf0).unwrap().0);
             if inp["leaf1_duplicate"].as_bool() == Some(true) {
                 bytes.extend_from_slice(&[1, 1]);
             } else {
                 bytes.extend_from_slice(&[1, 0]);
-                bytes.extend_from_slice(&Txid::from_display_hex(inp["leaf1_hash"].as_str().unwrap()).unwrap().0);
+                bytes.extend_from_slice(
+                    &Txid::from_display_hex(inp["leaf1_hash"].as_str().unwrap())
+                        .unwrap()
+                        .0,
+                );
             }
             let path = MerklePath::from_bytes_strict(&bytes).unwrap();
-            let node = path.node_at(1, 0).and_then(|n| n.hash()).expect("computable");
-            assert_eq!(node.to_string(), exp["computed_hash"].as_str().unwrap(), "{id}");
-        } else if let (Some(_), Some(height), Some(root)) = (inp["txid"].as_str(), inp["block_height"].as_u64(), exp["merkle_root"].as_str()) {
+            let node = path
+                .node_at(1, 0)
+                .and_then(|n| n.hash())
+                .expect("computable");
+            assert_eq!(
+                node.to_string(),
+                exp["computed_hash"].as_str().unwrap(),
+                "{id}"
+            );
+        } else if let (Some(_), Some(height), Some(root)) = (
+            inp["txid"].as_str(),
+            inp["block_height"].as_u64(),
+            exp["merkle_root"].as_str(),
+        ) {
             // A per-transaction proof in a block another vector lists in full.
             let wanted = txid(&inp["txid"]);
-            let (_, block) = blocks.iter().find(|(h, _)| u64::from(*h) == height).expect("a vector lists this block");
-            let index = block.iter().position(|t| *t == wanted).expect("txid in the block");
+            let (_, block) = blocks
+                .iter()
+                .find(|(h, _)| u64::from(*h) == height)
+                .expect("a vector lists this block");
+            let index = block
+                .iter()
+                .position(|t| *t == wanted)
+                .expect("txid in the block");
             let path = MerklePath::from_block(height as u32, block, &[index]).unwrap();
             assert_eq!(path.root().to_string(), root, "{id}");
             if let Some(proof) = inp["proof_level0"].as_array() {
                 let ours: Vec<(u64, String, bool)> = path.levels()[0]
                     .iter()
-                    .map(|n| (n.offset, n.value.hash().unwrap().to_string(), matches!(n.value, NodeValue::ClientTxid(_))))
+                    .map(|n| {
+                        (
+                            n.offset,
+                            n.value.hash().unwrap().to_string(),
+                            matches!(n.value, NodeValue::ClientTxid(_)),
+                        )
+                    })
                     .collect();
                 let theirs: Vec<(u64, String, bool)> = proof
                     .iter()
-                    .map(|l| (l["offset"].as_u64().unwrap(), l["hash"].as_str().unwrap().to_string(), l["txid"].as_bool() == Some(true)))
+                    .map(|l| {
+                        (
+                            l["offset"].as_u64().unwrap(),
+                            l["hash"].as_str().unwrap().to_string(),
+                            l["txid"].as_bool() == Some(true),
+                        )
+                    })
                     .collect();
                 assert_eq!(ours, theirs, "{id}: level 0");
             }
@@ -139,7 +221,11 @@ fn merkle_path() {
             let wanted = txid(&inp["txid"]);
             assert!(!blocks.is_empty(), "{id}: needs a block to extract from");
             for (height, block) in &blocks {
-                assert_eq!(compound(*height, block).extract(&[wanted]), Err(BumpError::TxidNotFound(wanted)), "{id}");
+                assert_eq!(
+                    compound(*height, block).extract(&[wanted]),
+                    Err(BumpError::TxidNotFound(wanted)),
+                    "{id}"
+                );
             }
         } else {
             panic!("{id}: unrecognised vector shape {v}");
@@ -155,17 +241,37 @@ fn merkle_path_odd_node() {
     for v in vectors {
         let id = v["id"].as_str().unwrap();
         let inp = &v["input"];
-        assert_eq!(inp["operation"].as_str(), Some("merkle_tree_parent"), "{id}: unknown operation");
+        assert_eq!(
+            inp["operation"].as_str(),
+            Some("merkle_tree_parent"),
+            "{id}: unknown operation"
+        );
         // Literal bytes in, literal bytes out (no display reversal).
-        let node = |k: &str| Hash256(hex::decode(inp[k].as_str().unwrap()).unwrap().try_into().unwrap());
+        let node = |k: &str| {
+            Hash256(
+                hex::decode(inp[k].as_str().unwrap())
+                    .unwrap()
+                    .try_into()
+                    .unwrap(),
+            )
+        };
         let parent = Hash256::merkle_parent(&node("left_hex"), &node("right_hex"));
-        assert_eq!(hex::encode(parent.0), v["expected"]["parent_hex"].as_str().unwrap(), "{id}");
+        assert_eq!(
+            hex::encode(parent.0),
+            v["expected"]["parent_hex"].as_str().unwrap(),
+            "{id}"
+        );
     }
     eprintln!("merkle-path-odd-node: {} vectors", vectors.len());
 }
 
 fn empty_transaction() -> Transaction {
-    Transaction { version: 1, inputs: vec![], outputs: vec![], lock_time: 0 }
+    Transaction {
+        version: 1,
+        inputs: vec![],
+        outputs: vec![],
+        lock_time: 0,
+    }
 }
 
 /// Checks the counts and fields a vector states about a transaction.
@@ -192,7 +298,11 @@ fn serialization() {
         let (inp, exp) = (&v["input"], &v["expected"]);
         if let Some(raw) = inp["raw_hex"].as_str() {
             let tx = Transaction::from_hex(raw).unwrap_or_else(|e| panic!("{id}: {e}"));
-            assert_eq!(tx.to_hex(), exp["raw_hex_roundtrip"].as_str().unwrap_or(raw), "{id}: round trip");
+            assert_eq!(
+                tx.to_hex(),
+                exp["raw_hex_roundtrip"].as_str().unwrap_or(raw),
+                "{id}: round trip"
+            );
             if let Some(t) = exp["txid"].as_str() {
                 assert_eq!(tx.txid().to_string(), t, "{id}: txid");
             }
@@ -225,38 +335,71 @@ fn serialization() {
                 }
                 Some("new_transaction_hash_hex") => {
                     let shown = empty_transaction().txid().to_string();
-                    assert_eq!(shown.len() as u64, exp["hash_length_chars"].as_u64().unwrap(), "{id}");
-                    assert_eq!(Txid::from_display_hex(&shown).unwrap(), empty_transaction().txid());
+                    assert_eq!(
+                        shown.len() as u64,
+                        exp["hash_length_chars"].as_u64().unwrap(),
+                        "{id}"
+                    );
+                    assert_eq!(
+                        Txid::from_display_hex(&shown).unwrap(),
+                        empty_transaction().txid()
+                    );
                 }
                 Some("addInput") if exp["sequence"].is_u64() => {
                     // ts-sdk defaults an omitted sequence to final; ours is spelled out.
-                    assert_eq!(u64::from(SEQUENCE_FINAL), exp["sequence"].as_u64().unwrap(), "{id}");
+                    assert_eq!(
+                        u64::from(SEQUENCE_FINAL),
+                        exp["sequence"].as_u64().unwrap(),
+                        "{id}"
+                    );
                 }
                 Some("getFee_no_source") => {
                     // A fee (EF) needs every spent output: without the source it is an error.
-                    let spent = Outpoint::new(txid(&inp["source_txid"]), inp["source_output_index"].as_u64().unwrap() as u32);
+                    let spent = Outpoint::new(
+                        txid(&inp["source_txid"]),
+                        inp["source_output_index"].as_u64().unwrap() as u32,
+                    );
                     let mut b = Beef::new(BeefVersion::V2);
                     let tx = Transaction {
-                        inputs: vec![TxIn { prev_out: spent, unlocking_script: Script::default(), sequence: SEQUENCE_FINAL }],
-                        outputs: vec![TxOut { satoshis: 1, locking_script: Script::default() }],
+                        inputs: vec![TxIn {
+                            prev_out: spent,
+                            unlocking_script: Script::default(),
+                            sequence: SEQUENCE_FINAL,
+                        }],
+                        outputs: vec![TxOut {
+                            satoshis: 1,
+                            locking_script: Script::default(),
+                        }],
                         ..empty_transaction()
                     };
                     let t = b.add_transaction(tx);
                     assert_eq!(
                         b.ef_of(&t),
-                        Err(BeefError::SourceMissing { txid: t, input: 0, parent: spent.txid, vout: spent.vout }),
+                        Err(BeefError::SourceMissing {
+                            txid: t,
+                            input: 0,
+                            parent: spent.txid,
+                            vout: spent.vout
+                        }),
                         "{id}"
                     );
                 }
                 Some(op) => {
                     // addInput without a source outpoint, addOutput with negative
                     // satoshis, ...: TxIn requires an Outpoint and satoshis are u64.
-                    assert_eq!(exp["throws"].as_bool(), Some(true), "{id}: operation {op} is neither data nor a rejected call");
+                    assert_eq!(
+                        exp["throws"].as_bool(),
+                        Some(true),
+                        "{id}: operation {op} is neither data nor a rejected call"
+                    );
                     not_applicable.push(format!("{id} ({op})"));
                 }
                 None => panic!("{id}: unrecognised vector shape {v}"),
             }
         }
     }
-    eprintln!("serialization: {} vectors; ruled out by the type system: {not_applicable:?}", vectors.len());
+    eprintln!(
+        "serialization: {} vectors; ruled out by the type system: {not_applicable:?}",
+        vectors.len()
+    );
 }

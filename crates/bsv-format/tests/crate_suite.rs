@@ -31,7 +31,12 @@ struct OwnRoots(Vec<(u32, Hash256)>);
 
 impl OwnRoots {
     fn of(beef: &Beef) -> Self {
-        OwnRoots(beef.bumps().iter().map(|b| (b.block_height(), b.root())).collect())
+        OwnRoots(
+            beef.bumps()
+                .iter()
+                .map(|b| (b.block_height(), b.root()))
+                .collect(),
+        )
     }
 }
 
@@ -45,7 +50,12 @@ impl ChainTracker for OwnRoots {
 }
 
 fn structure(allow_txid_only: bool) -> VerifyOptions {
-    VerifyOptions { check_scripts: false, allow_txid_only, eras: ScriptEras::ALWAYS_ACTIVE, ..VerifyOptions::default() }
+    VerifyOptions {
+        check_scripts: false,
+        allow_txid_only,
+        eras: ScriptEras::ALWAYS_ACTIVE,
+        ..VerifyOptions::default()
+    }
 }
 
 fn structurally_valid(b: &Beef) -> Result<(), VerifyError> {
@@ -67,22 +77,48 @@ fn check_closure_file(file: &str) -> usize {
         let id = v["id"].as_str().unwrap();
         let input = beef(&v["input_beef_hex"]);
         let subject = txid(&v["subject_txid"]);
-        let atomic = input.to_atomic(&subject).unwrap_or_else(|e| panic!("{id}: {e}"));
-        assert_eq!(atomic.to_hex(), v["expected_atomic_hex"].as_str().unwrap(), "{id}: Atomic BEEF bytes");
+        let atomic = input
+            .to_atomic(&subject)
+            .unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert_eq!(
+            atomic.to_hex(),
+            v["expected_atomic_hex"].as_str().unwrap(),
+            "{id}: Atomic BEEF bytes"
+        );
         let expected = beef(&v["expected_atomic_hex"]);
         let verdict = &v["expected_verdict"];
-        assert_eq!(expected.subject() == Some(subject), verdict["is_atomic"].as_bool().unwrap(), "{id}: is_atomic");
-        assert_eq!(expected.bumps().len() as u64, verdict["bump_count"].as_u64().unwrap(), "{id}: bump count");
-        assert_eq!(expected.len() as u64, verdict["tx_count"].as_u64().unwrap(), "{id}: tx count");
+        assert_eq!(
+            expected.subject() == Some(subject),
+            verdict["is_atomic"].as_bool().unwrap(),
+            "{id}: is_atomic"
+        );
+        assert_eq!(
+            expected.bumps().len() as u64,
+            verdict["bump_count"].as_u64().unwrap(),
+            "{id}: bump count"
+        );
+        assert_eq!(
+            expected.len() as u64,
+            verdict["tx_count"].as_u64().unwrap(),
+            "{id}: tx count"
+        );
         let valid = structurally_valid(&expected);
-        assert_eq!(valid.is_ok(), verdict["verify_valid"].as_bool().unwrap(), "{id}: verdict {valid:?}");
+        assert_eq!(
+            valid.is_ok(),
+            verdict["verify_valid"].as_bool().unwrap(),
+            "{id}: verdict {valid:?}"
+        );
         if let Some(route) = v.get("graph_route") {
             // The same closure assembled by merging per-transaction pieces.
             if route["matches_expected"].as_bool() == Some(true) {
                 let mut rebuilt = Beef::new(expected.version());
                 rebuilt.merge(expected.clone());
                 let rebuilt = rebuilt.to_atomic(&subject).unwrap();
-                assert_eq!(rebuilt.to_hex(), v["expected_atomic_hex"].as_str().unwrap(), "{id}: graph route");
+                assert_eq!(
+                    rebuilt.to_hex(),
+                    v["expected_atomic_hex"].as_str().unwrap(),
+                    "{id}: graph route"
+                );
             }
         }
     }
@@ -108,15 +144,35 @@ fn sort_order() {
         let id = v["id"].as_str().unwrap();
         let mut b = beef(&v["input_beef_hex"]);
         b.sort();
-        assert_eq!(b.to_hex(), v["expected_serialized_hex_after_sort"].as_str().unwrap(), "{id}: bytes after sort");
+        assert_eq!(
+            b.to_hex(),
+            v["expected_serialized_hex_after_sort"].as_str().unwrap(),
+            "{id}: bytes after sort"
+        );
         let result = &v["sort_result"];
-        let txid_only: Vec<Txid> = b.txs().iter().filter(|t| t.is_txid_only()).map(|t| t.txid()).collect();
-        let expected_txid_only: Vec<Txid> = result["txidOnly"].as_array().unwrap().iter().map(txid).collect();
+        let txid_only: Vec<Txid> = b
+            .txs()
+            .iter()
+            .filter(|t| t.is_txid_only())
+            .map(|t| t.txid())
+            .collect();
+        let expected_txid_only: Vec<Txid> = result["txidOnly"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(txid)
+            .collect();
         assert_eq!(txid_only, expected_txid_only, "{id}: txid-only partition");
-        let unsortable = !result["missingInputs"].as_array().unwrap().is_empty() || !result["notValid"].as_array().unwrap().is_empty();
+        let unsortable = !result["missingInputs"].as_array().unwrap().is_empty()
+            || !result["notValid"].as_array().unwrap().is_empty();
         if !unsortable {
             assert_eq!(b.order_violation(), None, "{id}: parents first after sort");
-            let valid: BTreeSet<Txid> = result["valid"].as_array().unwrap().iter().map(txid).collect();
+            let valid: BTreeSet<Txid> = result["valid"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(txid)
+                .collect();
             let ours: BTreeSet<Txid> = b.txs().iter().map(|t| t.txid()).collect();
             assert_eq!(ours, valid, "{id}: every transaction sortable");
         }
@@ -134,11 +190,23 @@ struct Shape {
 
 fn shape(b: &Beef) -> Shape {
     Shape {
-        bumps: b.bumps().iter().map(|p| (p.block_height(), p.root(), p.client_txids().collect())).collect(),
+        bumps: b
+            .bumps()
+            .iter()
+            .map(|p| (p.block_height(), p.root(), p.client_txids().collect()))
+            .collect(),
         txs: b
             .txs()
             .iter()
-            .map(|t| (t.txid(), t.is_txid_only(), t.bump_index().and_then(|i| b.bumps().get(i)).map(|p| p.block_height())))
+            .map(|t| {
+                (
+                    t.txid(),
+                    t.is_txid_only(),
+                    t.bump_index()
+                        .and_then(|i| b.bumps().get(i))
+                        .map(|p| p.block_height()),
+                )
+            })
             .collect(),
     }
 }
@@ -154,10 +222,22 @@ fn merge() {
         assert_eq!(shape(&merged), shape(&expected), "{id}: merged content");
         assert_eq!(merged.order_violation(), None, "{id}: parents first");
         let verdict = &v["merged_verdict"];
-        assert_eq!(merged.bumps().len() as u64, verdict["bump_count"].as_u64().unwrap(), "{id}: bump count");
-        assert_eq!(merged.len() as u64, verdict["tx_count"].as_u64().unwrap(), "{id}: tx count");
+        assert_eq!(
+            merged.bumps().len() as u64,
+            verdict["bump_count"].as_u64().unwrap(),
+            "{id}: bump count"
+        );
+        assert_eq!(
+            merged.len() as u64,
+            verdict["tx_count"].as_u64().unwrap(),
+            "{id}: tx count"
+        );
         let valid = structurally_valid(&merged);
-        assert_eq!(valid.is_ok(), verdict["verify_valid"].as_bool().unwrap(), "{id}: verdict {valid:?}");
+        assert_eq!(
+            valid.is_ok(),
+            verdict["verify_valid"].as_bool().unwrap(),
+            "{id}: verdict {valid:?}"
+        );
         if merged.to_bytes() != expected.to_bytes() {
             eprintln!("{id}: same content, different layout than @bsv/sdk 2.3.1");
         }
@@ -167,17 +247,44 @@ fn merge() {
 
 /// Whether our rejection is the fault the crate's rule name describes.
 fn matches_rule(rule: &str, outcome: &Result<(), Rejection>) -> Option<bool> {
-    let Err(rejection) = outcome else { return Some(false) };
+    let Err(rejection) = outcome else {
+        return Some(false);
+    };
     let hit = match rule {
-        "missing-input" => matches!(rejection, Rejection::Verify(VerifyError::MissingInput { .. })),
-        "bump-leaf-mismatch" => matches!(rejection, Rejection::Decode(BeefError::BumpLeafMissing { .. })),
-        "v1-cannot-express-txid-only" => matches!(rejection, Rejection::Decode(BeefError::Parse(_))),
-        "conflicting-roots-same-height" => matches!(rejection, Rejection::Verify(VerifyError::ConflictingRoots { .. })),
-        "atomic-subject-missing" => matches!(rejection, Rejection::Verify(VerifyError::SubjectMissing { .. })),
-        "atomic-unrelated-tx" | "atomic-extra-tx" => matches!(rejection, Rejection::Verify(VerifyError::OutsideClosure { .. })),
-        "duplicate-txid" => matches!(rejection, Rejection::Verify(VerifyError::DuplicateTxid { .. })),
-        "trailing-bytes" => matches!(rejection, Rejection::Decode(BeefError::Parse(p)) if p.kind == ParseErrorKind::TrailingBytes),
-        "wrong-order" | "parent-after-child" => matches!(rejection, Rejection::Verify(VerifyError::ParentAfterChild { .. })),
+        "missing-input" => matches!(
+            rejection,
+            Rejection::Verify(VerifyError::MissingInput { .. })
+        ),
+        "bump-leaf-mismatch" => matches!(
+            rejection,
+            Rejection::Decode(BeefError::BumpLeafMissing { .. })
+        ),
+        "v1-cannot-express-txid-only" => {
+            matches!(rejection, Rejection::Decode(BeefError::Parse(_)))
+        }
+        "conflicting-roots-same-height" => matches!(
+            rejection,
+            Rejection::Verify(VerifyError::ConflictingRoots { .. })
+        ),
+        "atomic-subject-missing" => matches!(
+            rejection,
+            Rejection::Verify(VerifyError::SubjectMissing { .. })
+        ),
+        "atomic-unrelated-tx" | "atomic-extra-tx" => matches!(
+            rejection,
+            Rejection::Verify(VerifyError::OutsideClosure { .. })
+        ),
+        "duplicate-txid" => matches!(
+            rejection,
+            Rejection::Verify(VerifyError::DuplicateTxid { .. })
+        ),
+        "trailing-bytes" => {
+            matches!(rejection, Rejection::Decode(BeefError::Parse(p)) if p.kind == ParseErrorKind::TrailingBytes)
+        }
+        "wrong-order" | "parent-after-child" => matches!(
+            rejection,
+            Rejection::Verify(VerifyError::ParentAfterChild { .. })
+        ),
         _ => return None,
     };
     Some(hit)

@@ -35,7 +35,9 @@ fn cases() -> Vec<Case> {
 fn source_output(input: &Value) -> TxOut {
     TxOut {
         satoshis: input["source_satoshis"].as_u64().unwrap(),
-        locking_script: Script::from_bytes(hex::decode(input["source_locking_script_hex"].as_str().unwrap()).unwrap()),
+        locking_script: Script::from_bytes(
+            hex::decode(input["source_locking_script_hex"].as_str().unwrap()).unwrap(),
+        ),
     }
 }
 
@@ -49,10 +51,30 @@ fn decoding_ef_gives_the_raw_transaction_txid_and_sources() {
         assert_eq!(ef.source_outputs.len(), c.inputs.len(), "{}", c.id);
         for (i, want) in c.inputs.iter().enumerate() {
             let input = &ef.tx.inputs[i];
-            assert_eq!(input.prev_out.txid.to_string(), want["source_txid"].as_str().unwrap(), "{} input {i}", c.id);
-            assert_eq!(u64::from(input.prev_out.vout), want["source_output_index"].as_u64().unwrap(), "{} input {i}", c.id);
-            assert_eq!(u64::from(input.sequence), want["sequence"].as_u64().unwrap(), "{} input {i}", c.id);
-            assert_eq!(ef.source_outputs[i], source_output(want), "{} input {i}", c.id);
+            assert_eq!(
+                input.prev_out.txid.to_string(),
+                want["source_txid"].as_str().unwrap(),
+                "{} input {i}",
+                c.id
+            );
+            assert_eq!(
+                u64::from(input.prev_out.vout),
+                want["source_output_index"].as_u64().unwrap(),
+                "{} input {i}",
+                c.id
+            );
+            assert_eq!(
+                u64::from(input.sequence),
+                want["sequence"].as_u64().unwrap(),
+                "{} input {i}",
+                c.id
+            );
+            assert_eq!(
+                ef.source_outputs[i],
+                source_output(want),
+                "{} input {i}",
+                c.id
+            );
         }
         // Streaming txid equals the txid of the re-serialized raw form.
         let mut r = Reader::new(&c.ef);
@@ -88,8 +110,18 @@ fn each_decoder_names_the_other_format() {
             "{}",
             c.id
         );
-        assert_eq!(Transaction::from_bytes(&c.ef).unwrap_err().kind, ParseErrorKind::UnexpectedExtendedFormat, "{}", c.id);
-        assert_eq!(Transaction::from_bytes(&c.ef).unwrap_err().offset, 4, "{}", c.id);
+        assert_eq!(
+            Transaction::from_bytes(&c.ef).unwrap_err().kind,
+            ParseErrorKind::UnexpectedExtendedFormat,
+            "{}",
+            c.id
+        );
+        assert_eq!(
+            Transaction::from_bytes(&c.ef).unwrap_err().offset,
+            4,
+            "{}",
+            c.id
+        );
     }
 }
 
@@ -97,19 +129,32 @@ fn each_decoder_names_the_other_format() {
 fn every_truncation_is_an_error_and_trailing_bytes_are_refused() {
     for c in cases() {
         for len in 0..c.ef.len() {
-            let err = EfTransaction::from_bytes(&c.ef[..len]).expect_err("truncated EF must not decode");
+            let err =
+                EfTransaction::from_bytes(&c.ef[..len]).expect_err("truncated EF must not decode");
             assert!(
-                matches!(err.kind, ParseErrorKind::UnexpectedEnd | ParseErrorKind::CountTooLarge),
+                matches!(
+                    err.kind,
+                    ParseErrorKind::UnexpectedEnd | ParseErrorKind::CountTooLarge
+                ),
                 "{} truncated to {len}: {err}",
                 c.id
             );
-            assert!(err.offset <= len, "{} truncated to {len}: offset {}", c.id, err.offset);
+            assert!(
+                err.offset <= len,
+                "{} truncated to {len}: offset {}",
+                c.id,
+                err.offset
+            );
         }
         let mut long = c.ef.clone();
         long.push(0);
         assert_eq!(
             EfTransaction::from_bytes(&long).unwrap_err(),
-            ParseError::new(c.ef.len(), ParseErrorKind::TrailingBytes, "end of EF transaction"),
+            ParseError::new(
+                c.ef.len(),
+                ParseErrorKind::TrailingBytes,
+                "end of EF transaction"
+            ),
             "{}",
             c.id
         );
@@ -126,9 +171,24 @@ fn a_source_count_mismatch_is_refused() {
     let tx = Transaction::from_bytes(&c.raw).unwrap();
     let n = tx.inputs.len();
     let mut sources: Vec<TxOut> = c.inputs.iter().map(source_output).collect();
-    sources.push(TxOut { satoshis: 1, locking_script: Script::default() });
-    assert_eq!(EfTransaction::new(tx.clone(), sources), Err(EfError::SourceCountMismatch { inputs: n, source_outputs: n + 1 }));
-    assert_eq!(EfTransaction::new(tx, vec![]), Err(EfError::SourceCountMismatch { inputs: n, source_outputs: 0 }));
+    sources.push(TxOut {
+        satoshis: 1,
+        locking_script: Script::default(),
+    });
+    assert_eq!(
+        EfTransaction::new(tx.clone(), sources),
+        Err(EfError::SourceCountMismatch {
+            inputs: n,
+            source_outputs: n + 1
+        })
+    );
+    assert_eq!(
+        EfTransaction::new(tx, vec![]),
+        Err(EfError::SourceCountMismatch {
+            inputs: n,
+            source_outputs: 0
+        })
+    );
 }
 
 mod properties {
@@ -141,21 +201,57 @@ mod properties {
     }
 
     fn ef_tx() -> impl Strategy<Value = EfTransaction> {
-        let input = (any::<[u8; 32]>(), any::<u32>(), script(), any::<u32>(), any::<u64>(), script());
+        let input = (
+            any::<[u8; 32]>(),
+            any::<u32>(),
+            script(),
+            any::<u32>(),
+            any::<u64>(),
+            script(),
+        );
         let output = (any::<u64>(), script());
-        (any::<u32>(), proptest::collection::vec(input, 0..4), proptest::collection::vec(output, 0..4), any::<u32>())
+        (
+            any::<u32>(),
+            proptest::collection::vec(input, 0..4),
+            proptest::collection::vec(output, 0..4),
+            any::<u32>(),
+        )
             .prop_map(|(version, ins, outs, lock_time)| {
                 let (inputs, sources): (Vec<_>, Vec<_>) = ins
                     .into_iter()
-                    .map(|(txid, vout, unlocking_script, sequence, satoshis, locking_script)| {
-                        (
-                            TxIn { prev_out: Outpoint::new(Txid(txid), vout), unlocking_script, sequence },
-                            TxOut { satoshis, locking_script },
-                        )
-                    })
+                    .map(
+                        |(txid, vout, unlocking_script, sequence, satoshis, locking_script)| {
+                            (
+                                TxIn {
+                                    prev_out: Outpoint::new(Txid(txid), vout),
+                                    unlocking_script,
+                                    sequence,
+                                },
+                                TxOut {
+                                    satoshis,
+                                    locking_script,
+                                },
+                            )
+                        },
+                    )
                     .unzip();
-                let outputs = outs.into_iter().map(|(satoshis, locking_script)| TxOut { satoshis, locking_script }).collect();
-                EfTransaction::new(Transaction { version, inputs, outputs, lock_time }, sources).unwrap()
+                let outputs = outs
+                    .into_iter()
+                    .map(|(satoshis, locking_script)| TxOut {
+                        satoshis,
+                        locking_script,
+                    })
+                    .collect();
+                EfTransaction::new(
+                    Transaction {
+                        version,
+                        inputs,
+                        outputs,
+                        lock_time,
+                    },
+                    sources,
+                )
+                .unwrap()
             })
     }
 

@@ -8,7 +8,6 @@
 //! `flags u32le | tx_version u32le | amount u64le | unlocking_len u16le |
 //! unlocking | locking`, run in the node's script-test transaction pair.
 
-
 use bsv_format::beef::{Beef, BeefError};
 use bsv_format::bump::{BumpError, MerklePath, NodeValue};
 use bsv_format::codec::{ParseError, ParseErrorKind};
@@ -67,7 +66,6 @@ fn run_script_case(hex_input: &str) -> Result<(), ScriptError> {
     verify_script(&unlocking, &locking, flags, &ctx)
 }
 
-
 /// `script` target, 2026-11-29, 855 bytes, after ~500,000 executions: a
 /// post-Chronicle UTXO (flags `UTXO_AFTER_GENESIS | UTXO_AFTER_CHRONICLE`),
 /// spending tx version `0x5c000100` (> 1, so the unlocking script need not be
@@ -83,7 +81,10 @@ fn run_script_case(hex_input: &str) -> Result<(), ScriptError> {
 /// here the verdict is asserted.
 #[test]
 fn fuzz_script_timeout_big_number_multiplication() {
-    assert_eq!(run_script_case(TIMEOUT_5A5BBA56), Err(ScriptError::WorkBudgetExceeded));
+    assert_eq!(
+        run_script_case(TIMEOUT_5A5BBA56),
+        Err(ScriptError::WorkBudgetExceeded)
+    );
 }
 
 /// The same finding, built by hand and shorter: a 75-byte number squared

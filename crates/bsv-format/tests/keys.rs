@@ -8,9 +8,9 @@
 
 use bsv_format::hash::sha256;
 use bsv_format::keys::{
-    base58check_decode, base58check_encode, decode_p2pkh_address, is_compressed_or_uncompressed_pubkey,
-    is_compressed_pubkey, is_low_s, is_strict_der, p2pkh_address, verify_ecdsa, KeyError, Network, PrivateKey,
-    PublicKey, Wif,
+    base58check_decode, base58check_encode, decode_p2pkh_address,
+    is_compressed_or_uncompressed_pubkey, is_compressed_pubkey, is_low_s, is_strict_der,
+    p2pkh_address, verify_ecdsa, KeyError, Network, PrivateKey, PublicKey, Wif,
 };
 
 struct KeyVector {
@@ -95,11 +95,26 @@ fn wif_decodes_to_the_known_key_network_and_flag_and_round_trips() {
             (v.wif_test_u, Network::Testnet, false),
         ] {
             let wif = PrivateKey::from_wif(text).unwrap();
-            assert_eq!(wif, Wif { key, network, compressed }, "{text}");
+            assert_eq!(
+                wif,
+                Wif {
+                    key,
+                    network,
+                    compressed
+                },
+                "{text}"
+            );
             assert_eq!(hex::encode(wif.key.to_bytes()), v.scalar);
             assert_eq!(wif.encode(), text);
             let sec = wif.public_key_sec();
-            assert_eq!(hex::encode(&sec), if compressed { v.compressed } else { v.uncompressed });
+            assert_eq!(
+                hex::encode(&sec),
+                if compressed {
+                    v.compressed
+                } else {
+                    v.uncompressed
+                }
+            );
         }
         assert_eq!(key.to_wif(Network::Mainnet), v.wif_main_c);
         assert_eq!(key.to_wif(Network::Testnet), v.wif_test_c);
@@ -117,29 +132,56 @@ fn public_keys_hashes_and_addresses_match_independent_values() {
         assert_eq!(hex::encode(pk.hash160()), v.hash160_compressed);
         assert_eq!(pk.address(Network::Mainnet), v.addr_main_c);
         assert_eq!(pk.address(Network::Testnet), v.addr_test_c);
-        let hu: [u8; 20] = hex::decode(v.hash160_uncompressed).unwrap().try_into().unwrap();
+        let hu: [u8; 20] = hex::decode(v.hash160_uncompressed)
+            .unwrap()
+            .try_into()
+            .unwrap();
         assert_eq!(p2pkh_address(&hu, Network::Mainnet), v.addr_main_u);
         assert_eq!(p2pkh_address(&hu, Network::Testnet), v.addr_test_u);
         // Both SEC forms parse to the same point.
-        assert_eq!(PublicKey::from_sec(&hex::decode(v.compressed).unwrap()).unwrap(), pk);
-        assert_eq!(PublicKey::from_sec(&hex::decode(v.uncompressed).unwrap()).unwrap(), pk);
+        assert_eq!(
+            PublicKey::from_sec(&hex::decode(v.compressed).unwrap()).unwrap(),
+            pk
+        );
+        assert_eq!(
+            PublicKey::from_sec(&hex::decode(v.uncompressed).unwrap()).unwrap(),
+            pk
+        );
         // Addresses decode back.
-        assert_eq!(decode_p2pkh_address(v.addr_main_c).unwrap(), (pk.hash160(), Network::Mainnet));
-        assert_eq!(decode_p2pkh_address(v.addr_test_u).unwrap(), (hu, Network::Testnet));
+        assert_eq!(
+            decode_p2pkh_address(v.addr_main_c).unwrap(),
+            (pk.hash160(), Network::Mainnet)
+        );
+        assert_eq!(
+            decode_p2pkh_address(v.addr_test_u).unwrap(),
+            (hu, Network::Testnet)
+        );
     }
 }
 
 #[test]
 fn private_key_range_is_checked() {
-    assert_eq!(PrivateKey::from_bytes(&[0u8; 32]), Err(KeyError::InvalidScalar));
-    assert_eq!(PrivateKey::from_bytes(&arr32(N)), Err(KeyError::InvalidScalar));
-    assert_eq!(PrivateKey::from_bytes(&[0xff; 32]), Err(KeyError::InvalidScalar));
+    assert_eq!(
+        PrivateKey::from_bytes(&[0u8; 32]),
+        Err(KeyError::InvalidScalar)
+    );
+    assert_eq!(
+        PrivateKey::from_bytes(&arr32(N)),
+        Err(KeyError::InvalidScalar)
+    );
+    assert_eq!(
+        PrivateKey::from_bytes(&[0xff; 32]),
+        Err(KeyError::InvalidScalar)
+    );
     assert!(PrivateKey::from_bytes(&arr32(VECTORS[2].scalar)).is_ok());
     // A WIF carrying the scalar n is rejected after its checksum checks out.
     let mut payload = vec![0x80];
     payload.extend_from_slice(&arr32(N));
     payload.push(1);
-    assert_eq!(PrivateKey::from_wif(&base58check_encode(&payload)), Err(KeyError::InvalidScalar));
+    assert_eq!(
+        PrivateKey::from_wif(&base58check_encode(&payload)),
+        Err(KeyError::InvalidScalar)
+    );
     // The secret never appears in Debug output.
     let key = PrivateKey::from_bytes(&arr32(VECTORS[1].scalar)).unwrap();
     assert!(!format!("{key:?}").contains("1111"));
@@ -160,19 +202,43 @@ fn wif_errors_name_the_fault() {
     bad.push(if good.ends_with('p') { 'q' } else { 'p' });
     assert_eq!(PrivateKey::from_wif(&bad), Err(KeyError::BadChecksum));
     // Wrong prefix.
-    assert_eq!(PrivateKey::from_wif(&wif_with(0x81, &[1])), Err(KeyError::UnknownPrefix { prefix: 0x81 }));
-    assert_eq!(PrivateKey::from_wif(&wif_with(0x00, &[])), Err(KeyError::UnknownPrefix { prefix: 0x00 }));
+    assert_eq!(
+        PrivateKey::from_wif(&wif_with(0x81, &[1])),
+        Err(KeyError::UnknownPrefix { prefix: 0x81 })
+    );
+    assert_eq!(
+        PrivateKey::from_wif(&wif_with(0x00, &[])),
+        Err(KeyError::UnknownPrefix { prefix: 0x00 })
+    );
     // Wrong compression flag.
-    assert_eq!(PrivateKey::from_wif(&wif_with(0x80, &[2])), Err(KeyError::BadCompressionFlag { flag: 2 }));
+    assert_eq!(
+        PrivateKey::from_wif(&wif_with(0x80, &[2])),
+        Err(KeyError::BadCompressionFlag { flag: 2 })
+    );
     // Wrong lengths: 31-byte key, 35-byte payload, empty payload.
     let mut short = vec![0x80];
     short.extend_from_slice(&scalar[..31]);
-    assert_eq!(PrivateKey::from_wif(&base58check_encode(&short)), Err(KeyError::WrongLength { len: 32 }));
-    assert_eq!(PrivateKey::from_wif(&wif_with(0x80, &[1, 1])), Err(KeyError::WrongLength { len: 35 }));
-    assert_eq!(PrivateKey::from_wif(&base58check_encode(&[])), Err(KeyError::WrongLength { len: 0 }));
+    assert_eq!(
+        PrivateKey::from_wif(&base58check_encode(&short)),
+        Err(KeyError::WrongLength { len: 32 })
+    );
+    assert_eq!(
+        PrivateKey::from_wif(&wif_with(0x80, &[1, 1])),
+        Err(KeyError::WrongLength { len: 35 })
+    );
+    assert_eq!(
+        PrivateKey::from_wif(&base58check_encode(&[])),
+        Err(KeyError::WrongLength { len: 0 })
+    );
     // Not Base58 at all.
-    assert_eq!(PrivateKey::from_wif("KwDiBf89Qg0bj"), Err(KeyError::InvalidBase58Char { offset: 10 }));
-    assert_eq!(PrivateKey::from_wif(""), Err(KeyError::WrongLength { len: 0 }));
+    assert_eq!(
+        PrivateKey::from_wif("KwDiBf89Qg0bj"),
+        Err(KeyError::InvalidBase58Char { offset: 10 })
+    );
+    assert_eq!(
+        PrivateKey::from_wif(""),
+        Err(KeyError::WrongLength { len: 0 })
+    );
 }
 
 #[test]
@@ -180,13 +246,22 @@ fn address_errors_name_the_fault() {
     let h = [7u8; 20];
     let mut p = vec![0x05];
     p.extend_from_slice(&h);
-    assert_eq!(decode_p2pkh_address(&base58check_encode(&p)), Err(KeyError::UnknownPrefix { prefix: 0x05 }));
-    assert_eq!(decode_p2pkh_address(&base58check_encode(&p[..20])), Err(KeyError::WrongLength { len: 20 }));
+    assert_eq!(
+        decode_p2pkh_address(&base58check_encode(&p)),
+        Err(KeyError::UnknownPrefix { prefix: 0x05 })
+    );
+    assert_eq!(
+        decode_p2pkh_address(&base58check_encode(&p[..20])),
+        Err(KeyError::WrongLength { len: 20 })
+    );
     let good = p2pkh_address(&h, Network::Mainnet);
     let mut bad = good.clone().into_bytes();
     let last = bad.len() - 1;
     bad[last] = if bad[last] == b'z' { b'y' } else { b'z' };
-    assert_eq!(decode_p2pkh_address(std::str::from_utf8(&bad).unwrap()), Err(KeyError::BadChecksum));
+    assert_eq!(
+        decode_p2pkh_address(std::str::from_utf8(&bad).unwrap()),
+        Err(KeyError::BadChecksum)
+    );
     assert_eq!(base58check_decode(&good).unwrap(), {
         let mut q = vec![0];
         q.extend_from_slice(&h);
@@ -200,8 +275,14 @@ fn public_key_parsing_rejects_hybrid_bad_lengths_and_off_curve_points() {
     let unc = hex::decode(v.uncompressed).unwrap();
     let mut hybrid = unc.clone();
     hybrid[0] = 0x06; // y of G is even
-    assert_eq!(PublicKey::from_sec(&hybrid), Err(KeyError::InvalidPublicKey));
-    assert_eq!(PublicKey::from_sec(&unc[..33]), Err(KeyError::InvalidPublicKey));
+    assert_eq!(
+        PublicKey::from_sec(&hybrid),
+        Err(KeyError::InvalidPublicKey)
+    );
+    assert_eq!(
+        PublicKey::from_sec(&unc[..33]),
+        Err(KeyError::InvalidPublicKey)
+    );
     assert_eq!(PublicKey::from_sec(&[]), Err(KeyError::InvalidPublicKey));
     let mut comp = hex::decode(v.compressed).unwrap();
     comp.push(0);
@@ -291,12 +372,24 @@ fn signing_is_rfc6979_deterministic_low_s_strict_der() {
         with_type.push(0x41);
         assert!(is_strict_der(&with_type));
         assert!(is_low_s(&with_type), "low-S");
-        assert!(verify_ecdsa(&digest, &sig, &key.public_key().to_compressed()));
-        assert!(verify_ecdsa(&digest, &sig, &key.public_key().to_uncompressed()));
+        assert!(verify_ecdsa(
+            &digest,
+            &sig,
+            &key.public_key().to_compressed()
+        ));
+        assert!(verify_ecdsa(
+            &digest,
+            &sig,
+            &key.public_key().to_uncompressed()
+        ));
         assert!(key.public_key().verify_digest(&digest, &sig));
         let mut other = digest;
         other[0] ^= 1;
-        assert!(!verify_ecdsa(&other, &sig, &key.public_key().to_compressed()));
+        assert!(!verify_ecdsa(
+            &other,
+            &sig,
+            &key.public_key().to_compressed()
+        ));
     }
 }
 
@@ -354,12 +447,18 @@ fn verify_follows_the_node_high_s_lax_der_and_hybrid_keys() {
     assert!(!verify_ecdsa(&digest, &sig, &[]));
     assert!(!verify_ecdsa(&digest, &sig, &pk.to_compressed()[..32]));
     assert!(!verify_ecdsa(&digest, &sig, &unc[..33]));
-    assert!(!verify_ecdsa(&digest, &sig[..sig.len() - 1], &pk.to_compressed()));
+    assert!(!verify_ecdsa(
+        &digest,
+        &sig[..sig.len() - 1],
+        &pk.to_compressed()
+    ));
     assert!(!verify_ecdsa(&digest, &[0x30], &pk.to_compressed()));
     assert!(!is_low_s(&[]));
     assert!(!is_low_s(&[0x41]));
     // Another key's public key does not verify.
-    let other = PrivateKey::from_bytes(&arr32(VECTORS[0].scalar)).unwrap().public_key();
+    let other = PrivateKey::from_bytes(&arr32(VECTORS[0].scalar))
+        .unwrap()
+        .public_key();
     assert!(!verify_ecdsa(&digest, &sig, &other.to_compressed()));
 }
 
@@ -387,15 +486,29 @@ fn strict_der_rejects_each_bip66_violation() {
     assert!(!is_strict_der(&[0x30; 74]));
     assert!(!is_strict_der(&[]));
     // Zero-length R and S; padded R.
-    assert!(!is_strict_der(&hex::decode("3006020002020101_01".replace('_', "")).unwrap()));
-    assert!(!is_strict_der(&hex::decode("3006020101020001_01".replace('_', "")).unwrap()));
-    assert!(!is_strict_der(&hex::decode("300702020001020101_01".replace('_', "")).unwrap()));
-    assert!(!is_strict_der(&hex::decode("300702010102020001_01".replace('_', "")).unwrap()));
+    assert!(!is_strict_der(
+        &hex::decode("3006020002020101_01".replace('_', "")).unwrap()
+    ));
+    assert!(!is_strict_der(
+        &hex::decode("3006020101020001_01".replace('_', "")).unwrap()
+    ));
+    assert!(!is_strict_der(
+        &hex::decode("300702020001020101_01".replace('_', "")).unwrap()
+    ));
+    assert!(!is_strict_der(
+        &hex::decode("300702010102020001_01".replace('_', "")).unwrap()
+    ));
     // Minimal valid shapes: R = 1, S = 1; R = 0x0080 (padding needed).
-    assert!(is_strict_der(&hex::decode("3006020101020101_01".replace('_', "")).unwrap()));
-    assert!(is_strict_der(&hex::decode("300702020080020101_01".replace('_', "")).unwrap()));
+    assert!(is_strict_der(
+        &hex::decode("3006020101020101_01".replace('_', "")).unwrap()
+    ));
+    assert!(is_strict_der(
+        &hex::decode("300702020080020101_01".replace('_', "")).unwrap()
+    ));
     // R length pointing past the end.
-    assert!(!is_strict_der(&hex::decode("30060250010201010101".replace('_', "")).unwrap()));
+    assert!(!is_strict_der(
+        &hex::decode("30060250010201010101".replace('_', "")).unwrap()
+    ));
 }
 
 #[test]

@@ -38,8 +38,10 @@ use bsv_format::tx::{Outpoint, Transaction, TxIn, TxOut, SEQUENCE_FINAL};
 use bsv_format::{Script, Txid};
 use serde_json::Value;
 
-const FILES: [(&str, bool); 2] =
-    [("script/script_tests_bitcoin-sv.json", true), ("script/script_tests_teranode.json", false)];
+const FILES: [(&str, bool); 2] = [
+    ("script/script_tests_bitcoin-sv.json", true),
+    ("script/script_tests_teranode.json", false),
+];
 
 /// One data row, parsed.
 struct Case {
@@ -56,9 +58,15 @@ struct Case {
 /// `f64` after rounding to whole satoshis.
 fn satoshis_from_bsv(v: &Value) -> u64 {
     let bsv = v.as_f64().unwrap_or_else(|| panic!("bad amount {v}"));
-    assert!(bsv.is_finite() && (0.0..=21e6).contains(&bsv), "amount out of range: {v}");
+    assert!(
+        bsv.is_finite() && (0.0..=21e6).contains(&bsv),
+        "amount out of range: {v}"
+    );
     let sats = (bsv * 1e8).round();
-    assert!(((sats / 1e8) - bsv).abs() < 1e-9, "more than 8 decimals: {v}");
+    assert!(
+        ((sats / 1e8) - bsv).abs() < 1e-9,
+        "more than 8 decimals: {v}"
+    );
     sats as u64
 }
 
@@ -70,10 +78,14 @@ fn parse_row(row: &[Value], has_version: bool, teranode: bool) -> Result<Case, S
         pos = 1;
     }
     let column = |i: usize| -> Result<&str, String> {
-        row.get(i).and_then(Value::as_str).ok_or_else(|| format!("column {i} is not a string"))
+        row.get(i)
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("column {i} is not a string"))
     };
     let version = if has_version {
-        let v: i32 = column(pos)?.parse().map_err(|e| format!("tx_version: {e}"))?;
+        let v: i32 = column(pos)?
+            .parse()
+            .map_err(|e| format!("tx_version: {e}"))?;
         pos += 1;
         v as u32
     } else {
@@ -89,7 +101,14 @@ fn parse_row(row: &[Value], has_version: bool, teranode: bool) -> Result<Case, S
     if teranode && flags.contains(VerifyFlags::SIGPUSHONLY) {
         flags |= VerifyFlags::GENESIS;
     }
-    Ok(Case { amount, version, script_sig, script_pub_key, flags, expected: text(3)?.to_string() })
+    Ok(Case {
+        amount,
+        version,
+        script_sig,
+        script_pub_key,
+        flags,
+        expected: text(3)?.to_string(),
+    })
 }
 
 /// The node test's crediting and spending transactions.
@@ -101,7 +120,10 @@ fn spending_tx(case: &Case) -> Transaction {
             unlocking_script: Script::from_bytes(vec![0x00, 0x00]),
             sequence: SEQUENCE_FINAL,
         }],
-        outputs: vec![TxOut { satoshis: case.amount, locking_script: case.script_pub_key.clone() }],
+        outputs: vec![TxOut {
+            satoshis: case.amount,
+            locking_script: case.script_pub_key.clone(),
+        }],
         lock_time: 0,
     };
     Transaction {
@@ -111,7 +133,10 @@ fn spending_tx(case: &Case) -> Transaction {
             unlocking_script: case.script_sig.clone(),
             sequence: SEQUENCE_FINAL,
         }],
-        outputs: vec![TxOut { satoshis: case.amount, locking_script: Script::default() }],
+        outputs: vec![TxOut {
+            satoshis: case.amount,
+            locking_script: Script::default(),
+        }],
         lock_time: 0,
     }
 }
@@ -123,8 +148,14 @@ fn skip_list() -> BTreeSet<(String, usize)> {
         .map(|l| {
             let mut parts = l.split('\t');
             let file = parts.next().unwrap_or_default().to_string();
-            let row = parts.next().and_then(|r| r.parse().ok()).unwrap_or_else(|| panic!("bad skip line: {l}"));
-            assert!(parts.next().is_some_and(|r| !r.trim().is_empty()), "skip line without a reason: {l}");
+            let row = parts
+                .next()
+                .and_then(|r| r.parse().ok())
+                .unwrap_or_else(|| panic!("bad skip line: {l}"));
+            assert!(
+                parts.next().is_some_and(|r| !r.trim().is_empty()),
+                "skip line without a reason: {l}"
+            );
             (file, row)
         })
         .collect()
@@ -138,10 +169,14 @@ fn every_script_vector_row_gives_the_node_result() {
     for (file, has_version) in FILES {
         let name = file.rsplit('/').next().unwrap_or(file);
         let data = common::load(file);
-        let rows = data.as_array().unwrap_or_else(|| panic!("{file}: not an array"));
+        let rows = data
+            .as_array()
+            .unwrap_or_else(|| panic!("{file}: not an array"));
         let (mut run, mut passed) = (0, 0);
         for (index, row) in rows.iter().enumerate() {
-            let row = row.as_array().unwrap_or_else(|| panic!("{file}[{index}]: not an array"));
+            let row = row
+                .as_array()
+                .unwrap_or_else(|| panic!("{file}[{index}]: not an array"));
             if row.len() == 1 {
                 continue; // comment
             }
@@ -158,28 +193,50 @@ fn every_script_vector_row_gives_the_node_result() {
                 }
             };
             let tx = spending_tx(&case);
-            let ctx = TxContext { tx: &tx, input_index: 0, satoshis: case.amount };
-            let got = match verify_script(&case.script_sig, &case.script_pub_key, case.flags, &ctx) {
+            let ctx = TxContext {
+                tx: &tx,
+                input_index: 0,
+                satoshis: case.amount,
+            };
+            let got = match verify_script(&case.script_sig, &case.script_pub_key, case.flags, &ctx)
+            {
                 Ok(()) => "OK",
-                Err(ScriptError::IllegalChronicle) if !has_version => ScriptError::SigHashType.node_name(),
+                Err(ScriptError::IllegalChronicle) if !has_version => {
+                    ScriptError::SigHashType.node_name()
+                }
                 Err(e) => e.node_name(),
             };
             if got == case.expected {
                 passed += 1;
             } else {
-                failures.push(format!("{name}[{index}]: got {got}, expected {}: {}", case.expected, Value::Array(row.clone())));
+                failures.push(format!(
+                    "{name}[{index}]: got {got}, expected {}: {}",
+                    case.expected,
+                    Value::Array(row.clone())
+                ));
             }
         }
         println!("{name}: {passed}/{run} rows pass");
         assert!(run > 0, "{file}: no rows");
     }
-    assert_eq!(skipped, skips, "the skip list must name exactly the rows skipped");
-    assert!(failures.is_empty(), "{} rows failed:\n{}", failures.len(), failures.join("\n"));
+    assert_eq!(
+        skipped, skips,
+        "the skip list must name exactly the rows skipped"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} rows failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn amounts_are_read_as_fixed_point_bsv() {
-    assert_eq!(satoshis_from_bsv(&serde_json::json!(123450.0)), 12_345_000_000_000);
+    assert_eq!(
+        satoshis_from_bsv(&serde_json::json!(123450.0)),
+        12_345_000_000_000
+    );
     assert_eq!(satoshis_from_bsv(&serde_json::json!(0.00000001)), 1);
     assert_eq!(satoshis_from_bsv(&serde_json::json!(21)), 2_100_000_000);
 }

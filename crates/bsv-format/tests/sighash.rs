@@ -21,8 +21,8 @@
 mod common;
 
 use bsv_format::sighash::{
-    signature_hash, uses_forkid_digest, SighashCache, SIGHASH_ALL, SIGHASH_ANYONECANPAY, SIGHASH_CHRONICLE,
-    SIGHASH_FORKID, SIGHASH_NONE, SIGHASH_ONE, SIGHASH_SINGLE,
+    signature_hash, uses_forkid_digest, SighashCache, SIGHASH_ALL, SIGHASH_ANYONECANPAY,
+    SIGHASH_CHRONICLE, SIGHASH_FORKID, SIGHASH_NONE, SIGHASH_ONE, SIGHASH_SINGLE,
 };
 use bsv_format::tx::{Outpoint, Transaction, TxIn, TxOut};
 use bsv_format::{Script, Txid};
@@ -37,7 +37,9 @@ struct Row {
 
 fn rows(file: &str, columns: usize) -> Vec<Row> {
     let data = common::load(file);
-    let all = data.as_array().unwrap_or_else(|| panic!("{file}: not an array"));
+    let all = data
+        .as_array()
+        .unwrap_or_else(|| panic!("{file}: not an array"));
     let mut out = Vec::new();
     for (i, row) in all.iter().enumerate() {
         let cells = row.as_array().unwrap();
@@ -45,13 +47,23 @@ fn rows(file: &str, columns: usize) -> Vec<Row> {
             continue; // header / comment
         }
         assert_eq!(cells.len(), columns, "{file} row {i}");
-        let tx = Transaction::from_hex(cells[0].as_str().unwrap()).unwrap_or_else(|e| panic!("{file} row {i}: {e}"));
+        let tx = Transaction::from_hex(cells[0].as_str().unwrap())
+            .unwrap_or_else(|e| panic!("{file} row {i}: {e}"));
         let script = hex::decode(cells[1].as_str().unwrap()).unwrap();
         let index = cells[2].as_u64().unwrap() as usize;
         // Signed 32-bit in the file; the node hashes the same 32 bits unsigned.
         let hash_type = cells[3].as_i64().unwrap() as i32 as u32;
-        let expected = cells[4..].iter().map(|v| v.as_str().unwrap().to_string()).collect();
-        out.push(Row { tx, script, index, hash_type, expected });
+        let expected = cells[4..]
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        out.push(Row {
+            tx,
+            script,
+            index,
+            hash_type,
+            expected,
+        });
     }
     out
 }
@@ -81,9 +93,19 @@ fn check_node_file(file: &str, rule: Rule) {
             Rule::PreChronicle => r.hash_type & SIGHASH_FORKID != 0,
         };
         let regular = signature_hash(&r.tx, r.index, &r.script, 0, r.hash_type, use_forkid);
-        assert_eq!(display(regular), r.expected[0], "{file} row {i} regular, type {:#x}", r.hash_type);
+        assert_eq!(
+            display(regular),
+            r.expected[0],
+            "{file} row {i} regular, type {:#x}",
+            r.hash_type
+        );
         let no_forkid = signature_hash(&r.tx, r.index, &r.script, 0, r.hash_type, false);
-        assert_eq!(display(no_forkid), r.expected[1], "{file} row {i} no forkid, type {:#x}", r.hash_type);
+        assert_eq!(
+            display(no_forkid),
+            r.expected[1],
+            "{file} row {i} no forkid, type {:#x}",
+            r.hash_type
+        );
         // With FORKID disabled the node always takes the original digest.
         assert!(!uses_forkid_digest(r.hash_type, false));
         if use_forkid {
@@ -91,7 +113,8 @@ fn check_node_file(file: &str, rule: Rule) {
         } else {
             original += 1;
         }
-        if r.hash_type & (SIGHASH_FORKID | SIGHASH_CHRONICLE) == SIGHASH_FORKID | SIGHASH_CHRONICLE {
+        if r.hash_type & (SIGHASH_FORKID | SIGHASH_CHRONICLE) == SIGHASH_FORKID | SIGHASH_CHRONICLE
+        {
             both_bits += 1;
             // FORKID|CHRONICLE: under the Chronicle rule the "regular" column
             // is the original digest; before it, the FORKID digest.
@@ -102,7 +125,10 @@ fn check_node_file(file: &str, rule: Rule) {
         }
     }
     // The files exercise both algorithms and the FORKID|CHRONICLE case.
-    assert!(forkid > 100 && original > 100 && both_bits > 50, "{file}: {forkid} {original} {both_bits}");
+    assert!(
+        forkid > 100 && original > 100 && both_bits > 50,
+        "{file}: {forkid} {original} {both_bits}"
+    );
 }
 
 #[test]
@@ -122,9 +148,17 @@ fn ts_sdk_forkid_vectors() {
     for (i, r) in rows.iter().enumerate() {
         let cache = SighashCache::new(&r.tx);
         let digest = cache.signature_hash(r.index, &r.script, 0, r.hash_type, true);
-        assert_eq!(display(digest), r.expected[0], "ts-sdk row {i}, type {:#x}", r.hash_type);
+        assert_eq!(
+            display(digest),
+            r.expected[0],
+            "ts-sdk row {i}, type {:#x}",
+            r.hash_type
+        );
         // The uncached function agrees.
-        assert_eq!(signature_hash(&r.tx, r.index, &r.script, 0, r.hash_type, true), digest);
+        assert_eq!(
+            signature_hash(&r.tx, r.index, &r.script, 0, r.hash_type, true),
+            digest
+        );
     }
 }
 
@@ -136,10 +170,17 @@ fn sample_tx(inputs: usize, outputs: usize) -> Transaction {
     Transaction {
         version: 1,
         inputs: (0..inputs)
-            .map(|i| TxIn { prev_out: outpoint(i as u8 + 1), unlocking_script: Script::from_bytes(vec![0x51]), sequence: 0xffff_fffe - i as u32 })
+            .map(|i| TxIn {
+                prev_out: outpoint(i as u8 + 1),
+                unlocking_script: Script::from_bytes(vec![0x51]),
+                sequence: 0xffff_fffe - i as u32,
+            })
             .collect(),
         outputs: (0..outputs)
-            .map(|i| TxOut { satoshis: 1000 * (i as u64 + 1), locking_script: Script::from_bytes(vec![0x76, i as u8]) })
+            .map(|i| TxOut {
+                satoshis: 1000 * (i as u64 + 1),
+                locking_script: Script::from_bytes(vec![0x76, i as u8]),
+            })
             .collect(),
         lock_time: 700_000,
     }
@@ -150,20 +191,38 @@ fn single_without_matching_output_and_out_of_range_index_give_one() {
     let tx = sample_tx(3, 1);
     let script = [0x51u8];
     // Original digest, SIGHASH_SINGLE, input 1 but only one output: uint256(1).
-    for t in [SIGHASH_SINGLE, SIGHASH_SINGLE | SIGHASH_ANYONECANPAY, SIGHASH_SINGLE | SIGHASH_FORKID | SIGHASH_CHRONICLE] {
+    for t in [
+        SIGHASH_SINGLE,
+        SIGHASH_SINGLE | SIGHASH_ANYONECANPAY,
+        SIGHASH_SINGLE | SIGHASH_FORKID | SIGHASH_CHRONICLE,
+    ] {
         assert_eq!(signature_hash(&tx, 1, &script, 0, t, false), SIGHASH_ONE);
         assert_eq!(signature_hash(&tx, 2, &script, 0, t, false), SIGHASH_ONE);
         assert_ne!(signature_hash(&tx, 0, &script, 0, t, false), SIGHASH_ONE);
     }
-    assert_eq!(display(SIGHASH_ONE), "0000000000000000000000000000000000000000000000000000000000000001");
+    assert_eq!(
+        display(SIGHASH_ONE),
+        "0000000000000000000000000000000000000000000000000000000000000001"
+    );
     // FORKID digest: SINGLE without a matching output hashes zeros for
     // hashOutputs instead, a real digest.
     let d = signature_hash(&tx, 1, &script, 0, SIGHASH_SINGLE | SIGHASH_FORKID, true);
     assert_ne!(d, SIGHASH_ONE);
     // Out-of-range input index, every type and mode: no panic, uint256(1).
     for index in [3usize, 4, usize::MAX] {
-        for t in [SIGHASH_ALL, SIGHASH_NONE, SIGHASH_SINGLE, 0x41, 0xc3, 0x61, 0] {
-            assert_eq!(signature_hash(&tx, index, &script, 5, t, false), SIGHASH_ONE);
+        for t in [
+            SIGHASH_ALL,
+            SIGHASH_NONE,
+            SIGHASH_SINGLE,
+            0x41,
+            0xc3,
+            0x61,
+            0,
+        ] {
+            assert_eq!(
+                signature_hash(&tx, index, &script, 5, t, false),
+                SIGHASH_ONE
+            );
             assert_eq!(signature_hash(&tx, index, &script, 5, t, true), SIGHASH_ONE);
         }
     }
@@ -175,7 +234,9 @@ fn single_without_matching_output_and_out_of_range_index_give_one() {
 fn forkid_digest_commits_to_amount_and_flags_select_what_is_signed() {
     let tx = sample_tx(3, 3);
     let script = [0x76u8, 0xa9];
-    let all = |t: &Transaction, i, sats| signature_hash(t, i, &script, sats, SIGHASH_ALL | SIGHASH_FORKID, true);
+    let all = |t: &Transaction, i, sats| {
+        signature_hash(t, i, &script, sats, SIGHASH_ALL | SIGHASH_FORKID, true)
+    };
     assert_ne!(all(&tx, 0, 1), all(&tx, 0, 2), "amount is signed");
     assert_ne!(all(&tx, 0, 1), all(&tx, 1, 1), "input index is signed");
 
@@ -183,18 +244,34 @@ fn forkid_digest_commits_to_amount_and_flags_select_what_is_signed() {
     // output after this input's own output leaves the digest unchanged.
     let t = SIGHASH_SINGLE | SIGHASH_ANYONECANPAY | SIGHASH_FORKID;
     let mut grown = tx.clone();
-    grown.inputs.push(TxIn { prev_out: outpoint(9), unlocking_script: Script::default(), sequence: 0 });
-    grown.outputs.push(TxOut { satoshis: 5, locking_script: Script::default() });
-    assert_eq!(signature_hash(&tx, 1, &script, 7, t, true), signature_hash(&grown, 1, &script, 7, t, true));
+    grown.inputs.push(TxIn {
+        prev_out: outpoint(9),
+        unlocking_script: Script::default(),
+        sequence: 0,
+    });
+    grown.outputs.push(TxOut {
+        satoshis: 5,
+        locking_script: Script::default(),
+    });
+    assert_eq!(
+        signature_hash(&tx, 1, &script, 7, t, true),
+        signature_hash(&grown, 1, &script, 7, t, true)
+    );
     // ... while ALL|FORKID changes.
     assert_ne!(all(&tx, 1, 7), all(&grown, 1, 7));
     // Changing this input's output changes a SINGLE digest.
     let mut changed = tx.clone();
     changed.outputs[1].satoshis += 1;
-    assert_ne!(signature_hash(&tx, 1, &script, 7, t, true), signature_hash(&changed, 1, &script, 7, t, true));
+    assert_ne!(
+        signature_hash(&tx, 1, &script, 7, t, true),
+        signature_hash(&changed, 1, &script, 7, t, true)
+    );
     // NONE|FORKID ignores outputs entirely.
     let none = SIGHASH_NONE | SIGHASH_FORKID;
-    assert_eq!(signature_hash(&tx, 1, &script, 7, none, true), signature_hash(&changed, 1, &script, 7, none, true));
+    assert_eq!(
+        signature_hash(&tx, 1, &script, 7, none, true),
+        signature_hash(&changed, 1, &script, 7, none, true)
+    );
     // The lock time is signed.
     let mut later = tx.clone();
     later.lock_time += 1;
@@ -206,15 +283,26 @@ fn original_digest_removes_code_separators_but_forkid_does_not() {
     let tx = sample_tx(2, 2);
     let with_sep = [0x51u8, 0xab, 0x52, 0xab];
     let without = [0x51u8, 0x52];
-    for t in [SIGHASH_ALL, SIGHASH_NONE, SIGHASH_SINGLE | SIGHASH_ANYONECANPAY, 0x61] {
-        assert_eq!(signature_hash(&tx, 1, &with_sep, 0, t, false), signature_hash(&tx, 1, &without, 0, t, false));
+    for t in [
+        SIGHASH_ALL,
+        SIGHASH_NONE,
+        SIGHASH_SINGLE | SIGHASH_ANYONECANPAY,
+        0x61,
+    ] {
+        assert_eq!(
+            signature_hash(&tx, 1, &with_sep, 0, t, false),
+            signature_hash(&tx, 1, &without, 0, t, false)
+        );
     }
     assert_ne!(
         signature_hash(&tx, 1, &with_sep, 0, 0x41, true),
         signature_hash(&tx, 1, &without, 0, 0x41, true)
     );
     // A separator's byte inside push data is not a separator.
-    assert_ne!(signature_hash(&tx, 1, &[0x01, 0xab], 0, 1, false), signature_hash(&tx, 1, &[0x00], 0, 1, false));
+    assert_ne!(
+        signature_hash(&tx, 1, &[0x01, 0xab], 0, 1, false),
+        signature_hash(&tx, 1, &[0x00], 0, 1, false)
+    );
 }
 
 #[test]
@@ -275,7 +363,10 @@ fn forkid_digest_equals_an_explicit_preimage() {
     pre.extend_from_slice(&sha256d(&outs));
     pre.extend_from_slice(&700_000u32.to_le_bytes());
     pre.extend_from_slice(&0x41u32.to_le_bytes());
-    assert_eq!(signature_hash(&tx, 1, &script, 5000, 0x41, true), sha256d(&pre));
+    assert_eq!(
+        signature_hash(&tx, 1, &script, 5000, 0x41, true),
+        sha256d(&pre)
+    );
 }
 
 mod properties {

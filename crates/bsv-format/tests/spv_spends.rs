@@ -32,15 +32,31 @@ fn anyone_can_spend() -> Script {
 fn tx(inputs: &[Outpoint], outputs: &[u64]) -> Transaction {
     Transaction {
         version: 1,
-        inputs: inputs.iter().map(|&prev_out| TxIn { prev_out, unlocking_script: Script::default(), sequence: SEQUENCE_FINAL }).collect(),
-        outputs: outputs.iter().map(|&satoshis| TxOut { satoshis, locking_script: anyone_can_spend() }).collect(),
+        inputs: inputs
+            .iter()
+            .map(|&prev_out| TxIn {
+                prev_out,
+                unlocking_script: Script::default(),
+                sequence: SEQUENCE_FINAL,
+            })
+            .collect(),
+        outputs: outputs
+            .iter()
+            .map(|&satoshis| TxOut {
+                satoshis,
+                locking_script: anyone_can_spend(),
+            })
+            .collect(),
         lock_time: 0,
     }
 }
 
 /// A proven parent with two 100,000-sat outputs, then `children` in order.
 fn beef_with(children: Vec<Transaction>) -> (Beef, Roots) {
-    let parent = tx(&[Outpoint::new(Txid(sha256d(b"faucet")), 0)], &[100_000, 100_000]);
+    let parent = tx(
+        &[Outpoint::new(Txid(sha256d(b"faucet")), 0)],
+        &[100_000, 100_000],
+    );
     let block = [Txid(sha256d(b"coinbase")), parent.txid()];
     let bump = MerklePath::from_block(HEIGHT, &block, &[1]).unwrap();
     let roots = Roots(bump.root());
@@ -58,7 +74,11 @@ fn parent_out(beef: &Beef, vout: u32) -> Outpoint {
 }
 
 fn check(beef: Beef, roots: &Roots) -> Result<Txid, VerifyError> {
-    let opts = VerifyOptions { eras: ScriptEras::ALWAYS_ACTIVE, allow_zero_fee: true, ..VerifyOptions::default() };
+    let opts = VerifyOptions {
+        eras: ScriptEras::ALWAYS_ACTIVE,
+        allow_zero_fee: true,
+        ..VerifyOptions::default()
+    };
     verify(beef, roots, &opts).map(|v| v.subject())
 }
 
@@ -67,7 +87,10 @@ fn honest_spends_of_both_outputs_verify() {
     let (probe, _) = beef_with(vec![]);
     let a = tx(&[parent_out(&probe, 0)], &[99_000]);
     let b = tx(&[parent_out(&probe, 1)], &[99_000]);
-    let c = tx(&[Outpoint::new(a.txid(), 0), Outpoint::new(b.txid(), 0)], &[197_000]);
+    let c = tx(
+        &[Outpoint::new(a.txid(), 0), Outpoint::new(b.txid(), 0)],
+        &[197_000],
+    );
     let subject = c.txid();
     let (beef, roots) = beef_with(vec![a, b, c]);
     assert_eq!(check(beef, &roots), Ok(subject));
@@ -80,7 +103,14 @@ fn the_same_outpoint_twice_in_one_transaction_is_refused() {
     let inflate = tx(&[op, op], &[150_000]);
     let txid = inflate.txid();
     let (beef, roots) = beef_with(vec![inflate]);
-    assert_eq!(check(beef, &roots), Err(VerifyError::DuplicateInput { txid, input: 1, outpoint: op }));
+    assert_eq!(
+        check(beef, &roots),
+        Err(VerifyError::DuplicateInput {
+            txid,
+            input: 1,
+            outpoint: op
+        })
+    );
 }
 
 #[test]
@@ -89,14 +119,29 @@ fn two_transactions_spending_one_output_are_refused() {
     let op = parent_out(&probe, 0);
     let a = tx(&[op], &[99_000]);
     let b = tx(&[op], &[98_000]);
-    let c = tx(&[Outpoint::new(a.txid(), 0), Outpoint::new(b.txid(), 0)], &[190_000]);
+    let c = tx(
+        &[Outpoint::new(a.txid(), 0), Outpoint::new(b.txid(), 0)],
+        &[190_000],
+    );
     let (first, second) = (a.txid(), b.txid());
     let (beef, roots) = beef_with(vec![a, b, c]);
     // Structure alone (scripts off) answers the vectors' structural question,
     // which does not include double spends; full verification refuses.
-    let structure = VerifyOptions { check_scripts: false, eras: ScriptEras::ALWAYS_ACTIVE, ..VerifyOptions::default() };
+    let structure = VerifyOptions {
+        check_scripts: false,
+        eras: ScriptEras::ALWAYS_ACTIVE,
+        ..VerifyOptions::default()
+    };
     assert!(verify(beef.clone(), &roots, &structure).is_ok());
-    assert_eq!(check(beef, &roots), Err(VerifyError::ConflictingSpend { txid: second, input: 0, outpoint: op, first }));
+    assert_eq!(
+        check(beef, &roots),
+        Err(VerifyError::ConflictingSpend {
+            txid: second,
+            input: 0,
+            outpoint: op,
+            first
+        })
+    );
 }
 
 #[test]

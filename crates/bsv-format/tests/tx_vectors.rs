@@ -52,27 +52,37 @@ fn parse_row(row: &[Value]) -> Result<Row, String> {
         if !(3..=4).contains(&input.len()) {
             return Err("input needs 3 or 4 elements".into());
         }
-        let txid = Txid::from_display_hex(input[0].as_str().ok_or("prev txid")?).map_err(|e| format!("prev txid: {e}"))?;
+        let txid = Txid::from_display_hex(input[0].as_str().ok_or("prev txid")?)
+            .map_err(|e| format!("prev txid: {e}"))?;
         // The node reads the index as an int: -1 is 0xFFFFFFFF.
         let vout = input[1].as_i64().ok_or("prev vout")? as u32;
-        let script = parse_node_test_asm(input[2].as_str().ok_or("prev script")?).map_err(|e| format!("prev script: {e}"))?;
+        let script = parse_node_test_asm(input[2].as_str().ok_or("prev script")?)
+            .map_err(|e| format!("prev script: {e}"))?;
         let amount = match input.get(3) {
             Some(v) => v.as_u64().ok_or("amount")?,
             None => 0,
         };
         prevouts.insert(Outpoint::new(txid, vout), (script, amount));
     }
-    let tx = Transaction::from_hex(tx_hex.as_str().ok_or("tx not a string")?).map_err(|e| format!("decode: {e}"));
+    let tx = Transaction::from_hex(tx_hex.as_str().ok_or("tx not a string")?)
+        .map_err(|e| format!("decode: {e}"));
     let names: Vec<&str> = match flags {
         Value::String(s) => vec![s.as_str()],
-        Value::Array(list) if !list.is_empty() => list.iter().map(|v| v.as_str().ok_or("flags")).collect::<Result<_, _>>()?,
+        Value::Array(list) if !list.is_empty() => list
+            .iter()
+            .map(|v| v.as_str().ok_or("flags"))
+            .collect::<Result<_, _>>()?,
         _ => return Err("flags must be a string or a non-empty list".into()),
     };
     let flag_sets = names
         .iter()
         .map(|n| VerifyFlags::from_node_names(n).map_err(|e| format!("flags {n:?}: {e}")))
         .collect::<Result<_, _>>()?;
-    Ok(Row { prevouts, tx, flag_sets })
+    Ok(Row {
+        prevouts,
+        tx,
+        flag_sets,
+    })
 }
 
 /// Legacy (inaccurate) sigop count of a script: CHECKSIG 1, CHECKMULTISIG 20,
@@ -113,8 +123,15 @@ fn basic_check(tx: &Transaction) -> Result<(), &'static str> {
             return Err("bad-txns-txouttotal-toolarge");
         }
     }
-    let sigops: u64 = tx.inputs.iter().map(|i| legacy_sigops(&i.unlocking_script)).sum::<u64>()
-        + tx.outputs.iter().map(|o| legacy_sigops(&o.locking_script)).sum::<u64>();
+    let sigops: u64 = tx
+        .inputs
+        .iter()
+        .map(|i| legacy_sigops(&i.unlocking_script))
+        .sum::<u64>()
+        + tx.outputs
+            .iter()
+            .map(|o| legacy_sigops(&o.locking_script))
+            .sum::<u64>();
     if sigops > MAX_TX_SIGOPS_BEFORE_GENESIS {
         return Err("bad-txn-sigops");
     }
@@ -141,7 +158,10 @@ fn basic_check(tx: &Transaction) -> Result<(), &'static str> {
 fn verify_all(row: &Row, tx: &Transaction, flags: VerifyFlags) -> Result<(), String> {
     let cache = SighashCache::new(tx);
     for (i, input) in tx.inputs.iter().enumerate() {
-        let (script, amount) = row.prevouts.get(&input.prev_out).ok_or(format!("bad test: no prevout for input {i}"))?;
+        let (script, amount) = row
+            .prevouts
+            .get(&input.prev_out)
+            .ok_or(format!("bad test: no prevout for input {i}"))?;
         verify_input_cached(&cache, i, script, *amount, flags)
             .map_err(|e: ScriptError| format!("input {i}: {}", e.node_name()))?;
     }
@@ -150,11 +170,15 @@ fn verify_all(row: &Row, tx: &Transaction, flags: VerifyFlags) -> Result<(), Str
 
 fn run_file(file: &str, should_be_valid: bool) {
     let data = common::load(file);
-    let rows = data.as_array().unwrap_or_else(|| panic!("{file}: not an array"));
+    let rows = data
+        .as_array()
+        .unwrap_or_else(|| panic!("{file}: not an array"));
     let (mut run, mut passed, mut by_basic_check) = (0, 0, 0);
     let mut failures = Vec::new();
     for (index, row) in rows.iter().enumerate() {
-        let row = row.as_array().unwrap_or_else(|| panic!("{file}[{index}]: not an array"));
+        let row = row
+            .as_array()
+            .unwrap_or_else(|| panic!("{file}[{index}]: not an array"));
         if !row.first().is_some_and(Value::is_array) {
             continue; // comment
         }
@@ -166,7 +190,11 @@ fn run_file(file: &str, should_be_valid: bool) {
                 continue;
             }
         };
-        let checked = parsed.tx.as_ref().map_err(|e| e.to_string()).and_then(|tx| basic_check(tx).map_err(str::to_string).map(|()| tx));
+        let checked = parsed
+            .tx
+            .as_ref()
+            .map_err(|e| e.to_string())
+            .and_then(|tx| basic_check(tx).map_err(str::to_string).map(|()| tx));
         let tx = match checked {
             Ok(tx) => tx,
             Err(reason) => {
@@ -200,7 +228,12 @@ fn run_file(file: &str, should_be_valid: bool) {
     }
     println!("{file}: {passed}/{run} rows pass ({by_basic_check} rejected by decoding or the basic checks)");
     assert!(run > 0, "{file}: no rows");
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -222,7 +255,10 @@ fn basic_checks_reject_what_the_node_rejects() {
             unlocking_script: Script::default(),
             sequence: u32::MAX,
         }],
-        outputs: vec![TxOut { satoshis: MAX_MONEY, locking_script: Script::default() }],
+        outputs: vec![TxOut {
+            satoshis: MAX_MONEY,
+            locking_script: Script::default(),
+        }],
         lock_time: 0,
     };
     assert_eq!(basic_check(&valid), Ok(()));
@@ -232,7 +268,13 @@ fn basic_checks_reject_what_the_node_rejects() {
     let mut rich = valid.clone();
     rich.outputs[0].satoshis = MAX_MONEY + 1;
     assert_eq!(basic_check(&rich), Err("bad-txns-vout-toolarge"));
-    rich.outputs = vec![TxOut { satoshis: 1, locking_script: Script::default() }, valid.outputs[0].clone()];
+    rich.outputs = vec![
+        TxOut {
+            satoshis: 1,
+            locking_script: Script::default(),
+        },
+        valid.outputs[0].clone(),
+    ];
     assert_eq!(basic_check(&rich), Err("bad-txns-txouttotal-toolarge"));
     let mut empty = valid.clone();
     empty.inputs.clear();

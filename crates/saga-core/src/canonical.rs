@@ -121,19 +121,33 @@ impl<'a> Reader<'a> {
     /// [`DecodeErrorKind::UnknownVersion`].
     pub fn new(buf: &'a [u8], max_len: usize, version: u8) -> Result<Reader<'a>, DecodeError> {
         if buf.len() > max_len {
-            return Err(DecodeError { offset: max_len, kind: DecodeErrorKind::TooLong, field: "encoding" });
+            return Err(DecodeError {
+                offset: max_len,
+                kind: DecodeErrorKind::TooLong,
+                field: "encoding",
+            });
         }
         match buf.first() {
-            None => Err(DecodeError { offset: 0, kind: DecodeErrorKind::UnexpectedEnd, field: "version" }),
-            Some(&v) if v != version => {
-                Err(DecodeError { offset: 0, kind: DecodeErrorKind::UnknownVersion, field: "version" })
-            }
+            None => Err(DecodeError {
+                offset: 0,
+                kind: DecodeErrorKind::UnexpectedEnd,
+                field: "version",
+            }),
+            Some(&v) if v != version => Err(DecodeError {
+                offset: 0,
+                kind: DecodeErrorKind::UnknownVersion,
+                field: "version",
+            }),
             Some(_) => Ok(Reader { buf, pos: 1 }),
         }
     }
 
     fn err(&self, offset: usize, kind: DecodeErrorKind, field: &'static str) -> DecodeError {
-        DecodeError { offset, kind, field }
+        DecodeError {
+            offset,
+            kind,
+            field,
+        }
     }
 
     /// One field of at most `max` bytes; returns its bytes and the offset of
@@ -141,16 +155,27 @@ impl<'a> Reader<'a> {
     ///
     /// # Errors
     /// [`DecodeErrorKind::UnexpectedEnd`], [`DecodeErrorKind::BadLength`].
-    pub fn bytes(&mut self, field: &'static str, max: usize) -> Result<(&'a [u8], usize), DecodeError> {
+    pub fn bytes(
+        &mut self,
+        field: &'static str,
+        max: usize,
+    ) -> Result<(&'a [u8], usize), DecodeError> {
         let at = self.pos;
-        let len_bytes = self.buf.get(at..at + 4).ok_or(self.err(at, DecodeErrorKind::UnexpectedEnd, field))?;
+        let len_bytes =
+            self.buf
+                .get(at..at + 4)
+                .ok_or(self.err(at, DecodeErrorKind::UnexpectedEnd, field))?;
         let mut len4 = [0u8; 4];
         len4.copy_from_slice(len_bytes);
         let len = usize::try_from(u32::from_be_bytes(len4)).unwrap_or(usize::MAX);
         if len > max {
             return Err(self.err(at, DecodeErrorKind::BadLength, field));
         }
-        let data = self.buf.get(at + 4..at + 4 + len).ok_or(self.err(at, DecodeErrorKind::UnexpectedEnd, field))?;
+        let data = self.buf.get(at + 4..at + 4 + len).ok_or(self.err(
+            at,
+            DecodeErrorKind::UnexpectedEnd,
+            field,
+        ))?;
         self.pos = at + 4 + len;
         Ok((data, at))
     }
@@ -159,9 +184,13 @@ impl<'a> Reader<'a> {
     ///
     /// # Errors
     /// As [`bytes`](Self::bytes); [`DecodeErrorKind::BadLength`] for another length.
-    pub fn array<const N: usize>(&mut self, field: &'static str) -> Result<([u8; N], usize), DecodeError> {
+    pub fn array<const N: usize>(
+        &mut self,
+        field: &'static str,
+    ) -> Result<([u8; N], usize), DecodeError> {
         let (data, at) = self.bytes(field, N)?;
-        let arr = <[u8; N]>::try_from(data).map_err(|_| self.err(at, DecodeErrorKind::BadLength, field))?;
+        let arr = <[u8; N]>::try_from(data)
+            .map_err(|_| self.err(at, DecodeErrorKind::BadLength, field))?;
         Ok((arr, at))
     }
 
@@ -185,9 +214,14 @@ impl<'a> Reader<'a> {
     ///
     /// # Errors
     /// As [`bytes`](Self::bytes); [`DecodeErrorKind::NotUtf8`].
-    pub fn text(&mut self, field: &'static str, max: usize) -> Result<(String, usize), DecodeError> {
+    pub fn text(
+        &mut self,
+        field: &'static str,
+        max: usize,
+    ) -> Result<(String, usize), DecodeError> {
         let (data, at) = self.bytes(field, max)?;
-        let s = std::str::from_utf8(data).map_err(|_| self.err(at, DecodeErrorKind::NotUtf8, field))?;
+        let s =
+            std::str::from_utf8(data).map_err(|_| self.err(at, DecodeErrorKind::NotUtf8, field))?;
         Ok((s.to_string(), at))
     }
 
@@ -228,32 +262,63 @@ mod tests {
     #[test]
     fn fields_round_trip_and_faults_are_located() {
         let enc = Writer::new(1).u32(7).text("ab").bytes(&[]).finish();
-        assert_eq!(enc, [1, 0, 0, 0, 4, 0, 0, 0, 7, 0, 0, 0, 2, b'a', b'b', 0, 0, 0, 0]);
+        assert_eq!(
+            enc,
+            [1, 0, 0, 0, 4, 0, 0, 0, 7, 0, 0, 0, 2, b'a', b'b', 0, 0, 0, 0]
+        );
         let mut r = Reader::new(&enc, 100, 1).unwrap();
         assert_eq!(r.u32("n").unwrap(), 7);
         assert_eq!(r.text("t", 2).unwrap(), ("ab".to_string(), 9));
         assert_eq!(r.bytes("e", 0).unwrap(), (&[][..], 15));
         r.finish().unwrap();
 
-        let e = |kind, offset, field| DecodeError { offset, kind, field };
-        assert_eq!(Reader::new(&enc, 10, 1).unwrap_err(), e(DecodeErrorKind::TooLong, 10, "encoding"));
-        assert_eq!(Reader::new(&enc, 100, 2).unwrap_err(), e(DecodeErrorKind::UnknownVersion, 0, "version"));
-        assert_eq!(Reader::new(&[], 100, 1).unwrap_err(), e(DecodeErrorKind::UnexpectedEnd, 0, "version"));
+        let e = |kind, offset, field| DecodeError {
+            offset,
+            kind,
+            field,
+        };
+        assert_eq!(
+            Reader::new(&enc, 10, 1).unwrap_err(),
+            e(DecodeErrorKind::TooLong, 10, "encoding")
+        );
+        assert_eq!(
+            Reader::new(&enc, 100, 2).unwrap_err(),
+            e(DecodeErrorKind::UnknownVersion, 0, "version")
+        );
+        assert_eq!(
+            Reader::new(&[], 100, 1).unwrap_err(),
+            e(DecodeErrorKind::UnexpectedEnd, 0, "version")
+        );
         let mut r = Reader::new(&enc, 100, 1).unwrap();
-        assert_eq!(r.u64("n").unwrap_err(), e(DecodeErrorKind::BadLength, 1, "n"));
+        assert_eq!(
+            r.u64("n").unwrap_err(),
+            e(DecodeErrorKind::BadLength, 1, "n")
+        );
         let mut r = Reader::new(&enc, 100, 1).unwrap();
         r.u32("n").unwrap();
-        assert_eq!(r.text("t", 1).unwrap_err(), e(DecodeErrorKind::BadLength, 9, "t"));
+        assert_eq!(
+            r.text("t", 1).unwrap_err(),
+            e(DecodeErrorKind::BadLength, 9, "t")
+        );
         let mut r = Reader::new(&enc[..12], 100, 1).unwrap();
         r.u32("n").unwrap();
-        assert_eq!(r.text("t", 2).unwrap_err(), e(DecodeErrorKind::UnexpectedEnd, 9, "t"));
+        assert_eq!(
+            r.text("t", 2).unwrap_err(),
+            e(DecodeErrorKind::UnexpectedEnd, 9, "t")
+        );
         let mut r = Reader::new(&enc, 100, 1).unwrap();
         r.u32("n").unwrap();
-        assert_eq!(r.finish().unwrap_err(), e(DecodeErrorKind::TrailingBytes, 9, "end"));
+        assert_eq!(
+            r.finish().unwrap_err(),
+            e(DecodeErrorKind::TrailingBytes, 9, "end")
+        );
         // A huge length prefix is refused before anything is read or allocated.
         let huge = [1, 0xff, 0xff, 0xff, 0xff];
         assert_eq!(
-            Reader::new(&huge, 100, 1).unwrap().bytes("x", 64).unwrap_err(),
+            Reader::new(&huge, 100, 1)
+                .unwrap()
+                .bytes("x", 64)
+                .unwrap_err(),
             e(DecodeErrorKind::BadLength, 1, "x")
         );
     }

@@ -247,7 +247,8 @@ pub fn build_reservation(
     }
     let amount = terms.leg(leg).amount.0;
     let available: u128 = inputs.iter().map(|i| u128::from(i.satoshis.0)).sum();
-    let size = 4 + 3 + inputs.len() * P2PKH_INPUT_BYTES + 1 + ESCROW_OUTPUT_BYTES + P2PKH_OUTPUT_BYTES + 4;
+    let size =
+        4 + 3 + inputs.len() * P2PKH_INPUT_BYTES + 1 + ESCROW_OUTPUT_BYTES + P2PKH_OUTPUT_BYTES + 4;
     let fee = fee_for_size(size, fee_rate_sats_per_kb).0;
     let needed = u128::from(amount) + u128::from(fee);
     if available < needed {
@@ -257,20 +258,35 @@ pub fn build_reservation(
         });
     }
     let change = u64::try_from(available - needed).unwrap_or(u64::MAX);
-    let mut outputs = vec![TxOut { satoshis: amount, locking_script: terms.escrow_script(leg) }];
+    let mut outputs = vec![TxOut {
+        satoshis: amount,
+        locking_script: terms.escrow_script(leg),
+    }];
     if change > 0 {
-        outputs.push(TxOut { satoshis: change, locking_script: change_script.clone() });
+        outputs.push(TxOut {
+            satoshis: change,
+            locking_script: change_script.clone(),
+        });
     }
     let tx = Transaction {
         version: LEG_TX_VERSION,
         inputs: inputs
             .iter()
-            .map(|i| TxIn { prev_out: i.outpoint, unlocking_script: Script::default(), sequence: SEQUENCE_FINAL })
+            .map(|i| TxIn {
+                prev_out: i.outpoint,
+                unlocking_script: Script::default(),
+                sequence: SEQUENCE_FINAL,
+            })
             .collect(),
         outputs,
         lock_time: 0,
     };
-    Ok(Reservation { tx, escrow_vout: 0, fee: Satoshis(fee), change: Satoshis(change) })
+    Ok(Reservation {
+        tx,
+        escrow_vout: 0,
+        fee: Satoshis(fee),
+        change: Satoshis(change),
+    })
 }
 
 /// Signs every input of `tx` listed in `inputs` (same order as `tx.inputs`
@@ -287,7 +303,14 @@ pub fn sign_p2pkh_inputs(
     let pubkey = key.public_key();
     let mut scripts = Vec::with_capacity(inputs.len());
     for (n, input) in inputs.iter().enumerate() {
-        let sig = sign_input(tx, first_input + n, &input.locking_script, input.satoshis.0, SIGHASH_ALL_FORKID, key)?;
+        let sig = sign_input(
+            tx,
+            first_input + n,
+            &input.locking_script,
+            input.satoshis.0,
+            SIGHASH_ALL_FORKID,
+            key,
+        )?;
         scripts.push(p2pkh_unlock(&sig, &pubkey)?);
     }
     for (n, script) in scripts.into_iter().enumerate() {
@@ -312,13 +335,20 @@ pub fn check_reservation_output(
     terms: &Terms,
     leg: Leg,
 ) -> Result<Outpoint, RefundRefused> {
-    let out = reservation.outputs.get(vout as usize).ok_or(RefundRefused::WrongPayee)?;
+    let out = reservation
+        .outputs
+        .get(vout as usize)
+        .ok_or(RefundRefused::WrongPayee)?;
     if out.locking_script != terms.escrow_script(leg) {
         return Err(RefundRefused::WrongPayee);
     }
     let amount = terms.leg(leg).amount.0;
     if out.satoshis != amount {
-        return Err(RefundRefused::WrongAmount { min: amount, max: amount, found: out.satoshis });
+        return Err(RefundRefused::WrongAmount {
+            min: amount,
+            max: amount,
+            found: out.satoshis,
+        });
     }
     Ok(Outpoint::new(reservation.txid(), vout))
 }
@@ -343,12 +373,25 @@ pub fn beneficiary_payout_script(terms: &Terms, leg: Leg) -> Script {
 ///
 /// # Errors
 /// [`LegError::FeeExceedsAmount`], [`LegError::NotABlockHeight`].
-pub fn build_refund(terms: &Terms, leg: Leg, escrow: Outpoint, fee: Satoshis) -> Result<Transaction, LegError> {
+pub fn build_refund(
+    terms: &Terms,
+    leg: Leg,
+    escrow: Outpoint,
+    fee: Satoshis,
+) -> Result<Transaction, LegError> {
     let t = terms.leg(leg).refund_height.0;
     if t == 0 || t >= LOCKTIME_THRESHOLD {
         return Err(LegError::NotABlockHeight(t));
     }
-    spend_escrow(terms, leg, escrow, fee, funder_payout_script(terms, leg), t, REFUND_SEQUENCE)
+    spend_escrow(
+        terms,
+        leg,
+        escrow,
+        fee,
+        funder_payout_script(terms, leg),
+        t,
+        REFUND_SEQUENCE,
+    )
 }
 
 fn spend_escrow(
@@ -366,8 +409,15 @@ fn spend_escrow(
     }
     Ok(Transaction {
         version: LEG_TX_VERSION,
-        inputs: vec![TxIn { prev_out: escrow, unlocking_script: Script::default(), sequence }],
-        outputs: vec![TxOut { satoshis: amount - fee.0, locking_script: payout }],
+        inputs: vec![TxIn {
+            prev_out: escrow,
+            unlocking_script: Script::default(),
+            sequence,
+        }],
+        outputs: vec![TxOut {
+            satoshis: amount - fee.0,
+            locking_script: payout,
+        }],
         lock_time,
     })
 }
@@ -384,13 +434,20 @@ fn check_escrow_spend(
         return Err(RefundRefused::Version { found: tx.version });
     }
     let [input] = tx.inputs.as_slice() else {
-        return Err(RefundRefused::InputCount { found: tx.inputs.len() });
+        return Err(RefundRefused::InputCount {
+            found: tx.inputs.len(),
+        });
     };
     if input.prev_out != escrow {
-        return Err(RefundRefused::WrongOutpoint { expected: escrow, found: input.prev_out });
+        return Err(RefundRefused::WrongOutpoint {
+            expected: escrow,
+            found: input.prev_out,
+        });
     }
     let [output] = tx.outputs.as_slice() else {
-        return Err(RefundRefused::OutputCount { found: tx.outputs.len() });
+        return Err(RefundRefused::OutputCount {
+            found: tx.outputs.len(),
+        });
     };
     if output.locking_script != funder_payout_script(terms, leg) {
         return Err(RefundRefused::WrongPayee);
@@ -398,7 +455,11 @@ fn check_escrow_spend(
     let amount = terms.leg(leg).amount.0;
     let min = amount.saturating_sub(max_fee.0);
     if output.satoshis < min || output.satoshis > amount {
-        return Err(RefundRefused::WrongAmount { min, max: amount, found: output.satoshis });
+        return Err(RefundRefused::WrongAmount {
+            min,
+            max: amount,
+            found: output.satoshis,
+        });
     }
     Ok(())
 }
@@ -424,10 +485,16 @@ pub fn check_refund(
     }
     let expected = terms.leg(leg).refund_height;
     if tx.lock_time < expected.0 {
-        return Err(RefundRefused::EarlyLockTime { expected, found: tx.lock_time });
+        return Err(RefundRefused::EarlyLockTime {
+            expected,
+            found: tx.lock_time,
+        });
     }
     if tx.lock_time != expected.0 {
-        return Err(RefundRefused::WrongLockTime { expected, found: tx.lock_time });
+        return Err(RefundRefused::WrongLockTime {
+            expected,
+            found: tx.lock_time,
+        });
     }
     Ok(())
 }
@@ -449,7 +516,14 @@ pub fn sign_refund_as_beneficiary(
 ) -> Result<Vec<u8>, LegError> {
     check_refund(tx, terms, leg, escrow, max_fee)?;
     let amount = terms.leg(leg).amount.0;
-    Ok(sign_input(tx, 0, &terms.escrow_script(leg), amount, SIGHASH_REFUND_BENEFICIARY, beneficiary_key)?)
+    Ok(sign_input(
+        tx,
+        0,
+        &terms.escrow_script(leg),
+        amount,
+        SIGHASH_REFUND_BENEFICIARY,
+        beneficiary_key,
+    )?)
 }
 
 /// The funder's signature on input 0 of a refund or cancel (`ALL | FORKID`),
@@ -463,14 +537,25 @@ pub fn sign_refund_as_funder(
     leg: Leg,
     funder_key: &PrivateKey,
 ) -> Result<Vec<u8>, LegError> {
-    Ok(sign_input(tx, 0, &terms.escrow_script(leg), terms.leg(leg).amount.0, SIGHASH_ALL_FORKID, funder_key)?)
+    Ok(sign_input(
+        tx,
+        0,
+        &terms.escrow_script(leg),
+        terms.leg(leg).amount.0,
+        SIGHASH_ALL_FORKID,
+        funder_key,
+    )?)
 }
 
 /// Sets input 0's unlocking script to `OP_0 <sig_funder> <sig_beneficiary> OP_0`.
 ///
 /// # Errors
 /// [`LegError::Template`] for an overlong signature.
-pub fn set_refund_unlock(tx: &mut Transaction, sig_funder: &[u8], sig_beneficiary: &[u8]) -> Result<(), LegError> {
+pub fn set_refund_unlock(
+    tx: &mut Transaction,
+    sig_funder: &[u8],
+    sig_beneficiary: &[u8],
+) -> Result<(), LegError> {
     let script = escrow_refund_unlock(sig_funder, sig_beneficiary)?;
     if let Some(i) = tx.inputs.first_mut() {
         i.unlocking_script = script;
@@ -502,8 +587,14 @@ pub fn build_claim(
         return Err(LegError::WrongPreimage);
     }
     let mut tx = spend_escrow(terms, leg, escrow, fee, payout, 0, SEQUENCE_FINAL)?;
-    let sig =
-        sign_input(&tx, 0, &terms.escrow_script(leg), terms.leg(leg).amount.0, SIGHASH_ALL_FORKID, beneficiary_key)?;
+    let sig = sign_input(
+        &tx,
+        0,
+        &terms.escrow_script(leg),
+        terms.leg(leg).amount.0,
+        SIGHASH_ALL_FORKID,
+        beneficiary_key,
+    )?;
     let unlock = escrow_claim_unlock(&sig, preimage)?;
     if let Some(i) = tx.inputs.first_mut() {
         i.unlocking_script = unlock;
@@ -515,18 +606,25 @@ pub fn build_claim(
 /// branch (`<sig> <s:32> OP_1`) with `SHA256(s) = hash_lock`. How a funder
 /// learns `s` from its reservation's spend — seen on chain, in a mempool, or
 /// in an `Execute` call — to claim the other leg.
-pub fn extract_preimage(tx: &Transaction, escrow: &Outpoint, hash_lock: &[u8; 32]) -> Option<[u8; 32]> {
-    tx.inputs.iter().filter(|i| &i.prev_out == escrow).find_map(|i| {
-        let chunks: Vec<_> = i.unlocking_script.chunks().collect::<Result<_, _>>().ok()?;
-        let [_sig, s, selector] = chunks.as_slice() else {
-            return None;
-        };
-        if selector.opcode != bsv_format::script::opcodes::OP_1 {
-            return None;
-        }
-        let s: [u8; 32] = s.data?.try_into().ok()?;
-        crate::constant_time_eq(&sha256(&s), hash_lock).then_some(s)
-    })
+pub fn extract_preimage(
+    tx: &Transaction,
+    escrow: &Outpoint,
+    hash_lock: &[u8; 32],
+) -> Option<[u8; 32]> {
+    tx.inputs
+        .iter()
+        .filter(|i| &i.prev_out == escrow)
+        .find_map(|i| {
+            let chunks: Vec<_> = i.unlocking_script.chunks().collect::<Result<_, _>>().ok()?;
+            let [_sig, s, selector] = chunks.as_slice() else {
+                return None;
+            };
+            if selector.opcode != bsv_format::script::opcodes::OP_1 {
+                return None;
+            }
+            let s: [u8; 32] = s.data?.try_into().ok()?;
+            crate::constant_time_eq(&sha256(&s), hash_lock).then_some(s)
+        })
 }
 
 // ---------------------------------------------------------------------------
@@ -538,8 +636,21 @@ pub fn extract_preimage(tx: &Transaction, escrow: &Outpoint, hash_lock: &[u8; 32
 ///
 /// # Errors
 /// [`LegError::FeeExceedsAmount`].
-pub fn build_cancel(terms: &Terms, leg: Leg, escrow: Outpoint, fee: Satoshis) -> Result<Transaction, LegError> {
-    spend_escrow(terms, leg, escrow, fee, funder_payout_script(terms, leg), 0, SEQUENCE_FINAL)
+pub fn build_cancel(
+    terms: &Terms,
+    leg: Leg,
+    escrow: Outpoint,
+    fee: Satoshis,
+) -> Result<Transaction, LegError> {
+    spend_escrow(
+        terms,
+        leg,
+        escrow,
+        fee,
+        funder_payout_script(terms, leg),
+        0,
+        SEQUENCE_FINAL,
+    )
 }
 
 /// The check of a cancel either party makes before signing it: the
@@ -576,7 +687,14 @@ pub fn sign_cancel(
     key: &PrivateKey,
 ) -> Result<Vec<u8>, LegError> {
     check_cancel(tx, terms, leg, escrow, max_fee)?;
-    Ok(sign_input(tx, 0, &terms.escrow_script(leg), terms.leg(leg).amount.0, SIGHASH_ALL_FORKID, key)?)
+    Ok(sign_input(
+        tx,
+        0,
+        &terms.escrow_script(leg),
+        terms.leg(leg).amount.0,
+        SIGHASH_ALL_FORKID,
+        key,
+    )?)
 }
 
 // ---------------------------------------------------------------------------

@@ -86,7 +86,9 @@ pub struct SpiffeParts<'a> {
 pub fn check_trust_domain(text: &str) -> Result<(), SpiffeError> {
     let ok = !text.is_empty()
         && text.len() <= MAX_TRUST_DOMAIN_LEN
-        && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_'));
+        && text.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
+        });
     if ok {
         Ok(())
     } else {
@@ -98,7 +100,8 @@ fn is_segment(s: &str) -> bool {
     !s.is_empty()
         && s != "."
         && s != ".."
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }
 
 /// Checks and splits an escrowd SPIFFE ID `spiffe://<trust-domain>/<role>/<name>`.
@@ -109,7 +112,9 @@ pub fn parse_spiffe_id(text: &str) -> Result<SpiffeParts<'_>, SpiffeError> {
     if text.len() > MAX_SPIFFE_ID_LEN {
         return Err(SpiffeError::TooLong);
     }
-    let rest = text.strip_prefix("spiffe://").ok_or(SpiffeError::NotSpiffeUri)?;
+    let rest = text
+        .strip_prefix("spiffe://")
+        .ok_or(SpiffeError::NotSpiffeUri)?;
     let (trust_domain, path) = rest.split_once('/').ok_or(SpiffeError::BadPath)?;
     check_trust_domain(trust_domain)?;
     let (role, name) = path.split_once('/').ok_or(SpiffeError::BadPath)?;
@@ -117,7 +122,11 @@ pub fn parse_spiffe_id(text: &str) -> Result<SpiffeParts<'_>, SpiffeError> {
         return Err(SpiffeError::BadPath);
     }
     let role = Role::from_segment(role).ok_or(SpiffeError::UnknownRole)?;
-    Ok(SpiffeParts { trust_domain, role, name })
+    Ok(SpiffeParts {
+        trust_domain,
+        role,
+        name,
+    })
 }
 
 #[cfg(test)]
@@ -128,14 +137,36 @@ mod tests {
     fn splits_valid_ids_and_names_the_fault_of_invalid_ones() {
         assert_eq!(
             parse_spiffe_id("spiffe://org-a.example/gateway/ga"),
-            Ok(SpiffeParts { trust_domain: "org-a.example", role: Role::Gateway, name: "ga" })
+            Ok(SpiffeParts {
+                trust_domain: "org-a.example",
+                role: Role::Gateway,
+                name: "ga"
+            })
         );
-        assert_eq!(parse_spiffe_id("https://org-a.example/gateway/ga"), Err(SpiffeError::NotSpiffeUri));
-        assert_eq!(parse_spiffe_id("spiffe://Org-A/gateway/ga"), Err(SpiffeError::BadTrustDomain));
-        assert_eq!(parse_spiffe_id("spiffe://org-a.example/gateway"), Err(SpiffeError::BadPath));
-        assert_eq!(parse_spiffe_id("spiffe://org-a.example/gateway/ga/x"), Err(SpiffeError::BadPath));
-        assert_eq!(parse_spiffe_id("spiffe://org-a.example/gateway/.."), Err(SpiffeError::BadPath));
-        assert_eq!(parse_spiffe_id("spiffe://org-a.example/admin/ga"), Err(SpiffeError::UnknownRole));
+        assert_eq!(
+            parse_spiffe_id("https://org-a.example/gateway/ga"),
+            Err(SpiffeError::NotSpiffeUri)
+        );
+        assert_eq!(
+            parse_spiffe_id("spiffe://Org-A/gateway/ga"),
+            Err(SpiffeError::BadTrustDomain)
+        );
+        assert_eq!(
+            parse_spiffe_id("spiffe://org-a.example/gateway"),
+            Err(SpiffeError::BadPath)
+        );
+        assert_eq!(
+            parse_spiffe_id("spiffe://org-a.example/gateway/ga/x"),
+            Err(SpiffeError::BadPath)
+        );
+        assert_eq!(
+            parse_spiffe_id("spiffe://org-a.example/gateway/.."),
+            Err(SpiffeError::BadPath)
+        );
+        assert_eq!(
+            parse_spiffe_id("spiffe://org-a.example/admin/ga"),
+            Err(SpiffeError::UnknownRole)
+        );
         assert_eq!(check_trust_domain("org-b.example"), Ok(()));
         assert_eq!(check_trust_domain(""), Err(SpiffeError::BadTrustDomain));
     }

@@ -148,9 +148,15 @@ pub struct Token {
 }
 
 fn check_gateway(field: &'static str, id: &str) -> Result<(), TokenError> {
-    let parts = spiffe::parse_spiffe_id(id).map_err(|e| TokenError::BadIdentity { field, reason: e.to_string() })?;
+    let parts = spiffe::parse_spiffe_id(id).map_err(|e| TokenError::BadIdentity {
+        field,
+        reason: e.to_string(),
+    })?;
     if parts.role != SpiffeRole::Gateway {
-        return Err(TokenError::BadIdentity { field, reason: "must have the role gateway".into() });
+        return Err(TokenError::BadIdentity {
+            field,
+            reason: "must have the role gateway".into(),
+        });
     }
     Ok(())
 }
@@ -274,20 +280,33 @@ impl Token {
         now: UnixTime,
         skew: Duration,
     ) -> Result<VerifiedToken, TokenError> {
-        if !crate::constant_time_eq(&self.issuer_key.to_compressed(), &expected_issuer_key.to_compressed()) {
+        if !crate::constant_time_eq(
+            &self.issuer_key.to_compressed(),
+            &expected_issuer_key.to_compressed(),
+        ) {
             return Err(TokenError::WrongIssuerKey);
         }
         if !der_low_s(&self.signature) {
             return Err(TokenError::SignatureEncoding);
         }
-        if !self.issuer_key.verify_digest(&self.digest(), &self.signature) {
+        if !self
+            .issuer_key
+            .verify_digest(&self.digest(), &self.signature)
+        {
             return Err(TokenError::BadSignature);
         }
         if self.holder != caller_spiffe_id {
-            return Err(TokenError::WrongHolder { holder: self.holder.clone(), caller: caller_spiffe_id.to_string() });
+            return Err(TokenError::WrongHolder {
+                holder: self.holder.clone(),
+                caller: caller_spiffe_id.to_string(),
+            });
         }
         if now.0 > self.not_after.0.saturating_add(skew.as_secs()) {
-            return Err(TokenError::Expired { not_after: self.not_after, now, skew_secs: skew.as_secs() });
+            return Err(TokenError::Expired {
+                not_after: self.not_after,
+                now,
+                skew_secs: skew.as_secs(),
+            });
         }
         Ok(VerifiedToken(self.clone()))
     }

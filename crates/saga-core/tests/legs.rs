@@ -72,10 +72,17 @@ fn funding(wallet: u8, sats: u64, tag: u8) -> FundingInput {
             unlocking_script: Script::default(),
             sequence: u32::MAX,
         }],
-        outputs: vec![TxOut { satoshis: sats, locking_script: lock.clone() }],
+        outputs: vec![TxOut {
+            satoshis: sats,
+            locking_script: lock.clone(),
+        }],
         lock_time: 0,
     };
-    FundingInput { outpoint: Outpoint::new(prev.txid(), 0), satoshis: Satoshis(sats), locking_script: lock }
+    FundingInput {
+        outpoint: Outpoint::new(prev.txid(), 0),
+        satoshis: Satoshis(sats),
+        locking_script: lock,
+    }
 }
 
 /// The signed reservation of `leg` and its escrow outpoint.
@@ -86,7 +93,8 @@ fn reserve(t: &Terms, leg: Leg) -> (Transaction, Outpoint) {
     };
     let input = funding(wallet, 100_000, wallet);
     let change = p2pkh_lock(&key(wallet).public_key().hash160());
-    let mut r = legs::build_reservation(t, leg, std::slice::from_ref(&input), &change, 100).unwrap();
+    let mut r =
+        legs::build_reservation(t, leg, std::slice::from_ref(&input), &change, 100).unwrap();
     legs::sign_p2pkh_inputs(&mut r.tx, 0, std::slice::from_ref(&input), &key(wallet)).unwrap();
     verify_input(&r.tx, 0, &input.locking_script, 100_000, flags()).unwrap();
     let escrow = legs::check_reservation_output(&r.tx, 0, t, leg).unwrap();
@@ -106,21 +114,31 @@ fn reservation_pays_the_escrow_and_the_change() {
     let t = terms();
     let input = funding(10, 100_000, 10);
     let change = p2pkh_lock(&key(10).public_key().hash160());
-    let r = legs::build_reservation(&t, Leg::Payment, std::slice::from_ref(&input), &change, 100).unwrap();
+    let r = legs::build_reservation(&t, Leg::Payment, std::slice::from_ref(&input), &change, 100)
+        .unwrap();
     // 4 + 3 + 149 + 1 + 157 + 34 + 4 = 352 bytes at 100 sat/kB = 36 sat.
     assert_eq!((r.fee, r.change), (Satoshis(36), Satoshis(49_964)));
     assert_eq!(r.tx.outputs[0].satoshis, 50_000);
-    assert_eq!(r.tx.outputs[0].locking_script, t.escrow_script(Leg::Payment));
+    assert_eq!(
+        r.tx.outputs[0].locking_script,
+        t.escrow_script(Leg::Payment)
+    );
     assert_eq!(r.tx.outputs[1].satoshis, 49_964);
     let (tx, escrow) = reserve(&t, Leg::Payment);
     assert!(tx.size() <= 352, "{}", tx.size());
     assert_eq!(escrow.txid.to_string(), PINNED_RESERVATION_TXID);
 
-    assert_eq!(legs::build_reservation(&t, Leg::Payment, &[], &change, 100), Err(LegError::NoInputs));
+    assert_eq!(
+        legs::build_reservation(&t, Leg::Payment, &[], &change, 100),
+        Err(LegError::NoInputs)
+    );
     let small = funding(10, 50_035, 10);
     assert_eq!(
         legs::build_reservation(&t, Leg::Payment, &[small], &change, 100),
-        Err(LegError::InsufficientFunds { needed: 50_036, available: 50_035 })
+        Err(LegError::InsufficientFunds {
+            needed: 50_036,
+            available: 50_035
+        })
     );
     // Exactly enough: no change output.
     let exact = funding(10, 50_036, 10);
@@ -130,7 +148,8 @@ fn reservation_pays_the_escrow_and_the_change() {
 
 /// txid of the signed payment reservation of [`terms`] (RFC 6979 signatures
 /// make it deterministic).
-const PINNED_RESERVATION_TXID: &str = "eb5f682d26e900eacf3dc5a2e4bfc78483fedc6d3b7bb4d0efc35426ec940c22";
+const PINNED_RESERVATION_TXID: &str =
+    "eb5f682d26e900eacf3dc5a2e4bfc78483fedc6d3b7bb4d0efc35426ec940c22";
 
 #[test]
 fn the_other_side_checks_the_reservation_output_exactly() {
@@ -140,13 +159,26 @@ fn the_other_side_checks_the_reservation_output_exactly() {
     other.payment.amount = Satoshis(50_001);
     assert_eq!(
         legs::check_reservation_output(&tx, 0, &other, Leg::Payment),
-        Err(RefundRefused::WrongAmount { min: 50_001, max: 50_001, found: 50_000 })
+        Err(RefundRefused::WrongAmount {
+            min: 50_001,
+            max: 50_001,
+            found: 50_000
+        })
     );
     other = t.clone();
     other.hash_lock = sha256(&[1; 32]);
-    assert_eq!(legs::check_reservation_output(&tx, 0, &other, Leg::Payment), Err(RefundRefused::WrongPayee));
-    assert_eq!(legs::check_reservation_output(&tx, 1, &t, Leg::Payment), Err(RefundRefused::WrongPayee));
-    assert_eq!(legs::check_reservation_output(&tx, 5, &t, Leg::Payment), Err(RefundRefused::WrongPayee));
+    assert_eq!(
+        legs::check_reservation_output(&tx, 0, &other, Leg::Payment),
+        Err(RefundRefused::WrongPayee)
+    );
+    assert_eq!(
+        legs::check_reservation_output(&tx, 1, &t, Leg::Payment),
+        Err(RefundRefused::WrongPayee)
+    );
+    assert_eq!(
+        legs::check_reservation_output(&tx, 5, &t, Leg::Payment),
+        Err(RefundRefused::WrongPayee)
+    );
 }
 
 fn refund_cycle(leg: Leg) {
@@ -158,10 +190,15 @@ fn refund_cycle(leg: Leg) {
     let script = t.escrow_script(leg);
 
     let mut refund = legs::build_refund(&t, leg, escrow, REFUND_FEE).unwrap();
-    assert_eq!((refund.lock_time, refund.inputs[0].sequence), (height, 0xFFFF_FFFE));
+    assert_eq!(
+        (refund.lock_time, refund.inputs[0].sequence),
+        (height, 0xFFFF_FFFE)
+    );
     assert_eq!(refund.outputs[0].satoshis, amount - 24);
     // The beneficiary signs before the reservation is broadcast (SINGLE|ANYONECANPAY|FORKID).
-    let b_sig = legs::sign_refund_as_beneficiary(&refund, &t, leg, escrow, REFUND_FEE, &beneficiary).unwrap();
+    let b_sig =
+        legs::sign_refund_as_beneficiary(&refund, &t, leg, escrow, REFUND_FEE, &beneficiary)
+            .unwrap();
     assert_eq!(b_sig.last(), Some(&0xC3));
     let f_sig = legs::sign_refund_as_funder(&refund, &t, leg, &funder).unwrap();
     assert_eq!(f_sig.last(), Some(&0x41));
@@ -174,8 +211,15 @@ fn refund_cycle(leg: Leg) {
     // Later the funder adds a fee input and change: the beneficiary's signature still holds.
     let fee_input = funding(10, 1_000, 0x77);
     let mut bumped = legs::build_refund(&t, leg, escrow, REFUND_FEE).unwrap();
-    bumped.inputs.push(TxIn { prev_out: fee_input.outpoint, unlocking_script: Script::default(), sequence: u32::MAX });
-    bumped.outputs.push(TxOut { satoshis: 900, locking_script: fee_input.locking_script.clone() });
+    bumped.inputs.push(TxIn {
+        prev_out: fee_input.outpoint,
+        unlocking_script: Script::default(),
+        sequence: u32::MAX,
+    });
+    bumped.outputs.push(TxOut {
+        satoshis: 900,
+        locking_script: fee_input.locking_script.clone(),
+    });
     let f_sig = legs::sign_refund_as_funder(&bumped, &t, leg, &funder).unwrap();
     legs::set_refund_unlock(&mut bumped, &f_sig, &b_sig).unwrap();
     legs::sign_p2pkh_inputs(&mut bumped, 1, std::slice::from_ref(&fee_input), &key(10)).unwrap();
@@ -185,7 +229,10 @@ fn refund_cycle(leg: Leg) {
     // Moving the lock time earlier after signing breaks both signatures.
     let mut early = refund.clone();
     early.lock_time = height - 1;
-    assert_eq!(verify_input(&early, 0, &script, amount, flags()), Err(ScriptError::SigNullFail));
+    assert_eq!(
+        verify_input(&early, 0, &script, amount, flags()),
+        Err(ScriptError::SigNullFail)
+    );
     // The funder alone (its signature twice) cannot spend the 2-of-2 branch.
     let mut alone = legs::build_refund(&t, leg, escrow, REFUND_FEE).unwrap();
     let f_sig = legs::sign_refund_as_funder(&alone, &t, leg, &funder).unwrap();
@@ -209,28 +256,65 @@ fn claim_cycle(leg: Leg) -> Transaction {
     let (_, beneficiary) = escrow_keys(leg);
     let amount = t.leg(leg).amount.0;
     let payout = legs::beneficiary_payout_script(&t, leg);
-    let claim = legs::build_claim(&t, leg, escrow, Satoshis(20), payout.clone(), &S, &beneficiary).unwrap();
+    let claim = legs::build_claim(
+        &t,
+        leg,
+        escrow,
+        Satoshis(20),
+        payout.clone(),
+        &S,
+        &beneficiary,
+    )
+    .unwrap();
     verify_input(&claim, 0, &t.escrow_script(leg), amount, flags()).unwrap();
     assert_eq!((claim.lock_time, claim.inputs[0].sequence), (0, u32::MAX));
     assert_eq!(claim.outputs[0].satoshis, amount - 20);
     assert!(claim.size() <= 193);
     // The funder reads s from the claim it sees spending its reservation.
-    assert_eq!(legs::extract_preimage(&claim, &escrow, &t.hash_lock), Some(S));
-    assert_eq!(legs::extract_preimage(&claim, &Outpoint::new(escrow.txid, 9), &t.hash_lock), None);
-    assert_eq!(legs::extract_preimage(&claim, &escrow, &sha256(&[1; 32])), None);
+    assert_eq!(
+        legs::extract_preimage(&claim, &escrow, &t.hash_lock),
+        Some(S)
+    );
+    assert_eq!(
+        legs::extract_preimage(&claim, &Outpoint::new(escrow.txid, 9), &t.hash_lock),
+        None
+    );
+    assert_eq!(
+        legs::extract_preimage(&claim, &escrow, &sha256(&[1; 32])),
+        None
+    );
 
     assert_eq!(
-        legs::build_claim(&t, leg, escrow, Satoshis(20), payout.clone(), &[0x5b; 32], &beneficiary),
+        legs::build_claim(
+            &t,
+            leg,
+            escrow,
+            Satoshis(20),
+            payout.clone(),
+            &[0x5b; 32],
+            &beneficiary
+        ),
         Err(LegError::WrongPreimage)
     );
     assert_eq!(
         legs::build_claim(&t, leg, escrow, Satoshis(amount), payout, &S, &beneficiary),
-        Err(LegError::FeeExceedsAmount { fee: amount, amount })
+        Err(LegError::FeeExceedsAmount {
+            fee: amount,
+            amount
+        })
     );
     // The funder's key cannot claim.
     let (funder, _) = escrow_keys(leg);
-    let stolen =
-        legs::build_claim(&t, leg, escrow, Satoshis(20), legs::funder_payout_script(&t, leg), &S, &funder).unwrap();
+    let stolen = legs::build_claim(
+        &t,
+        leg,
+        escrow,
+        Satoshis(20),
+        legs::funder_payout_script(&t, leg),
+        &S,
+        &funder,
+    )
+    .unwrap();
     assert!(verify_input(&stolen, 0, &t.escrow_script(leg), amount, flags()).is_err());
     claim
 }
@@ -244,7 +328,8 @@ fn claims_reveal_s_and_verify() {
 }
 
 /// txid of the seller's claim of the payment leg.
-const PINNED_PAYMENT_CLAIM_TXID: &str = "1aef602eb1b169fb44301f2074b54b17921f0821a26db76b1380bb71f8399ae8";
+const PINNED_PAYMENT_CLAIM_TXID: &str =
+    "1aef602eb1b169fb44301f2074b54b17921f0821a26db76b1380bb71f8399ae8";
 
 #[test]
 fn a_refund_does_not_reveal_s() {
@@ -266,11 +351,24 @@ fn cooperative_cancel_needs_both_signatures_and_no_lock_time() {
         let b = legs::sign_cancel(&cancel, &t, leg, escrow, REFUND_FEE, &beneficiary).unwrap();
         let f = legs::sign_cancel(&cancel, &t, leg, escrow, REFUND_FEE, &funder).unwrap();
         legs::set_refund_unlock(&mut cancel, &f, &b).unwrap();
-        verify_input(&cancel, 0, &t.escrow_script(leg), t.leg(leg).amount.0, flags()).unwrap();
+        verify_input(
+            &cancel,
+            0,
+            &t.escrow_script(leg),
+            t.leg(leg).amount.0,
+            flags(),
+        )
+        .unwrap();
         // A refund is not a cancel, and a cancel is not a refund.
         let refund = legs::build_refund(&t, leg, escrow, REFUND_FEE).unwrap();
-        assert_eq!(legs::check_cancel(&refund, &t, leg, escrow, REFUND_FEE), Err(RefundRefused::NotImmediate));
-        assert_eq!(legs::check_refund(&cancel, &t, leg, escrow, REFUND_FEE), Err(RefundRefused::SequenceFinal));
+        assert_eq!(
+            legs::check_cancel(&refund, &t, leg, escrow, REFUND_FEE),
+            Err(RefundRefused::NotImmediate)
+        );
+        assert_eq!(
+            legs::check_refund(&cancel, &t, leg, escrow, REFUND_FEE),
+            Err(RefundRefused::SequenceFinal)
+        );
     }
 }
 
@@ -297,35 +395,68 @@ fn the_beneficiary_refuses_every_tampered_refund() {
     // Early nLockTime: the attack of the protocol model's counterexample 5.
     assert_eq!(
         refused(&|tx| tx.lock_time = T_P - 1),
-        RefundRefused::EarlyLockTime { expected: Height(T_P), found: T_P - 1 }
+        RefundRefused::EarlyLockTime {
+            expected: Height(T_P),
+            found: T_P - 1
+        }
     );
-    assert_eq!(refused(&|tx| tx.lock_time = 0), RefundRefused::EarlyLockTime { expected: Height(T_P), found: 0 });
+    assert_eq!(
+        refused(&|tx| tx.lock_time = 0),
+        RefundRefused::EarlyLockTime {
+            expected: Height(T_P),
+            found: 0
+        }
+    );
     assert_eq!(
         refused(&|tx| tx.lock_time = T_P + 1),
-        RefundRefused::WrongLockTime { expected: Height(T_P), found: T_P + 1 }
+        RefundRefused::WrongLockTime {
+            expected: Height(T_P),
+            found: T_P + 1
+        }
     );
     assert_eq!(
         refused(&|tx| tx.lock_time = 1_700_000_000),
-        RefundRefused::WrongLockTime { expected: Height(T_P), found: 1_700_000_000 }
+        RefundRefused::WrongLockTime {
+            expected: Height(T_P),
+            found: 1_700_000_000
+        }
     );
-    assert_eq!(refused(&|tx| tx.inputs[0].sequence = u32::MAX), RefundRefused::SequenceFinal);
+    assert_eq!(
+        refused(&|tx| tx.inputs[0].sequence = u32::MAX),
+        RefundRefused::SequenceFinal
+    );
     // Wrong amounts: a fee above the allowed one, or more than was reserved.
     assert_eq!(
         refused(&|tx| tx.outputs[0].satoshis = 50_000 - 25),
-        RefundRefused::WrongAmount { min: 49_976, max: 50_000, found: 49_975 }
+        RefundRefused::WrongAmount {
+            min: 49_976,
+            max: 50_000,
+            found: 49_975
+        }
     );
     assert_eq!(
         refused(&|tx| tx.outputs[0].satoshis = 50_001),
-        RefundRefused::WrongAmount { min: 49_976, max: 50_000, found: 50_001 }
+        RefundRefused::WrongAmount {
+            min: 49_976,
+            max: 50_000,
+            found: 50_001
+        }
     );
     // Wrong outpoint: another output of the reservation, or another transaction.
     let other = Outpoint::new(escrow.txid, 1);
     assert_eq!(
         refused(&|tx| tx.inputs[0].prev_out = other),
-        RefundRefused::WrongOutpoint { expected: escrow, found: other }
+        RefundRefused::WrongOutpoint {
+            expected: escrow,
+            found: other
+        }
     );
     assert_eq!(
-        refused(&|tx| tx.inputs.push(TxIn { prev_out: other, unlocking_script: Script::default(), sequence: 0 })),
+        refused(&|tx| tx.inputs.push(TxIn {
+            prev_out: other,
+            unlocking_script: Script::default(),
+            sequence: 0
+        })),
         RefundRefused::InputCount { found: 2 }
     );
     assert_eq!(
@@ -333,8 +464,14 @@ fn the_beneficiary_refuses_every_tampered_refund() {
         RefundRefused::WrongPayee
     );
     assert_eq!(
-        refused(&|tx| tx.outputs.push(TxOut { satoshis: 1, locking_script: Script::default() })),
+        refused(&|tx| tx.outputs.push(TxOut {
+            satoshis: 1,
+            locking_script: Script::default()
+        })),
         RefundRefused::OutputCount { found: 2 }
     );
-    assert_eq!(refused(&|tx| tx.version = 2), RefundRefused::Version { found: 2 });
+    assert_eq!(
+        refused(&|tx| tx.version = 2),
+        RefundRefused::Version { found: 2 }
+    );
 }

@@ -116,9 +116,15 @@ fn worked_example_of_design_3_2_reproduces_exactly() {
 fn the_printed_timeline_shows_the_worked_numbers() {
     let text = Timeline::compute(example_inputs(236)).to_string();
     assert!(text.contains("138,000 - 27,299 = 110,701 s"), "{text}");
-    assert!(text.contains("88,200 + 21,824 + 600 = 110,624 s: ok"), "{text}");
+    assert!(
+        text.contains("88,200 + 21,824 + 600 = 110,624 s: ok"),
+        "{text}"
+    );
     assert!(text.contains("smallest safe n_P (C3): 236"), "{text}");
-    assert!(text.contains("C1 claim_margin_D >= K_D + lag_A: 6 >= 3 + 1: ok"), "{text}");
+    assert!(
+        text.contains("C1 claim_margin_D >= K_D + lag_A: 6 >= 3 + 1: ok"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -138,8 +144,15 @@ fn worked_example_as_a_policy_file_235_fails_236_passes() {
         other => panic!("{other:?}"),
     }
     let shown = e.to_string();
-    assert!(shown.starts_with("policies/p.toml:28:25: chains.x.payment_refund_blocks: unsafe: C3 fails"), "{shown}");
-    assert!(shown.contains("137,400 - 27,239 = 110,161 s >= "), "{shown}");
+    assert!(
+        shown
+            .starts_with("policies/p.toml:28:25: chains.x.payment_refund_blocks: unsafe: C3 fails"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("137,400 - 27,239 = 110,161 s >= "),
+        "{shown}"
+    );
     assert!(shown.contains("110,624 s: FAILS"), "{shown}");
 }
 
@@ -153,12 +166,18 @@ fn shipped_policies_pass() {
     assert_eq!(d.id.file_name, "default.toml");
     assert_eq!(d.id.sha256, bsv_format::hash::sha256(DEFAULT.as_bytes()));
     assert!(d.id.to_string().starts_with("default.toml@sha256:"));
-    assert_eq!(d.counterparties[0], CounterpartyRule::TrustDomain("org-a.example".into()));
+    assert_eq!(
+        d.counterparties[0],
+        CounterpartyRule::TrustDomain("org-a.example".into())
+    );
 
     let f = Policy::parse(FAST_TEST, "fast-test.toml").unwrap();
     assert_eq!(f.timelines().len(), 4);
     assert_eq!(f.timelines()[0].min_payment_refund_blocks, Some(81));
-    assert_eq!(f.chain("chain-p").map(|c| c.block_interval.as_secs()), Some(1));
+    assert_eq!(
+        f.chain("chain-p").map(|c| c.block_interval.as_secs()),
+        Some(1)
+    );
     assert_eq!(f.retry.backoff(0).as_secs(), 1);
     assert_eq!(f.retry.backoff(1).as_secs(), 2);
     assert_eq!(f.retry.backoff(5).as_secs(), 4);
@@ -191,63 +210,129 @@ fn unknown_fields_are_refused_where_they_are() {
     let e = err(&worked(236).replace("view_lag_blocks = 1", "view_lag_blocks = 1\nfee_rate = 5"));
     assert_eq!(at(&e), (27, 1, "chains.x.fee_rate"));
     assert_eq!(e.kind, PolicyErrorKind::UnknownField);
-    assert_eq!(e.to_string(), "policies/p.toml:27:1: chains.x.fee_rate: unknown field");
+    assert_eq!(
+        e.to_string(),
+        "policies/p.toml:27:1: chains.x.fee_rate: unknown field"
+    );
 
     // A misspelt key is reported as unknown, not as the missing key it meant.
     let e = err(&worked(236).replace("quote_expiry =", "quote_expiri ="));
-    assert_eq!((at(&e), e.kind.clone()), ((5, 1, "times.quote_expiri"), PolicyErrorKind::UnknownField));
+    assert_eq!(
+        (at(&e), e.kind.clone()),
+        ((5, 1, "times.quote_expiri"), PolicyErrorKind::UnknownField)
+    );
 
     // No option to reserve in parallel: it is an unknown field like any other.
-    let e = err(&worked(236).replace("[counterparties]", "parallel_reservations = true\n[counterparties]"));
-    assert_eq!((at(&e), e.kind.clone()), ((2, 1, "parallel_reservations"), PolicyErrorKind::UnknownField));
+    let e = err(&worked(236).replace(
+        "[counterparties]",
+        "parallel_reservations = true\n[counterparties]",
+    ));
+    assert_eq!(
+        (at(&e), e.kind.clone()),
+        (
+            (2, 1, "parallel_reservations"),
+            PolicyErrorKind::UnknownField
+        )
+    );
 }
 
 #[test]
 fn missing_fields_wrong_types_and_ranges() {
     let e = err(&worked(236).replace("confirmations = 6\n", ""));
-    assert_eq!((at(&e), e.kind.clone()), ((21, 1, "chains.x.confirmations"), PolicyErrorKind::MissingField));
+    assert_eq!(
+        (at(&e), e.kind.clone()),
+        (
+            (21, 1, "chains.x.confirmations"),
+            PolicyErrorKind::MissingField
+        )
+    );
 
     let e = err(&worked(236).replace("budget = 5", "budget = \"5\""));
     assert_eq!(at(&e), (16, 10, "retry.budget"));
-    assert_eq!(e.kind, PolicyErrorKind::WrongType { expected: "integer", found: "string" });
+    assert_eq!(
+        e.kind,
+        PolicyErrorKind::WrongType {
+            expected: "integer",
+            found: "string"
+        }
+    );
 
     let e = err(&worked(236).replace("budget = 5", "budget = 0"));
     assert_eq!(at(&e), (16, 10, "retry.budget"));
-    assert_eq!(e.kind, PolicyErrorKind::OutOfRange { value: "0".into(), lo: 1, hi: 1000 });
+    assert_eq!(
+        e.kind,
+        PolicyErrorKind::OutOfRange {
+            value: "0".into(),
+            lo: 1,
+            hi: 1000
+        }
+    );
 
     let e = err(&worked(236).replace("max_confirm_blocks = 3", "max_confirm_blocks = -3"));
     assert_eq!(at(&e), (24, 22, "chains.x.max_confirm_blocks"));
     assert!(matches!(e.kind, PolicyErrorKind::OutOfRange { .. }));
 
     let e = err(&worked(236).replace("schema = 1", "schema = 2"));
-    assert_eq!((at(&e), e.kind.clone()), ((1, 10, "schema"), PolicyErrorKind::UnsupportedSchema { found: 2 }));
+    assert_eq!(
+        (at(&e), e.kind.clone()),
+        (
+            (1, 10, "schema"),
+            PolicyErrorKind::UnsupportedSchema { found: 2 }
+        )
+    );
 }
 
 #[test]
 fn durations_are_humantime_strings_of_whole_seconds() {
-    let e = err(&worked(236).replace("seller_reaction = \"10m\"", "seller_reaction = \"10 parsecs\""));
+    let e = err(&worked(236).replace(
+        "seller_reaction = \"10m\"",
+        "seller_reaction = \"10 parsecs\"",
+    ));
     assert_eq!(at(&e), (11, 19, "timeline.seller_reaction"));
     assert!(matches!(e.kind, PolicyErrorKind::BadDuration { .. }), "{e}");
 
     let e = err(&worked(236).replace("block_interval = \"10m\"", "block_interval = \"1500ms\""));
     assert_eq!(at(&e), (22, 18, "chains.x.block_interval"));
-    assert!(e.to_string().ends_with("bad duration \"1500ms\": not a whole number of seconds"), "{e}");
+    assert!(
+        e.to_string()
+            .ends_with("bad duration \"1500ms\": not a whole number of seconds"),
+        "{e}"
+    );
 
     let e = err(&worked(236).replace("block_interval = \"10m\"", "block_interval = 600"));
-    assert_eq!(e.kind, PolicyErrorKind::WrongType { expected: "duration string such as \"90s\"", found: "integer" });
+    assert_eq!(
+        e.kind,
+        PolicyErrorKind::WrongType {
+            expected: "duration string such as \"90s\"",
+            found: "integer"
+        }
+    );
 
-    let p = Policy::parse(&worked(236).replace("quote_expiry = \"5m\"", "quote_expiry = \"1m 30s\""), "w").unwrap();
+    let p = Policy::parse(
+        &worked(236).replace("quote_expiry = \"5m\"", "quote_expiry = \"1m 30s\""),
+        "w",
+    )
+    .unwrap();
     assert_eq!(p.times.quote_expiry.as_secs(), 90);
 }
 
 #[test]
 fn confidence_takes_up_to_three_decimals() {
-    let p = Policy::parse(&worked(300).replace("confidence = 3", "confidence = 2.5"), "w").unwrap();
+    let p = Policy::parse(
+        &worked(300).replace("confidence = 3", "confidence = 2.5"),
+        "w",
+    )
+    .unwrap();
     assert_eq!(p.confidence, Confidence(2500));
     let e = err(&worked(236).replace("confidence = 3", "confidence = 2.0001"));
     assert_eq!(
         (at(&e), e.kind.clone()),
-        ((10, 14, "timeline.confidence"), PolicyErrorKind::BadNumber { text: "2.0001".into() })
+        (
+            (10, 14, "timeline.confidence"),
+            PolicyErrorKind::BadNumber {
+                text: "2.0001".into()
+            }
+        )
     );
     let e = err(&worked(236).replace("confidence = 3", "confidence = 0.5"));
     assert!(matches!(e.kind, PolicyErrorKind::OutOfRange { .. }), "{e}");
@@ -277,20 +362,42 @@ fn identities_must_be_well_formed_and_of_the_right_role() {
     assert!(matches!(e.kind, PolicyErrorKind::BadIdentity { .. }), "{e}");
 
     let e = err(&worked(236).replace("org-b.example/gateway/gb", "org-b.example/notary/n"));
-    assert!(e.to_string().ends_with("a counterparty must have the role gateway"), "{e}");
+    assert!(
+        e.to_string()
+            .ends_with("a counterparty must have the role gateway"),
+        "{e}"
+    );
 
-    let e = err(&worked(236).replace("allowed = []", "allowed = [\"spiffe://n.example/gateway/n\"]"));
+    let e = err(&worked(236).replace(
+        "allowed = []",
+        "allowed = [\"spiffe://n.example/gateway/n\"]",
+    ));
     assert_eq!(at(&e), (14, 12, "notary.allowed"));
-    assert!(e.to_string().ends_with("a notary must have the role notary"), "{e}");
+    assert!(
+        e.to_string()
+            .ends_with("a notary must have the role notary"),
+        "{e}"
+    );
 
     let e = err(&worked(236).replace("\"org-c.example\"", "\"org-c.example\", \"org-c.example\""));
     assert_eq!(
         (at(&e), e.kind.clone()),
-        ((3, 66, "counterparties.allowed"), PolicyErrorKind::Duplicate { text: "org-c.example".into() })
+        (
+            (3, 66, "counterparties.allowed"),
+            PolicyErrorKind::Duplicate {
+                text: "org-c.example".into()
+            }
+        )
     );
 
     let e = err(&worked(236).replace("[chains.x]", "[chains.X]"));
-    assert_eq!((at(&e), e.kind.clone()), ((21, 9, "chains.X"), PolicyErrorKind::BadChainId { id: "X".into() }));
+    assert_eq!(
+        (at(&e), e.kind.clone()),
+        (
+            (21, 9, "chains.X"),
+            PolicyErrorKind::BadChainId { id: "X".into() }
+        )
+    );
 }
 
 #[test]
@@ -316,8 +423,18 @@ fn impossible_combinations_are_refused() {
             (8, 24, "times.clock_skew_tolerance"),
             "shorter than the quote expiry",
         ),
-        ("required = false", "required = true", (14, 11, "notary.allowed"), "a notary is required but none is allowed"),
-        ("backoff_max = \"5m\"", "backoff_max = \"1s\"", (18, 15, "retry.backoff_max"), "shorter than backoff_initial"),
+        (
+            "required = false",
+            "required = true",
+            (14, 11, "notary.allowed"),
+            "a notary is required but none is allowed",
+        ),
+        (
+            "backoff_max = \"5m\"",
+            "backoff_max = \"1s\"",
+            (18, 15, "retry.backoff_max"),
+            "shorter than backoff_initial",
+        ),
         (
             "exposure_limit_sats = 500000000",
             "exposure_limit_sats = 5000",
@@ -348,13 +465,26 @@ fn c1_c2_and_c3_margin_point_at_the_field_to_change() {
         .replace("view_lag_blocks = 1", "view_lag_blocks = 2")
         .replace("claim_margin_blocks = 6", "claim_margin_blocks = 4"));
     assert_eq!(at(&e), (25, 23, "chains.x.claim_margin_blocks"));
-    assert!(matches!(e.kind, PolicyErrorKind::Unsafe { rule: Rule::C1, .. }), "{e}");
-    assert!(e.to_string().contains("C1 claim_margin_D >= K_D + lag_A: 4 >= 3 + 2: FAILS"), "{e}");
+    assert!(
+        matches!(e.kind, PolicyErrorKind::Unsafe { rule: Rule::C1, .. }),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains("C1 claim_margin_D >= K_D + lag_A: 4 >= 3 + 2: FAILS"),
+        "{e}"
+    );
 
     // C2: n_D = 15 leaves r = 6 blocks, fewer than the buyer's 9.
-    let e = err(&worked(236).replace("delivery_refund_blocks = 144", "delivery_refund_blocks = 15"));
+    let e = err(&worked(236).replace(
+        "delivery_refund_blocks = 144",
+        "delivery_refund_blocks = 15",
+    ));
     assert_eq!(at(&e), (27, 26, "chains.x.delivery_refund_blocks"));
-    assert!(matches!(e.kind, PolicyErrorKind::Unsafe { rule: Rule::C2, .. }), "{e}");
+    assert!(
+        matches!(e.kind, PolicyErrorKind::Unsafe { rule: Rule::C2, .. }),
+        "{e}"
+    );
 
     // C3's margin alone, across two chains: P's margin 2 < K_P 3 while D is fine.
     let two = worked(236).replace("[chains.x]", "[chains.d]")
@@ -369,7 +499,10 @@ fn c1_c2_and_c3_margin_point_at_the_field_to_change() {
     let e = err(&two);
     // Pairs in id order: (P=d, D=d) ok, (P=d, D=p): C1 on p (2 < 3 + 0).
     assert_eq!(e.field, "chains.p.claim_margin_blocks");
-    assert!(matches!(e.kind, PolicyErrorKind::Unsafe { rule: Rule::C1, .. }), "{e}");
+    assert!(
+        matches!(e.kind, PolicyErrorKind::Unsafe { rule: Rule::C1, .. }),
+        "{e}"
+    );
 }
 
 #[test]
@@ -378,10 +511,19 @@ fn an_empty_chains_table_points_at_itself() {
     let cut = text.find("[chains.x]").unwrap();
     let e = err(&format!("{}[chains]\n", &text[..cut]));
     assert_eq!(at(&e), (21, 1, "chains"));
-    assert!(e.to_string().ends_with("impossible: no chain is listed"), "{e}");
+    assert!(
+        e.to_string().ends_with("impossible: no chain is listed"),
+        "{e}"
+    );
     let e = err(&format!("{}[chains]\nx = 5\n", &text[..cut]));
     assert_eq!(
         (at(&e), e.kind.clone()),
-        ((22, 5, "chains.x"), PolicyErrorKind::WrongType { expected: "table", found: "integer" })
+        (
+            (22, 5, "chains.x"),
+            PolicyErrorKind::WrongType {
+                expected: "table",
+                found: "integer"
+            }
+        )
     );
 }

@@ -11,7 +11,8 @@ use saga_core::canonical::{DecodeError, DecodeErrorKind};
 use saga_core::policy::timeline::Rule;
 use saga_core::policy::{Policy, PolicyId};
 use saga_core::terms::{
-    AgreedTerms, CheckContext, Denial, Leg, LegTerms, PartyTerms, Role, SagaId, Terms, TermsError, TermsSignature,
+    AgreedTerms, CheckContext, Denial, Leg, LegTerms, PartyTerms, Role, SagaId, Terms, TermsError,
+    TermsSignature,
 };
 use saga_core::{Height, Satoshis, UnixTime};
 
@@ -74,7 +75,11 @@ struct Keys {
 }
 
 fn seller_keys() -> Keys {
-    Keys { saga: key(4).public_key(), p: key(5).public_key(), d: key(6).public_key() }
+    Keys {
+        saga: key(4).public_key(),
+        p: key(5).public_key(),
+        d: key(6).public_key(),
+    }
 }
 
 fn ctx<'a>(k: &'a Keys, own: &'a str, peer: &'a str) -> CheckContext<'a> {
@@ -106,10 +111,16 @@ fn encoding_is_fixed_and_its_hash_pinned() {
     assert_eq!(enc[0], 1);
     assert_eq!(&enc[1..5], &[0, 0, 0, 16]);
     assert_eq!(&enc[5..21], t.saga_id.as_bytes());
-    assert_eq!(t.saga_id.to_string(), "018bcfe5-6800-7707-8707-070707070707");
+    assert_eq!(
+        t.saga_id.to_string(),
+        "018bcfe5-6800-7707-8707-070707070707"
+    );
     // 1 + 23 length prefixes + 16 + 2*(id + 3*33) + 0 + 2*(7 + 8 + 4 + 4) + 32 + 8 + 8 + 14 + 32.
     let fixed = 1 + 23 * 4 + 16 + 2 * 33 * 3 + 32 + 8 + 8 + 32 + 2 * (8 + 4 + 4);
-    assert_eq!(enc.len(), fixed + BUYER.len() + SELLER.len() + 7 + 7 + "fast-test.toml".len());
+    assert_eq!(
+        enc.len(),
+        fixed + BUYER.len() + SELLER.len() + 7 + 7 + "fast-test.toml".len()
+    );
     assert_eq!(enc.len(), 513);
     // Fields 10-14: an empty notary, then the payment leg: "chain-p", 50,000 sat,
     // T_P = 190, 1 confirmation, each length-prefixed, integers big-endian.
@@ -140,22 +151,44 @@ const PINNED_TERMS_HASH: &str = "06ec86d9e25c387ba63e6a13e3da0beae62d48f4bd56043
 fn decoding_faults_name_the_field_and_offset() {
     let enc = terms().encode();
     let d = |bytes: &[u8]| Terms::decode(bytes).unwrap_err();
-    let e = |offset, kind, field| TermsError::Decode(DecodeError { offset, kind, field });
+    let e = |offset, kind, field| {
+        TermsError::Decode(DecodeError {
+            offset,
+            kind,
+            field,
+        })
+    };
 
-    assert_eq!(d(&enc[..enc.len() - 1]), e(enc.len() - 36, DecodeErrorKind::UnexpectedEnd, "policy_id.sha256"));
+    assert_eq!(
+        d(&enc[..enc.len() - 1]),
+        e(
+            enc.len() - 36,
+            DecodeErrorKind::UnexpectedEnd,
+            "policy_id.sha256"
+        )
+    );
     let mut long = enc.clone();
     long.push(0);
-    assert_eq!(d(&long), e(enc.len(), DecodeErrorKind::TrailingBytes, "end"));
+    assert_eq!(
+        d(&long),
+        e(enc.len(), DecodeErrorKind::TrailingBytes, "end")
+    );
     let mut v2 = enc.clone();
     v2[0] = 2;
     assert_eq!(d(&v2), e(0, DecodeErrorKind::UnknownVersion, "version"));
-    assert_eq!(d(&vec![1; 9000]), e(8192, DecodeErrorKind::TooLong, "encoding"));
+    assert_eq!(
+        d(&vec![1; 9000]),
+        e(8192, DecodeErrorKind::TooLong, "encoding")
+    );
 
     // The buyer's saga key starts after the saga id (21) and the buyer's id.
     let key_at = 21 + 4 + BUYER.len();
     let mut bad_key = enc.clone();
     bad_key[key_at + 4] = 0x04;
-    assert_eq!(d(&bad_key), e(key_at, DecodeErrorKind::InvalidValue, "buyer.saga_key"));
+    assert_eq!(
+        d(&bad_key),
+        e(key_at, DecodeErrorKind::InvalidValue, "buyer.saga_key")
+    );
 
     // A v4 UUID is not a saga id.
     let mut v4 = enc.clone();
@@ -165,7 +198,13 @@ fn decoding_faults_name_the_field_and_offset() {
     // Structure is validated on decode: a zero amount.
     let mut t = terms();
     t.delivery.amount = Satoshis(0);
-    assert_eq!(d(&t.encode()), TermsError::BadField { field: "delivery.amount", reason: "zero" });
+    assert_eq!(
+        d(&t.encode()),
+        TermsError::BadField {
+            field: "delivery.amount",
+            reason: "zero"
+        }
+    );
 }
 
 #[test]
@@ -177,27 +216,45 @@ fn structure_is_validated() {
     };
     assert!(matches!(
         bad(|t| t.buyer.spiffe_id = "spiffe://org-a.example/notary/ga".into()),
-        TermsError::BadIdentity { field: "buyer.spiffe_id", .. }
+        TermsError::BadIdentity {
+            field: "buyer.spiffe_id",
+            ..
+        }
     ));
     assert!(matches!(
         bad(|t| t.notary = Some("spiffe://n.example/gateway/n".into())),
-        TermsError::BadIdentity { field: "notary", .. }
+        TermsError::BadIdentity {
+            field: "notary",
+            ..
+        }
     ));
     assert_eq!(
         bad(|t| t.seller.spiffe_id = BUYER.into()),
-        TermsError::BadField { field: "seller.spiffe_id", reason: "buyer and seller are the same gateway" }
+        TermsError::BadField {
+            field: "seller.spiffe_id",
+            reason: "buyer and seller are the same gateway"
+        }
     );
     assert_eq!(
         bad(|t| t.payment.chain_id = "P".into()),
-        TermsError::BadField { field: "payment.chain_id", reason: "not a chain id ([a-z0-9._-], 1 to 64 bytes)" }
+        TermsError::BadField {
+            field: "payment.chain_id",
+            reason: "not a chain id ([a-z0-9._-], 1 to 64 bytes)"
+        }
     );
     assert_eq!(
         bad(|t| t.payment.refund_height = Height(500_000_000)),
-        TermsError::BadField { field: "payment.refund_height", reason: "not a block height in 1..500000000" }
+        TermsError::BadField {
+            field: "payment.refund_height",
+            reason: "not a block height in 1..500000000"
+        }
     );
     assert_eq!(
         bad(|t| t.delivery.confirmations = 0),
-        TermsError::BadField { field: "delivery.confirmations", reason: "zero" }
+        TermsError::BadField {
+            field: "delivery.confirmations",
+            reason: "zero"
+        }
     );
     assert_eq!(
         bad(|t| t.seller.payment_escrow_key = t.buyer.payment_escrow_key),
@@ -208,7 +265,10 @@ fn structure_is_validated() {
     );
     assert_eq!(
         bad(|t| t.reservation_deadline = t.quote_expiry),
-        TermsError::BadField { field: "reservation_deadline", reason: "not after the quote expiry" }
+        TermsError::BadField {
+            field: "reservation_deadline",
+            reason: "not after the quote expiry"
+        }
     );
 }
 
@@ -216,9 +276,15 @@ fn structure_is_validated() {
 fn escrow_scripts_follow_the_roles() {
     let t = terms();
     let p = EscrowScript::parse(&t.escrow_script(Leg::Payment)).unwrap();
-    assert_eq!((p.funder, p.beneficiary, p.hash_lock), (key(2).public_key(), key(5).public_key(), t.hash_lock));
+    assert_eq!(
+        (p.funder, p.beneficiary, p.hash_lock),
+        (key(2).public_key(), key(5).public_key(), t.hash_lock)
+    );
     let d = EscrowScript::parse(&t.escrow_script(Leg::Delivery)).unwrap();
-    assert_eq!((d.funder, d.beneficiary), (key(6).public_key(), key(3).public_key()));
+    assert_eq!(
+        (d.funder, d.beneficiary),
+        (key(6).public_key(), key(3).public_key())
+    );
 }
 
 #[test]
@@ -234,27 +300,49 @@ fn both_parties_sign_and_forgeries_fail() {
     // The round trip through bytes keeps them valid.
     assert_eq!(TermsSignature::from_der(a.as_bytes()), Ok(a.clone()));
 
-    assert_eq!(t.sign(Role::Buyer, &key(4)), Err(TermsError::KeyMismatch { role: Role::Buyer }));
+    assert_eq!(
+        t.sign(Role::Buyer, &key(4)),
+        Err(TermsError::KeyMismatch { role: Role::Buyer })
+    );
     // Swapped signatures, or a signature over other terms, do not verify.
-    assert_eq!(AgreedTerms::new(t.clone(), b.clone(), a.clone()), Err(TermsError::BadSignature { role: Role::Buyer }));
+    assert_eq!(
+        AgreedTerms::new(t.clone(), b.clone(), a.clone()),
+        Err(TermsError::BadSignature { role: Role::Buyer })
+    );
     let mut other = t.clone();
     other.payment.amount = Satoshis(50_001);
-    assert_eq!(other.verify_signature(Role::Buyer, &a), Err(TermsError::BadSignature { role: Role::Buyer }));
+    assert_eq!(
+        other.verify_signature(Role::Buyer, &a),
+        Err(TermsError::BadSignature { role: Role::Buyer })
+    );
     // A forged key's signature.
     let forged = TermsSignature::from_der(&key(9).sign_digest(&t.hash().0)).unwrap();
-    assert_eq!(t.verify_signature(Role::Seller, &forged), Err(TermsError::BadSignature { role: Role::Seller }));
+    assert_eq!(
+        t.verify_signature(Role::Seller, &forged),
+        Err(TermsError::BadSignature { role: Role::Seller })
+    );
 
     // Encoding checks: high-S (the same signature with s' = n - s) and non-DER.
-    assert_eq!(TermsSignature::from_der(&high_s(a.as_bytes())), Err(TermsError::SignatureEncoding));
-    assert_eq!(TermsSignature::from_der(&[0x30, 0x00]), Err(TermsError::SignatureEncoding));
-    assert_eq!(TermsSignature::from_der(&[0x30; 80]), Err(TermsError::SignatureEncoding));
+    assert_eq!(
+        TermsSignature::from_der(&high_s(a.as_bytes())),
+        Err(TermsError::SignatureEncoding)
+    );
+    assert_eq!(
+        TermsSignature::from_der(&[0x30, 0x00]),
+        Err(TermsError::SignatureEncoding)
+    );
+    assert_eq!(
+        TermsSignature::from_der(&[0x30; 80]),
+        Err(TermsError::SignatureEncoding)
+    );
 }
 
 /// The high-S twin of a low-S DER signature: `s' = n − s` (secp256k1 order `n`).
 pub fn high_s(der: &[u8]) -> Vec<u8> {
     const N: [u8; 32] = [
-        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, 0xba, 0xae,
-        0xdc, 0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c, 0xd0, 0x36, 0x41, 0x41,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xfe, 0xba, 0xae, 0xdc, 0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c, 0xd0, 0x36,
+        0x41, 0x41,
     ];
     let len_r = usize::from(der[3]);
     let r = &der[4..4 + len_r];
@@ -283,10 +371,18 @@ pub fn high_s(der: &[u8]) -> Vec<u8> {
 #[test]
 fn the_seller_accepts_the_terms_its_policy_allows() {
     let k = seller_keys();
-    terms().check_against(&policy(), Role::Seller, &ctx(&k, SELLER, BUYER)).unwrap();
+    terms()
+        .check_against(&policy(), Role::Seller, &ctx(&k, SELLER, BUYER))
+        .unwrap();
     // The buyer checks its own proposal the same way.
-    let bk = Keys { saga: key(1).public_key(), p: key(2).public_key(), d: key(3).public_key() };
-    terms().check_against(&policy(), Role::Buyer, &ctx(&bk, BUYER, SELLER)).unwrap();
+    let bk = Keys {
+        saga: key(1).public_key(),
+        p: key(2).public_key(),
+        d: key(3).public_key(),
+    };
+    terms()
+        .check_against(&policy(), Role::Buyer, &ctx(&bk, BUYER, SELLER))
+        .unwrap();
 }
 
 #[test]
@@ -299,27 +395,44 @@ fn every_denial() {
 
     assert_eq!(
         check(&t, &ctx(&k, "spiffe://org-b.example/gateway/other", BUYER)),
-        Denial::NotUs { found: SELLER.into() }
+        Denial::NotUs {
+            found: SELLER.into()
+        }
     );
     assert_eq!(
         check(&t, &ctx(&k, SELLER, "spiffe://org-a.example/gateway/x")),
-        Denial::NotTheCaller { in_terms: BUYER.into() }
+        Denial::NotTheCaller {
+            in_terms: BUYER.into()
+        }
     );
 
     let mut x = t.clone();
     x.buyer.spiffe_id = "spiffe://org-z.example/gateway/gz".into();
     assert_eq!(
         check(&x, &ctx(&k, SELLER, "spiffe://org-z.example/gateway/gz")),
-        Denial::CounterpartyNotAllowed { spiffe_id: "spiffe://org-z.example/gateway/gz".into() }
+        Denial::CounterpartyNotAllowed {
+            spiffe_id: "spiffe://org-z.example/gateway/gz".into()
+        }
     );
 
     let mut x = t.clone();
     x.seller.delivery_escrow_key = key(9).public_key();
-    assert_eq!(check(&x, &base), Denial::NotOurKey { field: "seller.delivery_escrow_key" });
+    assert_eq!(
+        check(&x, &base),
+        Denial::NotOurKey {
+            field: "seller.delivery_escrow_key"
+        }
+    );
 
     let mut x = t.clone();
     x.delivery.chain_id = "chain-x".into();
-    assert_eq!(check(&x, &base), Denial::UnknownChain { leg: Leg::Delivery, chain_id: "chain-x".into() });
+    assert_eq!(
+        check(&x, &base),
+        Denial::UnknownChain {
+            leg: Leg::Delivery,
+            chain_id: "chain-x".into()
+        }
+    );
 
     let mut x = t.clone();
     x.payment.amount = Satoshis(999);
@@ -335,7 +448,13 @@ fn every_denial() {
 
     let mut c = base;
     c.exposure = Satoshis(999_990_000);
-    assert_eq!(check(&t, &c), Denial::ExposureExceeded { would_be: 1_000_010_000, limit: Satoshis(1_000_000_000) });
+    assert_eq!(
+        check(&t, &c),
+        Denial::ExposureExceeded {
+            would_be: 1_000_010_000,
+            limit: Satoshis(1_000_000_000)
+        }
+    );
     c.exposure = Satoshis(999_980_000);
     t.check_against(&p, Role::Seller, &c).unwrap();
 
@@ -344,7 +463,13 @@ fn every_denial() {
     c.now = UnixTime(NOW + 32);
     t.check_against(&p, Role::Seller, &c).unwrap();
     c.now = UnixTime(NOW + 33);
-    assert_eq!(check(&t, &c), Denial::QuoteExpired { quote_expiry: UnixTime(NOW + 30), now: UnixTime(NOW + 33) });
+    assert_eq!(
+        check(&t, &c),
+        Denial::QuoteExpired {
+            quote_expiry: UnixTime(NOW + 30),
+            now: UnixTime(NOW + 33)
+        }
+    );
 
     let mut x = t.clone();
     x.reservation_deadline = UnixTime(NOW + 303);
@@ -360,12 +485,21 @@ fn every_denial() {
     x.quote_expiry = UnixTime(NOW + 33);
     assert_eq!(
         check(&x, &base),
-        Denial::DeadlineTooFar { field: "quote_expiry", proposed: UnixTime(NOW + 33), latest: UnixTime(NOW + 32) }
+        Denial::DeadlineTooFar {
+            field: "quote_expiry",
+            proposed: UnixTime(NOW + 33),
+            latest: UnixTime(NOW + 32)
+        }
     );
 
     let mut x = t.clone();
     x.notary = Some("spiffe://notary.example/notary/other".into());
-    assert_eq!(check(&x, &base), Denial::NotaryNotAllowed { spiffe_id: "spiffe://notary.example/notary/other".into() });
+    assert_eq!(
+        check(&x, &base),
+        Denial::NotaryNotAllowed {
+            spiffe_id: "spiffe://notary.example/notary/other".into()
+        }
+    );
     x.notary = Some("spiffe://notary.example/notary/notary".into());
     x.check_against(&p, Role::Seller, &base).unwrap();
 
@@ -373,14 +507,25 @@ fn every_denial() {
     c.delivery_tip = Height(TIP_D + 30);
     assert_eq!(
         check(&t, &c),
-        Denial::RefundHeightPassed { leg: Leg::Delivery, refund_height: Height(230), tip: Height(230) }
+        Denial::RefundHeightPassed {
+            leg: Leg::Delivery,
+            refund_height: Height(230),
+            tip: Height(230)
+        }
     );
 
     // The seller's own (delivery) refund: at most n_D 30 + view lag 1 blocks away.
     let mut x = t.clone();
     x.delivery.refund_height = Height(TIP_D + 32);
     x.payment.refund_height = Height(TIP_P + 200);
-    assert_eq!(check(&x, &base), Denial::OwnRefundTooLate { leg: Leg::Delivery, blocks: 32, max: 31 });
+    assert_eq!(
+        check(&x, &base),
+        Denial::OwnRefundTooLate {
+            leg: Leg::Delivery,
+            blocks: 32,
+            max: 31
+        }
+    );
 }
 
 #[test]
@@ -415,9 +560,16 @@ fn the_timeline_is_recomputed_from_the_terms_and_the_current_tips() {
         }
         other => panic!("{other:?}"),
     }
-    let shown = TermsError::Denied(Box::new(denial(terms().check_against(&p, Role::Seller, &c)))).to_string();
+    let shown = TermsError::Denied(Box::new(denial(terms().check_against(
+        &p,
+        Role::Seller,
+        &c,
+    ))))
+    .to_string();
     assert!(
-        shown.starts_with("policy denied: C2 fails\ntimeline: payment on chain-p (P), delivery on chain-d (D)"),
+        shown.starts_with(
+            "policy denied: C2 fails\ntimeline: payment on chain-p (P), delivery on chain-d (D)"
+        ),
         "{shown}"
     );
 }
@@ -428,7 +580,12 @@ fn a_reused_hashlock_is_refused() {
     let mut seen = BTreeSet::new();
     t.check_hashlock_fresh(&seen).unwrap();
     seen.insert(t.hash_lock);
-    assert_eq!(t.check_hashlock_fresh(&seen), Err(TermsError::HashlockReused { hash_lock: t.hash_lock }));
+    assert_eq!(
+        t.check_hashlock_fresh(&seen),
+        Err(TermsError::HashlockReused {
+            hash_lock: t.hash_lock
+        })
+    );
     let mut other = t.clone();
     other.hash_lock = sha256(&[0x5b; 32]);
     other.check_hashlock_fresh(&seen).unwrap();

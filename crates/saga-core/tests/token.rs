@@ -30,7 +30,16 @@ fn saga() -> SagaId {
 }
 
 fn token() -> Token {
-    Token::issue(TokenId([0xab; 16]), saga(), reservation(), ISSUER, HOLDER, UnixTime(NOT_AFTER), &key(4)).unwrap()
+    Token::issue(
+        TokenId([0xab; 16]),
+        saga(),
+        reservation(),
+        ISSUER,
+        HOLDER,
+        UnixTime(NOT_AFTER),
+        &key(4),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -57,17 +66,23 @@ fn encoding_is_fixed_and_round_trips() {
 }
 
 /// SHA256("escrowd/token/v1" ‖ body) of [`token`].
-const PINNED_TOKEN_DIGEST: &str = "4823254d8f188cbb3d45538542bbceb1a742e9e71b32223a491df34bd08bd35c";
+const PINNED_TOKEN_DIGEST: &str =
+    "4823254d8f188cbb3d45538542bbceb1a742e9e71b32223a491df34bd08bd35c";
 
 #[test]
 fn a_valid_token_is_accepted_until_not_after_plus_skew() {
     let t = token();
     let pk = key(4).public_key();
-    let v = t.verify(&pk, HOLDER, UnixTime(NOT_AFTER + 2), SKEW).unwrap();
+    let v = t
+        .verify(&pk, HOLDER, UnixTime(NOT_AFTER + 2), SKEW)
+        .unwrap();
     assert_eq!(v.token_id(), TokenId([0xab; 16]));
     assert_eq!(v.token(), &t);
     v.check_grants(&saga(), &reservation()).unwrap();
-    assert_eq!(v.check_grants(&saga(), &Outpoint::new(Txid([0x11; 32]), 0)), Err(TokenError::WrongGrant));
+    assert_eq!(
+        v.check_grants(&saga(), &Outpoint::new(Txid([0x11; 32]), 0)),
+        Err(TokenError::WrongGrant)
+    );
     assert_eq!(
         v.check_grants(&SagaId::new_v7(1_700_000_000_001, &[7; 10]), &reservation()),
         Err(TokenError::WrongGrant)
@@ -75,7 +90,11 @@ fn a_valid_token_is_accepted_until_not_after_plus_skew() {
 
     assert_eq!(
         t.verify(&pk, HOLDER, UnixTime(NOT_AFTER + 3), SKEW),
-        Err(TokenError::Expired { not_after: UnixTime(NOT_AFTER), now: UnixTime(NOT_AFTER + 3), skew_secs: 2 })
+        Err(TokenError::Expired {
+            not_after: UnixTime(NOT_AFTER),
+            now: UnixTime(NOT_AFTER + 3),
+            skew_secs: 2
+        })
     );
 }
 
@@ -83,8 +102,16 @@ fn a_valid_token_is_accepted_until_not_after_plus_skew() {
 fn wrong_holder_is_refused() {
     let t = token();
     assert_eq!(
-        t.verify(&key(4).public_key(), "spiffe://org-c.example/gateway/gc", UnixTime(NOT_AFTER), SKEW),
-        Err(TokenError::WrongHolder { holder: HOLDER.into(), caller: "spiffe://org-c.example/gateway/gc".into() })
+        t.verify(
+            &key(4).public_key(),
+            "spiffe://org-c.example/gateway/gc",
+            UnixTime(NOT_AFTER),
+            SKEW
+        ),
+        Err(TokenError::WrongHolder {
+            holder: HOLDER.into(),
+            caller: "spiffe://org-c.example/gateway/gc".into()
+        })
     );
 }
 
@@ -93,9 +120,20 @@ fn forged_tokens_are_refused() {
     let pk = key(4).public_key();
     let now = UnixTime(NOT_AFTER);
     // Signed by another key, which it names as issuer: not the key of the terms.
-    let other =
-        Token::issue(TokenId([0xab; 16]), saga(), reservation(), ISSUER, HOLDER, UnixTime(NOT_AFTER), &key(9)).unwrap();
-    assert_eq!(other.verify(&pk, HOLDER, now, SKEW), Err(TokenError::WrongIssuerKey));
+    let other = Token::issue(
+        TokenId([0xab; 16]),
+        saga(),
+        reservation(),
+        ISSUER,
+        HOLDER,
+        UnixTime(NOT_AFTER),
+        &key(9),
+    )
+    .unwrap();
+    assert_eq!(
+        other.verify(&pk, HOLDER, now, SKEW),
+        Err(TokenError::WrongIssuerKey)
+    );
 
     // The right issuer key with another key's signature spliced in.
     let enc = token().encode();
@@ -105,7 +143,10 @@ fn forged_tokens_are_refused() {
     spliced.extend_from_slice(&(forged_sig.len() as u32).to_be_bytes());
     spliced.extend_from_slice(&forged_sig);
     let t = Token::decode(&spliced).unwrap();
-    assert_eq!(t.verify(&pk, HOLDER, now, SKEW), Err(TokenError::BadSignature));
+    assert_eq!(
+        t.verify(&pk, HOLDER, now, SKEW),
+        Err(TokenError::BadSignature)
+    );
 
     // A tampered body: not_after pushed a day later.
     let mut later = enc.clone();
@@ -113,45 +154,90 @@ fn forged_tokens_are_refused() {
     later[na_at..na_at + 8].copy_from_slice(&(NOT_AFTER + 86_400).to_be_bytes());
     let t = Token::decode(&later).unwrap();
     assert_eq!(t.not_after, UnixTime(NOT_AFTER + 86_400));
-    assert_eq!(t.verify(&pk, HOLDER, now, SKEW), Err(TokenError::BadSignature));
+    assert_eq!(
+        t.verify(&pk, HOLDER, now, SKEW),
+        Err(TokenError::BadSignature)
+    );
 
     // The holder rewritten to the attacker.
     let mut stolen = token();
     stolen.holder = "spiffe://org-c.example/gateway/gc".into();
     let t = Token::decode(&stolen.encode()).unwrap();
-    assert_eq!(t.verify(&pk, "spiffe://org-c.example/gateway/gc", now, SKEW), Err(TokenError::BadSignature));
+    assert_eq!(
+        t.verify(&pk, "spiffe://org-c.example/gateway/gc", now, SKEW),
+        Err(TokenError::BadSignature)
+    );
 }
 
 #[test]
 fn decoding_is_bounded_and_typed() {
     let enc = token().encode();
-    let e = |offset, kind, field| Err(TokenError::Decode(DecodeError { offset, kind, field }));
+    let e = |offset, kind, field| {
+        Err(TokenError::Decode(DecodeError {
+            offset,
+            kind,
+            field,
+        }))
+    };
     assert_eq!(
         Token::decode(&enc[..enc.len() - 1]),
-        e(enc.len() - 4 - token().signature().len(), DecodeErrorKind::UnexpectedEnd, "signature")
+        e(
+            enc.len() - 4 - token().signature().len(),
+            DecodeErrorKind::UnexpectedEnd,
+            "signature"
+        )
     );
     let mut trailing = enc.clone();
     trailing.push(0);
-    assert_eq!(Token::decode(&trailing), e(enc.len(), DecodeErrorKind::TrailingBytes, "end"));
-    assert_eq!(Token::decode(&vec![1; MAX_TOKEN_LEN + 1]), e(MAX_TOKEN_LEN, DecodeErrorKind::TooLong, "encoding"));
-    assert_eq!(Token::decode(&[]), e(0, DecodeErrorKind::UnexpectedEnd, "version"));
+    assert_eq!(
+        Token::decode(&trailing),
+        e(enc.len(), DecodeErrorKind::TrailingBytes, "end")
+    );
+    assert_eq!(
+        Token::decode(&vec![1; MAX_TOKEN_LEN + 1]),
+        e(MAX_TOKEN_LEN, DecodeErrorKind::TooLong, "encoding")
+    );
+    assert_eq!(
+        Token::decode(&[]),
+        e(0, DecodeErrorKind::UnexpectedEnd, "version")
+    );
     let mut v2 = enc.clone();
     v2[0] = 2;
-    assert_eq!(Token::decode(&v2), e(0, DecodeErrorKind::UnknownVersion, "version"));
+    assert_eq!(
+        Token::decode(&v2),
+        e(0, DecodeErrorKind::UnknownVersion, "version")
+    );
     // A 4 GiB length claimed for the token id is refused without reading on.
     let mut huge = enc.clone();
     huge[1..5].copy_from_slice(&[0xff; 4]);
-    assert_eq!(Token::decode(&huge), e(1, DecodeErrorKind::BadLength, "token_id"));
+    assert_eq!(
+        Token::decode(&huge),
+        e(1, DecodeErrorKind::BadLength, "token_id")
+    );
 
     let mut bad_issuer = token();
     bad_issuer.issuer = "spiffe://org-b.example/observer/gb".into();
     assert_eq!(
         Token::decode(&bad_issuer.encode()),
-        Err(TokenError::BadIdentity { field: "issuer", reason: "must have the role gateway".into() })
+        Err(TokenError::BadIdentity {
+            field: "issuer",
+            reason: "must have the role gateway".into()
+        })
     );
     assert!(matches!(
-        Token::issue(TokenId([0; 16]), saga(), reservation(), ISSUER, "ga", UnixTime(0), &key(4)),
-        Err(TokenError::BadIdentity { field: "holder", .. })
+        Token::issue(
+            TokenId([0; 16]),
+            saga(),
+            reservation(),
+            ISSUER,
+            "ga",
+            UnixTime(0),
+            &key(4)
+        ),
+        Err(TokenError::BadIdentity {
+            field: "holder",
+            ..
+        })
     ));
 
     // Every truncation and every single-byte change decodes or fails cleanly.
@@ -164,7 +250,11 @@ fn decoding_is_bounded_and_typed() {
             m[i] ^= 1 << bit;
             if let Ok(t) = Token::decode(&m) {
                 // A changed byte never yields a token that still verifies.
-                assert!(t.verify(&key(4).public_key(), HOLDER, UnixTime(0), SKEW).is_err() || m == enc);
+                assert!(
+                    t.verify(&key(4).public_key(), HOLDER, UnixTime(0), SKEW)
+                        .is_err()
+                        || m == enc
+                );
             }
         }
     }

@@ -403,7 +403,10 @@ impl BroadcastError {
     /// Whether trying again later may succeed ([`Unavailable`](Self::Unavailable),
     /// [`Orphaned`](Self::Orphaned)).
     pub fn is_transient(&self) -> bool {
-        matches!(self, BroadcastError::Unavailable { .. } | BroadcastError::Orphaned { .. })
+        matches!(
+            self,
+            BroadcastError::Unavailable { .. } | BroadcastError::Orphaned { .. }
+        )
     }
 }
 
@@ -503,7 +506,11 @@ pub trait ChainTracker: Send + Sync {
     ///
     /// # Errors
     /// [`TrackerError`] when the service cannot answer.
-    async fn is_valid_root_for_height(&self, root: &Hash256, height: u32) -> Result<bool, TrackerError>;
+    async fn is_valid_root_for_height(
+        &self,
+        root: &Hash256,
+        height: u32,
+    ) -> Result<bool, TrackerError>;
 
     /// Height of the best chain's tip.
     ///
@@ -520,7 +527,10 @@ pub trait ChainTracker: Send + Sync {
     async fn confirm_roots(&self, claims: &[RootClaim]) -> Result<Vec<bool>, TrackerError> {
         let mut out = Vec::with_capacity(claims.len());
         for claim in claims {
-            out.push(self.is_valid_root_for_height(&claim.root, claim.height).await?);
+            out.push(
+                self.is_valid_root_for_height(&claim.root, claim.height)
+                    .await?,
+            );
         }
         Ok(out)
     }
@@ -564,17 +574,24 @@ pub async fn verify_beef(
     let opts = *opts;
     let request = tokio::task::spawn_blocking(move || beef.spv_request(&opts))
         .await
-        .map_err(|e| VerifyBeefError::Interrupted { detail: e.to_string() })??;
+        .map_err(|e| VerifyBeefError::Interrupted {
+            detail: e.to_string(),
+        })??;
     let (answers, tip) = if request.claims().is_empty() {
         // Nothing to confirm; the tip still judges coinbase maturity.
         (Vec::new(), tracker.current_height().await?)
     } else {
-        let (answers, tip) = tokio::join!(tracker.confirm_roots(request.claims()), tracker.current_height());
+        let (answers, tip) = tokio::join!(
+            tracker.confirm_roots(request.claims()),
+            tracker.current_height()
+        );
         (answers?, tip?)
     };
     tokio::task::spawn_blocking(move || request.finish(&answers, tip))
         .await
-        .map_err(|e| VerifyBeefError::Interrupted { detail: e.to_string() })?
+        .map_err(|e| VerifyBeefError::Interrupted {
+            detail: e.to_string(),
+        })?
         .map_err(VerifyBeefError::Invalid)
 }
 
@@ -666,7 +683,8 @@ pub trait SpendWatcher: Send + Sync {
     ///
     /// # Errors
     /// [`SpendWatchError`] when the service cannot answer.
-    async fn spent_by(&self, outpoint: &Outpoint) -> Result<Option<SpendingInput>, SpendWatchError>;
+    async fn spent_by(&self, outpoint: &Outpoint)
+        -> Result<Option<SpendingInput>, SpendWatchError>;
 }
 
 #[cfg(test)]
@@ -680,7 +698,9 @@ mod tests {
 
     #[test]
     fn error_codes_classify_as_the_arc_docs_say() {
-        let transient: Vec<u16> = (400..600).filter(|s| ArcErrorCode::from_http(*s).is_transient()).collect();
+        let transient: Vec<u16> = (400..600)
+            .filter(|s| ArcErrorCode::from_http(*s).is_transient())
+            .collect();
         let mut expected = vec![408, 429, 469];
         expected.extend(500..600);
         assert_eq!(transient, expected);
@@ -701,12 +721,17 @@ mod tests {
             TxState::AcceptedByNetwork,
             TxState::SeenInOrphanMempool,
             TxState::SeenOnNetwork,
-            TxState::DoubleSpendAttempted { competing_txs: vec![] },
+            TxState::DoubleSpendAttempted {
+                competing_txs: vec![],
+            },
             TxState::Rejected,
             TxState::MinedInStaleBlock,
         ];
         let codes: Vec<u8> = states.iter().map(TxState::code).collect();
-        assert_eq!(codes, [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 115]);
+        assert_eq!(
+            codes,
+            [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 115]
+        );
         assert_eq!(states[9].to_string(), "SEEN_ON_NETWORK");
     }
 
@@ -718,7 +743,11 @@ mod tests {
 
     #[async_trait]
     impl ChainTracker for Fixed {
-        async fn is_valid_root_for_height(&self, _: &Hash256, _: u32) -> Result<bool, TrackerError> {
+        async fn is_valid_root_for_height(
+            &self,
+            _: &Hash256,
+            _: u32,
+        ) -> Result<bool, TrackerError> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             Ok(self.answer)
         }
@@ -736,7 +765,10 @@ mod tests {
                 unlocking_script: Script::from_bytes(vec![0x51]),
                 sequence: 0xffff_ffff,
             }],
-            outputs: vec![TxOut { satoshis: 1, locking_script: Script::from_bytes(vec![0x51]) }],
+            outputs: vec![TxOut {
+                satoshis: 1,
+                locking_script: Script::from_bytes(vec![0x51]),
+            }],
             lock_time: 0,
         };
         let txid = tx.txid();
@@ -749,14 +781,24 @@ mod tests {
     #[tokio::test]
     async fn verify_beef_asks_the_tracker_and_reports_its_verdict() {
         let (beef, txid) = proven_beef();
-        let yes = Fixed { answer: true, calls: AtomicUsize::new(0) };
-        let verified = verify_beef(&yes, beef.clone(), &VerifyOptions::default()).await.unwrap();
+        let yes = Fixed {
+            answer: true,
+            calls: AtomicUsize::new(0),
+        };
+        let verified = verify_beef(&yes, beef.clone(), &VerifyOptions::default())
+            .await
+            .unwrap();
         assert_eq!((verified.subject(), verified.tip_height()), (txid, 500));
         assert_eq!(yes.calls.load(Ordering::SeqCst), 1);
-        let no = Fixed { answer: false, calls: AtomicUsize::new(0) };
+        let no = Fixed {
+            answer: false,
+            calls: AtomicUsize::new(0),
+        };
         let root = beef.bumps()[0].root();
         assert_eq!(
-            verify_beef(&no, beef, &VerifyOptions::default()).await.unwrap_err(),
+            verify_beef(&no, beef, &VerifyOptions::default())
+                .await
+                .unwrap_err(),
             VerifyBeefError::Invalid(VerifyError::RootNotConfirmed { height: 400, root })
         );
     }

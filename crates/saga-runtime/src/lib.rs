@@ -30,7 +30,7 @@
 pub mod chain;
 
 pub use chain::{
-    verify_beef, ArcErrorCode, BlockInclusion, BroadcastError, BroadcastOutcome, Broadcaster, ChainTracker,
-    RejectCode, ServiceFault, SpendWatchError, SpendWatcher, SpendingInput, TrackerError, TxState, TxStatus,
-    VerifyBeefError,
+    verify_beef, ArcErrorCode, BlockInclusion, BroadcastError, BroadcastOutcome, Broadcaster,
+    ChainTracker, RejectCode, ServiceFault, SpendWatchError, SpendWatcher, SpendingInput,
+    TrackerError, TxState, TxStatus, VerifyBeefError,
 };

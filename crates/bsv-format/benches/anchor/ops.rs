@@ -20,7 +20,10 @@ pub fn parse(beef: &[u8]) -> Beef {
 /// e1 — `Beef::ef_of(txid)` + `EfTransaction::to_bytes` for every unproven
 /// transaction (1,000 of them); returns the total EF bytes.
 pub fn ef_all(beef: &Beef, txids: &[Txid]) -> usize {
-    txids.iter().map(|t| beef.ef_of(t).expect("EF").to_bytes().len()).sum()
+    txids
+        .iter()
+        .map(|t| beef.ef_of(t).expect("EF").to_bytes().len())
+        .sum()
 }
 
 /// s1 — bare libsecp256k1 verifies, one thread; returns the count that verified.
@@ -41,9 +44,10 @@ pub fn parse_verify_par(triples: &[Triple]) -> usize {
     triples
         .par_iter()
         .filter(|t| {
-            let (Ok(key), Ok(mut sig)) =
-                (secp256k1::PublicKey::from_slice(&t.key_sec), secp256k1::ecdsa::Signature::from_der_lax(&t.der))
-            else {
+            let (Ok(key), Ok(mut sig)) = (
+                secp256k1::PublicKey::from_slice(&t.key_sec),
+                secp256k1::ecdsa::Signature::from_der_lax(&t.der),
+            ) else {
                 return false;
             };
             sig.normalize_s();
@@ -57,7 +61,14 @@ pub fn sighash_all(chain: &[EfTransaction]) -> u8 {
     let mut acc = 0u8;
     for ef in chain {
         let src = &ef.source_outputs[0];
-        acc ^= bsv_format::sighash::signature_hash(&ef.tx, 0, src.locking_script.as_bytes(), src.satoshis, 0x41, true)[0];
+        acc ^= bsv_format::sighash::signature_hash(
+            &ef.tx,
+            0,
+            src.locking_script.as_bytes(),
+            src.satoshis,
+            0x41,
+            true,
+        )[0];
     }
     acc
 }
@@ -66,7 +77,11 @@ pub fn sighash_all(chain: &[EfTransaction]) -> u8 {
 /// tip + 1 = 900,101, outputs at 900,000 or unproven): the k2 row runs with
 /// exactly these.
 pub fn script_flags() -> VerifyFlags {
-    ScriptEras::MAINNET.flags_for(VerifyFlags::standard_post_chronicle(), TIP_HEIGHT + 1, TIP_HEIGHT + 1)
+    ScriptEras::MAINNET.flags_for(
+        VerifyFlags::standard_post_chronicle(),
+        TIP_HEIGHT + 1,
+        TIP_HEIGHT + 1,
+    )
 }
 
 /// The accept-all chain tracker of the research scripts: every root valid,
@@ -91,7 +106,10 @@ pub fn full_verify(beef: Beef) -> VerifiedBeef {
 
 /// v2 — the same without scripts (structure, amounts, roots, maturity).
 pub fn structure_verify(beef: Beef) -> VerifiedBeef {
-    let opts = VerifyOptions { check_scripts: false, ..VerifyOptions::default() };
+    let opts = VerifyOptions {
+        check_scripts: false,
+        ..VerifyOptions::default()
+    };
     spv::verify(beef, &AcceptAll, &opts).expect("anchor BEEF structure verifies")
 }
 

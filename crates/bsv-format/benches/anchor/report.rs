@@ -26,8 +26,17 @@ impl Stats {
     fn of(mut samples: Vec<f64>) -> Stats {
         samples.sort_by(f64::total_cmp);
         let n = samples.len();
-        let median = if n % 2 == 1 { samples[n / 2] } else { (samples[n / 2 - 1] + samples[n / 2]) / 2.0 };
-        Stats { median_ms: median, min_ms: samples[0], max_ms: samples[n - 1], samples: n }
+        let median = if n % 2 == 1 {
+            samples[n / 2]
+        } else {
+            (samples[n / 2 - 1] + samples[n / 2]) / 2.0
+        };
+        Stats {
+            median_ms: median,
+            min_ms: samples[0],
+            max_ms: samples[n - 1],
+            samples: n,
+        }
     }
 }
 
@@ -57,9 +66,16 @@ struct Args {
 }
 
 fn args(argv: &[String]) -> Args {
-    let value = |flag: &str| argv.iter().position(|a| a == flag).and_then(|i| argv.get(i + 1)).cloned();
+    let value = |flag: &str| {
+        argv.iter()
+            .position(|a| a == flag)
+            .and_then(|i| argv.get(i + 1))
+            .cloned()
+    };
     Args {
-        rounds: value("--rounds").map(|v| v.parse().expect("--rounds N")).unwrap_or(31),
+        rounds: value("--rounds")
+            .map(|v| v.parse().expect("--rounds N"))
+            .unwrap_or(31),
         ts: value("--ts"),
         py: value("--py"),
         out: value("--out"),
@@ -77,27 +93,41 @@ struct Sdk {
 
 fn read_sdk(path: &str, parse_key: &str, ef_key: &str) -> Sdk {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let v: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
     let t = &v["timings"];
-    let ms = |k: &str| t[k]["median_ms"].as_f64().unwrap_or_else(|| panic!("{path}: timings.{k}.median_ms"));
+    let ms = |k: &str| {
+        t[k]["median_ms"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{path}: timings.{k}.median_ms"))
+    };
     Sdk {
         label: v["env"]["sdk"].as_str().unwrap_or("?").to_string(),
         parse_ms: ms(parse_key),
         verify_ms: ms("b1_Transaction_verify_full"),
         ef_ms: ms(ef_key),
-        ecdsa_per_s: t["d1_ecdsa_verify_per_sec_median"].as_f64().unwrap_or(f64::NAN),
+        ecdsa_per_s: t["d1_ecdsa_verify_per_sec_median"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
     }
 }
 
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|m| m.trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 fn per_s(count: usize, ms: f64) -> f64 {
@@ -116,17 +146,43 @@ fn pass(ok: bool) -> &'static str {
 pub fn run(argv: &[String]) {
     let a = args(argv);
     let w: Workload = workload::load();
-    let pool2 = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("2-thread pool");
+    let pool2 = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("2-thread pool");
     let decoded = ops::parse(&w.beef);
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    println!("anchor workload: {} ({} bytes BEEF, {} txs)", w.path.display(), w.beef.len(), decoded.len());
-    println!("machine: {} × {threads} threads; load average at start {}", cpu_model(), loadavg());
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    println!(
+        "anchor workload: {} ({} bytes BEEF, {} txs)",
+        w.path.display(),
+        w.beef.len(),
+        decoded.len()
+    );
+    println!(
+        "machine: {} × {threads} threads; load average at start {}",
+        cpu_model(),
+        loadavg()
+    );
 
     // Sanity of every parallel path before timing.
-    assert_eq!(pool2.install(|| ops::bare_par(&w.triples)), CHAIN_TXS, "bare verify, 2 threads");
-    assert_eq!(pool2.install(|| ops::parse_verify_par(&w.triples)), CHAIN_TXS, "verify_ecdsa, 2 threads");
+    assert_eq!(
+        pool2.install(|| ops::bare_par(&w.triples)),
+        CHAIN_TXS,
+        "bare verify, 2 threads"
+    );
+    assert_eq!(
+        pool2.install(|| ops::parse_verify_par(&w.triples)),
+        CHAIN_TXS,
+        "verify_ecdsa, 2 threads"
+    );
     let flags = ops::script_flags();
-    assert_eq!(pool2.install(|| ops::scripts_par(&w.chain, flags)), CHAIN_TXS, "interpreter accepts every input");
+    assert_eq!(
+        pool2.install(|| ops::scripts_par(&w.chain, flags)),
+        CHAIN_TXS,
+        "interpreter accepts every input"
+    );
     let verified = pool2.install(|| ops::full_verify(decoded.clone()));
     assert_eq!(verified.subject().to_string(), workload::SUBJECT_TXID);
     assert_eq!(verified.roots().len(), 1);
@@ -153,7 +209,14 @@ pub fn run(argv: &[String]) {
     // rounds discarded), so load from elsewhere hits numerator and
     // denominator alike. v1 gets a fresh clone of the decoded BEEF each round
     // (untimed), as `spv::verify` consumes it.
-    let (mut s1, mut s2, mut s3, mut k2, mut v1, mut v3) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut s1, mut s2, mut s3, mut k2, mut v1, mut v3) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     for round in 0..a.rounds + 2 {
         let fresh = decoded.clone();
         let t_v1 = time_ms(|| pool2.install(|| ops::full_verify(fresh)));
@@ -174,7 +237,14 @@ pub fn run(argv: &[String]) {
     // The same ratio per round (v1 and s2 ran back to back), then its median:
     // robust to load that comes and goes between rounds.
     let paired = Stats::of(s2.iter().zip(&v1).map(|(s, v)| s / v).collect());
-    let (s1, s2, s3, k2, v1, v3) = (Stats::of(s1), Stats::of(s2), Stats::of(s3), Stats::of(k2), Stats::of(v1), Stats::of(v3));
+    let (s1, s2, s3, k2, v1, v3) = (
+        Stats::of(s1),
+        Stats::of(s2),
+        Stats::of(s3),
+        Stats::of(k2),
+        Stats::of(v1),
+        Stats::of(v3),
+    );
     let v1_rate = per_s(CHAIN_TXS, v1.median_ms);
     let bound_ratio = v1_rate / per_s(CHAIN_TXS, s2.median_ms);
 
@@ -186,23 +256,103 @@ pub fn run(argv: &[String]) {
     println!("| id | row | median ms | min–max ms | rate | target | verdict |");
     println!("|---|---|---:|---:|---:|---:|---|");
     let row = |id: &str, what: &str, s: &Stats, rate: String, target: &str, verdict: &str| {
-        println!("| {id} | {what} | {:.3} | {:.3}–{:.3} | {rate} | {target} | {verdict} |", s.median_ms, s.min_ms, s.max_ms);
+        println!(
+            "| {id} | {what} | {:.3} | {:.3}–{:.3} | {rate} | {target} | {verdict} |",
+            s.median_ms, s.min_ms, s.max_ms
+        );
     };
-    row("p1", "parse: BEEF decode, all 1,001 txids", &p1, format!("{parse_mb_s:.0} MB/s"), "≥ 500 MB/s", pass(parse_mb_s >= 500.0));
-    row("v1", "full verify: structure + roots + 1,000 scripts, 2 threads", &v1, format!("{v1_rate:.0} verifications/s"), "", "");
-    row("v2", "verify without scripts: structure + amounts + roots", &v2, String::new(), "", "");
-    row("v3", "parse + full verify, end to end", &v3, format!("{:.0} verifications/s", per_s(CHAIN_TXS, v3.median_ms)), "", "");
-    row("e1", "EF of all 1,000 txs (265,499 bytes)", &e1, format!("{:.0} MB/s", mb_s(workload::EF_TOTAL_BYTES, e1.median_ms)), "", "");
-    row("d2", "1,000 FORKID sighashes, 1 thread", &d2, format!("{:.0} /s", per_s(CHAIN_TXS, d2.median_ms)), "", "");
-    row("s1", "bare libsecp256k1 verify ×1,000, 1 thread", &s1, format!("{:.0} /s", per_s(CHAIN_TXS, s1.median_ms)), "", "");
-    row("s2", "bare libsecp256k1 verify ×1,000, 2 threads", &s2, format!("{s2_rate:.0} /s"), "", "");
-    row("s3", "parse key + DER, verify ×1,000 (no reuse), 2 threads", &s3, format!("{:.0} /s", per_s(CHAIN_TXS, s3.median_ms)), "", "");
-    row("k2", "interpreter, 1,000 inputs, 2 threads (no BEEF checks)", &k2, format!("{:.0} /s", per_s(CHAIN_TXS, k2.median_ms)), "", "");
+    row(
+        "p1",
+        "parse: BEEF decode, all 1,001 txids",
+        &p1,
+        format!("{parse_mb_s:.0} MB/s"),
+        "≥ 500 MB/s",
+        pass(parse_mb_s >= 500.0),
+    );
+    row(
+        "v1",
+        "full verify: structure + roots + 1,000 scripts, 2 threads",
+        &v1,
+        format!("{v1_rate:.0} verifications/s"),
+        "",
+        "",
+    );
+    row(
+        "v2",
+        "verify without scripts: structure + amounts + roots",
+        &v2,
+        String::new(),
+        "",
+        "",
+    );
+    row(
+        "v3",
+        "parse + full verify, end to end",
+        &v3,
+        format!("{:.0} verifications/s", per_s(CHAIN_TXS, v3.median_ms)),
+        "",
+        "",
+    );
+    row(
+        "e1",
+        "EF of all 1,000 txs (265,499 bytes)",
+        &e1,
+        format!("{:.0} MB/s", mb_s(workload::EF_TOTAL_BYTES, e1.median_ms)),
+        "",
+        "",
+    );
+    row(
+        "d2",
+        "1,000 FORKID sighashes, 1 thread",
+        &d2,
+        format!("{:.0} /s", per_s(CHAIN_TXS, d2.median_ms)),
+        "",
+        "",
+    );
+    row(
+        "s1",
+        "bare libsecp256k1 verify ×1,000, 1 thread",
+        &s1,
+        format!("{:.0} /s", per_s(CHAIN_TXS, s1.median_ms)),
+        "",
+        "",
+    );
+    row(
+        "s2",
+        "bare libsecp256k1 verify ×1,000, 2 threads",
+        &s2,
+        format!("{s2_rate:.0} /s"),
+        "",
+        "",
+    );
+    row(
+        "s3",
+        "parse key + DER, verify ×1,000 (no reuse), 2 threads",
+        &s3,
+        format!("{:.0} /s", per_s(CHAIN_TXS, s3.median_ms)),
+        "",
+        "",
+    );
+    row(
+        "k2",
+        "interpreter, 1,000 inputs, 2 threads (no BEEF checks)",
+        &k2,
+        format!("{:.0} /s", per_s(CHAIN_TXS, k2.median_ms)),
+        "",
+        "",
+    );
     println!();
     println!("| ratio | value | target | verdict |");
     println!("|---|---:|---:|---|");
-    println!("| parse throughput (p1) | {parse_mb_s:.0} MB/s | ≥ 500 MB/s | {} |", pass(parse_mb_s >= 500.0));
-    println!("| full-verify rate / 2-core bare bound (v1 vs s2) | {:.1} % | ≥ 80 % | {} |", 100.0 * bound_ratio, pass(bound_ratio >= 0.8));
+    println!(
+        "| parse throughput (p1) | {parse_mb_s:.0} MB/s | ≥ 500 MB/s | {} |",
+        pass(parse_mb_s >= 500.0)
+    );
+    println!(
+        "| full-verify rate / 2-core bare bound (v1 vs s2) | {:.1} % | ≥ 80 % | {} |",
+        100.0 * bound_ratio,
+        pass(bound_ratio >= 0.8)
+    );
     println!(
         "| the same, median of per-round ratios | {:.1} % (rounds {:.1}–{:.1} %) | ≥ 80 % | {} |",
         100.0 * paired.median_ms,
@@ -210,39 +360,79 @@ pub fn run(argv: &[String]) {
         100.0 * paired.max_ms,
         pass(paired.median_ms >= 0.8)
     );
-    println!("| full-verify rate / no-reuse libsecp256k1 work (v1 vs s3) | {:.1} % | | |", 100.0 * s3.median_ms / v1.median_ms);
-    println!("| interpreter rate / 2-core bare bound (k2 vs s2) | {:.1} % | | |", 100.0 * s2.median_ms / k2.median_ms);
-    println!("| 2-thread scaling of bare verify (s1 / s2) | {:.2}× | | |", s1.median_ms / s2.median_ms);
+    println!(
+        "| full-verify rate / no-reuse libsecp256k1 work (v1 vs s3) | {:.1} % | | |",
+        100.0 * s3.median_ms / v1.median_ms
+    );
+    println!(
+        "| interpreter rate / 2-core bare bound (k2 vs s2) | {:.1} % | | |",
+        100.0 * s2.median_ms / k2.median_ms
+    );
+    println!(
+        "| 2-thread scaling of bare verify (s1 / s2) | {:.2}× | | |",
+        s1.median_ms / s2.median_ms
+    );
 
-    let ts = a.ts.as_deref().map(|p| read_sdk(p, "a1_Beef_fromBinary", "c1_toEF_all"));
-    let py = a.py.as_deref().map(|p| read_sdk(p, "a1_new_beef_from_bytes", "c1_to_ef_all"));
+    let ts =
+        a.ts.as_deref()
+            .map(|p| read_sdk(p, "a1_Beef_fromBinary", "c1_toEF_all"));
+    let py =
+        a.py.as_deref()
+            .map(|p| read_sdk(p, "a1_new_beef_from_bytes", "c1_to_ef_all"));
     if ts.is_some() || py.is_some() {
         println!();
-        println!("| row | ours ms | {} | {} |", ts.as_ref().map_or("TS", |s| &s.label), py.as_ref().map_or("Python", |s| &s.label));
+        println!(
+            "| row | ours ms | {} | {} |",
+            ts.as_ref().map_or("TS", |s| &s.label),
+            py.as_ref().map_or("Python", |s| &s.label)
+        );
         println!("|---|---:|---:|---:|");
         let cell = |s: &Option<Sdk>, f: fn(&Sdk) -> f64, ours: f64| match s {
             Some(s) => format!("{:.3} ({:.1}× ours)", f(s), f(s) / ours),
             None => "—".into(),
         };
-        println!("| parse (a1) | {:.3} | {} | {} |", p1.median_ms, cell(&ts, |s| s.parse_ms, p1.median_ms), cell(&py, |s| s.parse_ms, p1.median_ms));
-        println!("| EF ×1,000 (c1) | {:.3} | {} | {} |", e1.median_ms, cell(&ts, |s| s.ef_ms, e1.median_ms), cell(&py, |s| s.ef_ms, e1.median_ms));
-        println!("| full verify (b1 / v1) | {:.3} | {} | {} |", v1.median_ms, cell(&ts, |s| s.verify_ms, v1.median_ms), cell(&py, |s| s.verify_ms, v1.median_ms));
+        println!(
+            "| parse (a1) | {:.3} | {} | {} |",
+            p1.median_ms,
+            cell(&ts, |s| s.parse_ms, p1.median_ms),
+            cell(&py, |s| s.parse_ms, p1.median_ms)
+        );
+        println!(
+            "| EF ×1,000 (c1) | {:.3} | {} | {} |",
+            e1.median_ms,
+            cell(&ts, |s| s.ef_ms, e1.median_ms),
+            cell(&py, |s| s.ef_ms, e1.median_ms)
+        );
+        println!(
+            "| full verify (b1 / v1) | {:.3} | {} | {} |",
+            v1.median_ms,
+            cell(&ts, |s| s.verify_ms, v1.median_ms),
+            cell(&py, |s| s.verify_ms, v1.median_ms)
+        );
         println!(
             "| ECDSA verifies/s, 1 thread (d1 / s1) | {:.0} | {} | {} |",
             per_s(CHAIN_TXS, s1.median_ms),
-            ts.as_ref().map_or("—".into(), |s| format!("{:.0}", s.ecdsa_per_s)),
-            py.as_ref().map_or("—".into(), |s| format!("{:.0}", s.ecdsa_per_s))
+            ts.as_ref()
+                .map_or("—".into(), |s| format!("{:.0}", s.ecdsa_per_s)),
+            py.as_ref()
+                .map_or("—".into(), |s| format!("{:.0}", s.ecdsa_per_s))
         );
         println!();
         println!("| target | value | verdict |");
         println!("|---|---:|---|");
         if let Some(py) = &py {
             let r = py.verify_ms / v1.median_ms;
-            println!("| full verify ≥ 3× Python SDK (native) | {r:.1}× | {} |", pass(r >= 3.0));
+            println!(
+                "| full verify ≥ 3× Python SDK (native) | {r:.1}× | {} |",
+                pass(r >= 3.0)
+            );
         }
         if let Some(ts) = &ts {
             let r = ts.verify_ms / v1.median_ms;
-            println!("| full verify ≥ 100× @bsv/sdk | {r:.0}× | {} |", pass(r >= 100.0));
+            println!(
+                "| full verify ≥ 100× @bsv/sdk | {r:.0}× | {} |",
+                pass(r >= 100.0)
+            );
         }
     }
 
@@ -257,7 +447,8 @@ pub fn run(argv: &[String]) {
             "v1_over_s2": bound_ratio,
             "v1_over_s2_paired_median": paired.median_ms,
         });
-        std::fs::write(&out, serde_json::to_string_pretty(&v).expect("json")).unwrap_or_else(|e| panic!("{out}: {e}"));
+        std::fs::write(&out, serde_json::to_string_pretty(&v).expect("json"))
+            .unwrap_or_else(|e| panic!("{out}: {e}"));
         println!("\nwrote {out}");
     }
 }

@@ -57,7 +57,8 @@ pub struct Workload {
 pub fn hex_path() -> PathBuf {
     match std::env::var_os(ENV_VAR) {
         Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/research/anchor-bench/chain1000.beef.hex"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/research/anchor-bench/chain1000.beef.hex"),
     }
 }
 
@@ -72,7 +73,8 @@ pub fn load() -> Workload {
             path.display()
         )
     });
-    let beef = hex::decode(text.trim()).unwrap_or_else(|e| panic!("{}: not hex: {e}", path.display()));
+    let beef =
+        hex::decode(text.trim()).unwrap_or_else(|e| panic!("{}: not hex: {e}", path.display()));
     assert_eq!(beef.len(), BEEF_BYTES, "{}: BEEF size", path.display());
 
     let decoded = Beef::from_bytes(&beef).expect("the anchor BEEF decodes");
@@ -82,12 +84,23 @@ pub fn load() -> Workload {
     let root = &decoded.txs()[0];
     assert_eq!(root.txid().to_string(), ROOT_TXID, "root ancestor txid");
     assert_eq!(root.bump_index(), Some(0), "root ancestor carries BUMP 0");
-    assert_eq!(decoded.bumps()[0].block_height(), ROOT_HEIGHT, "BUMP height");
-    assert_eq!(decoded.txs()[TX_COUNT - 1].txid().to_string(), SUBJECT_TXID, "subject txid");
+    assert_eq!(
+        decoded.bumps()[0].block_height(),
+        ROOT_HEIGHT,
+        "BUMP height"
+    );
+    assert_eq!(
+        decoded.txs()[TX_COUNT - 1].txid().to_string(),
+        SUBJECT_TXID,
+        "subject txid"
+    );
     assert_eq!(chain_txids(&decoded).len(), CHAIN_TXS, "unproven txs");
 
     let chain_txids = chain_txids(&decoded);
-    let efs: Vec<EfTransaction> = chain_txids.iter().map(|t| decoded.ef_of(t).expect("EF")).collect();
+    let efs: Vec<EfTransaction> = chain_txids
+        .iter()
+        .map(|t| decoded.ef_of(t).expect("EF"))
+        .collect();
     let ef_total: usize = efs.iter().map(|e| e.to_bytes().len()).sum();
     assert_eq!(ef_total, EF_TOTAL_BYTES, "EF total of the 1,000 chain txs");
 
@@ -96,7 +109,13 @@ pub fn load() -> Workload {
         assert!(bare_verify(t), "signature of chain tx {i} does not verify");
     }
     negative_controls(&beef);
-    Workload { path, beef, chain_txids, chain: efs, triples }
+    Workload {
+        path,
+        beef,
+        chain_txids,
+        chain: efs,
+        triples,
+    }
 }
 
 /// Untimed: the full verifier must refuse the workload with one amount
@@ -110,33 +129,55 @@ fn negative_controls(beef: &[u8]) {
     let tracker = super::ops::AcceptAll;
     let at = beef.len() - 1 - 4 - 26 - 8;
     let mut bad = beef.to_vec();
-    assert_eq!(bad[at..at + 8], 1000u64.to_le_bytes(), "subject output 1 is 1,000 sat");
+    assert_eq!(
+        bad[at..at + 8],
+        1000u64.to_le_bytes(),
+        "subject output 1 is 1,000 sat"
+    );
     bad[at] += 1;
     let tampered = Beef::from_bytes(&bad).expect("tampered BEEF still decodes");
     let subject = tampered.txs()[TX_COUNT - 1].txid();
     match verify(tampered, &tracker, &VerifyOptions::default()) {
         Err(VerifyError::Script { txid, input: 0, .. }) if txid == subject => {}
-        other => panic!("negative control 1: expected a script failure on the subject, got {other:?}"),
+        other => {
+            panic!("negative control 1: expected a script failure on the subject, got {other:?}")
+        }
     }
 
     let decoded = Beef::from_bytes(beef).expect("decodes");
     let mid = decoded.txs()[TX_COUNT / 2].txid();
-    let mid_raw = decoded.txs()[TX_COUNT / 2].transaction().expect("full tx").to_bytes();
-    let start = beef.windows(mid_raw.len()).position(|w| w == mid_raw.as_slice()).expect("tx #500 in the BEEF");
+    let mid_raw = decoded.txs()[TX_COUNT / 2]
+        .transaction()
+        .expect("full tx")
+        .to_bytes();
+    let start = beef
+        .windows(mid_raw.len())
+        .position(|w| w == mid_raw.as_slice())
+        .expect("tx #500 in the BEEF");
     let at = start + mid_raw.len() - 4 - 26 - 8;
     let mut bad = beef.to_vec();
-    assert_eq!(bad[at..at + 8], 1000u64.to_le_bytes(), "tx #500 output 1 is 1,000 sat");
+    assert_eq!(
+        bad[at..at + 8],
+        1000u64.to_le_bytes(),
+        "tx #500 output 1 is 1,000 sat"
+    );
     bad[at] += 1;
     let tampered = Beef::from_bytes(&bad).expect("tampered BEEF still decodes");
     match verify(tampered, &tracker, &VerifyOptions::default()) {
         Err(VerifyError::MissingInput { parent, .. }) if parent == mid => {}
-        other => panic!("negative control 2: expected the child of tx #500 to miss its input, got {other:?}"),
+        other => panic!(
+            "negative control 2: expected the child of tx #500 to miss its input, got {other:?}"
+        ),
     }
 }
 
 /// Txids of the transactions without a BUMP (the 1,000 chain spends), in wire order.
 pub fn chain_txids(beef: &Beef) -> Vec<Txid> {
-    beef.txs().iter().filter(|t| t.bump_index().is_none() && !t.is_txid_only()).map(|t| t.txid()).collect()
+    beef.txs()
+        .iter()
+        .filter(|t| t.bump_index().is_none() && !t.is_txid_only())
+        .map(|t| t.txid())
+        .collect()
 }
 
 /// The bare libsecp256k1 call the interpreter's `OP_CHECKSIG` ends in.
@@ -150,7 +191,11 @@ fn triple(ef: &EfTransaction) -> Triple {
     let tx = &ef.tx;
     assert_eq!(tx.inputs.len(), 1, "chain txs have one input");
     let source = &ef.source_outputs[0];
-    let chunks: Vec<_> = tx.inputs[0].unlocking_script.chunks().map(|c| c.expect("push-only unlocking script")).collect();
+    let chunks: Vec<_> = tx.inputs[0]
+        .unlocking_script
+        .chunks()
+        .map(|c| c.expect("push-only unlocking script"))
+        .collect();
     assert_eq!(chunks.len(), 2, "P2PKH unlocking script: <sig> <pubkey>");
     let sig = chunks[0].data.expect("signature push");
     let key = chunks[1].data.expect("pubkey push");

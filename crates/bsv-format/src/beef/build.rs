@@ -11,7 +11,13 @@ use crate::tx::{Transaction, TxOut};
 impl Beef {
     /// An empty BEEF of the given version (no BUMPs, no transactions, not Atomic).
     pub fn new(version: BeefVersion) -> Beef {
-        Beef { version, subject: None, bumps: Vec::new(), txs: Vec::new(), index: OnceLock::new() }
+        Beef {
+            version,
+            subject: None,
+            bumps: Vec::new(),
+            txs: Vec::new(),
+            index: OnceLock::new(),
+        }
     }
 
     /// Adds a Merkle path, combining it with a BUMP of the same block (same
@@ -61,11 +67,17 @@ impl Beef {
         // (which trims to client txids) keeps them.
         self.flag_proven_leaves();
         other.flag_proven_leaves();
-        let bump_map: Vec<usize> = std::mem::take(&mut other.bumps).into_iter().map(|b| self.merge_bump(b)).collect();
+        let bump_map: Vec<usize> = std::mem::take(&mut other.bumps)
+            .into_iter()
+            .map(|b| self.merge_bump(b))
+            .collect();
         for entry in other.txs {
             let BeefTx { txid, data } = entry;
             let data = match data {
-                TxData::Full { tx, bump_index } => TxData::Full { tx, bump_index: bump_index.and_then(|i| bump_map.get(i).copied()) },
+                TxData::Full { tx, bump_index } => TxData::Full {
+                    tx,
+                    bump_index: bump_index.and_then(|i| bump_map.get(i).copied()),
+                },
                 TxData::TxidOnly => TxData::TxidOnly,
             };
             self.upsert(BeefTx { txid, data });
@@ -93,8 +105,14 @@ impl Beef {
     /// depth-first walk, O(transactions + inputs), same order.
     pub fn sort(&mut self) {
         let order = self.sorted_order();
-        let mut slots: Vec<Option<BeefTx>> = std::mem::take(&mut self.txs).into_iter().map(Some).collect();
-        self.txs = order.into_iter().filter_map(|i| slots.get_mut(i).and_then(Option::take)).collect();
+        let mut slots: Vec<Option<BeefTx>> = std::mem::take(&mut self.txs)
+            .into_iter()
+            .map(Some)
+            .collect();
+        self.txs = order
+            .into_iter()
+            .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+            .collect();
         self.index = OnceLock::new();
     }
 
@@ -108,14 +126,20 @@ impl Beef {
         /// Proven and txid-only entries: placed before every pass.
         const READY: usize = usize::MAX - 3;
         let n = self.txs.len();
-        let (mut missing, mut txid_only, mut proven, mut pending) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut missing, mut txid_only, mut proven, mut pending) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         // pass[i] for pending entries; NOT_VALID for missing ones; READY for the rest.
         let mut pass = vec![READY; n];
         for (i, entry) in self.txs.iter().enumerate() {
             match entry.unproven() {
                 None if entry.is_txid_only() => txid_only.push(i),
                 None => proven.push(i),
-                Some(tx) if tx.inputs.iter().any(|inp| self.position(&inp.prev_out.txid).is_none()) => {
+                Some(tx)
+                    if tx
+                        .inputs
+                        .iter()
+                        .any(|inp| self.position(&inp.prev_out.txid).is_none()) =>
+                {
                     missing.push(i);
                     pass[i] = NOT_VALID;
                 }
@@ -131,7 +155,12 @@ impl Beef {
             self.txs
                 .get(t)
                 .and_then(BeefTx::unproven)
-                .map(|tx| tx.inputs.iter().filter_map(|inp| self.position(&inp.prev_out.txid)).collect())
+                .map(|tx| {
+                    tx.inputs
+                        .iter()
+                        .filter_map(|inp| self.position(&inp.prev_out.txid))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         for &start in &pending {
@@ -167,7 +196,9 @@ impl Beef {
                 stack.pop();
             }
         }
-        let (not_valid, mut placed): (Vec<usize>, Vec<usize>) = pending.into_iter().partition(|&i| pass.get(i) == Some(&NOT_VALID));
+        let (not_valid, mut placed): (Vec<usize>, Vec<usize>) = pending
+            .into_iter()
+            .partition(|&i| pass.get(i) == Some(&NOT_VALID));
         placed.sort_by_key(|&i| (pass.get(i).copied(), i));
         let mut order = missing;
         order.extend(not_valid);
@@ -187,7 +218,9 @@ impl Beef {
     /// [`BeefError::NotFound`] for an unknown subject, [`BeefError::SourceMissing`]
     /// if an input of an unproven transaction in the closure is not here.
     pub fn to_atomic(&self, subject: &Txid) -> Result<Beef, BeefError> {
-        let start = self.position(subject).ok_or(BeefError::NotFound(*subject))?;
+        let start = self
+            .position(subject)
+            .ok_or(BeefError::NotFound(*subject))?;
         let mut keep = vec![false; self.txs.len()];
         let mut stack = vec![start];
         while let Some(i) = stack.pop() {
@@ -195,11 +228,18 @@ impl Beef {
                 Some(seen) if !*seen => *seen = true,
                 _ => continue,
             }
-            let Some(entry) = self.txs.get(i) else { continue };
+            let Some(entry) = self.txs.get(i) else {
+                continue;
+            };
             let Some(tx) = entry.unproven() else { continue };
             for (k, input) in tx.inputs.iter().enumerate() {
                 let parent = input.prev_out.txid;
-                let j = self.position(&parent).ok_or(BeefError::SourceMissing { txid: entry.txid, input: k, parent, vout: input.prev_out.vout })?;
+                let j = self.position(&parent).ok_or(BeefError::SourceMissing {
+                    txid: entry.txid,
+                    input: k,
+                    parent,
+                    vout: input.prev_out.vout,
+                })?;
                 stack.push(j);
             }
         }
@@ -208,12 +248,21 @@ impl Beef {
         let mut txs = Vec::new();
         for (entry, _) in self.txs.iter().zip(&keep).filter(|(_, k)| **k) {
             let mut entry = entry.clone();
-            if let TxData::Full { bump_index: Some(b), .. } = &mut entry.data {
+            if let TxData::Full {
+                bump_index: Some(b),
+                ..
+            } = &mut entry.data
+            {
                 let old = *b;
                 let new = match bump_map.get(old).copied().flatten() {
                     Some(new) => new,
                     None => {
-                        bumps.push(self.bumps.get(old).cloned().ok_or(BeefError::BumpLeafMissing { txid: entry.txid, bump_index: old })?);
+                        bumps.push(self.bumps.get(old).cloned().ok_or(
+                            BeefError::BumpLeafMissing {
+                                txid: entry.txid,
+                                bump_index: old,
+                            },
+                        )?);
                         let new = bumps.len() - 1;
                         if let Some(slot) = bump_map.get_mut(old) {
                             *slot = Some(new);
@@ -225,7 +274,13 @@ impl Beef {
             }
             txs.push(entry);
         }
-        let mut atomic = Beef { version: self.version, subject: Some(*subject), bumps, txs, index: OnceLock::new() };
+        let mut atomic = Beef {
+            version: self.version,
+            subject: Some(*subject),
+            bumps,
+            txs,
+            index: OnceLock::new(),
+        };
         if atomic.order_violation().is_some() {
             atomic.sort();
         }
@@ -249,11 +304,19 @@ impl Beef {
                 .find(&parent)
                 .and_then(BeefTx::transaction)
                 .and_then(|p| p.outputs.get(input.prev_out.vout as usize))
-                .ok_or(BeefError::SourceMissing { txid: *txid, input: k, parent, vout: input.prev_out.vout })?;
+                .ok_or(BeefError::SourceMissing {
+                    txid: *txid,
+                    input: k,
+                    parent,
+                    vout: input.prev_out.vout,
+                })?;
             source_outputs.push(out.clone());
         }
         // One source output per input, by construction.
-        Ok(EfTransaction { tx: tx.clone(), source_outputs })
+        Ok(EfTransaction {
+            tx: tx.clone(),
+            source_outputs,
+        })
     }
 
     /// Index of a BUMP with `txid` as a level-0 leaf.
@@ -264,7 +327,10 @@ impl Beef {
     /// Adds or combines a BUMP; returns its index.
     fn merge_bump(&mut self, path: MerklePath) -> usize {
         for (i, b) in self.bumps.iter_mut().enumerate() {
-            if b.block_height() == path.block_height() && b.root() == path.root() && b.combine(&path).is_ok() {
+            if b.block_height() == path.block_height()
+                && b.root() == path.root()
+                && b.combine(&path).is_ok()
+            {
                 return i;
             }
         }
@@ -280,10 +346,22 @@ impl Beef {
             self.txs.push(new);
             return;
         };
-        let Some(old) = self.txs.get_mut(i) else { return };
+        let Some(old) = self.txs.get_mut(i) else {
+            return;
+        };
         let upgrade = matches!(
             (&old.data, &new.data),
-            (TxData::TxidOnly, TxData::Full { .. }) | (TxData::Full { bump_index: None, .. }, TxData::Full { bump_index: Some(_), .. })
+            (TxData::TxidOnly, TxData::Full { .. })
+                | (
+                    TxData::Full {
+                        bump_index: None,
+                        ..
+                    },
+                    TxData::Full {
+                        bump_index: Some(_),
+                        ..
+                    }
+                )
         );
         if upgrade {
             *old = new;
@@ -303,7 +381,11 @@ impl Beef {
         }
         for entry in &mut self.txs {
             let txid = entry.txid;
-            if let TxData::Full { bump_index: bump_index @ None, .. } = &mut entry.data {
+            if let TxData::Full {
+                bump_index: bump_index @ None,
+                ..
+            } = &mut entry.data
+            {
                 if let Some(&b) = leaves.get(&txid) {
                     if let Some(bump) = self.bumps.get_mut(b) {
                         bump.mark_client(&txid);

@@ -153,17 +153,26 @@ pub struct BeefTx {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum TxData {
-    Full { tx: Transaction, bump_index: Option<usize> },
+    Full {
+        tx: Transaction,
+        bump_index: Option<usize>,
+    },
     TxidOnly,
 }
 
 impl BeefTx {
     fn full(txid: Txid, tx: Transaction, bump_index: Option<usize>) -> Self {
-        BeefTx { txid, data: TxData::Full { tx, bump_index } }
+        BeefTx {
+            txid,
+            data: TxData::Full { tx, bump_index },
+        }
     }
 
     fn txid_only(txid: Txid) -> Self {
-        BeefTx { txid, data: TxData::TxidOnly }
+        BeefTx {
+            txid,
+            data: TxData::TxidOnly,
+        }
     }
 
     /// The transaction id.
@@ -196,7 +205,10 @@ impl BeefTx {
     /// come from the BEEF).
     pub(crate) fn unproven(&self) -> Option<&Transaction> {
         match &self.data {
-            TxData::Full { tx, bump_index: None } => Some(tx),
+            TxData::Full {
+                tx,
+                bump_index: None,
+            } => Some(tx),
             _ => None,
         }
     }
@@ -213,7 +225,8 @@ impl Hasher for TxidHasher {
         for chunk in bytes.chunks(8) {
             let mut word = [0u8; 8];
             word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
         }
     }
 
@@ -244,7 +257,10 @@ pub struct Beef {
 /// Equal content; the lookup index is a cache and does not count.
 impl PartialEq for Beef {
     fn eq(&self, other: &Beef) -> bool {
-        self.version == other.version && self.subject == other.subject && self.bumps == other.bumps && self.txs == other.txs
+        self.version == other.version
+            && self.subject == other.subject
+            && self.bumps == other.bumps
+            && self.txs == other.txs
     }
 }
 
@@ -268,15 +284,23 @@ impl Beef {
         let version = match magic {
             BEEF_V1_MAGIC => BeefVersion::V1,
             BEEF_V2_MAGIC => BeefVersion::V2,
-            _ => return Err(ParseError::new(r.position() - 4, ParseErrorKind::UnknownVersion, "BEEF version").into()),
+            _ => {
+                return Err(ParseError::new(
+                    r.position() - 4,
+                    ParseErrorKind::UnknownVersion,
+                    "BEEF version",
+                )
+                .into())
+            }
         };
         let n_bumps = r.read_count(MIN_BUMP_BYTES, "BEEF BUMP count")?;
         let mut bumps = Vec::with_capacity(n_bumps);
         for index in 0..n_bumps {
-            let bump = MerklePath::read(&mut r, OffsetRule::AllowExtra).map_err(|error| match error {
-                BumpError::Parse(e) => BeefError::Parse(e),
-                error => BeefError::Bump { index, error },
-            })?;
+            let bump =
+                MerklePath::read(&mut r, OffsetRule::AllowExtra).map_err(|error| match error {
+                    BumpError::Parse(e) => BeefError::Parse(e),
+                    error => BeefError::Bump { index, error },
+                })?;
             bumps.push(bump);
         }
         let n_txs = r.read_count(MIN_TX_ENTRY_BYTES, "BEEF transaction count")?;
@@ -308,11 +332,20 @@ impl Beef {
             if let Some(bump_index) = entry.bump_index() {
                 // BRC-62: a transaction with a BUMP must be a level-0 leaf of it.
                 if !leaves.holds(&bumps, bump_index, &entry.txid) {
-                    return Err(BeefError::BumpLeafMissing { txid: entry.txid, bump_index });
+                    return Err(BeefError::BumpLeafMissing {
+                        txid: entry.txid,
+                        bump_index,
+                    });
                 }
             }
         }
-        Ok(Beef { version, subject, bumps, txs, index: OnceLock::new() })
+        Ok(Beef {
+            version,
+            subject,
+            bumps,
+            txs,
+            index: OnceLock::new(),
+        })
     }
 
     /// Decodes a BEEF from hex. Errors as [`from_bytes`](Self::from_bytes)
@@ -368,7 +401,11 @@ impl Beef {
 
     /// The encoding (see [`write`](Self::write)).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let tx_bytes: usize = self.txs.iter().map(|t| t.transaction().map_or(33, |tx| tx.size() + 10)).sum();
+        let tx_bytes: usize = self
+            .txs
+            .iter()
+            .map(|t| t.transaction().map_or(33, |tx| tx.size() + 10))
+            .sum();
         let mut out = Vec::with_capacity(64 + tx_bytes + self.bumps.len() * 512);
         self.write(&mut out);
         out
@@ -430,7 +467,10 @@ impl Beef {
 
     /// Position of `txid`'s (first) entry in [`txs`](Self::txs).
     pub fn position(&self, txid: &Txid) -> Option<usize> {
-        self.index.get_or_init(|| build_index(&self.txs)).get(txid).copied()
+        self.index
+            .get_or_init(|| build_index(&self.txs))
+            .get(txid)
+            .copied()
     }
 
     /// Records that `txid` now sits at `position` (after a push), if the index
@@ -473,7 +513,11 @@ fn read_bump_index(r: &mut Reader<'_>, bumps: &[MerklePath]) -> Result<usize, Pa
     let index = r.read_varint("BEEF bump index")?;
     match usize::try_from(index) {
         Ok(i) if i < bumps.len() => Ok(i),
-        _ => Err(ParseError::new(at, ParseErrorKind::IndexOutOfRange, "BEEF bump index")),
+        _ => Err(ParseError::new(
+            at,
+            ParseErrorKind::IndexOutOfRange,
+            "BEEF bump index",
+        )),
     }
 }
 
@@ -531,7 +575,14 @@ fn read_v1_entry<'a>(r: &mut Reader<'a>, bumps: &[MerklePath]) -> Result<RawEntr
     let bump_index = match r.read_u8("BEEF V1 has-bump flag")? {
         0 => None,
         1 => Some(read_bump_index(r, bumps)?),
-        _ => return Err(ParseError::new(at, ParseErrorKind::InvalidFlag, "BEEF V1 has-bump flag (0 or 1)").into()),
+        _ => {
+            return Err(ParseError::new(
+                at,
+                ParseErrorKind::InvalidFlag,
+                "BEEF V1 has-bump flag (0 or 1)",
+            )
+            .into())
+        }
     };
     Ok((BeefTx::full(Txid::default(), tx, bump_index), Some(raw)))
 }
@@ -542,9 +593,21 @@ fn read_v2_entry<'a>(r: &mut Reader<'a>, bumps: &[MerklePath]) -> Result<RawEntr
     let bump_index = match r.read_u8("BEEF V2 format byte")? {
         FORMAT_RAW => None,
         FORMAT_RAW_WITH_BUMP => Some(read_bump_index(r, bumps)?),
-        FORMAT_TXID_ONLY => return Ok((BeefTx::txid_only(Txid(r.read_array("BEEF V2 txid-only entry")?)), None)),
+        FORMAT_TXID_ONLY => {
+            return Ok((
+                BeefTx::txid_only(Txid(r.read_array("BEEF V2 txid-only entry")?)),
+                None,
+            ))
+        }
         // BRC-96 defines 0..=2; go-sdk rejects the rest, ts-sdk 2.1.0 reads them as 0 (§12.12).
-        _ => return Err(ParseError::new(at, ParseErrorKind::InvalidFlag, "BEEF V2 format byte (0, 1 or 2)").into()),
+        _ => {
+            return Err(ParseError::new(
+                at,
+                ParseErrorKind::InvalidFlag,
+                "BEEF V2 format byte (0, 1 or 2)",
+            )
+            .into())
+        }
     };
     let (tx, raw) = read_raw_tx(r)?;
     Ok((BeefTx::full(Txid::default(), tx, bump_index), Some(raw)))

@@ -9,9 +9,19 @@ fn tx(inputs: &[(Txid, u32)], outputs: &[u64], tag: u8) -> Transaction {
         version: 1,
         inputs: inputs
             .iter()
-            .map(|&(txid, vout)| TxIn { prev_out: Outpoint::new(txid, vout), unlocking_script: Script::from_bytes(vec![tag]), sequence: SEQUENCE_FINAL })
+            .map(|&(txid, vout)| TxIn {
+                prev_out: Outpoint::new(txid, vout),
+                unlocking_script: Script::from_bytes(vec![tag]),
+                sequence: SEQUENCE_FINAL,
+            })
             .collect(),
-        outputs: outputs.iter().map(|&satoshis| TxOut { satoshis, locking_script: Script::from_bytes(vec![0x51]) }).collect(),
+        outputs: outputs
+            .iter()
+            .map(|&satoshis| TxOut {
+                satoshis,
+                locking_script: Script::from_bytes(vec![0x51]),
+            })
+            .collect(),
         lock_time: 0,
     }
 }
@@ -53,9 +63,15 @@ fn parse_err(bytes: &[u8]) -> ParseError {
 fn built_beefs_round_trip_in_every_form() {
     for version in [BeefVersion::V1, BeefVersion::V2] {
         let c = chain(version);
-        assert_eq!(c.beef.txs().iter().map(BeefTx::txid).collect::<Vec<_>>(), vec![c.a, c.b, c.c]);
+        assert_eq!(
+            c.beef.txs().iter().map(BeefTx::txid).collect::<Vec<_>>(),
+            vec![c.a, c.b, c.c]
+        );
         assert_eq!(c.beef.find(&c.a).and_then(BeefTx::bump_index), Some(0));
-        assert_eq!(c.beef.bumps()[0].client_txids().collect::<Vec<_>>(), vec![c.a]);
+        assert_eq!(
+            c.beef.bumps()[0].client_txids().collect::<Vec<_>>(),
+            vec![c.a]
+        );
         let bytes = c.beef.to_bytes();
         assert_eq!(&bytes[..4], &version.magic().to_le_bytes());
         let decoded = Beef::from_bytes(&bytes).unwrap();
@@ -65,7 +81,11 @@ fn built_beefs_round_trip_in_every_form() {
         let atomic_bytes = atomic.to_bytes();
         assert_eq!(&atomic_bytes[..4], &[1, 1, 1, 1]);
         assert_eq!(&atomic_bytes[4..36], &c.c.0);
-        assert_eq!(&atomic_bytes[36..], &bytes[..], "the whole chain is the closure");
+        assert_eq!(
+            &atomic_bytes[36..],
+            &bytes[..],
+            "the whole chain is the closure"
+        );
         let decoded = Beef::from_bytes(&atomic_bytes).unwrap();
         assert_eq!(decoded.subject(), Some(c.c));
         assert_eq!(decoded, atomic);
@@ -83,19 +103,36 @@ fn v1_and_v2_place_the_bump_index_differently() {
     let a_len = c.beef.txs()[0].transaction().unwrap().size();
     // Header: magic 4, bump count 1, bump, tx count 1.
     let start = 4 + 1 + bump_len + 1;
-    assert_eq!(&v1[start + a_len..start + a_len + 2], &[1, 0], "V1: raw tx, then has_bump 1, index 0");
-    assert_eq!(&v2[start..start + 2], &[1, 0], "V2: format 1, index 0, then raw tx");
+    assert_eq!(
+        &v1[start + a_len..start + a_len + 2],
+        &[1, 0],
+        "V1: raw tx, then has_bump 1, index 0"
+    );
+    assert_eq!(
+        &v2[start..start + 2],
+        &[1, 0],
+        "V2: format 1, index 0, then raw tx"
+    );
     assert_eq!(v1.len(), v2.len());
 }
 
 #[test]
 fn unknown_magic_and_nested_atomic_prefixes_are_rejected() {
-    assert_eq!(parse_err(&hex::decode("0100beff01").unwrap()), ParseError::new(0, ParseErrorKind::UnknownVersion, "BEEF version"));
-    assert_eq!(parse_err(&hex::decode("0300beef0000").unwrap()).kind, ParseErrorKind::UnknownVersion);
+    assert_eq!(
+        parse_err(&hex::decode("0100beff01").unwrap()),
+        ParseError::new(0, ParseErrorKind::UnknownVersion, "BEEF version")
+    );
+    assert_eq!(
+        parse_err(&hex::decode("0300beef0000").unwrap()).kind,
+        ParseErrorKind::UnknownVersion
+    );
     let mut nested = vec![1, 1, 1, 1];
     nested.extend_from_slice(&[9; 32]);
     nested.extend_from_slice(&[1, 1, 1, 1]);
-    assert_eq!(parse_err(&nested), ParseError::new(36, ParseErrorKind::UnknownVersion, "BEEF version"));
+    assert_eq!(
+        parse_err(&nested),
+        ParseError::new(36, ParseErrorKind::UnknownVersion, "BEEF version")
+    );
 }
 
 #[test]
@@ -103,14 +140,28 @@ fn truncation_and_trailing_bytes_are_rejected() {
     let bytes = chain(BeefVersion::V2).beef.to_bytes();
     for cut in [1, 5, bytes.len() / 2, bytes.len() - 1] {
         let e = parse_err(&bytes[..cut]);
-        assert!(matches!(e.kind, ParseErrorKind::UnexpectedEnd | ParseErrorKind::CountTooLarge), "cut {cut}: {e:?}");
+        assert!(
+            matches!(
+                e.kind,
+                ParseErrorKind::UnexpectedEnd | ParseErrorKind::CountTooLarge
+            ),
+            "cut {cut}: {e:?}"
+        );
     }
     let mut long = bytes.clone();
     long.push(0);
-    assert_eq!(parse_err(&long), ParseError::new(bytes.len(), ParseErrorKind::TrailingBytes, "end of BEEF"));
+    assert_eq!(
+        parse_err(&long),
+        ParseError::new(bytes.len(), ParseErrorKind::TrailingBytes, "end of BEEF")
+    );
     // "0200beef000000": 0 BUMPs, 0 txs, one byte too many (bsv-formats.md §12.11).
-    assert_eq!(parse_err(&hex::decode("0200beef000000").unwrap()).kind, ParseErrorKind::TrailingBytes);
-    assert!(Beef::from_bytes(&hex::decode("0200beef0000").unwrap()).unwrap().is_empty());
+    assert_eq!(
+        parse_err(&hex::decode("0200beef000000").unwrap()).kind,
+        ParseErrorKind::TrailingBytes
+    );
+    assert!(Beef::from_bytes(&hex::decode("0200beef0000").unwrap())
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -120,12 +171,26 @@ fn undefined_flag_and_format_bytes_are_rejected() {
     let mut bytes = v1.to_bytes();
     let last = bytes.len() - 1;
     bytes[last] = 2;
-    assert_eq!(parse_err(&bytes), ParseError::new(last, ParseErrorKind::InvalidFlag, "BEEF V1 has-bump flag (0 or 1)"));
+    assert_eq!(
+        parse_err(&bytes),
+        ParseError::new(
+            last,
+            ParseErrorKind::InvalidFlag,
+            "BEEF V1 has-bump flag (0 or 1)"
+        )
+    );
     let mut v2 = Beef::new(BeefVersion::V2);
     v2.add_transaction(funding(1));
     let mut bytes = v2.to_bytes();
     bytes[6] = 3;
-    assert_eq!(parse_err(&bytes), ParseError::new(6, ParseErrorKind::InvalidFlag, "BEEF V2 format byte (0, 1 or 2)"));
+    assert_eq!(
+        parse_err(&bytes),
+        ParseError::new(
+            6,
+            ParseErrorKind::InvalidFlag,
+            "BEEF V2 format byte (0, 1 or 2)"
+        )
+    );
 }
 
 #[test]
@@ -135,7 +200,10 @@ fn bump_indexes_must_be_in_range() {
     let mut bytes = v2.to_bytes();
     // Turn format 0 into format 1 with index 0 while there is no BUMP.
     bytes.splice(6..7, [1, 0]);
-    assert_eq!(parse_err(&bytes), ParseError::new(7, ParseErrorKind::IndexOutOfRange, "BEEF bump index"));
+    assert_eq!(
+        parse_err(&bytes),
+        ParseError::new(7, ParseErrorKind::IndexOutOfRange, "BEEF bump index")
+    );
 }
 
 #[test]
@@ -155,12 +223,25 @@ fn a_bump_that_contradicts_itself_is_reported_with_its_index() {
     bytes.extend_from_slice(&c.beef.bumps()[0].to_bytes());
     bytes.extend_from_slice(&bump);
     bytes.push(0);
-    assert_eq!(Beef::from_bytes(&bytes), Err(BeefError::Bump { index: 1, error: BumpError::MismatchedRoots }));
+    assert_eq!(
+        Beef::from_bytes(&bytes),
+        Err(BeefError::Bump {
+            index: 1,
+            error: BumpError::MismatchedRoots
+        })
+    );
     // A truncated BUMP is a parse error at its byte offset in the BEEF.
     let cut = bytes.len() - 10;
     let e = parse_err(&bytes[..cut]);
     // The error points at the start of the hash that runs past the end.
-    assert_eq!((e.offset, e.kind, e.context), (bytes.len() - 33, ParseErrorKind::UnexpectedEnd, "BUMP node hash"));
+    assert_eq!(
+        (e.offset, e.kind, e.context),
+        (
+            bytes.len() - 33,
+            ParseErrorKind::UnexpectedEnd,
+            "BUMP node hash"
+        )
+    );
 }
 
 #[test]
@@ -168,10 +249,21 @@ fn a_bump_index_must_name_a_bump_holding_the_txid() {
     let c = chain(BeefVersion::V2);
     let mut bytes = c.beef.to_bytes();
     // B (format 0) claims BUMP 0, which proves only A.
-    let b_start = 4 + 1 + c.beef.bumps()[0].to_bytes().len() + 1 + 2 + c.beef.txs()[0].transaction().unwrap().size();
+    let b_start = 4
+        + 1
+        + c.beef.bumps()[0].to_bytes().len()
+        + 1
+        + 2
+        + c.beef.txs()[0].transaction().unwrap().size();
     assert_eq!(bytes[b_start], 0);
     bytes.splice(b_start..b_start + 1, [1, 0]);
-    assert_eq!(Beef::from_bytes(&bytes), Err(BeefError::BumpLeafMissing { txid: c.b, bump_index: 0 }));
+    assert_eq!(
+        Beef::from_bytes(&bytes),
+        Err(BeefError::BumpLeafMissing {
+            txid: c.b,
+            bump_index: 0
+        })
+    );
 }
 
 #[test]
@@ -186,7 +278,11 @@ fn leaf_membership_scales_to_large_bumps() {
     for t in txs.iter().chain([&other]) {
         beef.add_transaction(t.clone());
     }
-    assert!(beef.txs().iter().take(70).all(|t| t.bump_index() == Some(0)));
+    assert!(beef
+        .txs()
+        .iter()
+        .take(70)
+        .all(|t| t.bump_index() == Some(0)));
     let bytes = beef.to_bytes();
     assert_eq!(Beef::from_bytes(&bytes).unwrap(), beef);
     // Point the last of the 70 at BUMP 1 instead (V1: raw tx, 01, index).
@@ -198,7 +294,13 @@ fn leaf_membership_scales_to_large_bumps() {
     bytes.push(1);
     txs[69].write(&mut bytes);
     bytes.extend_from_slice(&[1, 1]);
-    assert_eq!(Beef::from_bytes(&bytes), Err(BeefError::BumpLeafMissing { txid: block[69], bump_index: 1 }));
+    assert_eq!(
+        Beef::from_bytes(&bytes),
+        Err(BeefError::BumpLeafMissing {
+            txid: block[69],
+            bump_index: 1
+        })
+    );
 }
 
 #[test]
@@ -208,7 +310,10 @@ fn txid_only_entries_need_v2() {
     assert!(c.beef.add_txid_only(stranger));
     assert!(!c.beef.add_txid_only(stranger));
     assert_eq!(c.beef.version(), BeefVersion::V2);
-    assert_eq!(c.beef.set_version(BeefVersion::V1), Err(BeefError::TxidOnlyInV1(stranger)));
+    assert_eq!(
+        c.beef.set_version(BeefVersion::V1),
+        Err(BeefError::TxidOnlyInV1(stranger))
+    );
     let decoded = Beef::from_bytes(&c.beef.to_bytes()).unwrap();
     assert!(decoded.find(&stranger).unwrap().is_txid_only());
 }
@@ -217,15 +322,35 @@ fn txid_only_entries_need_v2() {
 fn ef_of_takes_source_outputs_from_the_beef() {
     let c = chain(BeefVersion::V2);
     let ef = c.beef.ef_of(&c.c).unwrap();
-    assert_eq!(ef.source_outputs.iter().map(|o| o.satoshis).collect::<Vec<_>>(), vec![6_000, 3_000]);
+    assert_eq!(
+        ef.source_outputs
+            .iter()
+            .map(|o| o.satoshis)
+            .collect::<Vec<_>>(),
+        vec![6_000, 3_000]
+    );
     assert_eq!(ef.txid(), c.c);
     // A's input spends a transaction that is not in the BEEF.
     let a_input = c.beef.find(&c.a).unwrap().transaction().unwrap().inputs[0].prev_out;
-    assert_eq!(c.beef.ef_of(&c.a), Err(BeefError::SourceMissing { txid: c.a, input: 0, parent: a_input.txid, vout: 0 }));
-    assert_eq!(c.beef.ef_of(&Txid([3; 32])), Err(BeefError::NotFound(Txid([3; 32]))));
+    assert_eq!(
+        c.beef.ef_of(&c.a),
+        Err(BeefError::SourceMissing {
+            txid: c.a,
+            input: 0,
+            parent: a_input.txid,
+            vout: 0
+        })
+    );
+    assert_eq!(
+        c.beef.ef_of(&Txid([3; 32])),
+        Err(BeefError::NotFound(Txid([3; 32])))
+    );
     let mut with_known = c.beef.clone();
     with_known.add_txid_only(Txid([4; 32]));
-    assert_eq!(with_known.ef_of(&Txid([4; 32])), Err(BeefError::TxidOnly(Txid([4; 32]))));
+    assert_eq!(
+        with_known.ef_of(&Txid([4; 32])),
+        Err(BeefError::TxidOnly(Txid([4; 32])))
+    );
 }
 
 #[test]
@@ -241,16 +366,34 @@ fn to_atomic_keeps_only_the_closure_and_its_bumps() {
     c.beef = extra;
     assert_eq!(c.beef.bumps().len(), 2);
     let atomic = c.beef.to_atomic(&c.b).unwrap();
-    assert_eq!(atomic.txs().iter().map(BeefTx::txid).collect::<Vec<_>>(), vec![c.a, c.b]);
+    assert_eq!(
+        atomic.txs().iter().map(BeefTx::txid).collect::<Vec<_>>(),
+        vec![c.a, c.b]
+    );
     assert_eq!(atomic.bumps().len(), 1);
     assert_eq!(atomic.bumps()[0].block_height(), 800);
-    assert_eq!(atomic.find(&c.a).and_then(BeefTx::bump_index), Some(0), "re-indexed");
-    assert_eq!(c.beef.to_atomic(&Txid([3; 32])), Err(BeefError::NotFound(Txid([3; 32]))));
+    assert_eq!(
+        atomic.find(&c.a).and_then(BeefTx::bump_index),
+        Some(0),
+        "re-indexed"
+    );
+    assert_eq!(
+        c.beef.to_atomic(&Txid([3; 32])),
+        Err(BeefError::NotFound(Txid([3; 32])))
+    );
     // A closure with a hole.
     let mut holed = Beef::new(BeefVersion::V2);
     let child = tx(&[(c.a, 0)], &[1], 4);
     let child_id = holed.add_transaction(child);
-    assert_eq!(holed.to_atomic(&child_id), Err(BeefError::SourceMissing { txid: child_id, input: 0, parent: c.a, vout: 0 }));
+    assert_eq!(
+        holed.to_atomic(&child_id),
+        Err(BeefError::SourceMissing {
+            txid: child_id,
+            input: 0,
+            parent: c.a,
+            vout: 0
+        })
+    );
 }
 
 #[test]
@@ -285,10 +428,18 @@ fn merge_upgrades_and_never_downgrades() {
     partial.add_txid_only(c.b);
     let mut merged = partial.clone();
     merged.merge(c.beef.clone());
-    assert_eq!(merged.to_bytes(), c.beef.to_bytes(), "full B replaces txid-only B, C appended, one BUMP");
+    assert_eq!(
+        merged.to_bytes(),
+        c.beef.to_bytes(),
+        "full B replaces txid-only B, C appended, one BUMP"
+    );
     let mut other_way = c.beef.clone();
     other_way.merge(partial);
-    assert_eq!(other_way.to_bytes(), c.beef.to_bytes(), "txid-only B does not replace full B");
+    assert_eq!(
+        other_way.to_bytes(),
+        c.beef.to_bytes(),
+        "txid-only B does not replace full B"
+    );
 }
 
 #[test]
@@ -303,7 +454,10 @@ fn merge_combines_bumps_of_one_block_and_proves_unproven_txs() {
     right.add_transaction(funding(13));
     left.merge(right);
     assert_eq!(left.bumps().len(), 1);
-    assert_eq!(left.bumps()[0], MerklePath::from_block(900, &block, &[1, 3]).unwrap());
+    assert_eq!(
+        left.bumps()[0],
+        MerklePath::from_block(900, &block, &[1, 3]).unwrap()
+    );
     assert_eq!(left.find(&block[3]).and_then(BeefTx::bump_index), Some(0));
     assert_eq!(left.version(), BeefVersion::V1);
 }
@@ -325,7 +479,10 @@ fn combining_bumps_keeps_leaves_that_transactions_rely_on_without_the_flag() {
     let mut beef = Beef::from_bytes(&bytes).unwrap();
     beef.add_bump(MerklePath::from_block(60, &block, &[2]).unwrap());
     assert_eq!(beef.bumps().len(), 1);
-    assert_eq!(beef.bumps()[0].client_txids().collect::<Vec<_>>(), vec![block[1], block[2]]);
+    assert_eq!(
+        beef.bumps()[0].client_txids().collect::<Vec<_>>(),
+        vec![block[1], block[2]]
+    );
     assert_eq!(Beef::from_bytes(&beef.to_bytes()).unwrap(), beef);
 }
 
@@ -354,7 +511,13 @@ mod properties {
             } else if t.is_txid_only() {
                 valid.insert(t.txid());
                 txid_only.push(t.txid());
-            } else if t.transaction().unwrap().inputs.iter().any(|i| !all.contains(&i.prev_out.txid)) {
+            } else if t
+                .transaction()
+                .unwrap()
+                .inputs
+                .iter()
+                .any(|i| !all.contains(&i.prev_out.txid))
+            {
                 missing.push(t.txid());
             } else {
                 queue.push(t);
@@ -364,7 +527,12 @@ mod properties {
             let before = queue.len();
             let mut waiting = vec![];
             for t in queue {
-                if t.transaction().unwrap().inputs.iter().all(|i| valid.contains(&i.prev_out.txid)) {
+                if t.transaction()
+                    .unwrap()
+                    .inputs
+                    .iter()
+                    .all(|i| valid.contains(&i.prev_out.txid))
+                {
                     valid.insert(t.txid());
                     result.push(t.txid());
                 } else {
@@ -376,7 +544,12 @@ mod properties {
                 break;
             }
         }
-        missing.into_iter().chain(queue.iter().map(|t| t.txid())).chain(txid_only).chain(result).collect()
+        missing
+            .into_iter()
+            .chain(queue.iter().map(|t| t.txid()))
+            .chain(txid_only)
+            .chain(result)
+            .collect()
     }
 
     /// A random transaction graph: `spec[i]` lists earlier transactions tx i
@@ -386,7 +559,11 @@ mod properties {
         let mut txs: Vec<(u8, Transaction)> = Vec::new();
         for (i, (kind, parents)) in spec.iter().enumerate() {
             let kind = if i == 0 { 0 } else { kind % 4 };
-            let mut inputs: Vec<(Txid, u32)> = parents.iter().filter(|_| i > 0).map(|p| (txs[p.index(i)].1.txid(), 0)).collect();
+            let mut inputs: Vec<(Txid, u32)> = parents
+                .iter()
+                .filter(|_| i > 0)
+                .map(|p| (txs[p.index(i)].1.txid(), 0))
+                .collect();
             if kind == 3 || inputs.is_empty() {
                 inputs.push((Txid([i as u8; 32]), 7));
             }
@@ -397,9 +574,15 @@ mod properties {
             let j = p.index(order.len());
             order.swap(i, j);
         }
-        let proven: Vec<Txid> = txs.iter().filter(|(k, _)| *k == 0).map(|(_, t)| t.txid()).collect();
+        let proven: Vec<Txid> = txs
+            .iter()
+            .filter(|(k, _)| *k == 0)
+            .map(|(_, t)| t.txid())
+            .collect();
         let mut beef = Beef::new(BeefVersion::V2);
-        beef.add_bump(MerklePath::from_block(5, &proven, &(0..proven.len()).collect::<Vec<_>>()).unwrap());
+        beef.add_bump(
+            MerklePath::from_block(5, &proven, &(0..proven.len()).collect::<Vec<_>>()).unwrap(),
+        );
         for i in order {
             let (kind, t) = &txs[i];
             if *kind == 2 {

@@ -274,12 +274,22 @@ impl MerklePath {
     pub fn read(r: &mut Reader<'_>, rule: OffsetRule) -> Result<MerklePath, BumpError> {
         let at = r.position();
         let height = r.read_varint("BUMP block height")?;
-        let block_height = u32::try_from(height)
-            .map_err(|_| ParseError::new(at, ParseErrorKind::InvalidValue, "BUMP block height above u32::MAX"))?;
+        let block_height = u32::try_from(height).map_err(|_| {
+            ParseError::new(
+                at,
+                ParseErrorKind::InvalidValue,
+                "BUMP block height above u32::MAX",
+            )
+        })?;
         let at = r.position();
         let tree_height = r.read_u8("BUMP tree height")?;
         if tree_height == 0 || tree_height > MAX_TREE_HEIGHT {
-            return Err(ParseError::new(at, ParseErrorKind::InvalidValue, "BUMP tree height (1..=64)").into());
+            return Err(ParseError::new(
+                at,
+                ParseErrorKind::InvalidValue,
+                "BUMP tree height (1..=64)",
+            )
+            .into());
         }
         let mut levels: Vec<Vec<PathNode>> = Vec::with_capacity(usize::from(tree_height));
         // Sorted offsets of the level-0 leaves with a hash (strict mode only).
@@ -290,13 +300,21 @@ impl MerklePath {
         for height in 0..tree_height {
             let level = read_level(r, height, rule, &legal_leaves, &mut shape, &mut markers)?;
             if height == 0 && rule == OffsetRule::LegalOnly {
-                legal_leaves = level.iter().filter(|n| n.value.hash().is_some()).map(|n| n.offset).collect();
+                legal_leaves = level
+                    .iter()
+                    .filter(|n| n.value.hash().is_some())
+                    .map(|n| n.offset)
+                    .collect();
                 legal_leaves.sort_unstable();
             }
             levels.push(level);
         }
         let root = tree::checked_root(&levels, &markers)?;
-        Ok(MerklePath { block_height, levels, root })
+        Ok(MerklePath {
+            block_height,
+            levels,
+            root,
+        })
     }
 
     /// Appends the BRC-74 binary encoding (levels in stored order).
@@ -367,10 +385,12 @@ impl MerklePath {
     /// if it can be neither found nor computed.
     pub fn node_at(&self, height: u8, offset: u64) -> Option<NodeValue> {
         let mut resolver = tree::Resolver::new(&self.levels);
-        resolver.lookup(usize::from(height), offset).map(|v| match v {
-            tree::Val::Hash(h) => NodeValue::Hash(h),
-            tree::Val::Dup => NodeValue::Duplicate,
-        })
+        resolver
+            .lookup(usize::from(height), offset)
+            .map(|v| match v {
+                tree::Val::Hash(h) => NodeValue::Hash(h),
+                tree::Val::Dup => NodeValue::Duplicate,
+            })
     }
 
     /// Block index (level-0 offset) of `txid`'s leaf, if it is one.
@@ -401,7 +421,9 @@ impl MerklePath {
     /// Flags `txid`'s level-0 leaf as a client txid (BEEF merging does this for
     /// transactions that rely on an unflagged leaf). Returns whether it is a leaf.
     pub(crate) fn mark_client(&mut self, txid: &Txid) -> bool {
-        let Some(level0) = self.levels.first_mut() else { return false };
+        let Some(level0) = self.levels.first_mut() else {
+            return false;
+        };
         for node in level0.iter_mut() {
             if node.value.hash().is_some_and(|h| h.0 == txid.0) {
                 node.value = NodeValue::ClientTxid(*txid);
@@ -421,9 +443,17 @@ impl MerklePath {
     /// # Errors
     /// [`BumpError::EmptyBlock`], [`BumpError::NoClients`],
     /// [`BumpError::ClientIndexOutOfRange`].
-    pub fn from_block(block_height: u32, block_txids: &[Txid], client_indices: &[usize]) -> Result<MerklePath, BumpError> {
+    pub fn from_block(
+        block_height: u32,
+        block_txids: &[Txid],
+        client_indices: &[usize],
+    ) -> Result<MerklePath, BumpError> {
         let (levels, root) = tree::from_block(block_txids, client_indices)?;
-        Ok(MerklePath { block_height, levels, root })
+        Ok(MerklePath {
+            block_height,
+            levels,
+            root,
+        })
     }
 
     /// A path for the same block proving only `txids` (each must be a level-0
@@ -435,14 +465,20 @@ impl MerklePath {
     pub fn extract(&self, txids: &[Txid]) -> Result<MerklePath, BumpError> {
         let mut clients = Vec::with_capacity(txids.len());
         for txid in txids {
-            let offset = self.leaf_offset(txid).ok_or(BumpError::TxidNotFound(*txid))?;
+            let offset = self
+                .leaf_offset(txid)
+                .ok_or(BumpError::TxidNotFound(*txid))?;
             clients.push((offset, *txid));
         }
         if clients.is_empty() {
             return Err(BumpError::NoClients);
         }
         let levels = tree::materialize(&[self], &mut clients, self.root)?;
-        Ok(MerklePath { block_height: self.block_height, levels, root: self.root })
+        Ok(MerklePath {
+            block_height: self.block_height,
+            levels,
+            root: self.root,
+        })
     }
 
     /// Removes every node the client txids do not need (BRC-74 "Merging",
@@ -479,7 +515,10 @@ impl MerklePath {
     /// [`BumpError::BlockSizeMismatch`] (see the module docs).
     pub fn combine(&mut self, other: &MerklePath) -> Result<(), BumpError> {
         if self.block_height != other.block_height {
-            return Err(BumpError::HeightMismatch { ours: self.block_height, theirs: other.block_height });
+            return Err(BumpError::HeightMismatch {
+                ours: self.block_height,
+                theirs: other.block_height,
+            });
         }
         if self.root != other.root {
             return Err(BumpError::RootMismatch);
@@ -530,33 +569,64 @@ fn read_level(
             FLAG_DUPLICATE => {
                 // A level has one right edge, so one duplicate marker at most.
                 if seen_duplicate_marker {
-                    return Err(ParseError::new(node_at, ParseErrorKind::InvalidValue, "second duplicate marker in one BUMP level").into());
+                    return Err(ParseError::new(
+                        node_at,
+                        ParseErrorKind::InvalidValue,
+                        "second duplicate marker in one BUMP level",
+                    )
+                    .into());
                 }
                 seen_duplicate_marker = true;
                 NodeValue::Duplicate
             }
-            _ => return Err(ParseError::new(flag_at, ParseErrorKind::InvalidFlag, "BUMP node flags (0, 1 or 2)").into()),
+            _ => {
+                return Err(ParseError::new(
+                    flag_at,
+                    ParseErrorKind::InvalidFlag,
+                    "BUMP node flags (0, 1 or 2)",
+                )
+                .into())
+            }
         };
         if let Some(prev) = nodes.last() {
             if offset == prev.offset {
-                return Err(ParseError::new(node_at, ParseErrorKind::DuplicateOffset, "BUMP node offset").into());
+                return Err(ParseError::new(
+                    node_at,
+                    ParseErrorKind::DuplicateOffset,
+                    "BUMP node offset",
+                )
+                .into());
             }
             sorted &= offset > prev.offset;
         }
-        if height > 0 && rule == OffsetRule::LegalOnly && !tree::is_legal_offset(legal_leaves, height, offset) {
-            return Err(ParseError::new(node_at, ParseErrorKind::IllegalOffset, "BUMP node offset").into());
+        if height > 0
+            && rule == OffsetRule::LegalOnly
+            && !tree::is_legal_offset(legal_leaves, height, offset)
+        {
+            return Err(ParseError::new(
+                node_at,
+                ParseErrorKind::IllegalOffset,
+                "BUMP node offset",
+            )
+            .into());
         }
         // BRC-74: a duplicate marker stands at the right edge of an odd-sized
         // level; see `shape`.
         shape.add(height, offset, &value).map_err(|fault| {
             let context = match fault {
                 ShapeFault::EvenMarker => "BUMP duplicate marker at an even offset",
-                ShapeFault::OutsideTree => "BUMP node outside the tree its duplicate markers describe",
+                ShapeFault::OutsideTree => {
+                    "BUMP node outside the tree its duplicate markers describe"
+                }
             };
             ParseError::new(node_at, ParseErrorKind::InvalidValue, context)
         })?;
         if value == NodeValue::Duplicate {
-            markers.push(tree::Marker { height, offset, at: node_at });
+            markers.push(tree::Marker {
+                height,
+                offset,
+                at: node_at,
+            });
         }
         nodes.push(PathNode { offset, value });
     }
@@ -568,7 +638,11 @@ fn read_level(
 
 /// For a level not sorted on the wire: finds an offset listed twice and reports
 /// it at the byte position of its second occurrence.
-fn check_unsorted_duplicates(input: &[u8], level_start: usize, nodes: &[PathNode]) -> Result<(), BumpError> {
+fn check_unsorted_duplicates(
+    input: &[u8],
+    level_start: usize,
+    nodes: &[PathNode],
+) -> Result<(), BumpError> {
     let mut offsets: Vec<u64> = nodes.iter().map(|n| n.offset).collect();
     offsets.sort_unstable();
     let Some(dup) = offsets.windows(2).find(|w| w[0] == w[1]).map(|w| w[0]) else {
@@ -587,7 +661,12 @@ fn check_unsorted_duplicates(input: &[u8], level_start: usize, nodes: &[PathNode
         }
         if offset == dup {
             if seen {
-                return Err(ParseError::new(at, ParseErrorKind::DuplicateOffset, "BUMP node offset").into());
+                return Err(ParseError::new(
+                    at,
+                    ParseErrorKind::DuplicateOffset,
+                    "BUMP node offset",
+                )
+                .into());
             }
             seen = true;
         }

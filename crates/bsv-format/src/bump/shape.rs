@@ -40,11 +40,19 @@ pub(super) struct Shape {
 impl Shape {
     /// No node seen: any block of at least one transaction.
     pub(super) fn new() -> Self {
-        Shape { min: 1, max: u128::MAX }
+        Shape {
+            min: 1,
+            max: u128::MAX,
+        }
     }
 
     /// Adds the node at (`height` < 64, `offset`).
-    pub(super) fn add(&mut self, height: u8, offset: u64, value: &NodeValue) -> Result<(), ShapeFault> {
+    pub(super) fn add(
+        &mut self,
+        height: u8,
+        offset: u64,
+        value: &NodeValue,
+    ) -> Result<(), ShapeFault> {
         // offset < 2^64 and height < 64: every bound below is < 2^128.
         let o = u128::from(offset);
         match value {
@@ -57,7 +65,9 @@ impl Shape {
                 self.max = self.max.min(o << height);
             }
             // A real node: the level has more than `offset` nodes.
-            NodeValue::Hash(_) | NodeValue::ClientTxid(_) => self.min = self.min.max((o << height) + 1),
+            NodeValue::Hash(_) | NodeValue::ClientTxid(_) => {
+                self.min = self.min.max((o << height) + 1)
+            }
         }
         if self.min > self.max {
             Err(ShapeFault::OutsideTree)

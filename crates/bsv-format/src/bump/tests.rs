@@ -13,7 +13,10 @@ fn block(n: u64) -> Vec<Txid> {
 fn reference_root(txids: &[Txid]) -> Hash256 {
     let mut level: Vec<Hash256> = txids.iter().map(Txid::as_hash).collect();
     while level.len() > 1 {
-        level = level.chunks(2).map(|p| Hash256::merkle_parent(&p[0], p.get(1).unwrap_or(&p[0]))).collect();
+        level = level
+            .chunks(2)
+            .map(|p| Hash256::merkle_parent(&p[0], p.get(1).unwrap_or(&p[0])))
+            .collect();
     }
     level[0]
 }
@@ -50,7 +53,10 @@ fn parse_err(result: Result<MerklePath, BumpError>) -> ParseError {
 fn four_tx_parts() -> (Vec<Txid>, Vec<RawLevel>) {
     let b = block(4);
     let h23 = Hash256::merkle_parent(&b[2].as_hash(), &b[3].as_hash());
-    let levels = vec![vec![(0, 0, Some(b[0].as_hash())), (1, 2, Some(b[1].as_hash()))], vec![(1, 0, Some(h23))]];
+    let levels = vec![
+        vec![(0, 0, Some(b[0].as_hash())), (1, 2, Some(b[1].as_hash()))],
+        vec![(1, 0, Some(h23))],
+    ];
     (b, levels)
 }
 
@@ -71,7 +77,11 @@ fn from_block_matches_the_reference_root_and_parses_strictly() {
         let all: Vec<usize> = (0..n as usize).collect();
         let compound = MerklePath::from_block(7, &b, &all).unwrap();
         assert_eq!(compound.root(), expected);
-        assert!(compound.levels().iter().skip(1).all(|l| l.iter().all(|n| n.value == NodeValue::Duplicate)));
+        assert!(compound
+            .levels()
+            .iter()
+            .skip(1)
+            .all(|l| l.iter().all(|n| n.value == NodeValue::Duplicate)));
         MerklePath::from_bytes_strict(&compound.to_bytes()).unwrap();
     }
 }
@@ -94,7 +104,11 @@ fn combine_takes_the_union_and_equals_the_joint_path() {
         let mut a = MerklePath::from_block(9, &b, &[i]).unwrap();
         let other = MerklePath::from_block(9, &b, &[j]).unwrap();
         a.combine(&other).unwrap();
-        assert_eq!(a, MerklePath::from_block(9, &b, &[i, j]).unwrap(), "clients {i} {j}");
+        assert_eq!(
+            a,
+            MerklePath::from_block(9, &b, &[i, j]).unwrap(),
+            "clients {i} {j}"
+        );
     }
 }
 
@@ -114,7 +128,10 @@ fn combine_rejects_other_blocks() {
     let b = block(4);
     let mut a = MerklePath::from_block(5, &b, &[0]).unwrap();
     let higher = MerklePath::from_block(6, &b, &[1]).unwrap();
-    assert_eq!(a.combine(&higher), Err(BumpError::HeightMismatch { ours: 5, theirs: 6 }));
+    assert_eq!(
+        a.combine(&higher),
+        Err(BumpError::HeightMismatch { ours: 5, theirs: 6 })
+    );
     let other_block = MerklePath::from_block(5, &block(5), &[1]).unwrap();
     assert_eq!(a.combine(&other_block), Err(BumpError::RootMismatch));
 }
@@ -125,7 +142,12 @@ fn trim_drops_unneeded_nodes_and_materialises_computable_ones() {
     // computes the level-1 node H(t2, t3) from the dropped leaves.
     let b = block(4);
     let levels = vec![
-        vec![(0, 0, Some(b[0].as_hash())), (1, 2, Some(b[1].as_hash())), (2, 0, Some(b[2].as_hash())), (3, 0, Some(b[3].as_hash()))],
+        vec![
+            (0, 0, Some(b[0].as_hash())),
+            (1, 2, Some(b[1].as_hash())),
+            (2, 0, Some(b[2].as_hash())),
+            (3, 0, Some(b[3].as_hash())),
+        ],
         vec![],
     ];
     let mut path = MerklePath::from_bytes_strict(&encode(5, &levels)).unwrap();
@@ -152,14 +174,22 @@ fn trim_without_clients_changes_nothing() {
 fn single_level_compound_paths_infer_height_and_duplicate_the_right_edge() {
     for n in [2u64, 3, 5, 11, 16, 17] {
         let b = block(n);
-        let level0: RawLevel = b.iter().enumerate().map(|(i, t)| (i as u64, 2, Some(t.as_hash()))).collect();
+        let level0: RawLevel = b
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (i as u64, 2, Some(t.as_hash())))
+            .collect();
         let bytes = encode(125_632, &[level0]);
         let path = MerklePath::from_bytes_strict(&bytes).unwrap();
         assert_eq!(path.root(), reference_root(&b), "n={n}");
         assert_eq!(path.to_bytes(), bytes);
         for i in 0..n as usize {
             let extracted = path.extract(&[b[i]]).unwrap();
-            assert_eq!(extracted, MerklePath::from_block(125_632, &b, &[i]).unwrap(), "n={n} i={i}");
+            assert_eq!(
+                extracted,
+                MerklePath::from_block(125_632, &b, &[i]).unwrap(),
+                "n={n} i={i}"
+            );
         }
     }
 }
@@ -182,8 +212,15 @@ fn beef_merge_keeps_both_paths_when_combine_refuses() {
     // that block's twin of 8 (tail repeated; same root, other size).
     let tx = Transaction {
         version: 1,
-        inputs: vec![TxIn { prev_out: Outpoint::new(txid(77), 0), unlocking_script: crate::Script::default(), sequence: 0 }],
-        outputs: vec![TxOut { satoshis: 1, locking_script: crate::Script::default() }],
+        inputs: vec![TxIn {
+            prev_out: Outpoint::new(txid(77), 0),
+            unlocking_script: crate::Script::default(),
+            sequence: 0,
+        }],
+        outputs: vec![TxOut {
+            satoshis: 1,
+            locking_script: crate::Script::default(),
+        }],
         lock_time: 0,
     };
     let mut five = block(4);
@@ -208,13 +245,22 @@ fn truncation_trailing_bytes_and_non_canonical_integers_are_parse_errors() {
     let (_, parts) = four_tx_parts();
     let bytes = encode(5, &parts);
     let e = parse_err(MerklePath::from_bytes_strict(&bytes[..bytes.len() - 1]));
-    assert_eq!((e.kind, e.context), (ParseErrorKind::UnexpectedEnd, "BUMP node hash"));
+    assert_eq!(
+        (e.kind, e.context),
+        (ParseErrorKind::UnexpectedEnd, "BUMP node hash")
+    );
     let mut long = bytes.clone();
     long.push(0);
-    assert_eq!(parse_err(MerklePath::from_bytes_strict(&long)), ParseError::new(bytes.len(), ParseErrorKind::TrailingBytes, "end of BUMP"));
+    assert_eq!(
+        parse_err(MerklePath::from_bytes_strict(&long)),
+        ParseError::new(bytes.len(), ParseErrorKind::TrailingBytes, "end of BUMP")
+    );
     let mut non_canonical = vec![0xfd, 0x05, 0x00];
     non_canonical.extend_from_slice(&bytes[1..]);
-    assert_eq!(parse_err(MerklePath::from_bytes_strict(&non_canonical)).kind, ParseErrorKind::NonCanonicalVarInt);
+    assert_eq!(
+        parse_err(MerklePath::from_bytes_strict(&non_canonical)).kind,
+        ParseErrorKind::NonCanonicalVarInt
+    );
 }
 
 #[test]
@@ -224,7 +270,10 @@ fn flags_other_than_0_1_2_are_rejected_at_their_byte() {
     let bytes = encode(5, &parts);
     // height 1 + tree height 1 + count 1 + (offset 1 + flag 1 + hash 32) + offset 1.
     let e = parse_err(MerklePath::from_bytes_lenient(&bytes));
-    assert_eq!((e.offset, e.kind), (3 + 34 + 1, ParseErrorKind::InvalidFlag));
+    assert_eq!(
+        (e.offset, e.kind),
+        (3 + 34 + 1, ParseErrorKind::InvalidFlag)
+    );
 }
 
 #[test]
@@ -232,28 +281,52 @@ fn duplicate_offsets_are_rejected_sorted_or_not() {
     let (b, mut parts) = four_tx_parts();
     parts[0][0].0 = 1;
     let e = parse_err(MerklePath::from_bytes_lenient(&encode(5, &parts)));
-    assert_eq!((e.offset, e.kind), (3 + 34, ParseErrorKind::DuplicateOffset));
+    assert_eq!(
+        (e.offset, e.kind),
+        (3 + 34, ParseErrorKind::DuplicateOffset)
+    );
     // Unsorted level with a repeat: reported at the second occurrence.
     let (_, mut parts) = four_tx_parts();
-    parts[0] = vec![(1, 2, Some(b[1].as_hash())), (0, 0, Some(b[0].as_hash())), (1, 0, Some(b[2].as_hash()))];
+    parts[0] = vec![
+        (1, 2, Some(b[1].as_hash())),
+        (0, 0, Some(b[0].as_hash())),
+        (1, 0, Some(b[2].as_hash())),
+    ];
     let e = parse_err(MerklePath::from_bytes_lenient(&encode(5, &parts)));
-    assert_eq!((e.offset, e.kind), (3 + 34 + 34, ParseErrorKind::DuplicateOffset));
+    assert_eq!(
+        (e.offset, e.kind),
+        (3 + 34 + 34, ParseErrorKind::DuplicateOffset)
+    );
 }
 
 #[test]
 fn a_second_duplicate_marker_in_a_level_is_rejected() {
     let (b, _) = four_tx_parts();
-    let parts = vec![vec![(0, 2, Some(b[0].as_hash())), (1, 1, None), (3, 1, None)]];
+    let parts = vec![vec![
+        (0, 2, Some(b[0].as_hash())),
+        (1, 1, None),
+        (3, 1, None),
+    ]];
     let e = parse_err(MerklePath::from_bytes_lenient(&encode(5, &parts)));
-    assert_eq!((e.offset, e.kind), (3 + 34 + 2, ParseErrorKind::InvalidValue));
+    assert_eq!(
+        (e.offset, e.kind),
+        (3 + 34 + 2, ParseErrorKind::InvalidValue)
+    );
 }
 
 /// Decodes `levels` in both modes and checks both fail with `InvalidValue`
 /// at byte `offset` with `context`.
 fn assert_shape_fault(levels: &[RawLevel], offset: usize, context: &'static str) {
     let bytes = encode(5, levels);
-    for (mode, result) in [("strict", MerklePath::from_bytes_strict(&bytes)), ("lenient", MerklePath::from_bytes_lenient(&bytes))] {
-        assert_eq!(parse_err(result), ParseError::new(offset, ParseErrorKind::InvalidValue, context), "{mode}");
+    for (mode, result) in [
+        ("strict", MerklePath::from_bytes_strict(&bytes)),
+        ("lenient", MerklePath::from_bytes_lenient(&bytes)),
+    ] {
+        assert_eq!(
+            parse_err(result),
+            ParseError::new(offset, ParseErrorKind::InvalidValue, context),
+            "{mode}"
+        );
     }
 }
 
@@ -264,7 +337,11 @@ const NO_LEFT_SIBLING: &str = "BUMP duplicate marker without its left sibling";
 #[test]
 fn a_duplicate_marker_at_an_even_offset_is_rejected() {
     let b = block(3);
-    let level0 = vec![(0, 2, Some(b[0].as_hash())), (1, 0, Some(b[1].as_hash())), (2, 1, None)];
+    let level0 = vec![
+        (0, 2, Some(b[0].as_hash())),
+        (1, 0, Some(b[1].as_hash())),
+        (2, 1, None),
+    ];
     // Count byte, then two 34-byte leaves.
     assert_shape_fault(&[level0], 3 + 68, EVEN_MARKER);
 }
@@ -273,10 +350,18 @@ fn a_duplicate_marker_at_an_even_offset_is_rejected() {
 fn a_leaf_after_a_duplicate_marker_is_rejected() {
     // The fuzz finding: leaf 0, marker at 1 (the level has one node), leaf 2.
     let b = block(3);
-    let level0 = vec![(0, 2, Some(b[0].as_hash())), (1, 1, None), (2, 2, Some(b[2].as_hash()))];
+    let level0 = vec![
+        (0, 2, Some(b[0].as_hash())),
+        (1, 1, None),
+        (2, 2, Some(b[2].as_hash())),
+    ];
     assert_shape_fault(&[level0], 3 + 34 + 2, OUTSIDE_TREE);
     // Same nodes, the marker last on the wire: the marker is the misfit.
-    let level0 = vec![(2, 2, Some(b[2].as_hash())), (0, 2, Some(b[0].as_hash())), (1, 1, None)];
+    let level0 = vec![
+        (2, 2, Some(b[2].as_hash())),
+        (0, 2, Some(b[0].as_hash())),
+        (1, 1, None),
+    ];
     assert_shape_fault(&[level0], 3 + 68, OUTSIDE_TREE);
 }
 
@@ -301,7 +386,10 @@ fn a_hash_where_the_tree_has_a_duplicate_is_rejected() {
     // offset 3 is the pairing, not a node with a hash.
     let b = block(5);
     let h44 = Hash256::merkle_parent(&b[4].as_hash(), &b[4].as_hash());
-    let levels = vec![vec![(4, 2, Some(b[4].as_hash())), (5, 1, None)], vec![(3, 0, Some(h44))]];
+    let levels = vec![
+        vec![(4, 2, Some(b[4].as_hash())), (5, 1, None)],
+        vec![(3, 0, Some(h44))],
+    ];
     assert_shape_fault(&levels, 3 + 34 + 2 + 1, OUTSIDE_TREE);
 }
 
@@ -309,18 +397,34 @@ fn a_hash_where_the_tree_has_a_duplicate_is_rejected() {
 fn markers_of_two_levels_must_agree_on_the_block_size() {
     // Level-0 marker at 5 says N = 5; a level-1 marker at 5 says 8 < N <= 10.
     let b = block(5);
-    let bytes = encode(5, &[vec![(4, 2, Some(b[4].as_hash())), (5, 1, None)], vec![(5, 1, None)]]);
+    let bytes = encode(
+        5,
+        &[
+            vec![(4, 2, Some(b[4].as_hash())), (5, 1, None)],
+            vec![(5, 1, None)],
+        ],
+    );
     let at = 3 + 34 + 2 + 1;
-    assert_eq!(parse_err(MerklePath::from_bytes_lenient(&bytes)), ParseError::new(at, ParseErrorKind::InvalidValue, OUTSIDE_TREE));
+    assert_eq!(
+        parse_err(MerklePath::from_bytes_lenient(&bytes)),
+        ParseError::new(at, ParseErrorKind::InvalidValue, OUTSIDE_TREE)
+    );
     // Strict mode stops earlier: no leaf needs level-1 offset 5.
-    assert_eq!(parse_err(MerklePath::from_bytes_strict(&bytes)), ParseError::new(at, ParseErrorKind::IllegalOffset, "BUMP node offset"));
+    assert_eq!(
+        parse_err(MerklePath::from_bytes_strict(&bytes)),
+        ParseError::new(at, ParseErrorKind::IllegalOffset, "BUMP node offset")
+    );
 }
 
 #[test]
 fn a_duplicate_marker_needs_its_left_sibling() {
     // Level 0: leaves 0 and 1, marker at 3, but no leaf 2 for it to repeat.
     let b = block(3);
-    let level0 = vec![(0, 2, Some(b[0].as_hash())), (1, 0, Some(b[1].as_hash())), (3, 1, None)];
+    let level0 = vec![
+        (0, 2, Some(b[0].as_hash())),
+        (1, 0, Some(b[1].as_hash())),
+        (3, 1, None),
+    ];
     assert_shape_fault(&[level0], 3 + 68, NO_LEFT_SIBLING);
     // Level 1 (lenient; strict rejects the offset itself): marker at 3, and
     // level-1 node 2 is neither given nor computable.
@@ -328,25 +432,45 @@ fn a_duplicate_marker_needs_its_left_sibling() {
     parts[1].push((3, 1, None));
     let bytes = encode(5, &parts);
     let at = 3 + 68 + 1 + 34;
-    assert_eq!(parse_err(MerklePath::from_bytes_lenient(&bytes)), ParseError::new(at, ParseErrorKind::InvalidValue, NO_LEFT_SIBLING));
-    assert_eq!(parse_err(MerklePath::from_bytes_strict(&bytes)).kind, ParseErrorKind::IllegalOffset);
+    assert_eq!(
+        parse_err(MerklePath::from_bytes_lenient(&bytes)),
+        ParseError::new(at, ParseErrorKind::InvalidValue, NO_LEFT_SIBLING)
+    );
+    assert_eq!(
+        parse_err(MerklePath::from_bytes_strict(&bytes)).kind,
+        ParseErrorKind::IllegalOffset
+    );
 }
 
 #[test]
 fn a_marker_at_the_right_edge_fits_in_both_modes() {
     // Block of 3, every leaf given and the marker after the last: N = 3.
     let b = block(3);
-    let level0: RawLevel = vec![(0, 2, Some(b[0].as_hash())), (1, 0, Some(b[1].as_hash())), (2, 2, Some(b[2].as_hash())), (3, 1, None)];
+    let level0: RawLevel = vec![
+        (0, 2, Some(b[0].as_hash())),
+        (1, 0, Some(b[1].as_hash())),
+        (2, 2, Some(b[2].as_hash())),
+        (3, 1, None),
+    ];
     let bytes = encode(5, &[level0]);
-    for path in [MerklePath::from_bytes_strict(&bytes).unwrap(), MerklePath::from_bytes_lenient(&bytes).unwrap()] {
+    for path in [
+        MerklePath::from_bytes_strict(&bytes).unwrap(),
+        MerklePath::from_bytes_lenient(&bytes).unwrap(),
+    ] {
         assert_eq!(path.root(), reference_root(&b));
-        assert_eq!(path.extract(&[b[2]]).unwrap(), MerklePath::from_block(5, &b, &[2]).unwrap());
+        assert_eq!(
+            path.extract(&[b[2]]).unwrap(),
+            MerklePath::from_block(5, &b, &[2]).unwrap()
+        );
     }
     // Offset 1 is odd too: "leaf 0, marker at 1" pairs leaf 0 with itself
     // (ts-sdk findOrComputeLeaf; a real tree would stop at one node).
     let bytes = encode(5, &[vec![(0, 2, Some(b[0].as_hash())), (1, 1, None)]]);
     let path = MerklePath::from_bytes_strict(&bytes).unwrap();
-    assert_eq!(path.root(), Hash256::merkle_parent(&b[0].as_hash(), &b[0].as_hash()));
+    assert_eq!(
+        path.root(),
+        Hash256::merkle_parent(&b[0].as_hash(), &b[0].as_hash())
+    );
     let mut trimmed = path.clone();
     trimmed.trim();
     assert_eq!(MerklePath::from_bytes_strict(&trimmed.to_bytes()), Ok(path));
@@ -359,7 +483,13 @@ fn a_compound_path_pairs_only_a_left_child_with_itself() {
     // level 3 position 1 is a right child whose left sibling is missing.
     let b = block(10);
     let level0 = vec![(8, 0, Some(b[8].as_hash())), (9, 2, Some(b[9].as_hash()))];
-    assert_eq!(MerklePath::from_bytes_lenient(&encode(5, &[level0])), Err(BumpError::MissingNode { index: 8, height: 3 }));
+    assert_eq!(
+        MerklePath::from_bytes_lenient(&encode(5, &[level0])),
+        Err(BumpError::MissingNode {
+            index: 8,
+            height: 3
+        })
+    );
 }
 
 #[test]
@@ -383,10 +513,18 @@ fn combine_refuses_paths_of_one_root_but_different_block_sizes() {
     let mut six = five.clone();
     six.push(five[4]);
     let mut joined = small.clone();
-    joined.combine(&MerklePath::from_block(9, &six, &[5]).unwrap()).unwrap();
+    joined
+        .combine(&MerklePath::from_block(9, &six, &[5]).unwrap())
+        .unwrap();
     let back = MerklePath::from_bytes_strict(&joined.to_bytes()).unwrap();
     assert_eq!(back.root(), reference_root(&five));
-    assert_eq!(back.levels()[0].iter().map(|n| n.offset).collect::<Vec<_>>(), vec![4, 5]);
+    assert_eq!(
+        back.levels()[0]
+            .iter()
+            .map(|n| n.offset)
+            .collect::<Vec<_>>(),
+        vec![4, 5]
+    );
 }
 
 #[test]
@@ -397,7 +535,10 @@ fn illegal_offsets_fail_strict_and_pass_lenient() {
     let bytes = encode(5, &parts);
     let e = parse_err(MerklePath::from_bytes_strict(&bytes));
     // Level 1 starts after 3 + 2 × 34 bytes and its count byte.
-    assert_eq!((e.offset, e.kind), (3 + 68 + 1, ParseErrorKind::IllegalOffset));
+    assert_eq!(
+        (e.offset, e.kind),
+        (3 + 68 + 1, ParseErrorKind::IllegalOffset)
+    );
     let lenient = MerklePath::from_bytes_lenient(&bytes).unwrap();
     assert_eq!(lenient.root(), reference_root(&b));
     assert_eq!(lenient.to_bytes(), bytes);
@@ -408,24 +549,49 @@ fn tree_height_and_block_height_are_range_checked() {
     let (_, parts) = four_tx_parts();
     let mut bytes = encode(5, &parts);
     bytes[1] = 0;
-    assert_eq!(parse_err(MerklePath::from_bytes_strict(&bytes)), ParseError::new(1, ParseErrorKind::InvalidValue, "BUMP tree height (1..=64)"));
+    assert_eq!(
+        parse_err(MerklePath::from_bytes_strict(&bytes)),
+        ParseError::new(1, ParseErrorKind::InvalidValue, "BUMP tree height (1..=64)")
+    );
     bytes[1] = 65;
-    assert_eq!(parse_err(MerklePath::from_bytes_strict(&bytes)).kind, ParseErrorKind::InvalidValue);
+    assert_eq!(
+        parse_err(MerklePath::from_bytes_strict(&bytes)).kind,
+        ParseErrorKind::InvalidValue
+    );
     let big = encode(u64::from(u32::MAX) + 1, &parts);
-    assert_eq!(parse_err(MerklePath::from_bytes_strict(&big)), ParseError::new(0, ParseErrorKind::InvalidValue, "BUMP block height above u32::MAX"));
+    assert_eq!(
+        parse_err(MerklePath::from_bytes_strict(&big)),
+        ParseError::new(
+            0,
+            ParseErrorKind::InvalidValue,
+            "BUMP block height above u32::MAX"
+        )
+    );
 }
 
 #[test]
 fn an_empty_level_zero_proves_nothing() {
-    assert_eq!(MerklePath::from_bytes_lenient(&encode(5, &[vec![]])), Err(BumpError::EmptyLevel0));
-    assert_eq!(MerklePath::from_bytes_lenient(&encode(5, &[vec![(1, 1, None)]])), Err(BumpError::EmptyLevel0));
+    assert_eq!(
+        MerklePath::from_bytes_lenient(&encode(5, &[vec![]])),
+        Err(BumpError::EmptyLevel0)
+    );
+    assert_eq!(
+        MerklePath::from_bytes_lenient(&encode(5, &[vec![(1, 1, None)]])),
+        Err(BumpError::EmptyLevel0)
+    );
 }
 
 #[test]
 fn a_missing_sibling_names_leaf_and_height() {
     let (_, mut parts) = four_tx_parts();
     parts[1].clear();
-    assert_eq!(MerklePath::from_bytes_lenient(&encode(5, &parts)), Err(BumpError::MissingNode { index: 0, height: 1 }));
+    assert_eq!(
+        MerklePath::from_bytes_lenient(&encode(5, &parts)),
+        Err(BumpError::MissingNode {
+            index: 0,
+            height: 1
+        })
+    );
 }
 
 #[test]
@@ -433,10 +599,18 @@ fn leaves_leading_to_different_roots_are_rejected() {
     // Two clients, 0 and 2, whose level-1 siblings disagree with their leaves.
     let b = block(4);
     let parts = vec![
-        vec![(0, 2, Some(b[0].as_hash())), (1, 0, Some(b[1].as_hash())), (2, 2, Some(b[2].as_hash())), (3, 0, Some(b[3].as_hash()))],
+        vec![
+            (0, 2, Some(b[0].as_hash())),
+            (1, 0, Some(b[1].as_hash())),
+            (2, 2, Some(b[2].as_hash())),
+            (3, 0, Some(b[3].as_hash())),
+        ],
         vec![(0, 0, Some(b[0].as_hash())), (1, 0, Some(b[1].as_hash()))],
     ];
-    assert_eq!(MerklePath::from_bytes_lenient(&encode(5, &parts)), Err(BumpError::MismatchedRoots));
+    assert_eq!(
+        MerklePath::from_bytes_lenient(&encode(5, &parts)),
+        Err(BumpError::MismatchedRoots)
+    );
 }
 
 #[test]
@@ -444,8 +618,14 @@ fn unknown_txids_are_reported() {
     let b = block(4);
     let path = MerklePath::from_block(5, &b, &[1]).unwrap();
     let stranger = txid(99);
-    assert_eq!(path.compute_root(&stranger), Err(BumpError::TxidNotFound(stranger)));
-    assert_eq!(path.extract(&[stranger]), Err(BumpError::TxidNotFound(stranger)));
+    assert_eq!(
+        path.compute_root(&stranger),
+        Err(BumpError::TxidNotFound(stranger))
+    );
+    assert_eq!(
+        path.extract(&[stranger]),
+        Err(BumpError::TxidNotFound(stranger))
+    );
     assert_eq!(path.extract(&[]), Err(BumpError::NoClients));
     // The plain sibling leaf is a leaf too, with the same root.
     assert_eq!(path.compute_root(&b[0]).unwrap(), path.root());
@@ -453,16 +633,31 @@ fn unknown_txids_are_reported() {
 
 #[test]
 fn from_block_argument_errors() {
-    assert_eq!(MerklePath::from_block(1, &[], &[0]), Err(BumpError::EmptyBlock));
-    assert_eq!(MerklePath::from_block(1, &block(3), &[]), Err(BumpError::NoClients));
-    assert_eq!(MerklePath::from_block(1, &block(3), &[1, 3]), Err(BumpError::ClientIndexOutOfRange { index: 3, block_len: 3 }));
+    assert_eq!(
+        MerklePath::from_block(1, &[], &[0]),
+        Err(BumpError::EmptyBlock)
+    );
+    assert_eq!(
+        MerklePath::from_block(1, &block(3), &[]),
+        Err(BumpError::NoClients)
+    );
+    assert_eq!(
+        MerklePath::from_block(1, &block(3), &[1, 3]),
+        Err(BumpError::ClientIndexOutOfRange {
+            index: 3,
+            block_len: 3
+        })
+    );
 }
 
 #[test]
 fn hostile_counts_do_not_allocate() {
     // 2^62 nodes announced in a few bytes.
     let bytes = [0x05, 0x01, 0xff, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0];
-    assert_eq!(parse_err(MerklePath::from_bytes_lenient(&bytes)).kind, ParseErrorKind::CountTooLarge);
+    assert_eq!(
+        parse_err(MerklePath::from_bytes_lenient(&bytes)).kind,
+        ParseErrorKind::CountTooLarge
+    );
 }
 
 #[test]
@@ -471,8 +666,15 @@ fn node_at_finds_given_nodes_and_computes_missing_ones() {
     let path = MerklePath::from_bytes_strict(&encode(5, &parts)).unwrap();
     let h01 = Hash256::merkle_parent(&b[0].as_hash(), &b[1].as_hash());
     let h23 = Hash256::merkle_parent(&b[2].as_hash(), &b[3].as_hash());
-    assert_eq!(path.node_at(0, 1), Some(NodeValue::ClientTxid(b[1])).map(|v| NodeValue::Hash(v.hash().unwrap())));
-    assert_eq!(path.node_at(1, 0), Some(NodeValue::Hash(h01)), "computed from level 0");
+    assert_eq!(
+        path.node_at(0, 1),
+        Some(NodeValue::ClientTxid(b[1])).map(|v| NodeValue::Hash(v.hash().unwrap()))
+    );
+    assert_eq!(
+        path.node_at(1, 0),
+        Some(NodeValue::Hash(h01)),
+        "computed from level 0"
+    );
     assert_eq!(path.node_at(1, 1), Some(NodeValue::Hash(h23)), "given");
     assert_eq!(path.node_at(2, 0), Some(NodeValue::Hash(path.root())));
     assert_eq!(path.node_at(0, 2), None);
@@ -485,12 +687,16 @@ mod properties {
     use proptest::prelude::*;
 
     fn valid_path() -> impl Strategy<Value = (Vec<Txid>, Vec<usize>, MerklePath)> {
-        (1u64..40, proptest::collection::vec(any::<prop::sample::Index>(), 1..5)).prop_map(|(n, picks)| {
-            let b = block(n);
-            let clients: Vec<usize> = picks.iter().map(|p| p.index(n as usize)).collect();
-            let path = MerklePath::from_block(3, &b, &clients).unwrap();
-            (b, clients, path)
-        })
+        (
+            1u64..40,
+            proptest::collection::vec(any::<prop::sample::Index>(), 1..5),
+        )
+            .prop_map(|(n, picks)| {
+                let b = block(n);
+                let clients: Vec<usize> = picks.iter().map(|p| p.index(n as usize)).collect();
+                let path = MerklePath::from_block(3, &b, &clients).unwrap();
+                (b, clients, path)
+            })
     }
 
     proptest! {

@@ -80,8 +80,17 @@ impl<'a> Resolver<'a> {
                 }
             })
             .collect();
-        let max0 = given.first().and_then(|l| l.last()).map(|n| n.offset).unwrap_or(0);
-        Resolver { compound: levels.len() == 1, max0, given, computed: vec![Vec::new()] }
+        let max0 = given
+            .first()
+            .and_then(|l| l.last())
+            .map(|n| n.offset)
+            .unwrap_or(0);
+        Resolver {
+            compound: levels.len() == 1,
+            max0,
+            given,
+            computed: vec![Vec::new()],
+        }
     }
 
     fn given_at(&self, height: usize, offset: u64) -> Option<Val> {
@@ -124,7 +133,8 @@ impl<'a> Resolver<'a> {
     fn compute_level(&self, height: usize) -> Vec<(u64, Hash256)> {
         let below = height - 1;
         let given: &[PathNode] = self.given.get(below).map(|c| &**c).unwrap_or(&[]);
-        let computed: &[(u64, Hash256)] = self.computed.get(below).map(Vec::as_slice).unwrap_or(&[]);
+        let computed: &[(u64, Hash256)] =
+            self.computed.get(below).map(Vec::as_slice).unwrap_or(&[]);
         // Resolved nodes at `below`, sorted, given ones taking precedence.
         let mut known: Vec<(u64, Val)> = Vec::with_capacity(given.len() + computed.len());
         let (mut gi, mut ci) = (given.iter().peekable(), computed.iter().peekable());
@@ -135,9 +145,12 @@ impl<'a> Resolver<'a> {
                     if g.offset == c.0 {
                         ci.next();
                     }
-                    gi.next().map(|g| (g.offset, g.value.hash().map_or(Val::Dup, Val::Hash)))
+                    gi.next()
+                        .map(|g| (g.offset, g.value.hash().map_or(Val::Dup, Val::Hash)))
                 }
-                (Some(_), None) => gi.next().map(|g| (g.offset, g.value.hash().map_or(Val::Dup, Val::Hash))),
+                (Some(_), None) => gi
+                    .next()
+                    .map(|g| (g.offset, g.value.hash().map_or(Val::Dup, Val::Hash))),
                 (None, Some(_)) => ci.next().map(|c| (c.0, Val::Hash(c.1))),
                 (None, None) => None,
             };
@@ -190,21 +203,36 @@ pub(super) fn root_of(levels: &[Vec<PathNode>]) -> Result<Hash256, BumpError> {
 /// [`BumpError::EmptyLevel0`]; [`BumpError::Parse`] (`InvalidValue` at the
 /// marker's byte position) for a marker whose left sibling does not resolve;
 /// [`BumpError::MissingNode`], [`BumpError::MismatchedRoots`].
-pub(super) fn checked_root(levels: &[Vec<PathNode>], markers: &[Marker]) -> Result<Hash256, BumpError> {
+pub(super) fn checked_root(
+    levels: &[Vec<PathNode>],
+    markers: &[Marker],
+) -> Result<Hash256, BumpError> {
     let mut resolver = Resolver::new(levels);
     // (position at the current level, working hash, level-0 offset it came from)
     let mut walkers: Vec<(u64, Hash256, u64)> = resolver
         .given
         .first()
-        .map(|l| l.iter().filter_map(|n| n.value.hash().map(|h| (n.offset, h, n.offset))).collect())
+        .map(|l| {
+            l.iter()
+                .filter_map(|n| n.value.hash().map(|h| (n.offset, h, n.offset)))
+                .collect()
+        })
         .unwrap_or_default();
     let Some(&(_, first, _)) = walkers.first() else {
         return Err(BumpError::EmptyLevel0);
     };
     for m in markers {
         // Marker offsets are odd (checked when read), so `^ 1` is `- 1`.
-        if resolver.lookup(usize::from(m.height), m.offset ^ 1).is_none() {
-            return Err(ParseError::new(m.at, ParseErrorKind::InvalidValue, "BUMP duplicate marker without its left sibling").into());
+        if resolver
+            .lookup(usize::from(m.height), m.offset ^ 1)
+            .is_none()
+        {
+            return Err(ParseError::new(
+                m.at,
+                ParseErrorKind::InvalidValue,
+                "BUMP duplicate marker without its left sibling",
+            )
+            .into());
         }
     }
     let height = effective_height(levels);
@@ -221,7 +249,12 @@ pub(super) fn checked_root(levels: &[Vec<PathNode>], markers: &[Marker]) -> Resu
                 Some(Val::Hash(s)) if sibling & 1 == 1 => parent(&working, &s),
                 Some(Val::Hash(s)) => parent(&s, &working),
                 None if resolver.implied_duplicate(h, position) => parent(&working, &working),
-                None => return Err(BumpError::MissingNode { index: leaf, height: h as u8 }),
+                None => {
+                    return Err(BumpError::MissingNode {
+                        index: leaf,
+                        height: h as u8,
+                    })
+                }
             };
             let position = position >> 1;
             match next.last() {
@@ -253,21 +286,39 @@ pub(super) fn materialize(
 ) -> Result<Vec<Vec<PathNode>>, BumpError> {
     clients.sort_by_key(|c| c.0);
     clients.dedup_by_key(|c| c.0);
-    let height = sources.iter().map(|s| effective_height(&s.levels)).max().unwrap_or(0);
+    let height = sources
+        .iter()
+        .map(|s| effective_height(&s.levels))
+        .max()
+        .unwrap_or(0);
     if height == 0 {
         // Single-transaction block: the one leaf is the root.
-        let level0 = clients.iter().map(|&(offset, t)| PathNode { offset, value: NodeValue::ClientTxid(t) }).collect();
+        let level0 = clients
+            .iter()
+            .map(|&(offset, t)| PathNode {
+                offset,
+                value: NodeValue::ClientTxid(t),
+            })
+            .collect();
         let levels = vec![level0];
-        return if root_of(&levels)? == root { Ok(levels) } else { Err(BumpError::MismatchedRoots) };
+        return if root_of(&levels)? == root {
+            Ok(levels)
+        } else {
+            Err(BumpError::MismatchedRoots)
+        };
     }
-    let mut resolvers: Vec<Resolver<'_>> = sources.iter().map(|s| Resolver::new(&s.levels)).collect();
+    let mut resolvers: Vec<Resolver<'_>> =
+        sources.iter().map(|s| Resolver::new(&s.levels)).collect();
     let mut levels = Vec::with_capacity(height);
     // (position at this level, level-0 offset it came from), sorted, unique.
     let mut positions: Vec<(u64, u64)> = clients.iter().map(|c| (c.0, c.0)).collect();
     for h in 0..height {
         let mut level: Vec<PathNode> = Vec::new();
         if h == 0 {
-            level.extend(clients.iter().map(|&(offset, t)| PathNode { offset, value: NodeValue::ClientTxid(t) }));
+            level.extend(clients.iter().map(|&(offset, t)| PathNode {
+                offset,
+                value: NodeValue::ClientTxid(t),
+            }));
         }
         for &(position, leaf) in &positions {
             let sibling = position ^ 1;
@@ -278,10 +329,20 @@ pub(super) fn materialize(
             let value = match found {
                 Some(Val::Hash(x)) => NodeValue::Hash(x),
                 Some(Val::Dup) => NodeValue::Duplicate,
-                None if resolvers.iter().any(|r| r.implied_duplicate(h, position)) => NodeValue::Duplicate,
-                None => return Err(BumpError::MissingNode { index: leaf, height: h as u8 }),
+                None if resolvers.iter().any(|r| r.implied_duplicate(h, position)) => {
+                    NodeValue::Duplicate
+                }
+                None => {
+                    return Err(BumpError::MissingNode {
+                        index: leaf,
+                        height: h as u8,
+                    })
+                }
             };
-            level.push(PathNode { offset: sibling, value });
+            level.push(PathNode {
+                offset: sibling,
+                value,
+            });
         }
         level.sort_by_key(|n| n.offset);
         levels.push(level);
@@ -301,7 +362,10 @@ pub(super) fn materialize(
 
 /// Levels and root of the minimal path for `client_indices` in a block whose
 /// txids are `block_txids` (block order). See [`super::MerklePath::from_block`].
-pub(super) fn from_block(block_txids: &[Txid], client_indices: &[usize]) -> Result<(Vec<Vec<PathNode>>, Hash256), BumpError> {
+pub(super) fn from_block(
+    block_txids: &[Txid],
+    client_indices: &[usize],
+) -> Result<(Vec<Vec<PathNode>>, Hash256), BumpError> {
     let n = block_txids.len();
     if n == 0 {
         return Err(BumpError::EmptyBlock);
@@ -311,24 +375,43 @@ pub(super) fn from_block(block_txids: &[Txid], client_indices: &[usize]) -> Resu
     clients.dedup();
     match clients.last() {
         None => return Err(BumpError::NoClients),
-        Some(&index) if index >= n => return Err(BumpError::ClientIndexOutOfRange { index, block_len: n }),
+        Some(&index) if index >= n => {
+            return Err(BumpError::ClientIndexOutOfRange {
+                index,
+                block_len: n,
+            })
+        }
         Some(_) => {}
     }
-    let leaf = |i: usize| PathNode { offset: i as u64, value: NodeValue::ClientTxid(block_txids[i]) };
+    let leaf = |i: usize| PathNode {
+        offset: i as u64,
+        value: NodeValue::ClientTxid(block_txids[i]),
+    };
     if n == 1 {
         return Ok((vec![vec![leaf(0)]], block_txids[0].as_hash()));
     }
     // The full tree, level by level; odd levels pair their last node with itself.
     let mut tree: Vec<Vec<Hash256>> = vec![block_txids.iter().map(Txid::as_hash).collect()];
     while let Some(level) = tree.last().filter(|l| l.len() > 1) {
-        let up: Vec<Hash256> = level.chunks(2).map(|pair| parent(&pair[0], pair.get(1).unwrap_or(&pair[0]))).collect();
+        let up: Vec<Hash256> = level
+            .chunks(2)
+            .map(|pair| parent(&pair[0], pair.get(1).unwrap_or(&pair[0])))
+            .collect();
         tree.push(up);
     }
-    let root = tree.last().and_then(|l| l.first()).copied().unwrap_or_default();
+    let root = tree
+        .last()
+        .and_then(|l| l.first())
+        .copied()
+        .unwrap_or_default();
     let mut levels = Vec::with_capacity(tree.len() - 1);
     let mut positions: Vec<usize> = clients.clone();
     for (h, full) in tree.iter().take(tree.len() - 1).enumerate() {
-        let mut level: Vec<PathNode> = if h == 0 { clients.iter().map(|&i| leaf(i)).collect() } else { Vec::new() };
+        let mut level: Vec<PathNode> = if h == 0 {
+            clients.iter().map(|&i| leaf(i)).collect()
+        } else {
+            Vec::new()
+        };
         for &p in &positions {
             let sibling = p ^ 1;
             if positions.binary_search(&sibling).is_ok() {
@@ -338,7 +421,10 @@ pub(super) fn from_block(block_txids: &[Txid], client_indices: &[usize]) -> Resu
                 Some(x) => NodeValue::Hash(*x),
                 None => NodeValue::Duplicate,
             };
-            level.push(PathNode { offset: sibling as u64, value });
+            level.push(PathNode {
+                offset: sibling as u64,
+                value,
+            });
         }
         level.sort_by_key(|n| n.offset);
         levels.push(level);

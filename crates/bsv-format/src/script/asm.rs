@@ -34,19 +34,116 @@ use crate::codec::{ParseError, ParseErrorKind};
 
 /// Names of opcodes `OP_PUSHDATA1` (0x4c) through `OP_NOP10` (0xb9), in order.
 const NAMES: [&str; 110] = [
-    "OP_PUSHDATA1", "OP_PUSHDATA2", "OP_PUSHDATA4", "OP_1NEGATE", "OP_RESERVED", "OP_1", "OP_2", "OP_3", "OP_4",
-    "OP_5", "OP_6", "OP_7", "OP_8", "OP_9", "OP_10", "OP_11", "OP_12", "OP_13", "OP_14", "OP_15", "OP_16", "OP_NOP",
-    "OP_VER", "OP_IF", "OP_NOTIF", "OP_VERIF", "OP_VERNOTIF", "OP_ELSE", "OP_ENDIF", "OP_VERIFY", "OP_RETURN",
-    "OP_TOALTSTACK", "OP_FROMALTSTACK", "OP_2DROP", "OP_2DUP", "OP_3DUP", "OP_2OVER", "OP_2ROT", "OP_2SWAP",
-    "OP_IFDUP", "OP_DEPTH", "OP_DROP", "OP_DUP", "OP_NIP", "OP_OVER", "OP_PICK", "OP_ROLL", "OP_ROT", "OP_SWAP",
-    "OP_TUCK", "OP_CAT", "OP_SPLIT", "OP_NUM2BIN", "OP_BIN2NUM", "OP_SIZE", "OP_INVERT", "OP_AND", "OP_OR", "OP_XOR",
-    "OP_EQUAL", "OP_EQUALVERIFY", "OP_RESERVED1", "OP_RESERVED2", "OP_1ADD", "OP_1SUB", "OP_2MUL", "OP_2DIV",
-    "OP_NEGATE", "OP_ABS", "OP_NOT", "OP_0NOTEQUAL", "OP_ADD", "OP_SUB", "OP_MUL", "OP_DIV", "OP_MOD", "OP_LSHIFT",
-    "OP_RSHIFT", "OP_BOOLAND", "OP_BOOLOR", "OP_NUMEQUAL", "OP_NUMEQUALVERIFY", "OP_NUMNOTEQUAL", "OP_LESSTHAN",
-    "OP_GREATERTHAN", "OP_LESSTHANOREQUAL", "OP_GREATERTHANOREQUAL", "OP_MIN", "OP_MAX", "OP_WITHIN", "OP_RIPEMD160",
-    "OP_SHA1", "OP_SHA256", "OP_HASH160", "OP_HASH256", "OP_CODESEPARATOR", "OP_CHECKSIG", "OP_CHECKSIGVERIFY",
-    "OP_CHECKMULTISIG", "OP_CHECKMULTISIGVERIFY", "OP_NOP1", "OP_CHECKLOCKTIMEVERIFY", "OP_CHECKSEQUENCEVERIFY",
-    "OP_SUBSTR", "OP_LEFT", "OP_RIGHT", "OP_LSHIFTNUM", "OP_RSHIFTNUM", "OP_NOP9", "OP_NOP10",
+    "OP_PUSHDATA1",
+    "OP_PUSHDATA2",
+    "OP_PUSHDATA4",
+    "OP_1NEGATE",
+    "OP_RESERVED",
+    "OP_1",
+    "OP_2",
+    "OP_3",
+    "OP_4",
+    "OP_5",
+    "OP_6",
+    "OP_7",
+    "OP_8",
+    "OP_9",
+    "OP_10",
+    "OP_11",
+    "OP_12",
+    "OP_13",
+    "OP_14",
+    "OP_15",
+    "OP_16",
+    "OP_NOP",
+    "OP_VER",
+    "OP_IF",
+    "OP_NOTIF",
+    "OP_VERIF",
+    "OP_VERNOTIF",
+    "OP_ELSE",
+    "OP_ENDIF",
+    "OP_VERIFY",
+    "OP_RETURN",
+    "OP_TOALTSTACK",
+    "OP_FROMALTSTACK",
+    "OP_2DROP",
+    "OP_2DUP",
+    "OP_3DUP",
+    "OP_2OVER",
+    "OP_2ROT",
+    "OP_2SWAP",
+    "OP_IFDUP",
+    "OP_DEPTH",
+    "OP_DROP",
+    "OP_DUP",
+    "OP_NIP",
+    "OP_OVER",
+    "OP_PICK",
+    "OP_ROLL",
+    "OP_ROT",
+    "OP_SWAP",
+    "OP_TUCK",
+    "OP_CAT",
+    "OP_SPLIT",
+    "OP_NUM2BIN",
+    "OP_BIN2NUM",
+    "OP_SIZE",
+    "OP_INVERT",
+    "OP_AND",
+    "OP_OR",
+    "OP_XOR",
+    "OP_EQUAL",
+    "OP_EQUALVERIFY",
+    "OP_RESERVED1",
+    "OP_RESERVED2",
+    "OP_1ADD",
+    "OP_1SUB",
+    "OP_2MUL",
+    "OP_2DIV",
+    "OP_NEGATE",
+    "OP_ABS",
+    "OP_NOT",
+    "OP_0NOTEQUAL",
+    "OP_ADD",
+    "OP_SUB",
+    "OP_MUL",
+    "OP_DIV",
+    "OP_MOD",
+    "OP_LSHIFT",
+    "OP_RSHIFT",
+    "OP_BOOLAND",
+    "OP_BOOLOR",
+    "OP_NUMEQUAL",
+    "OP_NUMEQUALVERIFY",
+    "OP_NUMNOTEQUAL",
+    "OP_LESSTHAN",
+    "OP_GREATERTHAN",
+    "OP_LESSTHANOREQUAL",
+    "OP_GREATERTHANOREQUAL",
+    "OP_MIN",
+    "OP_MAX",
+    "OP_WITHIN",
+    "OP_RIPEMD160",
+    "OP_SHA1",
+    "OP_SHA256",
+    "OP_HASH160",
+    "OP_HASH256",
+    "OP_CODESEPARATOR",
+    "OP_CHECKSIG",
+    "OP_CHECKSIGVERIFY",
+    "OP_CHECKMULTISIG",
+    "OP_CHECKMULTISIGVERIFY",
+    "OP_NOP1",
+    "OP_CHECKLOCKTIMEVERIFY",
+    "OP_CHECKSEQUENCEVERIFY",
+    "OP_SUBSTR",
+    "OP_LEFT",
+    "OP_RIGHT",
+    "OP_LSHIFTNUM",
+    "OP_RSHIFTNUM",
+    "OP_NOP9",
+    "OP_NOP10",
 ];
 
 /// Other names accepted when reading: historical and SDK aliases.
@@ -72,7 +169,9 @@ pub fn opcode_name(op: u8) -> Option<&'static str> {
     match op {
         OP_0 => Some("OP_0"),
         OP_INVALIDOPCODE => Some("OP_INVALIDOPCODE"),
-        _ => NAMES.get(usize::from(op).checked_sub(usize::from(OP_PUSHDATA1))?).copied(),
+        _ => NAMES
+            .get(usize::from(op).checked_sub(usize::from(OP_PUSHDATA1))?)
+            .copied(),
     }
 }
 
@@ -190,25 +289,34 @@ impl Script {
                 "-1" => out.push(OP_1NEGATE),
                 "OP_PUSHDATA1" | "OP_PUSHDATA2" | "OP_PUSHDATA4" => {
                     let (len_at, len_tok) = tokens.next().ok_or_else(bad)?;
-                    let len: usize = len_tok
-                        .parse()
-                        .map_err(|_| ParseError::new(len_at, ParseErrorKind::BadText, "asm push length"))?;
+                    let len: usize = len_tok.parse().map_err(|_| {
+                        ParseError::new(len_at, ParseErrorKind::BadText, "asm push length")
+                    })?;
                     let fits = match tok {
                         "OP_PUSHDATA1" => len <= 0xff,
                         "OP_PUSHDATA2" => len <= 0xffff,
                         _ => u32::try_from(len).is_ok(),
                     };
                     if !fits {
-                        return Err(ParseError::new(len_at, ParseErrorKind::BadText, "asm push length"));
+                        return Err(ParseError::new(
+                            len_at,
+                            ParseErrorKind::BadText,
+                            "asm push length",
+                        ));
                     }
                     let data = if len == 0 {
                         Vec::new()
                     } else {
                         let (data_at, data_tok) = tokens.next().ok_or_else(bad)?;
-                        let data = hex::decode(data_tok)
-                            .map_err(|_| ParseError::new(data_at, ParseErrorKind::BadText, "asm push data"))?;
+                        let data = hex::decode(data_tok).map_err(|_| {
+                            ParseError::new(data_at, ParseErrorKind::BadText, "asm push data")
+                        })?;
                         if data.len() != len {
-                            return Err(ParseError::new(data_at, ParseErrorKind::BadText, "asm push data length"));
+                            return Err(ParseError::new(
+                                data_at,
+                                ParseErrorKind::BadText,
+                                "asm push data length",
+                            ));
                         }
                         data
                     };
@@ -247,11 +355,12 @@ impl Script {
 /// Whitespace-separated tokens with their byte offsets.
 fn tokens(text: &str) -> impl Iterator<Item = (usize, &str)> {
     let mut pos = 0usize;
-    text.split(|c: char| c.is_ascii_whitespace()).filter_map(move |tok| {
-        let at = pos;
-        pos += tok.len() + 1;
-        (!tok.is_empty()).then_some((at, tok))
-    })
+    text.split(|c: char| c.is_ascii_whitespace())
+        .filter_map(move |tok| {
+            let at = pos;
+            pos += tok.len() + 1;
+            (!tok.is_empty()).then_some((at, tok))
+        })
 }
 
 /// Parses a script in the node's test-file ASM (`core_read.cpp`
@@ -299,7 +408,13 @@ fn parse_i64_saturating(tok: &str) -> i64 {
     let mut v: i64 = 0;
     for b in digits.bytes() {
         let d = i64::from(b - b'0');
-        v = match v.checked_mul(10).and_then(|x| if negative { x.checked_sub(d) } else { x.checked_add(d) }) {
+        v = match v.checked_mul(10).and_then(|x| {
+            if negative {
+                x.checked_sub(d)
+            } else {
+                x.checked_add(d)
+            }
+        }) {
             Some(x) => x,
             None => return if negative { i64::MIN } else { i64::MAX },
         };
@@ -320,19 +435,34 @@ mod tests {
     #[test]
     fn asm_uses_sdk_names_and_hex() {
         let p2pkh = script("76a914 1451baa3aad777144a0759998a03538018dd7b4b 88ac");
-        assert_eq!(p2pkh.to_asm(), "OP_DUP OP_HASH160 1451baa3aad777144a0759998a03538018dd7b4b OP_EQUALVERIFY OP_CHECKSIG");
+        assert_eq!(
+            p2pkh.to_asm(),
+            "OP_DUP OP_HASH160 1451baa3aad777144a0759998a03538018dd7b4b OP_EQUALVERIFY OP_CHECKSIG"
+        );
         assert_eq!(Script::from_asm(&p2pkh.to_asm()).unwrap(), p2pkh);
-        assert_eq!(script("00 4f 51 60 6a").to_asm(), "0 OP_1NEGATE OP_1 OP_16 OP_RETURN");
-        assert_eq!(Script::from_asm("OP_0 OP_FALSE -1 OP_TRUE").unwrap(), script("00 00 4f 51"));
+        assert_eq!(
+            script("00 4f 51 60 6a").to_asm(),
+            "0 OP_1NEGATE OP_1 OP_16 OP_RETURN"
+        );
+        assert_eq!(
+            Script::from_asm("OP_0 OP_FALSE -1 OP_TRUE").unwrap(),
+            script("00 00 4f 51")
+        );
         assert_eq!(script("b1 b2 b6 ba ff").to_asm(), "OP_CHECKLOCKTIMEVERIFY OP_CHECKSEQUENCEVERIFY OP_LSHIFTNUM OP_UNKNOWN186 OP_INVALIDOPCODE");
-        assert_eq!(Script::from_asm("OP_NOP2 OP_NOP3 OP_UNKNOWN254").unwrap(), script("b1 b2 fe"));
+        assert_eq!(
+            Script::from_asm("OP_NOP2 OP_NOP3 OP_UNKNOWN254").unwrap(),
+            script("b1 b2 fe")
+        );
         assert_eq!(Script::from_asm("").unwrap(), Script::default());
     }
 
     #[test]
     fn non_minimal_and_truncated_pushes_round_trip() {
         let odd = script("4c03aabbcc 4d0000 4e01000000ff 0105 4c00");
-        assert_eq!(odd.to_asm(), "OP_PUSHDATA1 3 aabbcc OP_PUSHDATA2 0 OP_PUSHDATA4 1 ff 05 OP_PUSHDATA1 0");
+        assert_eq!(
+            odd.to_asm(),
+            "OP_PUSHDATA1 3 aabbcc OP_PUSHDATA2 0 OP_PUSHDATA4 1 ff 05 OP_PUSHDATA1 0"
+        );
         assert_eq!(Script::from_asm(&odd.to_asm()).unwrap(), odd);
         let truncated = script("51 4c05aabb");
         assert_eq!(truncated.to_asm(), "OP_1 0x4c05aabb");
@@ -344,22 +474,56 @@ mod tests {
 
     #[test]
     fn asm_errors_point_at_the_token() {
-        for (text, offset) in [("OP_DUP OP_FOO", 7), ("abc", 0), ("OP_1 zz", 5), ("OP_PUSHDATA1 2 aa", 15), ("OP_PUSHDATA1", 0), ("OP_PUSHDATA1 x", 13), ("OP_PUSHDATA1 256 00", 13), ("0xz", 0), ("OP_UNKNOWN185", 0)] {
+        for (text, offset) in [
+            ("OP_DUP OP_FOO", 7),
+            ("abc", 0),
+            ("OP_1 zz", 5),
+            ("OP_PUSHDATA1 2 aa", 15),
+            ("OP_PUSHDATA1", 0),
+            ("OP_PUSHDATA1 x", 13),
+            ("OP_PUSHDATA1 256 00", 13),
+            ("0xz", 0),
+            ("OP_UNKNOWN185", 0),
+        ] {
             let err = Script::from_asm(text).unwrap_err();
-            assert_eq!((err.kind, err.offset), (ParseErrorKind::BadText, offset), "{text}");
+            assert_eq!(
+                (err.kind, err.offset),
+                (ParseErrorKind::BadText, offset),
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn node_test_asm_follows_parse_script() {
-        let s = parse_node_test_asm("0 -1 1 16 17 -2 1000 0x4c01 0x07 'ab' '' DUP OP_ADD NOP2 CHECKLOCKTIMEVERIFY").unwrap();
-        assert_eq!(hex::encode(s.as_bytes()), "004f51600111018202e8034c0107026162007693b1b1");
-        assert_eq!(parse_node_test_asm("9223372036854775808").unwrap(), parse_node_test_asm("9223372036854775807").unwrap());
-        assert_eq!(hex::encode(parse_node_test_asm("-9223372036854775808").unwrap().as_bytes()), "09000000000000008080");
+        let s = parse_node_test_asm(
+            "0 -1 1 16 17 -2 1000 0x4c01 0x07 'ab' '' DUP OP_ADD NOP2 CHECKLOCKTIMEVERIFY",
+        )
+        .unwrap();
+        assert_eq!(
+            hex::encode(s.as_bytes()),
+            "004f51600111018202e8034c0107026162007693b1b1"
+        );
+        assert_eq!(
+            parse_node_test_asm("9223372036854775808").unwrap(),
+            parse_node_test_asm("9223372036854775807").unwrap()
+        );
+        assert_eq!(
+            hex::encode(
+                parse_node_test_asm("-9223372036854775808")
+                    .unwrap()
+                    .as_bytes()
+            ),
+            "09000000000000008080"
+        );
         assert_eq!(parse_node_test_asm("  \n").unwrap(), Script::default());
         for (text, offset) in [("DUP FOO", 4), ("0x", 0), ("0xabc", 0), ("'a", 0)] {
             let err = parse_node_test_asm(text).unwrap_err();
-            assert_eq!((err.kind, err.offset), (ParseErrorKind::BadText, offset), "{text}");
+            assert_eq!(
+                (err.kind, err.offset),
+                (ParseErrorKind::BadText, offset),
+                "{text}"
+            );
         }
     }
 
@@ -384,9 +548,17 @@ mod tests {
         let big = [vec![0x4c, 76], vec![1; 76]].concat();
         assert!(Chunks::new(&big).next().unwrap().unwrap().is_minimal_push());
         let big2 = [vec![0x4d, 76, 0], vec![1; 76]].concat();
-        assert!(!Chunks::new(&big2).next().unwrap().unwrap().is_minimal_push());
+        assert!(!Chunks::new(&big2)
+            .next()
+            .unwrap()
+            .unwrap()
+            .is_minimal_push());
         let big4 = [vec![0x4e, 0, 1, 0, 0], vec![1; 256]].concat();
-        assert!(!Chunks::new(&big4).next().unwrap().unwrap().is_minimal_push());
+        assert!(!Chunks::new(&big4)
+            .next()
+            .unwrap()
+            .unwrap()
+            .is_minimal_push());
     }
 
     #[test]

@@ -151,7 +151,11 @@ pub struct Chunks<'a> {
 impl<'a> Chunks<'a> {
     /// Chunks of `bytes`.
     pub fn new(bytes: &'a [u8]) -> Self {
-        Chunks { bytes, pos: 0, failed: false }
+        Chunks {
+            bytes,
+            pos: 0,
+            failed: false,
+        }
     }
 
     /// Byte offset of the next chunk.
@@ -180,7 +184,11 @@ impl<'a> Iterator for Chunks<'a> {
                 };
                 if self.bytes.len() - at < width {
                     self.failed = true;
-                    return Some(Err(ParseError::new(offset, ParseErrorKind::TruncatedPush, "script push length")));
+                    return Some(Err(ParseError::new(
+                        offset,
+                        ParseErrorKind::TruncatedPush,
+                        "script push length",
+                    )));
                 }
                 let mut n = 0usize;
                 for i in 0..width {
@@ -195,7 +203,11 @@ impl<'a> Iterator for Chunks<'a> {
             Some(n) => {
                 if self.bytes.len() - at < n {
                     self.failed = true;
-                    return Some(Err(ParseError::new(offset, ParseErrorKind::TruncatedPush, "script push data")));
+                    return Some(Err(ParseError::new(
+                        offset,
+                        ParseErrorKind::TruncatedPush,
+                        "script push data",
+                    )));
                 }
                 let d = &self.bytes[at..at + n];
                 at += n;
@@ -204,7 +216,12 @@ impl<'a> Iterator for Chunks<'a> {
             None => None,
         };
         self.pos = at;
-        Some(Ok(Chunk { opcode, data, offset, end: at }))
+        Some(Ok(Chunk {
+            opcode,
+            data,
+            offset,
+            end: at,
+        }))
     }
 }
 
@@ -214,13 +231,18 @@ mod tests {
 
     #[test]
     fn chunks_cover_every_push_form() {
-        let s = Script::from_bytes(hex::decode("00025152_4c0161_4d0200aabb_4e01000000cc_76a9".replace('_', "")).unwrap());
+        let s = Script::from_bytes(
+            hex::decode("00025152_4c0161_4d0200aabb_4e01000000cc_76a9".replace('_', "")).unwrap(),
+        );
         let c: Vec<_> = s.chunks().map(|c| c.unwrap()).collect();
         assert_eq!(c.len(), 7);
         assert_eq!(c[0].data, Some(&[][..]));
         assert_eq!(c[1].data, Some(&[0x51, 0x52][..]));
         assert_eq!((c[2].opcode, c[2].data), (OP_PUSHDATA1, Some(&[0x61][..])));
-        assert_eq!((c[3].opcode, c[3].data), (OP_PUSHDATA2, Some(&[0xaa, 0xbb][..])));
+        assert_eq!(
+            (c[3].opcode, c[3].data),
+            (OP_PUSHDATA2, Some(&[0xaa, 0xbb][..]))
+        );
         assert_eq!((c[4].opcode, c[4].data), (OP_PUSHDATA4, Some(&[0xcc][..])));
         assert_eq!((c[5].opcode, c[5].data, c[5].offset), (OP_DUP, None, 18));
         assert_eq!(c[6].end, 20);
@@ -228,11 +250,19 @@ mod tests {
 
     #[test]
     fn truncated_pushes_are_errors_with_offsets() {
-        for (h, off) in [("4c", 0), ("51 03aabb", 1), ("4d01", 0), ("4e02000000aa", 0)] {
+        for (h, off) in [
+            ("4c", 0),
+            ("51 03aabb", 1),
+            ("4d01", 0),
+            ("4e02000000aa", 0),
+        ] {
             let s = Script::from_bytes(hex::decode(h.replace(' ', "")).unwrap());
             let errs: Vec<_> = s.chunks().filter_map(|c| c.err()).collect();
             assert_eq!(errs.len(), 1, "{h}");
-            assert_eq!((errs[0].kind, errs[0].offset), (ParseErrorKind::TruncatedPush, off));
+            assert_eq!(
+                (errs[0].kind, errs[0].offset),
+                (ParseErrorKind::TruncatedPush, off)
+            );
         }
     }
 }

@@ -40,7 +40,8 @@ use super::opcodes::*;
 use super::Script;
 use crate::keys::{is_compressed_pubkey, PrivateKey, PublicKey};
 use crate::sighash::{
-    signature_hash, SIGHASH_ALL, SIGHASH_BASE_MASK, SIGHASH_CHRONICLE, SIGHASH_FORKID, SIGHASH_SINGLE,
+    signature_hash, SIGHASH_ALL, SIGHASH_BASE_MASK, SIGHASH_CHRONICLE, SIGHASH_FORKID,
+    SIGHASH_SINGLE,
 };
 use crate::tx::Transaction;
 
@@ -163,7 +164,9 @@ pub fn p2pkh_lock(pubkey_hash: &[u8; 20]) -> Script {
 /// script is not exactly that template.
 pub fn p2pkh_hash(script: &Script) -> Option<[u8; 20]> {
     match script.as_bytes() {
-        [OP_DUP, OP_HASH160, 0x14, hash @ .., OP_EQUALVERIFY, OP_CHECKSIG] => <[u8; 20]>::try_from(hash).ok(),
+        [OP_DUP, OP_HASH160, 0x14, hash @ .., OP_EQUALVERIFY, OP_CHECKSIG] => {
+            <[u8; 20]>::try_from(hash).ok()
+        }
         _ => None,
     }
 }
@@ -224,7 +227,10 @@ pub fn escrow_lock(hash_lock: &[u8; 32], beneficiary: &PublicKey, funder: &Publi
 ///
 /// # Errors
 /// [`TemplateError::SignatureTooLong`].
-pub fn escrow_claim_unlock(sig_beneficiary: &[u8], preimage: &[u8; 32]) -> Result<Script, TemplateError> {
+pub fn escrow_claim_unlock(
+    sig_beneficiary: &[u8],
+    preimage: &[u8; 32],
+) -> Result<Script, TemplateError> {
     let mut s = Vec::with_capacity(sig_beneficiary.len() + 36);
     push_signature(&mut s, sig_beneficiary)?;
     push_direct(&mut s, preimage);
@@ -238,7 +244,10 @@ pub fn escrow_claim_unlock(sig_beneficiary: &[u8], preimage: &[u8; 32]) -> Resul
 ///
 /// # Errors
 /// [`TemplateError::SignatureTooLong`].
-pub fn escrow_refund_unlock(sig_funder: &[u8], sig_beneficiary: &[u8]) -> Result<Script, TemplateError> {
+pub fn escrow_refund_unlock(
+    sig_funder: &[u8],
+    sig_beneficiary: &[u8],
+) -> Result<Script, TemplateError> {
     let mut s = Vec::with_capacity(sig_funder.len() + sig_beneficiary.len() + 4);
     s.push(OP_0);
     push_signature(&mut s, sig_funder)?;
@@ -314,7 +323,12 @@ impl EscrowScript {
                     if usize::from(op) != len {
                         return Err(TemplateError::Mismatch { offset: pos });
                     }
-                    let data = bytes.get(pos + 1..pos + 1 + len).ok_or(TemplateError::Mismatch { offset: bytes.len() })?;
+                    let data =
+                        bytes
+                            .get(pos + 1..pos + 1 + len)
+                            .ok_or(TemplateError::Mismatch {
+                                offset: bytes.len(),
+                            })?;
                     if let Some(slot) = pushes.get_mut(n_push) {
                         *slot = (data, pos);
                     }
@@ -326,9 +340,12 @@ impl EscrowScript {
         if pos != bytes.len() {
             return Err(TemplateError::Mismatch { offset: pos });
         }
-        let [(number, number_at), (hash, hash_at), (beneficiary, b_at), (funder, f_at), (beneficiary2, b2_at)] = pushes;
+        let [(number, number_at), (hash, hash_at), (beneficiary, b_at), (funder, f_at), (beneficiary2, b2_at)] =
+            pushes;
         if number != [0x20] {
-            return Err(TemplateError::Mismatch { offset: number_at + 1 });
+            return Err(TemplateError::Mismatch {
+                offset: number_at + 1,
+            });
         }
         if beneficiary2 != beneficiary {
             return Err(TemplateError::Mismatch { offset: b2_at });
@@ -341,8 +358,13 @@ impl EscrowScript {
         };
         let beneficiary = key(beneficiary, b_at)?;
         let funder = key(funder, f_at)?;
-        let hash_lock = <[u8; 32]>::try_from(hash).map_err(|_| TemplateError::Mismatch { offset: hash_at })?;
-        Ok(EscrowScript { hash_lock, beneficiary, funder })
+        let hash_lock =
+            <[u8; 32]>::try_from(hash).map_err(|_| TemplateError::Mismatch { offset: hash_at })?;
+        Ok(EscrowScript {
+            hash_lock,
+            beneficiary,
+            funder,
+        })
     }
 
     /// The locking script for these parameters ([`escrow_lock`]).
@@ -376,7 +398,10 @@ pub fn sign_input(
     key: &PrivateKey,
 ) -> Result<Vec<u8>, TemplateError> {
     if input_index >= tx.inputs.len() {
-        return Err(TemplateError::InputIndexOutOfRange { index: input_index, inputs: tx.inputs.len() });
+        return Err(TemplateError::InputIndexOutOfRange {
+            index: input_index,
+            inputs: tx.inputs.len(),
+        });
     }
     let base = sighash_type & SIGHASH_BASE_MASK;
     let type_byte = u8::try_from(sighash_type).ok();
@@ -386,7 +411,14 @@ pub fn sign_input(
     let Some(type_byte) = type_byte.filter(|_| supported) else {
         return Err(TemplateError::UnsupportedSighashType { sighash_type });
     };
-    let digest = signature_hash(tx, input_index, locking_script.as_bytes(), satoshis, sighash_type, true);
+    let digest = signature_hash(
+        tx,
+        input_index,
+        locking_script.as_bytes(),
+        satoshis,
+        sighash_type,
+        true,
+    );
     let mut sig = key.sign_digest(&digest);
     sig.push(type_byte);
     Ok(sig)
@@ -398,7 +430,16 @@ mod tests {
 
     #[test]
     fn push_data_uses_the_shortest_opcode() {
-        let cases: &[(usize, &str)] = &[(0, "00"), (1, "01"), (75, "4b"), (76, "4c4c"), (255, "4cff"), (256, "4d0001"), (65535, "4dffff"), (65536, "4e00000100")];
+        let cases: &[(usize, &str)] = &[
+            (0, "00"),
+            (1, "01"),
+            (75, "4b"),
+            (76, "4c4c"),
+            (255, "4cff"),
+            (256, "4d0001"),
+            (65535, "4dffff"),
+            (65536, "4e00000100"),
+        ];
         for &(len, prefix) in cases {
             let data = vec![0x07u8; len];
             let mut out = Vec::new();
@@ -418,7 +459,10 @@ mod tests {
     fn pushes_beyond_pushdata4_are_refused() {
         assert_eq!(check_push_len(u32::MAX as usize), Ok(()));
         if let Some(len) = (u32::MAX as usize).checked_add(1) {
-            assert_eq!(check_push_len(len), Err(TemplateError::PushTooLarge { len }));
+            assert_eq!(
+                check_push_len(len),
+                Err(TemplateError::PushTooLarge { len })
+            );
         }
         let mut out = vec![0xaa];
         push_data(&mut out, &[0x05]).unwrap();

@@ -49,7 +49,10 @@ struct ScriptJob {
 
 /// Structure, Atomic closure and amounts; returns the subject's position, the
 /// root claims and the plan for `finish`.
-pub(super) fn structure(beef: &Beef, opts: &VerifyOptions) -> Result<(usize, Vec<RootClaim>, Plan), VerifyError> {
+pub(super) fn structure(
+    beef: &Beef,
+    opts: &VerifyOptions,
+) -> Result<(usize, Vec<RootClaim>, Plan), VerifyError> {
     let txs = beef.txs();
     let last = txs.len().checked_sub(1).ok_or(VerifyError::Empty)?;
     // First, so that every later lookup by txid means one entry.
@@ -60,7 +63,9 @@ pub(super) fn structure(beef: &Beef, opts: &VerifyOptions) -> Result<(usize, Vec
     }
     let subject = match beef.subject() {
         Some(s) => {
-            let at = beef.position(&s).ok_or(VerifyError::SubjectMissing { subject: s })?;
+            let at = beef
+                .position(&s)
+                .ok_or(VerifyError::SubjectMissing { subject: s })?;
             check_closure(beef, at)?;
             at
         }
@@ -98,10 +103,19 @@ pub(super) fn structure(beef: &Beef, opts: &VerifyOptions) -> Result<(usize, Vec
         for (k, input) in tx.inputs.iter().enumerate() {
             match spent_by.insert(input.prev_out, txid) {
                 Some(first) if first == txid => {
-                    return Err(VerifyError::DuplicateInput { txid, input: k, outpoint: input.prev_out });
+                    return Err(VerifyError::DuplicateInput {
+                        txid,
+                        input: k,
+                        outpoint: input.prev_out,
+                    });
                 }
                 Some(first) if opts.check_scripts => {
-                    return Err(VerifyError::ConflictingSpend { txid, input: k, outpoint: input.prev_out, first });
+                    return Err(VerifyError::ConflictingSpend {
+                        txid,
+                        input: k,
+                        outpoint: input.prev_out,
+                        first,
+                    });
                 }
                 _ => {}
             }
@@ -110,33 +124,76 @@ pub(super) fn structure(beef: &Beef, opts: &VerifyOptions) -> Result<(usize, Vec
         let mut sum_in: Option<u64> = Some(0);
         for (k, input) in tx.inputs.iter().enumerate() {
             let parent = input.prev_out.txid;
-            let j = beef.position(&parent).ok_or(VerifyError::MissingInput { txid, input: k, parent })?;
+            let j = beef.position(&parent).ok_or(VerifyError::MissingInput {
+                txid,
+                input: k,
+                parent,
+            })?;
             if j >= i {
-                return Err(VerifyError::ParentAfterChild { txid, input: k, parent });
+                return Err(VerifyError::ParentAfterChild {
+                    txid,
+                    input: k,
+                    parent,
+                });
             }
-            let Some(parent_entry) = txs.get(j) else { continue };
+            let Some(parent_entry) = txs.get(j) else {
+                continue;
+            };
             let Some(parent_tx) = parent_entry.transaction() else {
                 sum_in = None;
                 continue;
             };
             let vout = input.prev_out.vout;
-            let spent = parent_tx.outputs.get(vout as usize).ok_or(VerifyError::MissingOutput { txid, input: k, parent, vout })?;
+            let spent = parent_tx
+                .outputs
+                .get(vout as usize)
+                .ok_or(VerifyError::MissingOutput {
+                    txid,
+                    input: k,
+                    parent,
+                    vout,
+                })?;
             if let Some(s) = sum_in {
-                sum_in = Some(s.checked_add(spent.satoshis).ok_or(VerifyError::AmountOverflow { txid })?);
+                sum_in = Some(
+                    s.checked_add(spent.satoshis)
+                        .ok_or(VerifyError::AmountOverflow { txid })?,
+                );
             }
             let utxo_height = proven_height(beef, parent_entry);
             if let (true, Some(height)) = (parent_tx.is_coinbase(), utxo_height) {
-                plan.coinbase_spends.push(CoinbaseSpend { txid, input: k, coinbase: parent, height });
+                plan.coinbase_spends.push(CoinbaseSpend {
+                    txid,
+                    input: k,
+                    coinbase: parent,
+                    height,
+                });
             }
-            plan.jobs.push(ScriptJob { txid, tx: i, input: k, parent_txid: parent, parent: j, vout, utxo_height });
+            plan.jobs.push(ScriptJob {
+                txid,
+                tx: i,
+                input: k,
+                parent_txid: parent,
+                parent: j,
+                vout,
+                utxo_height,
+            });
         }
-        let sum_out = tx.total_output_satoshis().ok_or(VerifyError::AmountOverflow { txid })?;
+        let sum_out = tx
+            .total_output_satoshis()
+            .ok_or(VerifyError::AmountOverflow { txid })?;
         if let Some(sum_in) = sum_in {
             if sum_out > sum_in {
-                return Err(VerifyError::OutputsExceedInputs { txid, inputs: sum_in, outputs: sum_out });
+                return Err(VerifyError::OutputsExceedInputs {
+                    txid,
+                    inputs: sum_in,
+                    outputs: sum_out,
+                });
             }
             if sum_out == sum_in && !opts.allow_zero_fee {
-                return Err(VerifyError::ZeroFee { txid, satoshis: sum_in });
+                return Err(VerifyError::ZeroFee {
+                    txid,
+                    satoshis: sum_in,
+                });
             }
         }
     }
@@ -145,17 +202,29 @@ pub(super) fn structure(beef: &Beef, opts: &VerifyOptions) -> Result<(usize, Vec
 
 /// Height of the block proving `entry`, if a BUMP proves it.
 fn proven_height(beef: &Beef, entry: &BeefTx) -> Option<u32> {
-    entry.bump_index().and_then(|b| beef.bumps().get(b)).map(|b| b.block_height())
+    entry
+        .bump_index()
+        .and_then(|b| beef.bumps().get(b))
+        .map(|b| b.block_height())
 }
 
 /// One claim per distinct (height, root), sorted; two roots for one height
 /// is [`VerifyError::ConflictingRoots`].
 fn root_claims(beef: &Beef) -> Result<Vec<RootClaim>, VerifyError> {
-    let mut claims: Vec<RootClaim> = beef.bumps().iter().map(|b| RootClaim { height: b.block_height(), root: b.root() }).collect();
+    let mut claims: Vec<RootClaim> = beef
+        .bumps()
+        .iter()
+        .map(|b| RootClaim {
+            height: b.block_height(),
+            root: b.root(),
+        })
+        .collect();
     claims.sort_unstable();
     claims.dedup();
     if let Some(w) = claims.windows(2).find(|w| w[0].height == w[1].height) {
-        return Err(VerifyError::ConflictingRoots { height: w[0].height });
+        return Err(VerifyError::ConflictingRoots {
+            height: w[0].height,
+        });
     }
     Ok(claims)
 }
@@ -172,7 +241,11 @@ fn check_closure(beef: &Beef, subject: usize) -> Result<(), VerifyError> {
             _ => continue,
         }
         if let Some(tx) = txs.get(i).and_then(BeefTx::unproven) {
-            stack.extend(tx.inputs.iter().filter_map(|input| beef.position(&input.prev_out.txid)));
+            stack.extend(
+                tx.inputs
+                    .iter()
+                    .filter_map(|input| beef.position(&input.prev_out.txid)),
+            );
         }
     }
     match txs.iter().zip(&needed).find(|(_, n)| !**n) {
@@ -185,7 +258,11 @@ impl Plan {
     /// Coinbase spends must be mature when mined at `tip_height + 1`.
     pub(super) fn check_maturity(&self, tip_height: u32) -> Result<(), VerifyError> {
         let spend_height = u64::from(tip_height) + 1;
-        match self.coinbase_spends.iter().find(|s| spend_height < u64::from(s.height) + u64::from(COINBASE_MATURITY)) {
+        match self
+            .coinbase_spends
+            .iter()
+            .find(|s| spend_height < u64::from(s.height) + u64::from(COINBASE_MATURITY))
+        {
             Some(s) => Err(VerifyError::CoinbaseImmature {
                 txid: s.txid,
                 input: s.input,
@@ -198,7 +275,12 @@ impl Plan {
     }
 
     /// Runs every planned input in parallel; reports the first failure in BEEF order.
-    pub(super) fn check_scripts(&self, beef: &Beef, opts: &VerifyOptions, tip_height: u32) -> Result<(), VerifyError> {
+    pub(super) fn check_scripts(
+        &self,
+        beef: &Beef,
+        opts: &VerifyOptions,
+        tip_height: u32,
+    ) -> Result<(), VerifyError> {
         run_jobs(beef, &self.jobs, opts, tip_height)
     }
 }
@@ -218,26 +300,55 @@ impl Plan {
 /// per-input budgets for, and at least one per thread, so the work done
 /// beyond the total is at most one per-input budget per thread. Inputs after
 /// a failure found in a batch are skipped.
-fn run_jobs(beef: &Beef, jobs: &[ScriptJob], opts: &VerifyOptions, tip_height: u32) -> Result<(), VerifyError> {
+fn run_jobs(
+    beef: &Beef,
+    jobs: &[ScriptJob],
+    opts: &VerifyOptions,
+    tip_height: u32,
+) -> Result<(), VerifyError> {
     let txs = beef.txs();
     // One sighash cache per spending transaction, shared by its inputs.
-    let caches: Vec<Option<SighashCache<'_>>> = txs.iter().map(|t| t.unproven().map(SighashCache::new)).collect();
+    let caches: Vec<Option<SighashCache<'_>>> = txs
+        .iter()
+        .map(|t| t.unproven().map(SighashCache::new))
+        .collect();
     let spend_height = tip_height.saturating_add(1);
     // The plan was made from this BEEF, so every lookup below succeeds; were
     // one to fail, the input is reported as unverifiable, never skipped.
     let run = |job: &ScriptJob, limits: &ScriptLimits| -> Result<Metered, VerifyError> {
         let (txid, input) = (job.txid, job.input);
-        let cache = caches
-            .get(job.tx)
-            .and_then(Option::as_ref)
-            .ok_or(VerifyError::MissingInput { txid, input, parent: job.parent_txid })?;
+        let cache =
+            caches
+                .get(job.tx)
+                .and_then(Option::as_ref)
+                .ok_or(VerifyError::MissingInput {
+                    txid,
+                    input,
+                    parent: job.parent_txid,
+                })?;
         let spent = txs
             .get(job.parent)
             .and_then(BeefTx::transaction)
             .and_then(|p| p.outputs.get(job.vout as usize))
-            .ok_or(VerifyError::MissingOutput { txid, input, parent: job.parent_txid, vout: job.vout })?;
-        let flags = opts.eras.flags_for(opts.script_flags, job.utxo_height.unwrap_or(spend_height), spend_height);
-        Ok(verify_input_metered(cache, input, &spent.locking_script, spent.satoshis, flags, limits))
+            .ok_or(VerifyError::MissingOutput {
+                txid,
+                input,
+                parent: job.parent_txid,
+                vout: job.vout,
+            })?;
+        let flags = opts.eras.flags_for(
+            opts.script_flags,
+            job.utxo_height.unwrap_or(spend_height),
+            spend_height,
+        );
+        Ok(verify_input_metered(
+            cache,
+            input,
+            &spent.locking_script,
+            spent.satoshis,
+            flags,
+            limits,
+        ))
     };
 
     let per_input = opts.script_limits.max_work;
@@ -248,7 +359,10 @@ fn run_jobs(beef: &Beef, jobs: &[ScriptJob], opts: &VerifyOptions, tip_height: u
         let affordable = usize::try_from(left / per_input.max(1)).unwrap_or(usize::MAX);
         let (batch, after) = rest.split_at(affordable.max(threads).min(rest.len()));
         rest = after;
-        let limits = ScriptLimits { max_work: per_input.min(left), ..opts.script_limits };
+        let limits = ScriptLimits {
+            max_work: per_input.min(left),
+            ..opts.script_limits
+        };
         // Lowest position in the batch known to fail; later inputs need not run.
         let first_failure = AtomicUsize::new(usize::MAX);
         let outcomes: Vec<Option<Result<Metered, VerifyError>>> = batch
@@ -272,12 +386,22 @@ fn run_jobs(beef: &Beef, jobs: &[ScriptJob], opts: &VerifyOptions, tip_height: u
             let (txid, input) = (job.txid, job.input);
             if metered.work > per_input.min(left) {
                 return Err(if left < per_input {
-                    VerifyError::TotalWorkExceeded { txid, input, max_total_work: opts.max_total_work }
+                    VerifyError::TotalWorkExceeded {
+                        txid,
+                        input,
+                        max_total_work: opts.max_total_work,
+                    }
                 } else {
-                    VerifyError::Script { txid, input, error: ScriptError::WorkBudgetExceeded }
+                    VerifyError::Script {
+                        txid,
+                        input,
+                        error: ScriptError::WorkBudgetExceeded,
+                    }
                 });
             }
-            metered.result.map_err(|error| VerifyError::Script { txid, input, error })?;
+            metered
+                .result
+                .map_err(|error| VerifyError::Script { txid, input, error })?;
             left -= metered.work;
         }
     }
@@ -285,9 +409,16 @@ fn run_jobs(beef: &Beef, jobs: &[ScriptJob], opts: &VerifyOptions, tip_height: u
 }
 
 /// Scripts of `txid` and its unproven ancestors (see [`super::verify_scripts`]).
-pub(super) fn scripts_of(beef: &Beef, txid: &Txid, opts: &VerifyOptions, tip_height: u32) -> Result<(), VerifyError> {
+pub(super) fn scripts_of(
+    beef: &Beef,
+    txid: &Txid,
+    opts: &VerifyOptions,
+    tip_height: u32,
+) -> Result<(), VerifyError> {
     let txs = beef.txs();
-    let start = beef.position(txid).ok_or(VerifyError::SubjectMissing { subject: *txid })?;
+    let start = beef
+        .position(txid)
+        .ok_or(VerifyError::SubjectMissing { subject: *txid })?;
     if txs.get(start).is_some_and(BeefTx::is_txid_only) {
         return Err(VerifyError::SubjectTxidOnly { subject: *txid });
     }
@@ -304,14 +435,37 @@ pub(super) fn scripts_of(beef: &Beef, txid: &Txid, opts: &VerifyOptions, tip_hei
         let child = entry.txid();
         for (k, input) in tx.inputs.iter().enumerate() {
             let parent = input.prev_out.txid;
-            let j = beef.position(&parent).ok_or(VerifyError::MissingInput { txid: child, input: k, parent })?;
-            let parent_entry = txs.get(j).ok_or(VerifyError::MissingInput { txid: child, input: k, parent })?;
-            let parent_tx = parent_entry.transaction().ok_or(VerifyError::TxidOnly { txid: parent })?;
+            let j = beef.position(&parent).ok_or(VerifyError::MissingInput {
+                txid: child,
+                input: k,
+                parent,
+            })?;
+            let parent_entry = txs.get(j).ok_or(VerifyError::MissingInput {
+                txid: child,
+                input: k,
+                parent,
+            })?;
+            let parent_tx = parent_entry
+                .transaction()
+                .ok_or(VerifyError::TxidOnly { txid: parent })?;
             let vout = input.prev_out.vout;
             if parent_tx.outputs.get(vout as usize).is_none() {
-                return Err(VerifyError::MissingOutput { txid: child, input: k, parent, vout });
+                return Err(VerifyError::MissingOutput {
+                    txid: child,
+                    input: k,
+                    parent,
+                    vout,
+                });
             }
-            jobs.push(ScriptJob { txid: child, tx: i, input: k, parent_txid: parent, parent: j, vout, utxo_height: proven_height(beef, parent_entry) });
+            jobs.push(ScriptJob {
+                txid: child,
+                tx: i,
+                input: k,
+                parent_txid: parent,
+                parent: j,
+                vout,
+                utxo_height: proven_height(beef, parent_entry),
+            });
             stack.push(j);
         }
     }

@@ -84,11 +84,20 @@ pub struct ScriptEras {
 
 impl ScriptEras {
     /// BSV mainnet: Genesis 620,538, Chronicle 943,816.
-    pub const MAINNET: ScriptEras = ScriptEras { genesis_height: 620_538, chronicle_height: 943_816 };
+    pub const MAINNET: ScriptEras = ScriptEras {
+        genesis_height: 620_538,
+        chronicle_height: 943_816,
+    };
     /// BSV testnet: Genesis 1,344,302, Chronicle 1,713,168.
-    pub const TESTNET: ScriptEras = ScriptEras { genesis_height: 1_344_302, chronicle_height: 1_713_168 };
+    pub const TESTNET: ScriptEras = ScriptEras {
+        genesis_height: 1_344_302,
+        chronicle_height: 1_713_168,
+    };
     /// Every rule active from height 0 (regtest-style chains such as chainsim).
-    pub const ALWAYS_ACTIVE: ScriptEras = ScriptEras { genesis_height: 0, chronicle_height: 0 };
+    pub const ALWAYS_ACTIVE: ScriptEras = ScriptEras {
+        genesis_height: 0,
+        chronicle_height: 0,
+    };
 
     /// `base` adjusted for an output created at `utxo_height`, spent in a
     /// block at `spend_height`.
@@ -397,14 +406,21 @@ impl SpvRequest {
     /// failing input in BEEF order), [`VerifyError::TotalWorkExceeded`].
     pub fn finish(self, confirmed: &[bool], tip_height: u32) -> Result<VerifiedBeef, VerifyError> {
         if confirmed.len() != self.claims.len() {
-            return Err(VerifyError::AnswerCountMismatch { expected: self.claims.len(), got: confirmed.len() });
+            return Err(VerifyError::AnswerCountMismatch {
+                expected: self.claims.len(),
+                got: confirmed.len(),
+            });
         }
         if let Some((claim, _)) = self.claims.iter().zip(confirmed).find(|(_, ok)| !**ok) {
-            return Err(VerifyError::RootNotConfirmed { height: claim.height, root: claim.root });
+            return Err(VerifyError::RootNotConfirmed {
+                height: claim.height,
+                root: claim.root,
+            });
         }
         self.plan.check_maturity(tip_height)?;
         if self.opts.check_scripts {
-            self.plan.check_scripts(&self.beef, &self.opts, tip_height)?;
+            self.plan
+                .check_scripts(&self.beef, &self.opts, tip_height)?;
         }
         let subject_tx = self
             .beef
@@ -413,7 +429,13 @@ impl SpvRequest {
             .and_then(|t| t.transaction())
             .cloned()
             .ok_or(VerifyError::Empty)?;
-        Ok(VerifiedBeef { subject: subject_tx.txid(), subject_tx, roots: self.claims, tip_height, beef: self.beef })
+        Ok(VerifiedBeef {
+            subject: subject_tx.txid(),
+            subject_tx,
+            roots: self.claims,
+            tip_height,
+            beef: self.beef,
+        })
     }
 }
 
@@ -433,7 +455,13 @@ impl Beef {
     /// [`VerifyError::AmountOverflow`].
     pub fn spv_request(self, opts: &VerifyOptions) -> Result<SpvRequest, VerifyError> {
         let (subject, claims, plan) = check::structure(&self, opts)?;
-        Ok(SpvRequest { beef: self, opts: *opts, subject, claims, plan })
+        Ok(SpvRequest {
+            beef: self,
+            opts: *opts,
+            subject,
+            claims,
+            plan,
+        })
     }
 }
 
@@ -486,9 +514,17 @@ impl VerifiedBeef {
 ///
 /// # Errors
 /// Any [`VerifyError`].
-pub fn verify(beef: Beef, tracker: &impl ChainTracker, opts: &VerifyOptions) -> Result<VerifiedBeef, VerifyError> {
+pub fn verify(
+    beef: Beef,
+    tracker: &impl ChainTracker,
+    opts: &VerifyOptions,
+) -> Result<VerifiedBeef, VerifyError> {
     let request = beef.spv_request(opts)?;
-    let answers: Vec<bool> = request.claims().iter().map(|c| tracker.is_valid_root_for_height(&c.root, c.height)).collect();
+    let answers: Vec<bool> = request
+        .claims()
+        .iter()
+        .map(|c| tracker.is_valid_root_for_height(&c.root, c.height))
+        .collect();
     request.finish(&answers, tracker.current_height())
 }
 
@@ -502,7 +538,12 @@ pub fn verify(beef: Beef, tracker: &impl ChainTracker, opts: &VerifyOptions) -> 
 /// [`VerifyError::TxidOnly`] when a spent output is not available (scripts
 /// cannot run without it), [`VerifyError::Script`],
 /// [`VerifyError::TotalWorkExceeded`] (inputs in BEEF order).
-pub fn verify_scripts(beef: &Beef, txid: &Txid, opts: &VerifyOptions, tip_height: u32) -> Result<(), VerifyError> {
+pub fn verify_scripts(
+    beef: &Beef,
+    txid: &Txid,
+    opts: &VerifyOptions,
+    tip_height: u32,
+) -> Result<(), VerifyError> {
     check::scripts_of(beef, txid, opts, tip_height)
 }
 

@@ -25,6 +25,7 @@ pub fn vectors_dir() -> PathBuf {
 /// Parses a JSON file under the vectors directory, e.g. `load("beef/beef_cases.json")`.
 pub fn load(rel: &str) -> serde_json::Value {
     let path = vectors_dir().join(rel);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }

@@ -100,8 +100,16 @@ impl std::error::Error for PolicyError {}
 
 impl fmt::Display for PolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let field = if self.field.is_empty() { "(document)" } else { &self.field };
-        write!(f, "{}:{}:{}: {field}: {}", self.file, self.line, self.column, self.kind)?;
+        let field = if self.field.is_empty() {
+            "(document)"
+        } else {
+            &self.field
+        };
+        write!(
+            f,
+            "{}:{}:{}: {field}: {}",
+            self.file, self.line, self.column, self.kind
+        )?;
         if let PolicyErrorKind::Unsafe { timeline, .. } = &self.kind {
             write!(f, "\n{timeline}")?;
         }
@@ -233,13 +241,21 @@ impl PolicyId {
     /// whose bytes are `bytes`.
     pub fn of(file_name: &str, bytes: &[u8]) -> PolicyId {
         let base = file_name.rsplit(['/', '\\']).next().unwrap_or(file_name);
-        PolicyId { file_name: base.to_string(), sha256: sha256(bytes) }
+        PolicyId {
+            file_name: base.to_string(),
+            sha256: sha256(bytes),
+        }
     }
 }
 
 impl fmt::Display for PolicyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@sha256:{}", self.file_name, crate::hex_lower(&self.sha256))
+        write!(
+            f,
+            "{}@sha256:{}",
+            self.file_name,
+            crate::hex_lower(&self.sha256)
+        )
     }
 }
 
@@ -309,7 +325,9 @@ impl RetryRule {
     /// `min(backoff_initial · 2^attempt, backoff_max)`.
     pub fn backoff(&self, attempt: u32) -> Duration {
         let factor = 1u32.checked_shl(attempt).unwrap_or(u32::MAX);
-        self.backoff_initial.checked_mul(factor).map_or(self.backoff_max, |d| d.min(self.backoff_max))
+        self.backoff_initial
+            .checked_mul(factor)
+            .map_or(self.backoff_max, |d| d.min(self.backoff_max))
     }
 }
 
@@ -395,34 +413,77 @@ impl Policy {
         let src = Source::new(text, file_name);
         let doc = DeTable::parse(text).map_err(|e| {
             let at = reader::error_offset(e.span());
-            src.error(at, &reader::field_near(text, at), PolicyErrorKind::Syntax { message: e.message().to_string() })
+            src.error(
+                at,
+                &reader::field_near(text, at),
+                PolicyErrorKind::Syntax {
+                    message: e.message().to_string(),
+                },
+            )
         })?;
         let mut spans = Spans::new();
         let mut root = Table::root(&doc);
-        root.only(&src, &["schema", "counterparties", "times", "timeline", "notary", "retry", "chains"])?;
+        root.only(
+            &src,
+            &[
+                "schema",
+                "counterparties",
+                "times",
+                "timeline",
+                "notary",
+                "retry",
+                "chains",
+            ],
+        )?;
 
         let schema = root.uint(&src, &mut spans, "schema", 0, u64::MAX)?;
         if schema != SCHEMA_VERSION {
-            return Err(error_at(&src, &spans, "schema", PolicyErrorKind::UnsupportedSchema { found: schema }));
+            return Err(error_at(
+                &src,
+                &spans,
+                "schema",
+                PolicyErrorKind::UnsupportedSchema { found: schema },
+            ));
         }
 
         let counterparties = read_counterparties(&src, &mut spans, &mut root)?;
 
         let mut t = root.table(&src, "times")?;
-        t.only(&src, &["quote_expiry", "reservation_deadline", "token_lifetime", "clock_skew_tolerance"])?;
+        t.only(
+            &src,
+            &[
+                "quote_expiry",
+                "reservation_deadline",
+                "token_lifetime",
+                "clock_skew_tolerance",
+            ],
+        )?;
         let one = Duration::from_secs(1);
         let times = Times {
             quote_expiry: t.duration(&src, &mut spans, "quote_expiry", one, DAY)?,
-            reservation_deadline: t.duration(&src, &mut spans, "reservation_deadline", one, 30 * DAY)?,
+            reservation_deadline: t.duration(
+                &src,
+                &mut spans,
+                "reservation_deadline",
+                one,
+                30 * DAY,
+            )?,
             token_lifetime: t.duration(&src, &mut spans, "token_lifetime", one, DAY)?,
-            clock_skew_tolerance: t.duration(&src, &mut spans, "clock_skew_tolerance", Duration::ZERO, DAY / 24)?,
+            clock_skew_tolerance: t.duration(
+                &src,
+                &mut spans,
+                "clock_skew_tolerance",
+                Duration::ZERO,
+                DAY / 24,
+            )?,
         };
         t.finish(&src)?;
 
         let mut t = root.table(&src, "timeline")?;
         t.only(&src, &["confidence", "seller_reaction"])?;
         let confidence = Confidence(t.milli(&src, &mut spans, "confidence", 1_000, 10_000)?);
-        let seller_reaction = t.duration(&src, &mut spans, "seller_reaction", Duration::ZERO, DAY)?;
+        let seller_reaction =
+            t.duration(&src, &mut spans, "seller_reaction", Duration::ZERO, DAY)?;
         t.finish(&src)?;
 
         let mut t = root.table(&src, "notary")?;
@@ -430,7 +491,10 @@ impl Policy {
         let required = t.bool(&src, &mut spans, "required")?;
         let (_, allowed) = t.strings(&src, &mut spans, "allowed")?;
         t.finish(&src)?;
-        let notary = NotaryRule { required, allowed: check_notaries(&src, allowed)? };
+        let notary = NotaryRule {
+            required,
+            allowed: check_notaries(&src, allowed)?,
+        };
 
         let mut t = root.table(&src, "retry")?;
         t.only(&src, &["budget", "backoff_initial", "backoff_max"])?;
@@ -504,8 +568,9 @@ impl Policy {
     /// Combinations no saga could complete under.
     fn check_combinations(&self, src: &Source<'_>, spans: &Spans) -> Result<(), PolicyError> {
         let t = &self.times;
-        let impossible =
-            |field: &str, reason: String| error_at(src, spans, field, PolicyErrorKind::Impossible { reason });
+        let impossible = |field: &str, reason: String| {
+            error_at(src, spans, field, PolicyErrorKind::Impossible { reason })
+        };
         if t.quote_expiry >= t.reservation_deadline {
             return Err(impossible(
                 "times.reservation_deadline",
@@ -519,15 +584,24 @@ impl Policy {
             ));
         }
         if self.notary.required && self.notary.allowed.is_empty() {
-            return Err(impossible("notary.allowed", "a notary is required but none is allowed".into()));
+            return Err(impossible(
+                "notary.allowed",
+                "a notary is required but none is allowed".into(),
+            ));
         }
         if self.retry.backoff_initial > self.retry.backoff_max {
-            return Err(impossible("retry.backoff_max", "backoff_max is shorter than backoff_initial".into()));
+            return Err(impossible(
+                "retry.backoff_max",
+                "backoff_max is shorter than backoff_initial".into(),
+            ));
         }
         for (id, c) in &self.chains {
             let f = |name: &str| format!("chains.{id}.{name}");
             if c.min_amount > c.max_amount {
-                return Err(impossible(&f("max_amount_sats"), "max_amount_sats is below min_amount_sats".into()));
+                return Err(impossible(
+                    &f("max_amount_sats"),
+                    "max_amount_sats is below min_amount_sats".into(),
+                ));
             }
             if c.exposure_limit < c.max_amount {
                 return Err(impossible(
@@ -550,21 +624,40 @@ impl Policy {
     }
 
     /// C1–C3 for every (P, D) pair; returns the timelines when all hold.
-    fn check_timelines(&self, src: &Source<'_>, spans: &Spans) -> Result<Vec<Timeline>, PolicyError> {
+    fn check_timelines(
+        &self,
+        src: &Source<'_>,
+        spans: &Spans,
+    ) -> Result<Vec<Timeline>, PolicyError> {
         let mut out = Vec::new();
         for (p_id, p) in &self.chains {
             for (d_id, d) in &self.chains {
                 let tl = self
-                    .timeline_for(p_id, d_id, p.payment_refund_blocks, d.delivery_refund_blocks)
+                    .timeline_for(
+                        p_id,
+                        d_id,
+                        p.payment_refund_blocks,
+                        d.delivery_refund_blocks,
+                    )
                     .ok_or_else(|| error_at(src, spans, "chains", PolicyErrorKind::MissingField))?;
                 if let Some(&rule) = tl.violations().first() {
                     let field = match rule {
                         Rule::C1 => format!("chains.{d_id}.claim_margin_blocks"),
                         Rule::C2 => format!("chains.{d_id}.delivery_refund_blocks"),
                         Rule::C3Margin => format!("chains.{p_id}.claim_margin_blocks"),
-                        Rule::C3Blocks | Rule::C3Poisson => format!("chains.{p_id}.payment_refund_blocks"),
+                        Rule::C3Blocks | Rule::C3Poisson => {
+                            format!("chains.{p_id}.payment_refund_blocks")
+                        }
                     };
-                    return Err(error_at(src, spans, &field, PolicyErrorKind::Unsafe { rule, timeline: Box::new(tl) }));
+                    return Err(error_at(
+                        src,
+                        spans,
+                        &field,
+                        PolicyErrorKind::Unsafe {
+                            rule,
+                            timeline: Box::new(tl),
+                        },
+                    ));
                 }
                 out.push(tl);
             }
@@ -589,11 +682,26 @@ fn read_counterparties(
     t.finish(src)?;
     let field = "counterparties.allowed";
     if allowed.is_empty() {
-        return Err(src.error(at, field, PolicyErrorKind::Impossible { reason: "no counterparty is allowed".into() }));
+        return Err(src.error(
+            at,
+            field,
+            PolicyErrorKind::Impossible {
+                reason: "no counterparty is allowed".into(),
+            },
+        ));
     }
     let mut rules = Vec::new();
     for (text, at) in allowed {
-        let bad = |reason: String| src.error(at, field, PolicyErrorKind::BadIdentity { text: text.clone(), reason });
+        let bad = |reason: String| {
+            src.error(
+                at,
+                field,
+                PolicyErrorKind::BadIdentity {
+                    text: text.clone(),
+                    reason,
+                },
+            )
+        };
         let rule = if text.starts_with("spiffe://") {
             let parts = spiffe::parse_spiffe_id(&text).map_err(|e| bad(e.to_string()))?;
             if parts.role != Role::Gateway {
@@ -612,11 +720,23 @@ fn read_counterparties(
     Ok(rules)
 }
 
-fn check_notaries(src: &Source<'_>, allowed: Vec<(String, usize)>) -> Result<Vec<String>, PolicyError> {
+fn check_notaries(
+    src: &Source<'_>,
+    allowed: Vec<(String, usize)>,
+) -> Result<Vec<String>, PolicyError> {
     let field = "notary.allowed";
     let mut out: Vec<String> = Vec::new();
     for (text, at) in allowed {
-        let bad = |reason: String| src.error(at, field, PolicyErrorKind::BadIdentity { text: text.clone(), reason });
+        let bad = |reason: String| {
+            src.error(
+                at,
+                field,
+                PolicyErrorKind::BadIdentity {
+                    text: text.clone(),
+                    reason,
+                },
+            )
+        };
         let parts = spiffe::parse_spiffe_id(&text).map_err(|e| bad(e.to_string()))?;
         if parts.role != Role::Notary {
             return Err(bad("a notary must have the role notary".into()));
@@ -655,19 +775,37 @@ fn read_chains(
     let mut t = root.table(src, "chains")?;
     let chain_tables = t.subtables(src)?;
     if chain_tables.is_empty() {
-        return Err(src.error(t.at(), "chains", PolicyErrorKind::Impossible { reason: "no chain is listed".into() }));
+        return Err(src.error(
+            t.at(),
+            "chains",
+            PolicyErrorKind::Impossible {
+                reason: "no chain is listed".into(),
+            },
+        ));
     }
     let mut chains = BTreeMap::new();
     for (id, key_at, mut c) in chain_tables {
         let ok = !id.is_empty()
             && id.len() <= MAX_CHAIN_ID_LEN
-            && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_'));
+            && id.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
+            });
         if !ok {
-            return Err(src.error(key_at, &format!("chains.{id}"), PolicyErrorKind::BadChainId { id }));
+            return Err(src.error(
+                key_at,
+                &format!("chains.{id}"),
+                PolicyErrorKind::BadChainId { id },
+            ));
         }
         c.only(src, &CHAIN_KEYS)?;
         let policy = ChainPolicy {
-            block_interval: c.duration(src, spans, "block_interval", Duration::from_secs(1), DAY)?,
+            block_interval: c.duration(
+                src,
+                spans,
+                "block_interval",
+                Duration::from_secs(1),
+                DAY,
+            )?,
             confirmations: c.u32(src, spans, "confirmations", 1, 1_000)?,
             max_confirm_blocks: c.u32(src, spans, "max_confirm_blocks", 1, 10_000)?,
             claim_margin_blocks: c.u32(src, spans, "claim_margin_blocks", 1, 100_000)?,

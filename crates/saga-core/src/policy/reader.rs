@@ -23,7 +23,11 @@ impl<'a> Source<'a> {
     pub(crate) fn new(text: &'a str, file: &'a str) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Source { text, file, line_starts }
+        Source {
+            text,
+            file,
+            line_starts,
+        }
     }
 
     /// 1-based line and column (in characters) of byte `offset`.
@@ -31,14 +35,27 @@ impl<'a> Source<'a> {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&s| s <= offset).max(1);
         let start = self.line_starts.get(line - 1).copied().unwrap_or(0);
-        let column = self.text.get(start..offset).map_or(offset - start, |s| s.chars().count()) + 1;
-        (u32::try_from(line).unwrap_or(u32::MAX), u32::try_from(column).unwrap_or(u32::MAX))
+        let column = self
+            .text
+            .get(start..offset)
+            .map_or(offset - start, |s| s.chars().count())
+            + 1;
+        (
+            u32::try_from(line).unwrap_or(u32::MAX),
+            u32::try_from(column).unwrap_or(u32::MAX),
+        )
     }
 
     /// An error at byte `offset` for `field`.
     pub(crate) fn error(&self, offset: usize, field: &str, kind: PolicyErrorKind) -> PolicyError {
         let (line, column) = self.position(offset);
-        PolicyError { file: self.file.to_string(), line, column, field: field.to_string(), kind }
+        PolicyError {
+            file: self.file.to_string(),
+            line,
+            column,
+            field: field.to_string(),
+            kind,
+        }
     }
 }
 
@@ -69,7 +86,12 @@ fn type_name(v: &DeValue<'_>) -> &'static str {
 
 impl<'t, 'i> Table<'t, 'i> {
     pub(crate) fn root(doc: &'t Spanned<DeTable<'i>>) -> Self {
-        Table { path: String::new(), at: 0, entries: doc.get_ref(), read: BTreeSet::new() }
+        Table {
+            path: String::new(),
+            at: 0,
+            entries: doc.get_ref(),
+            read: BTreeSet::new(),
+        }
     }
 
     fn child_path(&self, key: &str) -> String {
@@ -87,31 +109,54 @@ impl<'t, 'i> Table<'t, 'i> {
     }
 
     fn missing(&self, src: &Source<'_>, key: &str) -> PolicyError {
-        src.error(self.at, &self.child_path(key), PolicyErrorKind::MissingField)
+        src.error(
+            self.at,
+            &self.child_path(key),
+            PolicyErrorKind::MissingField,
+        )
     }
 
-    fn wrong_type(&self, src: &Source<'_>, key: &str, v: &Spanned<DeValue<'_>>, expected: &'static str) -> PolicyError {
+    fn wrong_type(
+        &self,
+        src: &Source<'_>,
+        key: &str,
+        v: &Spanned<DeValue<'_>>,
+        expected: &'static str,
+    ) -> PolicyError {
         src.error(
             v.span().start,
             &self.child_path(key),
-            PolicyErrorKind::WrongType { expected, found: type_name(v.get_ref()) },
+            PolicyErrorKind::WrongType {
+                expected,
+                found: type_name(v.get_ref()),
+            },
         )
     }
 
     /// A required sub-table.
-    pub(crate) fn table(&mut self, src: &Source<'_>, key: &str) -> Result<Table<'t, 'i>, PolicyError> {
+    pub(crate) fn table(
+        &mut self,
+        src: &Source<'_>,
+        key: &str,
+    ) -> Result<Table<'t, 'i>, PolicyError> {
         let v = self.entry(key).ok_or_else(|| self.missing(src, key))?;
         match v.get_ref() {
-            DeValue::Table(t) => {
-                Ok(Table { path: self.child_path(key), at: v.span().start, entries: t, read: BTreeSet::new() })
-            }
+            DeValue::Table(t) => Ok(Table {
+                path: self.child_path(key),
+                at: v.span().start,
+                entries: t,
+                read: BTreeSet::new(),
+            }),
             _ => Err(self.wrong_type(src, key, v, "table")),
         }
     }
 
     /// Every entry of this table as a sub-table (for `[chains.<id>]`), in
     /// source order; marks all keys read.
-    pub(crate) fn subtables(&mut self, src: &Source<'_>) -> Result<Vec<(String, usize, Table<'t, 'i>)>, PolicyError> {
+    pub(crate) fn subtables(
+        &mut self,
+        src: &Source<'_>,
+    ) -> Result<Vec<(String, usize, Table<'t, 'i>)>, PolicyError> {
         let mut out = Vec::new();
         let mut keys: Vec<_> = self.entries.iter().collect();
         keys.sort_by_key(|(k, _)| k.span().start);
@@ -122,7 +167,12 @@ impl<'t, 'i> Table<'t, 'i> {
                 DeValue::Table(t) => out.push((
                     key.clone(),
                     k.span().start,
-                    Table { path: self.child_path(&key), at: v.span().start, entries: t, read: BTreeSet::new() },
+                    Table {
+                        path: self.child_path(&key),
+                        at: v.span().start,
+                        entries: t,
+                        read: BTreeSet::new(),
+                    },
                 )),
                 _ => return Err(self.wrong_type(src, &key, v, "table")),
             }
@@ -156,10 +206,27 @@ impl<'t, 'i> Table<'t, 'i> {
         let at = v.span().start;
         self.note(spans, key, at);
         let field = self.child_path(key);
-        let value = u64::from_str_radix(i.as_str(), i.radix())
-            .map_err(|_| src.error(at, &field, PolicyErrorKind::OutOfRange { value: i.to_string(), lo, hi }))?;
+        let value = u64::from_str_radix(i.as_str(), i.radix()).map_err(|_| {
+            src.error(
+                at,
+                &field,
+                PolicyErrorKind::OutOfRange {
+                    value: i.to_string(),
+                    lo,
+                    hi,
+                },
+            )
+        })?;
         if !(lo..=hi).contains(&value) {
-            return Err(src.error(at, &field, PolicyErrorKind::OutOfRange { value: value.to_string(), lo, hi }));
+            return Err(src.error(
+                at,
+                &field,
+                PolicyErrorKind::OutOfRange {
+                    value: value.to_string(),
+                    lo,
+                    hi,
+                },
+            ));
         }
         Ok(value)
     }
@@ -179,7 +246,12 @@ impl<'t, 'i> Table<'t, 'i> {
     }
 
     /// A required boolean.
-    pub(crate) fn bool(&mut self, src: &Source<'_>, spans: &mut Spans, key: &str) -> Result<bool, PolicyError> {
+    pub(crate) fn bool(
+        &mut self,
+        src: &Source<'_>,
+        spans: &mut Spans,
+        key: &str,
+    ) -> Result<bool, PolicyError> {
         let v = self.entry(key).ok_or_else(|| self.missing(src, key))?;
         self.note(spans, key, v.span().start);
         match v.get_ref() {
@@ -206,20 +278,34 @@ impl<'t, 'i> Table<'t, 'i> {
         self.note(spans, key, at);
         let field = self.child_path(key);
         let d = humantime::parse_duration(text).map_err(|e| {
-            src.error(at, &field, PolicyErrorKind::BadDuration { text: text.to_string(), reason: e.to_string() })
+            src.error(
+                at,
+                &field,
+                PolicyErrorKind::BadDuration {
+                    text: text.to_string(),
+                    reason: e.to_string(),
+                },
+            )
         })?;
         if d.subsec_nanos() != 0 {
             return Err(src.error(
                 at,
                 &field,
-                PolicyErrorKind::BadDuration { text: text.to_string(), reason: "not a whole number of seconds".into() },
+                PolicyErrorKind::BadDuration {
+                    text: text.to_string(),
+                    reason: "not a whole number of seconds".into(),
+                },
             ));
         }
         if d < lo || d > hi {
             return Err(src.error(
                 at,
                 &field,
-                PolicyErrorKind::OutOfRange { value: text.to_string(), lo: lo.as_secs(), hi: hi.as_secs() },
+                PolicyErrorKind::OutOfRange {
+                    value: text.to_string(),
+                    lo: lo.as_secs(),
+                    hi: hi.as_secs(),
+                },
             ));
         }
         Ok(d)
@@ -244,7 +330,13 @@ impl<'t, 'i> Table<'t, 'i> {
             DeValue::Float(x) => x.as_str().to_string(),
             _ => return Err(self.wrong_type(src, key, v, "number")),
         };
-        let bad = || src.error(at, &field, PolicyErrorKind::BadNumber { text: text.clone() });
+        let bad = || {
+            src.error(
+                at,
+                &field,
+                PolicyErrorKind::BadNumber { text: text.clone() },
+            )
+        };
         let text_digits = text.replace('_', "");
         let (whole, frac) = text_digits.split_once('.').unwrap_or((&text_digits, ""));
         if whole.is_empty()
@@ -256,12 +348,19 @@ impl<'t, 'i> Table<'t, 'i> {
         }
         let whole: u32 = whole.parse().map_err(|_| bad())?;
         let frac_milli: u32 = format!("{frac:0<3}").parse().map_err(|_| bad())?;
-        let value = whole.checked_mul(1000).and_then(|w| w.checked_add(frac_milli)).ok_or_else(bad)?;
+        let value = whole
+            .checked_mul(1000)
+            .and_then(|w| w.checked_add(frac_milli))
+            .ok_or_else(bad)?;
         if !(lo..=hi).contains(&value) {
             return Err(src.error(
                 at,
                 &field,
-                PolicyErrorKind::OutOfRange { value: text, lo: u64::from(lo / 1000), hi: u64::from(hi / 1000) },
+                PolicyErrorKind::OutOfRange {
+                    value: text,
+                    lo: u64::from(lo / 1000),
+                    hi: u64::from(hi / 1000),
+                },
             ));
         }
         Ok(value)
@@ -294,22 +393,36 @@ impl<'t, 'i> Table<'t, 'i> {
     /// table is opened, so a misspelt key is reported as unknown rather than
     /// as the missing field it was meant to be.
     pub(crate) fn only(&self, src: &Source<'_>, known: &[&str]) -> Result<(), PolicyError> {
-        let mut unknown: Vec<&Spanned<_>> =
-            self.entries.keys().filter(|k| !known.contains(&k.get_ref().as_ref())).collect();
+        let mut unknown: Vec<&Spanned<_>> = self
+            .entries
+            .keys()
+            .filter(|k| !known.contains(&k.get_ref().as_ref()))
+            .collect();
         unknown.sort_by_key(|k| k.span().start);
         match unknown.first() {
-            Some(k) => Err(src.error(k.span().start, &self.child_path(k.get_ref()), PolicyErrorKind::UnknownField)),
+            Some(k) => Err(src.error(
+                k.span().start,
+                &self.child_path(k.get_ref()),
+                PolicyErrorKind::UnknownField,
+            )),
             None => Ok(()),
         }
     }
 
     /// Fails on the first key (in source order) that was never read.
     pub(crate) fn finish(self, src: &Source<'_>) -> Result<(), PolicyError> {
-        let mut unknown: Vec<&Spanned<_>> =
-            self.entries.keys().filter(|k| !self.read.contains(k.get_ref().as_ref())).collect();
+        let mut unknown: Vec<&Spanned<_>> = self
+            .entries
+            .keys()
+            .filter(|k| !self.read.contains(k.get_ref().as_ref()))
+            .collect();
         unknown.sort_by_key(|k| k.span().start);
         match unknown.first() {
-            Some(k) => Err(src.error(k.span().start, &self.child_path(k.get_ref()), PolicyErrorKind::UnknownField)),
+            Some(k) => Err(src.error(
+                k.span().start,
+                &self.child_path(k.get_ref()),
+                PolicyErrorKind::UnknownField,
+            )),
             None => Ok(()),
         }
     }
@@ -321,8 +434,14 @@ impl<'t, 'i> Table<'t, 'i> {
 /// neither is found.
 pub(crate) fn field_near(text: &str, offset: usize) -> String {
     let offset = offset.min(text.len());
-    let start = text.get(..offset).and_then(|t| t.rfind('\n')).map_or(0, |i| i + 1);
-    let end = text.get(offset..).and_then(|t| t.find('\n')).map_or(text.len(), |i| offset + i);
+    let start = text
+        .get(..offset)
+        .and_then(|t| t.rfind('\n'))
+        .map_or(0, |i| i + 1);
+    let end = text
+        .get(offset..)
+        .and_then(|t| t.find('\n'))
+        .map_or(text.len(), |i| offset + i);
     let line = text.get(start..end).unwrap_or("");
     let mut table = String::new();
     for l in text.get(..start).unwrap_or("").lines() {

@@ -206,13 +206,15 @@ pub fn sigma_secs(confidence: Confidence, block_interval_secs: u64, blocks: u64)
 /// The earliest time, at confidence `k`, that `blocks` blocks arrive:
 /// `blocks·b − ⌈k·b·√blocks⌉` seconds (may be negative for few blocks).
 pub fn early_secs(confidence: Confidence, block_interval_secs: u64, blocks: u64) -> i128 {
-    i128::from(blocks) * i128::from(block_interval_secs) - sigma_secs(confidence, block_interval_secs, blocks)
+    i128::from(blocks) * i128::from(block_interval_secs)
+        - sigma_secs(confidence, block_interval_secs, blocks)
 }
 
 /// The latest time, at confidence `k`, that `blocks` blocks arrive:
 /// `blocks·b + ⌈k·b·√blocks⌉` seconds.
 pub fn late_secs(confidence: Confidence, block_interval_secs: u64, blocks: u64) -> i128 {
-    i128::from(blocks) * i128::from(block_interval_secs) + sigma_secs(confidence, block_interval_secs, blocks)
+    i128::from(blocks) * i128::from(block_interval_secs)
+        + sigma_secs(confidence, block_interval_secs, blocks)
 }
 
 impl Timeline {
@@ -228,8 +230,8 @@ impl Timeline {
         let n_d = i64::from(inputs.delivery_refund_blocks);
         let n_p = inputs.payment_refund_blocks;
 
-        let c1_holds =
-            u64::from(d.claim_margin_blocks) >= u64::from(d.max_confirm_blocks) + u64::from(d.view_lag_blocks);
+        let c1_holds = u64::from(d.claim_margin_blocks)
+            >= u64::from(d.max_confirm_blocks) + u64::from(d.view_lag_blocks);
         let last_claim_offset = n_d - i64::from(d.claim_margin_blocks);
 
         let r = last_claim_offset - i64::from(d.max_confirm_blocks);
@@ -237,8 +239,11 @@ impl Timeline {
         let buyer_reservation_blocks_d =
             (u128::from(buyer_blocks_p) * u128::from(b_p)).div_ceil(u128::from(b_d)) as u64;
         let buyer_reservation_late_secs = late_secs(k, b_p, buyer_blocks_p);
-        let last_reservation_early_secs =
-            if r > 0 { early_secs(k, b_d, r as u64) } else { i128::from(r) * i128::from(b_d) };
+        let last_reservation_early_secs = if r > 0 {
+            early_secs(k, b_d, r as u64)
+        } else {
+            i128::from(r) * i128::from(b_d)
+        };
         let c2_holds = r >= 1
             && i128::from(r) >= i128::from(buyer_reservation_blocks_d)
             && last_reservation_early_secs >= buyer_reservation_late_secs;
@@ -373,7 +378,10 @@ fn c3_values(inputs: &TimelineInputs, n_p: u32) -> C3 {
 
     let p_blocks = i64::from(n_p) - m_p;
     let (p_expected, p_sigma) = if p_blocks > 0 {
-        (i128::from(p_blocks) * i128::from(b_p), sigma_secs(k, b_p, p_blocks as u64))
+        (
+            i128::from(p_blocks) * i128::from(b_p),
+            sigma_secs(k, b_p, p_blocks as u64),
+        )
     } else {
         (i128::from(p_blocks) * i128::from(b_p), 0)
     };
@@ -428,8 +436,10 @@ impl fmt::Display for Timeline {
             "timeline: payment on {} (P), delivery on {} (D); k = {k}, w = {} s",
             i.payment_chain, i.delivery_chain, i.seller_reaction_secs
         )?;
-        for (name, c, n, what) in [("D", d, i.delivery_refund_blocks, "T_D"), ("P", p, i.payment_refund_blocks, "T_P")]
-        {
+        for (name, c, n, what) in [
+            ("D", d, i.delivery_refund_blocks, "T_D"),
+            ("P", p, i.payment_refund_blocks, "T_P"),
+        ] {
             writeln!(
                 f,
                 "  {name}: b = {} s, {what} = tip + {n}, K = {}, claim margin = {}, confirmations = {}, view lag = {}",
@@ -488,7 +498,11 @@ impl fmt::Display for Timeline {
             Some(n) => writeln!(f, "  smallest safe n_P (C3): {n}")?,
             None => writeln!(f, "  no n_P up to {MIN_SEARCH_LIMIT} satisfies C3")?,
         }
-        write!(f, "  C4 seller broadcasts its refund as soon as D reaches T_D = tip + {}", i.delivery_refund_blocks)
+        write!(
+            f,
+            "  C4 seller broadcasts its refund as soon as D reaches T_D = tip + {}",
+            i.delivery_refund_blocks
+        )
     }
 }
 
@@ -503,7 +517,10 @@ mod tests {
             assert!(s * s >= v, "{v}");
             assert!(s == 0 || (s - 1) * (s - 1) < v, "{v}");
         }
-        assert_eq!(isqrt_ceil(u128::from(u64::MAX) * u128::from(u64::MAX)), u128::from(u64::MAX));
+        assert_eq!(
+            isqrt_ceil(u128::from(u64::MAX) * u128::from(u64::MAX)),
+            u128::from(u64::MAX)
+        );
     }
 
     #[test]

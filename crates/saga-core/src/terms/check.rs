@@ -156,30 +156,68 @@ impl fmt::Display for Denial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Denial::NotUs { found } => write!(f, "the terms name {found} in our role"),
-            Denial::NotTheCaller { in_terms } => write!(f, "the terms name {in_terms} as counterparty, not the caller"),
-            Denial::CounterpartyNotAllowed { spiffe_id } => write!(f, "counterparty {spiffe_id} is not allowed"),
+            Denial::NotTheCaller { in_terms } => write!(
+                f,
+                "the terms name {in_terms} as counterparty, not the caller"
+            ),
+            Denial::CounterpartyNotAllowed { spiffe_id } => {
+                write!(f, "counterparty {spiffe_id} is not allowed")
+            }
             Denial::NotOurKey { field } => write!(f, "{field} is not our key"),
-            Denial::UnknownChain { leg, chain_id } => write!(f, "{leg} chain {chain_id} is not in our policy"),
-            Denial::AmountOutOfLimits { leg, amount, min, max } => {
+            Denial::UnknownChain { leg, chain_id } => {
+                write!(f, "{leg} chain {chain_id} is not in our policy")
+            }
+            Denial::AmountOutOfLimits {
+                leg,
+                amount,
+                min,
+                max,
+            } => {
                 write!(f, "{leg} amount {} outside {}..={}", amount.0, min.0, max.0)
             }
             Denial::ExposureExceeded { would_be, limit } => {
-                write!(f, "exposure to the counterparty would be {would_be} sat, over the limit {}", limit.0)
+                write!(
+                    f,
+                    "exposure to the counterparty would be {would_be} sat, over the limit {}",
+                    limit.0
+                )
             }
-            Denial::TooFewConfirmations { leg, proposed, required } => {
+            Denial::TooFewConfirmations {
+                leg,
+                proposed,
+                required,
+            } => {
                 write!(f, "{leg} confirmations {proposed} below our {required}")
             }
-            Denial::QuoteExpired { quote_expiry, now } => write!(f, "quote expired at {quote_expiry}, now {now}"),
-            Denial::DeadlineTooFar { field, proposed, latest } => {
+            Denial::QuoteExpired { quote_expiry, now } => {
+                write!(f, "quote expired at {quote_expiry}, now {now}")
+            }
+            Denial::DeadlineTooFar {
+                field,
+                proposed,
+                latest,
+            } => {
                 write!(f, "{field} {proposed} is later than {latest}")
             }
             Denial::NotaryRequired => write!(f, "our policy requires a notary"),
-            Denial::NotaryNotAllowed { spiffe_id } => write!(f, "notary {spiffe_id} is not allowed"),
-            Denial::RefundHeightPassed { leg, refund_height, tip } => {
-                write!(f, "{leg} refund height {refund_height} is not above the tip {tip}")
+            Denial::NotaryNotAllowed { spiffe_id } => {
+                write!(f, "notary {spiffe_id} is not allowed")
+            }
+            Denial::RefundHeightPassed {
+                leg,
+                refund_height,
+                tip,
+            } => {
+                write!(
+                    f,
+                    "{leg} refund height {refund_height} is not above the tip {tip}"
+                )
             }
             Denial::OwnRefundTooLate { leg, blocks, max } => {
-                write!(f, "our {leg} refund is {blocks} blocks away, more than {max}")
+                write!(
+                    f,
+                    "our {leg} refund is {blocks} blocks away, more than {max}"
+                )
             }
             Denial::Unsafe { rule, timeline } => write!(f, "{} fails\n{timeline}", rule.name()),
         }
@@ -218,7 +256,9 @@ impl Terms {
     /// [`TermsError::HashlockReused`].
     pub fn check_hashlock_fresh(&self, registry: &impl HashlockRegistry) -> Result<(), TermsError> {
         if registry.contains_hashlock(&self.hash_lock) {
-            Err(TermsError::HashlockReused { hash_lock: self.hash_lock })
+            Err(TermsError::HashlockReused {
+                hash_lock: self.hash_lock,
+            })
         } else {
             Ok(())
         }
@@ -236,27 +276,54 @@ impl Terms {
     /// # Errors
     /// The first failing check: [`TermsError::BadIdentity`] /
     /// [`TermsError::BadField`] for structure, else [`TermsError::Denied`].
-    pub fn check_against(&self, policy: &Policy, role: Role, ctx: &CheckContext<'_>) -> Result<(), TermsError> {
+    pub fn check_against(
+        &self,
+        policy: &Policy,
+        role: Role,
+        ctx: &CheckContext<'_>,
+    ) -> Result<(), TermsError> {
         self.validate()?;
         let us = self.party(role);
         let them = self.party(role.other());
         if us.spiffe_id != ctx.own_spiffe_id {
-            return Err(deny(Denial::NotUs { found: us.spiffe_id.clone() }));
+            return Err(deny(Denial::NotUs {
+                found: us.spiffe_id.clone(),
+            }));
         }
         if them.spiffe_id != ctx.peer_spiffe_id {
-            return Err(deny(Denial::NotTheCaller { in_terms: them.spiffe_id.clone() }));
+            return Err(deny(Denial::NotTheCaller {
+                in_terms: them.spiffe_id.clone(),
+            }));
         }
         if !policy.allows_counterparty(&them.spiffe_id) {
-            return Err(deny(Denial::CounterpartyNotAllowed { spiffe_id: them.spiffe_id.clone() }));
+            return Err(deny(Denial::CounterpartyNotAllowed {
+                spiffe_id: them.spiffe_id.clone(),
+            }));
         }
         let prefix = match role {
-            Role::Buyer => ["buyer.saga_key", "buyer.payment_escrow_key", "buyer.delivery_escrow_key"],
-            Role::Seller => ["seller.saga_key", "seller.payment_escrow_key", "seller.delivery_escrow_key"],
+            Role::Buyer => [
+                "buyer.saga_key",
+                "buyer.payment_escrow_key",
+                "buyer.delivery_escrow_key",
+            ],
+            Role::Seller => [
+                "seller.saga_key",
+                "seller.payment_escrow_key",
+                "seller.delivery_escrow_key",
+            ],
         };
         for (field, in_terms, ours) in [
             (prefix[0], &us.saga_key, ctx.own_saga_key),
-            (prefix[1], &us.payment_escrow_key, ctx.own_payment_escrow_key),
-            (prefix[2], &us.delivery_escrow_key, ctx.own_delivery_escrow_key),
+            (
+                prefix[1],
+                &us.payment_escrow_key,
+                ctx.own_payment_escrow_key,
+            ),
+            (
+                prefix[2],
+                &us.delivery_escrow_key,
+                ctx.own_delivery_escrow_key,
+            ),
         ] {
             if in_terms != ours {
                 return Err(deny(Denial::NotOurKey { field }));
@@ -266,9 +333,12 @@ impl Terms {
         let mut chains = Vec::with_capacity(2);
         for leg in [Leg::Payment, Leg::Delivery] {
             let l = self.leg(leg);
-            let chain = policy
-                .chain(&l.chain_id)
-                .ok_or_else(|| deny(Denial::UnknownChain { leg, chain_id: l.chain_id.clone() }))?;
+            let chain = policy.chain(&l.chain_id).ok_or_else(|| {
+                deny(Denial::UnknownChain {
+                    leg,
+                    chain_id: l.chain_id.clone(),
+                })
+            })?;
             if l.amount < chain.min_amount || l.amount > chain.max_amount {
                 return Err(deny(Denial::AmountOutOfLimits {
                     leg,
@@ -284,33 +354,58 @@ impl Terms {
             if leg == own_leg {
                 let would_be = u128::from(ctx.exposure.0) + u128::from(self.leg(leg).amount.0);
                 if would_be > u128::from(chain.exposure_limit.0) {
-                    return Err(deny(Denial::ExposureExceeded { would_be, limit: chain.exposure_limit }));
+                    return Err(deny(Denial::ExposureExceeded {
+                        would_be,
+                        limit: chain.exposure_limit,
+                    }));
                 }
             }
             let proposed = self.leg(leg).confirmations;
             if proposed < chain.confirmations {
-                return Err(deny(Denial::TooFewConfirmations { leg, proposed, required: chain.confirmations }));
+                return Err(deny(Denial::TooFewConfirmations {
+                    leg,
+                    proposed,
+                    required: chain.confirmations,
+                }));
             }
         }
 
         let skew = policy.times.clock_skew_tolerance.as_secs();
         if ctx.now.0 > self.quote_expiry.0.saturating_add(skew) {
-            return Err(deny(Denial::QuoteExpired { quote_expiry: self.quote_expiry, now: ctx.now }));
+            return Err(deny(Denial::QuoteExpired {
+                quote_expiry: self.quote_expiry,
+                now: ctx.now,
+            }));
         }
         for (field, proposed, allowed) in [
             ("quote_expiry", self.quote_expiry, policy.times.quote_expiry),
-            ("reservation_deadline", self.reservation_deadline, policy.times.reservation_deadline),
+            (
+                "reservation_deadline",
+                self.reservation_deadline,
+                policy.times.reservation_deadline,
+            ),
         ] {
-            let latest = UnixTime(ctx.now.0.saturating_add(allowed.as_secs()).saturating_add(skew));
+            let latest = UnixTime(
+                ctx.now
+                    .0
+                    .saturating_add(allowed.as_secs())
+                    .saturating_add(skew),
+            );
             if proposed > latest {
-                return Err(deny(Denial::DeadlineTooFar { field, proposed, latest }));
+                return Err(deny(Denial::DeadlineTooFar {
+                    field,
+                    proposed,
+                    latest,
+                }));
             }
         }
 
         match &self.notary {
             None if policy.notary.required => return Err(deny(Denial::NotaryRequired)),
             Some(n) if !policy.notary.allowed.contains(n) => {
-                return Err(deny(Denial::NotaryNotAllowed { spiffe_id: n.clone() }));
+                return Err(deny(Denial::NotaryNotAllowed {
+                    spiffe_id: n.clone(),
+                }));
             }
             _ => {}
         }
@@ -318,7 +413,11 @@ impl Terms {
         let delays = |leg: Leg, tip: Height| -> Result<u32, TermsError> {
             let t = self.leg(leg).refund_height;
             if t <= tip {
-                return Err(deny(Denial::RefundHeightPassed { leg, refund_height: t, tip }));
+                return Err(deny(Denial::RefundHeightPassed {
+                    leg,
+                    refund_height: t,
+                    tip,
+                }));
             }
             Ok(t.0 - tip.0)
         };
@@ -339,9 +438,17 @@ impl Terms {
 
         let timeline = policy
             .timeline_for(&self.payment.chain_id, &self.delivery.chain_id, n_p, n_d)
-            .ok_or_else(|| deny(Denial::UnknownChain { leg: Leg::Payment, chain_id: self.payment.chain_id.clone() }))?;
+            .ok_or_else(|| {
+                deny(Denial::UnknownChain {
+                    leg: Leg::Payment,
+                    chain_id: self.payment.chain_id.clone(),
+                })
+            })?;
         if let Some(&rule) = timeline.violations().first() {
-            return Err(deny(Denial::Unsafe { rule, timeline: Box::new(timeline) }));
+            return Err(deny(Denial::Unsafe {
+                rule,
+                timeline: Box::new(timeline),
+            }));
         }
         Ok(())
     }

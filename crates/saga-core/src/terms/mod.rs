@@ -318,11 +318,17 @@ impl Terms {
         let mut w = Writer::new(TERMS_VERSION);
         w.bytes(self.saga_id.as_bytes());
         for p in [&self.buyer, &self.seller] {
-            w.text(&p.spiffe_id).key(&p.saga_key).key(&p.payment_escrow_key).key(&p.delivery_escrow_key);
+            w.text(&p.spiffe_id)
+                .key(&p.saga_key)
+                .key(&p.payment_escrow_key)
+                .key(&p.delivery_escrow_key);
         }
         w.text(self.notary.as_deref().unwrap_or(""));
         for l in [&self.payment, &self.delivery] {
-            w.text(&l.chain_id).u64(l.amount.0).u32(l.refund_height.0).u32(l.confirmations);
+            w.text(&l.chain_id)
+                .u64(l.amount.0)
+                .u32(l.refund_height.0)
+                .u32(l.confirmations);
         }
         w.bytes(&self.hash_lock)
             .u64(self.quote_expiry.0)
@@ -349,10 +355,18 @@ impl Terms {
                 delivery_escrow_key: r.key(names[3])?,
             })
         };
-        let buyer =
-            party(["buyer.spiffe_id", "buyer.saga_key", "buyer.payment_escrow_key", "buyer.delivery_escrow_key"])?;
-        let seller =
-            party(["seller.spiffe_id", "seller.saga_key", "seller.payment_escrow_key", "seller.delivery_escrow_key"])?;
+        let buyer = party([
+            "buyer.spiffe_id",
+            "buyer.saga_key",
+            "buyer.payment_escrow_key",
+            "buyer.delivery_escrow_key",
+        ])?;
+        let seller = party([
+            "seller.spiffe_id",
+            "seller.saga_key",
+            "seller.payment_escrow_key",
+            "seller.delivery_escrow_key",
+        ])?;
         let (notary, _) = r.text("notary", MAX_SPIFFE_ID_LEN)?;
         let mut leg = |names: [&'static str; 4]| -> Result<LegTerms, DecodeError> {
             Ok(LegTerms {
@@ -362,9 +376,18 @@ impl Terms {
                 confirmations: r.u32(names[3])?,
             })
         };
-        let payment = leg(["payment.chain_id", "payment.amount", "payment.refund_height", "payment.confirmations"])?;
-        let delivery =
-            leg(["delivery.chain_id", "delivery.amount", "delivery.refund_height", "delivery.confirmations"])?;
+        let payment = leg([
+            "payment.chain_id",
+            "payment.amount",
+            "payment.refund_height",
+            "payment.confirmations",
+        ])?;
+        let delivery = leg([
+            "delivery.chain_id",
+            "delivery.amount",
+            "delivery.refund_height",
+            "delivery.confirmations",
+        ])?;
         let (hash_lock, _) = r.array::<32>("hash_lock")?;
         let quote_expiry = UnixTime(r.u64("quote_expiry")?);
         let reservation_deadline = UnixTime(r.u64("reservation_deadline")?);
@@ -375,13 +398,20 @@ impl Terms {
             saga_id,
             buyer,
             seller,
-            notary: if notary.is_empty() { None } else { Some(notary) },
+            notary: if notary.is_empty() {
+                None
+            } else {
+                Some(notary)
+            },
             payment,
             delivery,
             hash_lock,
             quote_expiry,
             reservation_deadline,
-            policy_id: PolicyId { file_name, sha256: sha },
+            policy_id: PolicyId {
+                file_name,
+                sha256: sha,
+            },
         };
         terms.validate()?;
         Ok(terms)
@@ -399,15 +429,30 @@ impl Terms {
     /// [`TermsError::BadIdentity`], [`TermsError::BadField`].
     pub fn validate(&self) -> Result<(), TermsError> {
         let id = |field: &'static str, text: &str, role: SpiffeRole| -> Result<(), TermsError> {
-            let parts = spiffe::parse_spiffe_id(text)
-                .map_err(|e: SpiffeError| TermsError::BadIdentity { field, reason: e.to_string() })?;
+            let parts = spiffe::parse_spiffe_id(text).map_err(|e: SpiffeError| {
+                TermsError::BadIdentity {
+                    field,
+                    reason: e.to_string(),
+                }
+            })?;
             if parts.role != role {
-                return Err(TermsError::BadIdentity { field, reason: format!("must have the role {}", role.as_str()) });
+                return Err(TermsError::BadIdentity {
+                    field,
+                    reason: format!("must have the role {}", role.as_str()),
+                });
             }
             Ok(())
         };
-        id("buyer.spiffe_id", &self.buyer.spiffe_id, SpiffeRole::Gateway)?;
-        id("seller.spiffe_id", &self.seller.spiffe_id, SpiffeRole::Gateway)?;
+        id(
+            "buyer.spiffe_id",
+            &self.buyer.spiffe_id,
+            SpiffeRole::Gateway,
+        )?;
+        id(
+            "seller.spiffe_id",
+            &self.seller.spiffe_id,
+            SpiffeRole::Gateway,
+        )?;
         if let Some(n) = &self.notary {
             id("notary", n, SpiffeRole::Notary)?;
         }
@@ -416,18 +461,31 @@ impl Terms {
             return bad("seller.spiffe_id", "buyer and seller are the same gateway");
         }
         for (leg, names) in [
-            (Leg::Payment, ["payment.chain_id", "payment.amount", "payment.refund_height", "payment.confirmations"]),
+            (
+                Leg::Payment,
+                [
+                    "payment.chain_id",
+                    "payment.amount",
+                    "payment.refund_height",
+                    "payment.confirmations",
+                ],
+            ),
             (
                 Leg::Delivery,
-                ["delivery.chain_id", "delivery.amount", "delivery.refund_height", "delivery.confirmations"],
+                [
+                    "delivery.chain_id",
+                    "delivery.amount",
+                    "delivery.refund_height",
+                    "delivery.confirmations",
+                ],
             ),
         ] {
             let l = self.leg(leg);
             let chain_ok = !l.chain_id.is_empty()
                 && l.chain_id.len() <= MAX_CHAIN_ID_LEN
-                && l.chain_id
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_'));
+                && l.chain_id.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
+                });
             if !chain_ok {
                 return bad(names[0], "not a chain id ([a-z0-9._-], 1 to 64 bytes)");
             }
@@ -440,7 +498,9 @@ impl Terms {
             if l.confirmations == 0 {
                 return bad(names[3], "zero");
             }
-            if self.party(leg.funder()).escrow_key(leg) == self.party(leg.beneficiary()).escrow_key(leg) {
+            if self.party(leg.funder()).escrow_key(leg)
+                == self.party(leg.beneficiary()).escrow_key(leg)
+            {
                 return bad(
                     match leg {
                         Leg::Payment => "seller.payment_escrow_key",
@@ -485,8 +545,16 @@ impl Terms {
     ///
     /// # Errors
     /// [`TermsError::BadSignature`].
-    pub fn verify_signature(&self, role: Role, signature: &TermsSignature) -> Result<(), TermsError> {
-        if self.party(role).saga_key.verify_digest(&self.hash().0, signature.as_bytes()) {
+    pub fn verify_signature(
+        &self,
+        role: Role,
+        signature: &TermsSignature,
+    ) -> Result<(), TermsError> {
+        if self
+            .party(role)
+            .saga_key
+            .verify_digest(&self.hash().0, signature.as_bytes())
+        {
             Ok(())
         } else {
             Err(TermsError::BadSignature { role })
@@ -515,7 +583,11 @@ impl AgreedTerms {
     ) -> Result<AgreedTerms, TermsError> {
         terms.verify_signature(Role::Buyer, &buyer_signature)?;
         terms.verify_signature(Role::Seller, &seller_signature)?;
-        Ok(AgreedTerms { terms, buyer_signature, seller_signature })
+        Ok(AgreedTerms {
+            terms,
+            buyer_signature,
+            seller_signature,
+        })
     }
 
     /// The terms.

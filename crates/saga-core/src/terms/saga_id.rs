@@ -54,7 +54,9 @@ impl SagaId {
     /// The creation time encoded in the id, UNIX milliseconds.
     pub fn unix_millis(&self) -> u64 {
         let b = self.0.as_bytes();
-        b[..6].iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x))
+        b[..6]
+            .iter()
+            .fold(0u64, |acc, &x| (acc << 8) | u64::from(x))
     }
 }
 
@@ -92,11 +94,23 @@ mod tests {
         let id = SagaId::new_v7(0x0190_b2a4_7c3e, &[0xff; 10]);
         assert_eq!(id.to_string(), "0190b2a4-7c3e-7fff-bfff-ffffffffffff");
         assert_eq!(id.unix_millis(), 0x0190_b2a4_7c3e);
-        assert_eq!("0190b2a4-7c3e-7fff-bfff-ffffffffffff".parse::<SagaId>(), Ok(id));
-        assert_eq!("0190B2A4-7C3E-7FFF-BFFF-FFFFFFFFFFFF".parse::<SagaId>(), Err(SagaIdError::NotCanonicalText));
-        assert_eq!("0190b2a47c3e7fffbfffffffffffffff".parse::<SagaId>(), Err(SagaIdError::NotCanonicalText));
+        assert_eq!(
+            "0190b2a4-7c3e-7fff-bfff-ffffffffffff".parse::<SagaId>(),
+            Ok(id)
+        );
+        assert_eq!(
+            "0190B2A4-7C3E-7FFF-BFFF-FFFFFFFFFFFF".parse::<SagaId>(),
+            Err(SagaIdError::NotCanonicalText)
+        );
+        assert_eq!(
+            "0190b2a47c3e7fffbfffffffffffffff".parse::<SagaId>(),
+            Err(SagaIdError::NotCanonicalText)
+        );
         // A v4 UUID is not a saga id.
-        assert_eq!("0190b2a4-7c3e-4fff-bfff-ffffffffffff".parse::<SagaId>(), Err(SagaIdError::NotVersion7));
+        assert_eq!(
+            "0190b2a4-7c3e-4fff-bfff-ffffffffffff".parse::<SagaId>(),
+            Err(SagaIdError::NotVersion7)
+        );
         assert_eq!(SagaId::from_bytes(*id.as_bytes()), Ok(id));
     }
 }

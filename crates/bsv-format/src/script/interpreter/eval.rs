@@ -11,10 +11,10 @@ use super::stack::{shrink_if_wasteful, Stacks};
 use super::work::{self, BITWISE, COPY, NUM, OP, RIPEMD160, SCAN, SHA1, SHA256, SHIFT};
 use super::{ScriptError, ScriptLimits, VerifyFlags};
 use crate::hash::{hash160, ripemd160, sha1, sha256, sha256d};
-use crate::sighash::SighashCache;
-use crate::tx::Transaction;
 use crate::script::opcodes::*;
 use crate::script::Chunks;
+use crate::sighash::SighashCache;
+use crate::tx::Transaction;
 
 /// Pre-Genesis: longest push / stack element, in bytes.
 const MAX_ELEMENT_SIZE_BEFORE_GENESIS: usize = 520;
@@ -90,10 +90,26 @@ impl<'a> Env<'a> {
             enforce_strict,
             require_minimal: flags.contains(VerifyFlags::MINIMALDATA) && enforce_strict,
             max_num_len,
-            max_ops: if after_genesis { UNLIMITED_AFTER_GENESIS } else { MAX_OPS_BEFORE_GENESIS },
-            max_pubkeys: if after_genesis { UNLIMITED_AFTER_GENESIS } else { MAX_PUBKEYS_BEFORE_GENESIS },
-            max_script_size: if after_genesis { UNLIMITED_AFTER_GENESIS } else { MAX_SCRIPT_SIZE_BEFORE_GENESIS as u64 },
-            max_stack_memory: if after_genesis { limits.max_stack_memory } else { i64::MAX as u64 },
+            max_ops: if after_genesis {
+                UNLIMITED_AFTER_GENESIS
+            } else {
+                MAX_OPS_BEFORE_GENESIS
+            },
+            max_pubkeys: if after_genesis {
+                UNLIMITED_AFTER_GENESIS
+            } else {
+                MAX_PUBKEYS_BEFORE_GENESIS
+            },
+            max_script_size: if after_genesis {
+                UNLIMITED_AFTER_GENESIS
+            } else {
+                MAX_SCRIPT_SIZE_BEFORE_GENESIS as u64
+            },
+            max_stack_memory: if after_genesis {
+                limits.max_stack_memory
+            } else {
+                i64::MAX as u64
+            },
             max_work: limits.max_work,
             original_tx_bound: OnceCell::new(),
         }
@@ -107,7 +123,9 @@ impl<'a> Env<'a> {
     /// Bytes of the original digest's preimage without the script code
     /// (computed once per input, on first use).
     pub(crate) fn original_tx_bound(&self) -> u64 {
-        *self.original_tx_bound.get_or_init(|| work::original_tx_bound(self.tx()))
+        *self
+            .original_tx_bound
+            .get_or_init(|| work::original_tx_bound(self.tx()))
     }
 
     /// The spending transaction.
@@ -209,7 +227,12 @@ pub(crate) fn eval_script(
     result
 }
 
-fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<&[u8]>) -> Result<(), ScriptError> {
+fn run(
+    env: &Env<'_>,
+    stacks: &mut Stacks,
+    script: &[u8],
+    checksig_data: Option<&[u8]>,
+) -> Result<(), ScriptError> {
     if env.after_chronicle && !env.after_genesis {
         return Err(ScriptError::InvalidFlags);
     }
@@ -228,7 +251,11 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
         let chunk = chunk.map_err(|_| ScriptError::BadOpcode)?;
         let op = chunk.opcode;
         stacks.charge_work(OP)?;
-        if !env.after_genesis && chunk.data.is_some_and(|d| d.len() > MAX_ELEMENT_SIZE_BEFORE_GENESIS) {
+        if !env.after_genesis
+            && chunk
+                .data
+                .is_some_and(|d| d.len() > MAX_ELEMENT_SIZE_BEFORE_GENESIS)
+        {
             return Err(ScriptError::PushSize);
         }
         let exec = cond.is_active() && (!returned_in_branch || op == OP_RETURN);
@@ -262,7 +289,11 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                         env.discourage_nops()?;
                     } else {
                         stacks.need(1)?;
-                        let n = ScriptNum::decode(stacks.top(1)?, env.require_minimal, LOCKTIME_NUM_LEN)?;
+                        let n = ScriptNum::decode(
+                            stacks.top(1)?,
+                            env.require_minimal,
+                            LOCKTIME_NUM_LEN,
+                        )?;
                         if n.is_negative() {
                             return Err(ScriptError::NegativeLocktime);
                         }
@@ -276,7 +307,11 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                         env.discourage_nops()?;
                     } else {
                         stacks.need(1)?;
-                        let n = ScriptNum::decode(stacks.top(1)?, env.require_minimal, LOCKTIME_NUM_LEN)?;
+                        let n = ScriptNum::decode(
+                            stacks.top(1)?,
+                            env.require_minimal,
+                            LOCKTIME_NUM_LEN,
+                        )?;
                         if n.is_negative() {
                             return Err(ScriptError::NegativeLocktime);
                         }
@@ -291,7 +326,9 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                     }
                     stacks.push(version_bytes(env).to_vec())?;
                 }
-                OP_SUBSTR | OP_LEFT | OP_RIGHT | OP_LSHIFTNUM | OP_RSHIFTNUM if !env.after_chronicle => {
+                OP_SUBSTR | OP_LEFT | OP_RIGHT | OP_LSHIFTNUM | OP_RSHIFTNUM
+                    if !env.after_chronicle =>
+                {
                     env.discourage_nops()?;
                 }
                 OP_SUBSTR => {
@@ -318,7 +355,10 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                     stacks.need(2)?;
                     let len = num_at(env, stacks, 1)?.to_i32_saturating();
                     let size = stacks.top(2)?.len();
-                    let l = usize::try_from(len).ok().filter(|l| *l <= size).ok_or(ScriptError::InvalidNumberRange)?;
+                    let l = usize::try_from(len)
+                        .ok()
+                        .filter(|l| *l <= size)
+                        .ok_or(ScriptError::InvalidNumberRange)?;
                     stacks.pop()?;
                     if op == OP_LEFT {
                         stacks.resize_top(l, |d| d.truncate(l))?;
@@ -339,7 +379,9 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                     let value = num_at(env, stacks, 1)?;
                     let shifted = if op == OP_LSHIFTNUM {
                         // Charged once the result is known to fit, at its length.
-                        value.shl(&n, env.max_num_len, |len| stacks.charge_work(work::bytes(len, NUM)))?
+                        value.shl(&n, env.max_num_len, |len| {
+                            stacks.charge_work(work::bytes(len, NUM))
+                        })?
                     } else {
                         stacks.charge_work(work::bytes(value.encoded_len(), NUM))?;
                         value.shr(&n)?
@@ -358,7 +400,9 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                     }
                     let mut taken = false;
                     if exec {
-                        let top = stacks.top(1).map_err(|_| ScriptError::UnbalancedConditional)?;
+                        let top = stacks
+                            .top(1)
+                            .map_err(|_| ScriptError::UnbalancedConditional)?;
                         if matches!(op, OP_IF | OP_NOTIF) {
                             if flags.contains(VerifyFlags::MINIMALIF)
                                 && (top.len() > 1 || (top.len() == 1 && top.first() != Some(&1)))
@@ -568,7 +612,8 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                 }
 
                 // Numeric
-                OP_1ADD | OP_1SUB | OP_2MUL | OP_2DIV | OP_NEGATE | OP_ABS | OP_NOT | OP_0NOTEQUAL => {
+                OP_1ADD | OP_1SUB | OP_2MUL | OP_2DIV | OP_NEGATE | OP_ABS | OP_NOT
+                | OP_0NOTEQUAL => {
                     stacks.need(1)?;
                     let a = num_at(env, stacks, 1)?;
                     stacks.charge_work(work::bytes(a.encoded_len(), NUM))?;
@@ -586,9 +631,22 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                     stacks.pop()?;
                     push_num(stacks, &r)?;
                 }
-                OP_ADD | OP_SUB | OP_MUL | OP_DIV | OP_MOD | OP_BOOLAND | OP_BOOLOR | OP_NUMEQUAL
-                | OP_NUMEQUALVERIFY | OP_NUMNOTEQUAL | OP_LESSTHAN | OP_GREATERTHAN | OP_LESSTHANOREQUAL
-                | OP_GREATERTHANOREQUAL | OP_MIN | OP_MAX => {
+                OP_ADD
+                | OP_SUB
+                | OP_MUL
+                | OP_DIV
+                | OP_MOD
+                | OP_BOOLAND
+                | OP_BOOLOR
+                | OP_NUMEQUAL
+                | OP_NUMEQUALVERIFY
+                | OP_NUMNOTEQUAL
+                | OP_LESSTHAN
+                | OP_GREATERTHAN
+                | OP_LESSTHANOREQUAL
+                | OP_GREATERTHANOREQUAL
+                | OP_MIN
+                | OP_MAX => {
                     stacks.need(2)?;
                     let a = num_at(env, stacks, 2)?;
                     let b = num_at(env, stacks, 1)?;
@@ -652,7 +710,8 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                     let max = num_at(env, stacks, 1)?;
                     let compared = 2 * x.encoded_len() + min.encoded_len() + max.encoded_len();
                     stacks.charge_work(work::bytes(compared, NUM))?;
-                    let within = min.cmp_num(&x) != Ordering::Greater && x.cmp_num(&max) == Ordering::Less;
+                    let within =
+                        min.cmp_num(&x) != Ordering::Greater && x.cmp_num(&max) == Ordering::Less;
                     stacks.pop()?;
                     stacks.pop()?;
                     stacks.pop()?;
@@ -667,7 +726,9 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                         OP_RIPEMD160 => work::hash(len, RIPEMD160),
                         OP_SHA1 => work::hash(len, SHA1),
                         OP_SHA256 => work::hash(len, SHA256),
-                        OP_HASH160 => work::hash(len, SHA256).saturating_add(work::hash(32, RIPEMD160)),
+                        OP_HASH160 => {
+                            work::hash(len, SHA256).saturating_add(work::hash(32, RIPEMD160))
+                        }
                         _ => work::hash(len, SHA256).saturating_add(work::hash(32, SHA256)),
                     };
                     stacks.charge_work(cost)?;
@@ -696,7 +757,11 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                     stacks.charge_work(sig::check_work(env, signature, code.len()))?;
                     let signature = stacks.top(2)?;
                     let ok = sig::check_sig(env, signature, stacks.top(1)?, &code);
-                    if !ok && flags.contains(VerifyFlags::NULLFAIL) && !signature.is_empty() && env.enforce_strict {
+                    if !ok
+                        && flags.contains(VerifyFlags::NULLFAIL)
+                        && !signature.is_empty()
+                        && env.enforce_strict
+                    {
                         return Err(ScriptError::SigNullFail);
                     }
                     stacks.pop()?;
@@ -710,7 +775,13 @@ fn run(env: &Env<'_>, stacks: &mut Stacks, script: &[u8], checksig_data: Option<
                     }
                 }
                 OP_CHECKMULTISIG | OP_CHECKMULTISIGVERIFY => {
-                    let ok = sig::check_multisig(env, stacks, script.get(code_start..).unwrap_or(&[]), checksig_data, &mut op_count)?;
+                    let ok = sig::check_multisig(
+                        env,
+                        stacks,
+                        script.get(code_start..).unwrap_or(&[]),
+                        checksig_data,
+                        &mut op_count,
+                    )?;
                     if op == OP_CHECKMULTISIGVERIFY {
                         if !ok {
                             return Err(ScriptError::CheckMultiSigVerify);
@@ -863,8 +934,16 @@ fn shift_right(x: &[u8], n: usize) -> Vec<u8> {
     let (bytes, bits) = (n / 8, n % 8);
     (0..x.len())
         .map(|j| {
-            let hi = j.checked_sub(bytes).and_then(|k| x.get(k)).copied().unwrap_or(0);
-            let lo = j.checked_sub(bytes + 1).and_then(|k| x.get(k)).copied().unwrap_or(0);
+            let hi = j
+                .checked_sub(bytes)
+                .and_then(|k| x.get(k))
+                .copied()
+                .unwrap_or(0);
+            let lo = j
+                .checked_sub(bytes + 1)
+                .and_then(|k| x.get(k))
+                .copied()
+                .unwrap_or(0);
             if bits == 0 {
                 hi
             } else {

@@ -76,7 +76,10 @@ const FLAG_NAMES: [(&str, VerifyFlags); 20] = [
     ("NULLDUMMY", VerifyFlags::NULLDUMMY),
     ("SIGPUSHONLY", VerifyFlags::SIGPUSHONLY),
     ("MINIMALDATA", VerifyFlags::MINIMALDATA),
-    ("DISCOURAGE_UPGRADABLE_NOPS", VerifyFlags::DISCOURAGE_UPGRADABLE_NOPS),
+    (
+        "DISCOURAGE_UPGRADABLE_NOPS",
+        VerifyFlags::DISCOURAGE_UPGRADABLE_NOPS,
+    ),
     ("CLEANSTACK", VerifyFlags::CLEANSTACK),
     ("CHECKLOCKTIMEVERIFY", VerifyFlags::CHECKLOCKTIMEVERIFY),
     ("CHECKSEQUENCEVERIFY", VerifyFlags::CHECKSEQUENCEVERIFY),
@@ -173,7 +176,13 @@ impl VerifyFlags {
             let name = word.trim();
             match FLAG_NAMES.iter().find(|(n, _)| *n == name) {
                 Some((_, f)) => flags |= *f,
-                None => return Err(ParseError::new(offset, ParseErrorKind::BadText, "verify flag name")),
+                None => {
+                    return Err(ParseError::new(
+                        offset,
+                        ParseErrorKind::BadText,
+                        "verify flag name",
+                    ))
+                }
             }
             offset += word.len() + 1;
         }
@@ -229,8 +238,11 @@ impl BitOrAssign for VerifyFlags {
 
 impl fmt::Debug for VerifyFlags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> =
-            FLAG_NAMES.iter().filter(|(_, v)| v.0 != 0 && self.contains(*v)).map(|(n, _)| *n).collect();
+        let names: Vec<&str> = FLAG_NAMES
+            .iter()
+            .filter(|(_, v)| v.0 != 0 && self.contains(*v))
+            .map(|(n, _)| *n)
+            .collect();
         write!(f, "VerifyFlags({})", names.join(","))
     }
 }
@@ -548,7 +560,12 @@ pub struct Metered {
 /// # Errors
 /// The first [`ScriptError`] the node would report; never panics, whatever
 /// the script bytes or the input index.
-pub fn verify_script(unlocking: &Script, locking: &Script, flags: VerifyFlags, ctx: &TxContext<'_>) -> Result<(), ScriptError> {
+pub fn verify_script(
+    unlocking: &Script,
+    locking: &Script,
+    flags: VerifyFlags,
+    ctx: &TxContext<'_>,
+) -> Result<(), ScriptError> {
     verify_script_with_limits(unlocking, locking, flags, ctx, &ScriptLimits::default())
 }
 
@@ -564,7 +581,16 @@ pub fn verify_script_with_limits(
     limits: &ScriptLimits,
 ) -> Result<(), ScriptError> {
     let cache = SighashCache::new(ctx.tx);
-    verify(&cache, ctx.input_index, unlocking, locking, ctx.satoshis, flags, limits).result
+    verify(
+        &cache,
+        ctx.input_index,
+        unlocking,
+        locking,
+        ctx.satoshis,
+        flags,
+        limits,
+    )
+    .result
 }
 
 /// Verifies input `input_index` of `tx`, which spends an output of
@@ -580,7 +606,13 @@ pub fn verify_input(
     satoshis: u64,
     flags: VerifyFlags,
 ) -> Result<(), ScriptError> {
-    verify_input_cached(&SighashCache::new(tx), input_index, locking_script, satoshis, flags)
+    verify_input_cached(
+        &SighashCache::new(tx),
+        input_index,
+        locking_script,
+        satoshis,
+        flags,
+    )
 }
 
 /// [`verify_input`] for the transaction of `cache`, sharing its
@@ -597,7 +629,14 @@ pub fn verify_input_cached(
     satoshis: u64,
     flags: VerifyFlags,
 ) -> Result<(), ScriptError> {
-    verify_input_cached_with_limits(cache, input_index, locking_script, satoshis, flags, &ScriptLimits::default())
+    verify_input_cached_with_limits(
+        cache,
+        input_index,
+        locking_script,
+        satoshis,
+        flags,
+        &ScriptLimits::default(),
+    )
 }
 
 /// [`verify_input_cached`] with explicit [`ScriptLimits`] (use
@@ -629,8 +668,19 @@ pub fn verify_input_metered(
     limits: &ScriptLimits,
 ) -> Metered {
     match cache.tx().inputs.get(input_index) {
-        Some(input) => verify(cache, input_index, &input.unlocking_script, locking_script, satoshis, flags, limits),
-        None => Metered { result: Err(ScriptError::InputIndexOutOfRange), work: 0 },
+        Some(input) => verify(
+            cache,
+            input_index,
+            &input.unlocking_script,
+            locking_script,
+            satoshis,
+            flags,
+            limits,
+        ),
+        None => Metered {
+            result: Err(ScriptError::InputIndexOutOfRange),
+            work: 0,
+        },
     }
 }
 
@@ -651,17 +701,27 @@ fn verify(
     let env = Env::new(flags, cache, input_index, satoshis, limits);
     let mut stacks = env.new_stacks();
     let result = verify_on(&env, &mut stacks, unlocking, locking);
-    Metered { result, work: stacks.work() }
+    Metered {
+        result,
+        work: stacks.work(),
+    }
 }
 
-fn verify_on(env: &Env<'_>, stacks: &mut stack::Stacks, unlocking: &Script, locking: &Script) -> Result<(), ScriptError> {
+fn verify_on(
+    env: &Env<'_>,
+    stacks: &mut stack::Stacks,
+    unlocking: &Script,
+    locking: &Script,
+) -> Result<(), ScriptError> {
     let cache = env.sighash;
     let input_index = env.input_index;
     let flags = env.flags;
     if input_index >= cache.tx().inputs.len() {
         return Err(ScriptError::InputIndexOutOfRange);
     }
-    if flags.contains(VerifyFlags::UTXO_AFTER_CHRONICLE) && !flags.contains(VerifyFlags::UTXO_AFTER_GENESIS) {
+    if flags.contains(VerifyFlags::UTXO_AFTER_CHRONICLE)
+        && !flags.contains(VerifyFlags::UTXO_AFTER_GENESIS)
+    {
         return Err(ScriptError::InvalidFlags);
     }
     let unlocking = unlocking.as_bytes();
@@ -669,7 +729,8 @@ fn verify_on(env: &Env<'_>, stacks: &mut stack::Stacks, unlocking: &Script, lock
     if flags.contains(VerifyFlags::SIGPUSHONLY) {
         let genesis = flags.contains(VerifyFlags::GENESIS);
         let chronicle = flags.contains(VerifyFlags::CHRONICLE);
-        if ((genesis && !chronicle) || (chronicle && env.version <= 1)) && !is_push_only(unlocking) {
+        if ((genesis && !chronicle) || (chronicle && env.version <= 1)) && !is_push_only(unlocking)
+        {
             return Err(ScriptError::SigPushOnly);
         }
     }
@@ -723,7 +784,10 @@ fn is_push_only(script: &[u8]) -> bool {
 
 /// Whether `script` is the P2SH pattern `OP_HASH160 <20 bytes> OP_EQUAL`.
 fn is_p2sh(script: &[u8]) -> bool {
-    script.len() == 23 && script.first() == Some(&OP_HASH160) && script.get(1) == Some(&0x14) && script.get(22) == Some(&OP_EQUAL)
+    script.len() == 23
+        && script.first() == Some(&OP_HASH160)
+        && script.get(1) == Some(&0x14)
+        && script.get(22) == Some(&OP_EQUAL)
 }
 
 #[cfg(test)]

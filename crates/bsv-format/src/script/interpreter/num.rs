@@ -38,7 +38,11 @@ impl ScriptNum {
     /// [`ScriptError::ScriptNumOverflow`] if `bytes` is longer than `max_len`
     /// (checked first, as the node does); [`ScriptError::ScriptNumMinEncode`] if
     /// `require_minimal` and the encoding has a superfluous top byte.
-    pub(crate) fn decode(bytes: &[u8], require_minimal: bool, max_len: usize) -> Result<ScriptNum, ScriptError> {
+    pub(crate) fn decode(
+        bytes: &[u8],
+        require_minimal: bool,
+        max_len: usize,
+    ) -> Result<ScriptNum, ScriptError> {
         if bytes.len() > max_len {
             return Err(ScriptError::ScriptNumOverflow);
         }
@@ -123,13 +127,18 @@ impl ScriptNum {
     pub(crate) fn to_i64_saturating(&self) -> i64 {
         match self {
             ScriptNum::Small(v) => *v,
-            ScriptNum::Big(b) => i64::try_from(b).unwrap_or(if b.sign() == Sign::Minus { i64::MIN } else { i64::MAX }),
+            ScriptNum::Big(b) => i64::try_from(b).unwrap_or(if b.sign() == Sign::Minus {
+                i64::MIN
+            } else {
+                i64::MAX
+            }),
         }
     }
 
     /// The value clamped to `i32` (node `getint`).
     pub(crate) fn to_i32_saturating(&self) -> i32 {
-        self.to_i64_saturating().clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+        self.to_i64_saturating()
+            .clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
     }
 
     /// The value as a `usize` if it is in `0..=usize::MAX`, else `None`.
@@ -312,7 +321,11 @@ impl ScriptNum {
         Ok(match self {
             ScriptNum::Small(v) => {
                 // n >= 1, so the shifted magnitude is below 2^63.
-                let m = if n >= 64 { 0 } else { (v.unsigned_abs() >> n) as i64 };
+                let m = if n >= 64 {
+                    0
+                } else {
+                    (v.unsigned_abs() >> n) as i64
+                };
                 if *v < 0 {
                     ScriptNum::Small(-m)
                 } else {
@@ -394,7 +407,10 @@ pub(crate) fn minimally_encode(data: &mut Vec<u8>) {
     }
     // Strip zero bytes below the top, then put the sign back.
     let sign = last & 0x80;
-    let keep = data[..data.len() - 1].iter().rposition(|&b| b != 0).map(|i| i + 1);
+    let keep = data[..data.len() - 1]
+        .iter()
+        .rposition(|&b| b != 0)
+        .map(|i| i + 1);
     match keep {
         None => data.clear(),
         Some(n) => {
@@ -445,7 +461,10 @@ mod tests {
             assert_eq!(ScriptNum::Small(v).encoded_len(), h.len() / 2, "{v}");
             assert_eq!(dec(h).to_i64_saturating(), v, "{h}");
         }
-        assert_eq!(hex::encode(ScriptNum::Small(i64::MIN).encode()), "000000000000008080");
+        assert_eq!(
+            hex::encode(ScriptNum::Small(i64::MIN).encode()),
+            "000000000000008080"
+        );
         assert_eq!(dec("80").to_i64_saturating(), 0);
     }
 
@@ -483,30 +502,73 @@ mod tests {
         assert_eq!(n(-5).shr(&n(1)).unwrap().to_i64_saturating(), -2);
         assert_eq!(n(-1).shr(&n(100)).unwrap().to_i64_saturating(), 0);
         let free = |_| Ok(());
-        assert_eq!(n(3).shl(&n(62), 100, free).unwrap().encode(), hex::decode("00000000000000c000").unwrap());
-        assert_eq!(n(1).shl(&n(8 * 4), 4, free), Err(ScriptError::ScriptNumOverflow));
-        assert_eq!(n(0).shl(&n(100), 32, free).unwrap().encode(), Vec::<u8>::new());
+        assert_eq!(
+            n(3).shl(&n(62), 100, free).unwrap().encode(),
+            hex::decode("00000000000000c000").unwrap()
+        );
+        assert_eq!(
+            n(1).shl(&n(8 * 4), 4, free),
+            Err(ScriptError::ScriptNumOverflow)
+        );
+        assert_eq!(
+            n(0).shl(&n(100), 32, free).unwrap().encode(),
+            Vec::<u8>::new()
+        );
         assert_eq!(n(1).shr(&n(1i64 << 31)), Err(ScriptError::BigInt));
-        assert_eq!(n(1).shl(&n(1i64 << 31), usize::MAX >> 4, free), Err(ScriptError::BigInt));
+        assert_eq!(
+            n(1).shl(&n(1i64 << 31), usize::MAX >> 4, free),
+            Err(ScriptError::BigInt)
+        );
         // The charge sees the result's length bound before the shift, and can refuse it.
         let mut seen = 0;
-        assert_eq!(n(1).shl(&n(80), 100, |len| { seen = len; Ok(()) }).unwrap().encoded_len(), 11);
+        assert_eq!(
+            n(1).shl(&n(80), 100, |len| {
+                seen = len;
+                Ok(())
+            })
+            .unwrap()
+            .encoded_len(),
+            11
+        );
         assert_eq!(seen, 12);
-        assert_eq!(n(1).shl(&n(80), 100, |_| Err(ScriptError::WorkBudgetExceeded)), Err(ScriptError::WorkBudgetExceeded));
+        assert_eq!(
+            n(1).shl(&n(80), 100, |_| Err(ScriptError::WorkBudgetExceeded)),
+            Err(ScriptError::WorkBudgetExceeded)
+        );
     }
 
     #[test]
     fn decoding_checks_length_before_minimality() {
-        assert_eq!(ScriptNum::decode(&[0, 0, 0, 0, 0], true, 4).unwrap_err(), ScriptError::ScriptNumOverflow);
-        assert_eq!(ScriptNum::decode(&[1, 0], true, 4).unwrap_err(), ScriptError::ScriptNumMinEncode);
-        assert_eq!(ScriptNum::decode(&[0x80], true, 4).unwrap_err(), ScriptError::ScriptNumMinEncode);
+        assert_eq!(
+            ScriptNum::decode(&[0, 0, 0, 0, 0], true, 4).unwrap_err(),
+            ScriptError::ScriptNumOverflow
+        );
+        assert_eq!(
+            ScriptNum::decode(&[1, 0], true, 4).unwrap_err(),
+            ScriptError::ScriptNumMinEncode
+        );
+        assert_eq!(
+            ScriptNum::decode(&[0x80], true, 4).unwrap_err(),
+            ScriptError::ScriptNumMinEncode
+        );
         assert!(ScriptNum::decode(&[0xff, 0x00], true, 4).is_ok());
         assert!(ScriptNum::decode(&[1, 0], false, 4).is_ok());
     }
 
     #[test]
     fn minimal_encoding_rewrites_like_the_node() {
-        for (input, out) in [("", ""), ("00", ""), ("80", ""), ("0100", "01"), ("0180", "81"), ("ff00", "ff00"), ("ff0000", "ff00"), ("ff0080", "ff80"), ("000080", ""), ("05000080", "85")] {
+        for (input, out) in [
+            ("", ""),
+            ("00", ""),
+            ("80", ""),
+            ("0100", "01"),
+            ("0180", "81"),
+            ("ff00", "ff00"),
+            ("ff0000", "ff00"),
+            ("ff0080", "ff80"),
+            ("000080", ""),
+            ("05000080", "85"),
+        ] {
             let mut v = hex::decode(input).unwrap();
             minimally_encode(&mut v);
             assert_eq!(hex::encode(&v), out, "{input}");

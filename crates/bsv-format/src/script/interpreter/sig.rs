@@ -14,7 +14,8 @@ use super::{ScriptError, VerifyFlags};
 use crate::keys;
 use crate::script::push_data;
 use crate::sighash::{
-    uses_forkid_digest, SIGHASH_ANYONECANPAY, SIGHASH_BASE_MASK, SIGHASH_CHRONICLE, SIGHASH_FORKID, SIGHASH_SINGLE,
+    uses_forkid_digest, SIGHASH_ANYONECANPAY, SIGHASH_BASE_MASK, SIGHASH_CHRONICLE, SIGHASH_FORKID,
+    SIGHASH_SINGLE,
 };
 use crate::tx::{LOCKTIME_THRESHOLD, SEQUENCE_FINAL};
 
@@ -44,7 +45,11 @@ fn is_defined_hash_type(t: u32) -> bool {
 /// `SigDer` (DERSIG, LOW_S or STRICTENC and not strict DER), `SigHighS`
 /// (LOW_S, high S, non-malleable tx), `SigHashType`, `IllegalForkId`,
 /// `IllegalChronicle`, `MustUseForkId` (STRICTENC).
-pub(crate) fn check_signature_encoding(sig: &[u8], flags: VerifyFlags, enforce_strict: bool) -> Result<(), ScriptError> {
+pub(crate) fn check_signature_encoding(
+    sig: &[u8],
+    flags: VerifyFlags,
+    enforce_strict: bool,
+) -> Result<(), ScriptError> {
     if sig.is_empty() {
         return Ok(());
     }
@@ -82,7 +87,8 @@ pub(crate) fn check_signature_encoding(sig: &[u8], flags: VerifyFlags, enforce_s
 /// `PubkeyType` (STRICTENC and neither 33-byte compressed nor 65-byte
 /// uncompressed), `NonCompressedPubkey` (COMPRESSED_PUBKEYTYPE and not compressed).
 pub(crate) fn check_pubkey_encoding(pubkey: &[u8], flags: VerifyFlags) -> Result<(), ScriptError> {
-    if flags.contains(VerifyFlags::STRICTENC) && !keys::is_compressed_or_uncompressed_pubkey(pubkey) {
+    if flags.contains(VerifyFlags::STRICTENC) && !keys::is_compressed_or_uncompressed_pubkey(pubkey)
+    {
         return Err(ScriptError::PubkeyType);
     }
     if flags.contains(VerifyFlags::COMPRESSED_PUBKEYTYPE) && !keys::is_compressed_pubkey(pubkey) {
@@ -105,7 +111,10 @@ pub(crate) fn find_and_delete(code: &[u8], sig: &[u8]) -> Option<Vec<u8>> {
     loop {
         // Skip every copy of the pattern that starts at this opcode boundary.
         let run_start = pc;
-        while code.get(pc..).is_some_and(|rest| rest.starts_with(&pattern)) {
+        while code
+            .get(pc..)
+            .is_some_and(|rest| rest.starts_with(&pattern))
+        {
             pc += pattern.len();
         }
         if pc != run_start {
@@ -155,7 +164,11 @@ fn next_op_end(code: &[u8], pc: usize) -> Option<usize> {
 /// OP_CODESEPARATOR to the end of the running script), followed — for a
 /// CHECKSIG in the unlocking script under CHRONICLE — by the whole locking
 /// script (`checksig_data`).
-pub(crate) fn script_code<'s>(code: &'s [u8], checksig_data: Option<&[u8]>, flags: VerifyFlags) -> Cow<'s, [u8]> {
+pub(crate) fn script_code<'s>(
+    code: &'s [u8],
+    checksig_data: Option<&[u8]>,
+    flags: VerifyFlags,
+) -> Cow<'s, [u8]> {
     match checksig_data {
         Some(extra) if flags.contains(VerifyFlags::CHRONICLE) => {
             let mut v = Vec::with_capacity(code.len() + extra.len());
@@ -193,7 +206,9 @@ pub(crate) fn check_sig(env: &Env<'_>, sig: &[u8], pubkey: &[u8], code: &[u8]) -
     // FORKID digest only with FORKID enabled, the FORKID bit set and the
     // CHRONICLE bit clear (node `SignatureHash`).
     let forkid = uses_forkid_digest(t, env.flags.contains(VerifyFlags::SIGHASH_FORKID));
-    let digest = env.sighash.signature_hash(env.input_index, code, env.satoshis, t, forkid);
+    let digest = env
+        .sighash
+        .signature_hash(env.input_index, code, env.satoshis, t, forkid);
     keys::verify_ecdsa(&digest, der, pubkey)
 }
 
@@ -213,7 +228,8 @@ pub(crate) fn check_multisig(
     let flags = env.flags;
     let mut i: usize = 1;
     stacks.need(i)?;
-    let keys = ScriptNum::decode(stacks.top(i)?, env.require_minimal, MULTISIG_COUNT_LEN)?.to_i64_saturating();
+    let keys = ScriptNum::decode(stacks.top(i)?, env.require_minimal, MULTISIG_COUNT_LEN)?
+        .to_i64_saturating();
     let n_keys = u64::try_from(keys).map_err(|_| ScriptError::PubkeyCount)?;
     if n_keys > env.max_pubkeys {
         return Err(ScriptError::PubkeyCount);
@@ -229,7 +245,8 @@ pub(crate) fn check_multisig(
     let mut ikey2 = n_keys + 2;
     i += n_keys;
     stacks.need(i)?;
-    let sigs = ScriptNum::decode(stacks.top(i)?, env.require_minimal, MULTISIG_COUNT_LEN)?.to_i64_saturating();
+    let sigs = ScriptNum::decode(stacks.top(i)?, env.require_minimal, MULTISIG_COUNT_LEN)?
+        .to_i64_saturating();
     let n_sigs = usize::try_from(sigs).map_err(|_| ScriptError::SigCount)?;
     if n_sigs > n_keys {
         return Err(ScriptError::SigCount);
@@ -255,7 +272,11 @@ pub(crate) fn check_multisig(
     while ok && n_sigs > 0 {
         check_signature_encoding(stacks.top(isig)?, flags, env.enforce_strict)?;
         check_pubkey_encoding(stacks.top(ikey)?, flags)?;
-        stacks.charge_work(check_work(env, SigShape::of(stacks.top(isig)?), script_code.len()))?;
+        stacks.charge_work(check_work(
+            env,
+            SigShape::of(stacks.top(isig)?),
+            script_code.len(),
+        ))?;
         if check_sig(env, stacks.top(isig)?, stacks.top(ikey)?, &script_code) {
             isig += 1;
             n_sigs -= 1;
@@ -271,7 +292,12 @@ pub(crate) fn check_multisig(
     // Pop the arguments; with NULLFAIL every signature of a failed check must be empty.
     while i > 1 {
         i -= 1;
-        if !ok && flags.contains(VerifyFlags::NULLFAIL) && ikey2 == 0 && !stacks.top(1)?.is_empty() && env.enforce_strict {
+        if !ok
+            && flags.contains(VerifyFlags::NULLFAIL)
+            && ikey2 == 0
+            && !stacks.top(1)?.is_empty()
+            && env.enforce_strict
+        {
             return Err(ScriptError::SigNullFail);
         }
         ikey2 = ikey2.saturating_sub(1);
@@ -297,14 +323,23 @@ pub(crate) struct SigShape {
 
 impl SigShape {
     pub(crate) fn of(sig: &[u8]) -> SigShape {
-        SigShape { len: sig.len(), hash_type: hash_type(sig) }
+        SigShape {
+            len: sig.len(),
+            hash_type: hash_type(sig),
+        }
     }
 }
 
 /// Work of [`script_code`]: the post-Chronicle concatenation copies both parts.
-pub(crate) fn script_code_work(code_len: usize, checksig_data: Option<&[u8]>, flags: VerifyFlags) -> u64 {
+pub(crate) fn script_code_work(
+    code_len: usize,
+    checksig_data: Option<&[u8]>,
+    flags: VerifyFlags,
+) -> u64 {
     match checksig_data {
-        Some(extra) if flags.contains(VerifyFlags::CHRONICLE) => work::bytes(code_len.saturating_add(extra.len()), COPY),
+        Some(extra) if flags.contains(VerifyFlags::CHRONICLE) => {
+            work::bytes(code_len.saturating_add(extra.len()), COPY)
+        }
         _ => 0,
     }
 }
@@ -313,7 +348,8 @@ pub(crate) fn script_code_work(code_len: usize, checksig_data: Option<&[u8]>, fl
 /// code, a copy of the signature (the pattern) and at most one copy of the code.
 pub(crate) fn cleanup_work(sig: SigShape, code_len: usize, flags: VerifyFlags) -> u64 {
     if needs_cleanup(sig.hash_type, flags) {
-        work::bytes(code_len, FIND_AND_DELETE + COPY).saturating_add(work::bytes(sig.len.saturating_add(5), COPY))
+        work::bytes(code_len, FIND_AND_DELETE + COPY)
+            .saturating_add(work::bytes(sig.len.saturating_add(5), COPY))
     } else {
         0
     }
@@ -329,16 +365,28 @@ pub(crate) fn check_work(env: &Env<'_>, sig: SigShape, code_len: usize) -> u64 {
     if sig.len == 0 {
         return 0;
     }
-    let hashed = if uses_forkid_digest(sig.hash_type, env.flags.contains(VerifyFlags::SIGHASH_FORKID)) {
+    let hashed = if uses_forkid_digest(
+        sig.hash_type,
+        env.flags.contains(VerifyFlags::SIGHASH_FORKID),
+    ) {
         let single = sig.hash_type & SIGHASH_BASE_MASK == SIGHASH_SINGLE;
-        let output = if single { env.tx().outputs.get(env.input_index).map_or(0, work::output_size) } else { 0 };
+        let output = if single {
+            env.tx()
+                .outputs
+                .get(env.input_index)
+                .map_or(0, work::output_size)
+        } else {
+            0
+        };
         work::forkid_preimage(code_len, output).saturating_mul(SHA256)
     } else {
         env.original_tx_bound()
             .saturating_mul(SHA256)
             .saturating_add(work::bytes(code_len, SHA256 + ORIGINAL_CODE))
     };
-    SIG_CHECK.saturating_add(work::bytes(sig.len, COPY)).saturating_add(hashed)
+    SIG_CHECK
+        .saturating_add(work::bytes(sig.len, COPY))
+        .saturating_add(hashed)
 }
 
 /// BIP65 comparison of a CHECKLOCKTIMEVERIFY operand with the transaction
@@ -353,7 +401,10 @@ pub(crate) fn check_lock_time(env: &Env<'_>, lock_time: &ScriptNum) -> bool {
     if n > tx_lock {
         return false;
     }
-    env.tx().inputs.get(env.input_index).is_some_and(|i| i.sequence != SEQUENCE_FINAL)
+    env.tx()
+        .inputs
+        .get(env.input_index)
+        .is_some_and(|i| i.sequence != SEQUENCE_FINAL)
 }
 
 /// BIP112 comparison of a CHECKSEQUENCEVERIFY operand with this input's
@@ -393,15 +444,24 @@ mod tests {
         let sig = [0xaa, 0xbb];
         // OP_1 <aabb> OP_2 <aabb><aabb> : three matches, all removed
         let code = hex::decode("5102aabb5202aabb02aabb").unwrap();
-        assert_eq!(find_and_delete(&code, &sig).unwrap(), hex::decode("5152").unwrap());
+        assert_eq!(
+            find_and_delete(&code, &sig).unwrap(),
+            hex::decode("5152").unwrap()
+        );
         // inside another push: not an opcode boundary, kept
         let code = hex::decode("0402aabb00").unwrap();
         assert_eq!(find_and_delete(&code, &sig), None);
         // a truncated push ends the scan; the tail is kept verbatim
         let code = hex::decode("02aabb4c05aa").unwrap();
-        assert_eq!(find_and_delete(&code, &sig).unwrap(), hex::decode("4c05aa").unwrap());
+        assert_eq!(
+            find_and_delete(&code, &sig).unwrap(),
+            hex::decode("4c05aa").unwrap()
+        );
         // an empty signature deletes OP_0s
-        assert_eq!(find_and_delete(&hex::decode("0051005100").unwrap(), &[]).unwrap(), vec![0x51, 0x51]);
+        assert_eq!(
+            find_and_delete(&hex::decode("0051005100").unwrap(), &[]).unwrap(),
+            vec![0x51, 0x51]
+        );
     }
 
     #[test]

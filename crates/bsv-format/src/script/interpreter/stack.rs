@@ -36,7 +36,15 @@ fn cost(len: usize) -> u64 {
 impl Stacks {
     /// Empty stacks with a memory limit in bytes and a work budget in units.
     pub(crate) fn new(max_mem: u64, max_work: u64) -> Stacks {
-        Stacks { main: Vec::new(), alt: Vec::new(), mem: 0, max_mem, work: 0, max_work, items_peak: 0 }
+        Stacks {
+            main: Vec::new(),
+            alt: Vec::new(),
+            mem: 0,
+            max_mem,
+            work: 0,
+            max_work,
+            items_peak: 0,
+        }
     }
 
     /// Charges [`ITEM`] when one more item raises the most the stacks have
@@ -79,7 +87,12 @@ impl Stacks {
     /// Replaces the main stack (P2SH restore), recomputing the memory use.
     pub(crate) fn replace_main(&mut self, main: Vec<Vec<u8>>) {
         self.main = main;
-        self.mem = self.main.iter().chain(self.alt.iter()).map(|e| cost(e.len())).sum();
+        self.mem = self
+            .main
+            .iter()
+            .chain(self.alt.iter())
+            .map(|e| cost(e.len()))
+            .sum();
     }
 
     /// Empties the alt stack (each script gets a fresh one, as in the node).
@@ -136,7 +149,9 @@ impl Stacks {
     /// not change its length (use [`resize_top`](Self::resize_top) for that).
     pub(crate) fn top_mut(&mut self, depth: usize) -> Result<&mut Vec<u8>, ScriptError> {
         let i = self.index(depth)?;
-        self.main.get_mut(i).ok_or(ScriptError::InvalidStackOperation)
+        self.main
+            .get_mut(i)
+            .ok_or(ScriptError::InvalidStackOperation)
     }
 
     /// Pushes an item already built (and paid for) by the caller.
@@ -216,7 +231,11 @@ impl Stacks {
     /// before it is allocated), then the work of touching every old and new
     /// byte once. A result much shorter than its allocation gives the spare
     /// capacity back, so memory in use stays what the accounting says.
-    pub(crate) fn resize_top(&mut self, new_len: usize, f: impl FnOnce(&mut Vec<u8>)) -> Result<(), ScriptError> {
+    pub(crate) fn resize_top(
+        &mut self,
+        new_len: usize,
+        f: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), ScriptError> {
         let old = self.top(1)?.len();
         if new_len > old {
             self.charge((new_len - old) as u64)?;
@@ -240,7 +259,10 @@ impl Stacks {
 
     /// Moves the alt stack's top to the main stack.
     pub(crate) fn move_from_alt(&mut self) -> Result<(), ScriptError> {
-        let item = self.alt.pop().ok_or(ScriptError::InvalidAltstackOperation)?;
+        let item = self
+            .alt
+            .pop()
+            .ok_or(ScriptError::InvalidAltstackOperation)?;
         self.main.push(item);
         Ok(())
     }
@@ -323,8 +345,14 @@ mod tests {
         assert_eq!(s.top(1).unwrap_err(), ScriptError::InvalidStackOperation);
         assert_eq!(s.top(0).unwrap_err(), ScriptError::InvalidStackOperation);
         assert_eq!(s.remove(3).unwrap_err(), ScriptError::InvalidStackOperation);
-        assert_eq!(s.swap(1, 2).unwrap_err(), ScriptError::InvalidStackOperation);
-        assert_eq!(s.move_from_alt().unwrap_err(), ScriptError::InvalidAltstackOperation);
+        assert_eq!(
+            s.swap(1, 2).unwrap_err(),
+            ScriptError::InvalidStackOperation
+        );
+        assert_eq!(
+            s.move_from_alt().unwrap_err(),
+            ScriptError::InvalidAltstackOperation
+        );
         assert_eq!(s.tuck().unwrap_err(), ScriptError::InvalidStackOperation);
         s.push(vec![1]).unwrap();
         s.push(vec![2]).unwrap();

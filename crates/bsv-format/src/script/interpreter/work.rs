@@ -92,21 +92,31 @@ pub(crate) fn hash(len: usize, per_byte: u64) -> u64 {
 /// so this bounds both.
 pub(crate) fn limb_product(a: usize, b: usize) -> u64 {
     let limbs = |n: usize| (n as u64).div_ceil(8).max(1);
-    limbs(a).saturating_mul(limbs(b)).saturating_mul(LIMB_PRODUCT)
+    limbs(a)
+        .saturating_mul(limbs(b))
+        .saturating_mul(LIMB_PRODUCT)
 }
 
 /// Bytes hashed by one FORKID digest with a script code of `code_len` bytes,
 /// plus `single_output` bytes for the output hashed under `SIGHASH_SINGLE`.
 pub(crate) fn forkid_preimage(code_len: usize, single_output: usize) -> u64 {
-    FORKID_FIXED.saturating_add(code_len as u64).saturating_add(single_output as u64)
+    FORKID_FIXED
+        .saturating_add(code_len as u64)
+        .saturating_add(single_output as u64)
 }
 
 /// Upper bound of the original digest's preimage without the script code:
 /// version, input count, each input's outpoint, empty script and sequence,
 /// output count, each output, lock time and type.
 pub(crate) fn original_tx_bound(tx: &crate::tx::Transaction) -> u64 {
-    let outputs: u64 = tx.outputs.iter().map(|o| 8 + 9 + o.locking_script.len() as u64).sum();
-    (4 + 9 + 9 + 4 + 4_u64).saturating_add((tx.inputs.len() as u64).saturating_mul(36 + 9 + 4)).saturating_add(outputs)
+    let outputs: u64 = tx
+        .outputs
+        .iter()
+        .map(|o| 8 + 9 + o.locking_script.len() as u64)
+        .sum();
+    (4 + 9 + 9 + 4 + 4_u64)
+        .saturating_add((tx.inputs.len() as u64).saturating_mul(36 + 9 + 4))
+        .saturating_add(outputs)
 }
 
 /// A serialized output's size bound (satoshis, length prefix, script).
