@@ -20,6 +20,8 @@
 //! - [`token`]: single-use tokens (DESIGN.md §3.4).
 //! - [`legs`]: reservation, refund, claim and cooperative-cancel templates, and
 //!   the beneficiary's check before it signs a refund.
+//! - [`wallet`]: baskets, wallet outputs and their changes (coin selection
+//!   follows).
 //! - [`canonical`]: the length-prefixed byte encoding terms and tokens share.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -31,6 +33,7 @@ pub mod spiffe;
 pub mod terms;
 pub mod token;
 pub mod units;
+pub mod wallet;
 
 pub use units::{Height, Satoshis, UnixTime};
 

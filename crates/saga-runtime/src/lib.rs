@@ -24,10 +24,12 @@
 //! - [`chain`]: [`Broadcaster`] (ARC statuses and error codes as types),
 //!   [`ChainTracker`] and [`verify_beef`], [`SpendWatcher`], and the
 //!   [`ServiceFault`] they share.
+//! - [`wallet`]: [`wallet::UtxoStore`], the wallet's view of the `utxos` tree.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod chain;
+pub mod wallet;
 
 pub use chain::{
     verify_beef, ArcErrorCode, BlockInclusion, BroadcastError, BroadcastOutcome, Broadcaster,
