@@ -22,6 +22,7 @@
 //!   the beneficiary's check before it signs a refund.
 //! - [`wallet`]: baskets, wallet outputs and their changes (coin selection
 //!   follows).
+//! - [`saga`]: the state machine of one party, [`saga::Saga::handle`].
 //! - [`canonical`]: the length-prefixed byte encoding terms and tokens share.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -29,6 +30,7 @@
 pub mod canonical;
 pub mod legs;
 pub mod policy;
+pub mod saga;
 pub mod spiffe;
 pub mod terms;
 pub mod token;

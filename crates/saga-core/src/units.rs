@@ -9,7 +9,7 @@ use std::fmt;
 pub struct Height(pub u32);
 
 /// An amount in satoshis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Satoshis(pub u64);
 
 /// A UTC time in whole seconds since the UNIX epoch (1970-01-01T00:00:00Z),

@@ -103,7 +103,7 @@ impl fmt::Display for Role {
 }
 
 /// One side of the swap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Leg {
     /// The buyer pays on chain P.
     Payment,

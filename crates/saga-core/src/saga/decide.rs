@@ -1,0 +1,1082 @@
+//! One function per input: what it means in the current state.
+
+use bsv_format::hash::sha256;
+use bsv_format::script::interpreter::{verify_input, VerifyFlags};
+use bsv_format::{Outpoint, Transaction, Txid};
+
+use super::event::{CancelOrigin, Event, MessageKind, Resolution};
+use super::io::{
+    BroadcastOutcome, Decision, EffectKey, Input, NotaryAnswer, PeerMessage, PeerReply, Reject,
+};
+use super::Saga;
+use crate::legs::{self, fee_for_size, MAX_LEG_SPEND_BYTES};
+use crate::terms::{CheckContext, Leg, PartyTerms, Role, Terms, TermsError, TermsSignature};
+use crate::token::Token;
+use crate::units::{Height, Satoshis, UnixTime};
+use crate::wallet::UtxoChange;
+
+/// The flags our own leg transactions are checked with before we rely on a
+/// signature: the node's standard post-Chronicle rules plus MINIMALIF (our
+/// transactions satisfy every strict rule).
+pub(crate) fn leg_flags() -> VerifyFlags {
+    VerifyFlags::standard_post_chronicle() | VerifyFlags::MINIMALIF
+}
+
+/// How far above our own fee for a one-input leg spend we accept the
+/// counterparty's fee on a refund or cancel it asks us to sign: policies of
+/// two organisations may set different fee rates; ten times ours bounds what
+/// a lying funder can burn of its own output, nothing of ours.
+const COUNTER_FEE_FACTOR: u64 = 10;
+
+impl Saga {
+    pub(crate) fn own_leg(&self) -> Leg {
+        self.ctx.role.funds()
+    }
+
+    pub(crate) fn counter_leg(&self) -> Leg {
+        self.ctx.role.other().funds()
+    }
+
+    pub(crate) fn counterparty<'a>(&self, terms: &'a Terms) -> &'a PartyTerms {
+        terms.party(self.ctx.role.other())
+    }
+
+    /// Our fee for a one-input spend of an escrow output on `leg`'s chain.
+    pub(crate) fn spend_fee(&self, terms: &Terms, leg: Leg) -> Satoshis {
+        let rate = self
+            .ctx
+            .policy
+            .chain(&terms.leg(leg).chain_id)
+            .map_or(0, |c| c.fee_rate_sats_per_kb);
+        fee_for_size(MAX_LEG_SPEND_BYTES, rate)
+    }
+
+    fn counter_max_fee(&self, terms: &Terms, leg: Leg) -> Satoshis {
+        let rate = self
+            .ctx
+            .policy
+            .chain(&terms.leg(leg).chain_id)
+            .map_or(0, |c| c.fee_rate_sats_per_kb);
+        let ours = fee_for_size(MAX_LEG_SPEND_BYTES, rate.saturating_mul(COUNTER_FEE_FACTOR));
+        Satoshis(ours.0.max(1_000))
+    }
+
+    pub(crate) fn escrow_key(&self, leg: Leg) -> &bsv_format::keys::PrivateKey {
+        match leg {
+            Leg::Payment => &self.ctx.keys.payment_escrow_key,
+            Leg::Delivery => &self.ctx.keys.delivery_escrow_key,
+        }
+    }
+
+    /// The unsigned refund of our reservation.
+    pub(crate) fn unsigned_refund(&self, terms: &Terms) -> Option<Transaction> {
+        let escrow = self.facts.own.escrow()?;
+        legs::build_refund(terms, self.own_leg(), escrow, self.spend_fee(terms, self.own_leg())).ok()
+    }
+
+    /// The unsigned cancel of our reservation.
+    pub(crate) fn unsigned_cancel(&self, terms: &Terms) -> Option<Transaction> {
+        let escrow = self.facts.own.escrow()?;
+        legs::build_cancel(terms, self.own_leg(), escrow, self.spend_fee(terms, self.own_leg())).ok()
+    }
+
+    pub(crate) fn status_name(&self) -> &'static str {
+        self.status().name()
+    }
+
+    fn wrong_state(&self, input: &'static str) -> Reject {
+        Reject::WrongState {
+            state: self.status_name(),
+            input,
+        }
+    }
+
+    fn agreed_terms(&self, input: &'static str) -> Result<&Terms, Reject> {
+        match self.facts.terms.as_deref() {
+            Some(t) if self.facts.agreed() => Ok(t),
+            _ => Err(self.wrong_state(input)),
+        }
+    }
+
+    fn check_context<'a>(&'a self, peer: &'a str, now: UnixTime, terms: &Terms, exposure: Satoshis) -> Result<CheckContext<'a>, Reject> {
+        let tip = |chain: &str| {
+            self.tip(chain).ok_or_else(|| Reject::Build {
+                what: "terms check",
+                detail: format!("tip of chain {chain} unknown"),
+            })
+        };
+        Ok(CheckContext {
+            now,
+            payment_tip: tip(&terms.payment.chain_id)?,
+            delivery_tip: tip(&terms.delivery.chain_id)?,
+            own_spiffe_id: &self.ctx.own_spiffe_id,
+            peer_spiffe_id: peer,
+            own_saga_key: &self.own_public.saga_key,
+            own_payment_escrow_key: &self.own_public.payment_escrow_key,
+            own_delivery_escrow_key: &self.own_public.delivery_escrow_key,
+            exposure,
+        })
+    }
+}
+
+fn terms_reject(e: TermsError) -> Reject {
+    match e {
+        TermsError::Denied(d) => Reject::PolicyDenied(d),
+        other => Reject::Terms(other),
+    }
+}
+
+fn build_err(what: &'static str, e: impl std::fmt::Display) -> Reject {
+    Reject::Build {
+        what,
+        detail: e.to_string(),
+    }
+}
+
+/// The events `input` causes (before the progress rules run). Fills the
+/// decision's side channels (tokens, hashlocks, wallet changes, reply).
+pub(super) fn decide(
+    saga: &Saga,
+    input: Input,
+    now: UnixTime,
+    d: &mut Decision,
+) -> Result<Vec<Event>, Reject> {
+    if saga.facts.abandoned.is_some() {
+        return match input {
+            Input::Tick => Ok(Vec::new()),
+            _ => Err(saga.wrong_state("any input")),
+        };
+    }
+    match input {
+        Input::Start { terms, exposure } => start(saga, *terms, exposure, now, d),
+        Input::Proposal {
+            caller,
+            terms,
+            buyer_signature,
+            exposure,
+        } => proposal(saga, &caller, *terms, buyer_signature, exposure, now, d),
+        Input::Peer { caller, message } => peer(saga, &caller, message, now, d),
+        Input::PeerAnswered { request, reply } => answered(saga, request, reply),
+        Input::ReservationFunded {
+            tx,
+            fee,
+            utxo_changes,
+        } => funded(saga, tx, fee, utxo_changes, d),
+        Input::Broadcasted { txid, outcome } => broadcasted(saga, txid, outcome, d),
+        Input::TxConfirmed {
+            chain_id: _,
+            txid,
+            block_height,
+            tip,
+            beef,
+        } => confirmed(saga, txid, block_height, tip, beef),
+        Input::SpendSeen { outpoint, tx, .. } => spend_seen(saga, outpoint, &tx),
+        Input::Notary(answer) => notary(saga, answer),
+        Input::Tick => Ok(Vec::new()),
+        Input::CancelRequested { reason: _ } => operator_cancel(saga),
+        Input::Resolve(resolution) => resolve(saga, resolution),
+        Input::EffectFailed { effect, detail } => effect_failed(saga, effect, detail),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Step 0
+// ---------------------------------------------------------------------------
+
+fn start(
+    saga: &Saga,
+    terms: Terms,
+    exposure: Satoshis,
+    now: UnixTime,
+    d: &mut Decision,
+) -> Result<Vec<Event>, Reject> {
+    if saga.ctx.role != Role::Buyer {
+        return Err(saga.wrong_state("start (only the buyer starts a swap)"));
+    }
+    if let Some(existing) = saga.facts.terms.as_deref() {
+        // A retried start with the same terms is the same request.
+        return if existing == &terms {
+            Ok(Vec::new())
+        } else {
+            Err(saga.wrong_state("start with other terms"))
+        };
+    }
+    let preimage = saga.ctx.keys.preimage.ok_or_else(|| Reject::Build {
+        what: "terms",
+        detail: "the buyer's saga has no preimage".into(),
+    })?;
+    if !crate::constant_time_eq(&sha256(&preimage), &terms.hash_lock) {
+        return Err(Reject::Build {
+            what: "terms",
+            detail: "the hashlock is not SHA256 of the saga's preimage".into(),
+        });
+    }
+    let ctx = saga.check_context(&terms.seller.spiffe_id, now, &terms, exposure)?;
+    terms
+        .check_against(&saga.ctx.policy, Role::Buyer, &ctx)
+        .map_err(terms_reject)?;
+    let buyer_signature = terms
+        .sign(Role::Buyer, &saga.ctx.keys.saga_key)
+        .map_err(terms_reject)?;
+    d.new_hashlocks.push(terms.hash_lock);
+    Ok(vec![Event::TermsProposed {
+        terms: Box::new(terms),
+        buyer_signature,
+    }])
+}
+
+#[allow(clippy::too_many_arguments)]
+fn proposal(
+    saga: &Saga,
+    caller: &str,
+    terms: Terms,
+    buyer_signature: TermsSignature,
+    exposure: Satoshis,
+    now: UnixTime,
+    d: &mut Decision,
+) -> Result<Vec<Event>, Reject> {
+    if saga.ctx.role != Role::Seller {
+        return Err(saga.wrong_state("proposal (only a seller receives one)"));
+    }
+    if let Some(existing) = saga.facts.terms.as_deref() {
+        // The same proposal again (a retried call): the same answer.
+        if existing != &terms || saga.facts.buyer_signature.as_ref() != Some(&buyer_signature) {
+            return Err(saga.wrong_state("a second, different proposal"));
+        }
+        d.reply = Some(match (&saga.facts.seller_signature, &saga.facts.rejected) {
+            (_, Some(reason)) => PeerReply::Refused {
+                reason: reason.clone(),
+            },
+            (Some(sig), None) => PeerReply::Accepted {
+                seller_signature: sig.clone(),
+            },
+            (None, None) => return Err(saga.wrong_state("proposal")),
+        });
+        return Ok(Vec::new());
+    }
+    if caller != terms.buyer.spiffe_id {
+        return Err(Reject::NotAParty {
+            caller: caller.to_string(),
+        });
+    }
+    terms.validate().map_err(terms_reject)?;
+    terms
+        .verify_signature(Role::Buyer, &buyer_signature)
+        .map_err(terms_reject)?;
+    let proposed = Event::TermsProposed {
+        terms: Box::new(terms.clone()),
+        buyer_signature,
+    };
+    let ctx = saga.check_context(caller, now, &terms, exposure)?;
+    match terms.check_against(&saga.ctx.policy, Role::Seller, &ctx) {
+        Ok(()) => {
+            let seller_signature = terms
+                .sign(Role::Seller, &saga.ctx.keys.saga_key)
+                .map_err(terms_reject)?;
+            d.new_hashlocks.push(terms.hash_lock);
+            d.reply = Some(PeerReply::Accepted {
+                seller_signature: seller_signature.clone(),
+            });
+            Ok(vec![proposed, Event::TermsAgreed { seller_signature }])
+        }
+        Err(TermsError::Denied(denial)) => {
+            let reason = format!("policy denies: {denial}");
+            d.reply = Some(PeerReply::Refused {
+                reason: reason.clone(),
+            });
+            Ok(vec![proposed, Event::TermsRejected { reason }])
+        }
+        Err(other) => Err(Reject::Terms(other)),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Peer messages
+// ---------------------------------------------------------------------------
+
+fn peer(
+    saga: &Saga,
+    caller: &str,
+    message: PeerMessage,
+    now: UnixTime,
+    d: &mut Decision,
+) -> Result<Vec<Event>, Reject> {
+    let terms = saga.agreed_terms(message.kind().name())?;
+    if caller != saga.counterparty(terms).spiffe_id {
+        return Err(Reject::NotAParty {
+            caller: caller.to_string(),
+        });
+    }
+    match message {
+        PeerMessage::SignRefund { refund } => sign_refund(saga, terms, &refund, d),
+        PeerMessage::ReservationReady { beef, beef_bytes } => {
+            reservation_ready(saga, terms, &beef, beef_bytes, d)
+        }
+        PeerMessage::GrantToken { token } => grant_token(saga, terms, caller, token, now, d),
+        PeerMessage::Execute { token, claim } => execute(saga, terms, caller, &token, &claim, now, d),
+        PeerMessage::SignCancel { cancel } => sign_cancel(saga, terms, &cancel, d),
+        PeerMessage::Cancel { reason: _ } => peer_cancel(saga, d),
+    }
+}
+
+fn sign_refund(
+    saga: &Saga,
+    terms: &Terms,
+    refund: &Transaction,
+    d: &mut Decision,
+) -> Result<Vec<Event>, Reject> {
+    let leg = saga.counter_leg();
+    let escrow = refund
+        .inputs
+        .first()
+        .map(|i| i.prev_out)
+        .ok_or_else(|| Reject::PeerMisbehaved("refund has no inputs".into()))?;
+    if let Some((verified, _, _)) = &saga.facts.counter.verified {
+        if *verified != escrow {
+            return Err(Reject::PeerMisbehaved(format!(
+                "refund spends {escrow}, but the verified reservation is {verified}"
+            )));
+        }
+    }
+    let signature = legs::sign_refund_as_beneficiary(
+        refund,
+        terms,
+        leg,
+        escrow,
+        saga.counter_max_fee(terms, leg),
+        saga.escrow_key(leg),
+    )
+    .map_err(|e| Reject::PeerMisbehaved(format!("refund refused: {e}")))?;
+    d.reply = Some(PeerReply::Signature { signature });
+    if saga.facts.counter.refund_signed_for == Some(escrow) {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Event::CounterRefundSigned { escrow }])
+}
+
+fn reservation_ready(
+    saga: &Saga,
+    terms: &Terms,
+    beef: &bsv_format::spv::VerifiedBeef,
+    beef_bytes: Vec<u8>,
+    d: &mut Decision,
+) -> Result<Vec<Event>, Reject> {
+    let leg = saga.counter_leg();
+    let Some(signed) = saga.facts.counter.refund_signed_for else {
+        d.reply = Some(PeerReply::NotYet {
+            reason: "no refund of this reservation was signed by us yet".into(),
+        });
+        return Ok(Vec::new());
+    };
+    if let Some((escrow, _, _)) = &saga.facts.counter.verified {
+        if *escrow == signed && beef.subject() == escrow.txid {
+            d.reply = Some(PeerReply::Ack);
+            return Ok(Vec::new());
+        }
+    }
+    let tx = beef.subject_transaction();
+    if beef.subject() != signed.txid {
+        return misbehaved(
+            d,
+            format!(
+                "reservation {} is not the one whose refund we signed ({})",
+                beef.subject(),
+                signed.txid
+            ),
+        );
+    }
+    if let Err(e) = legs::check_reservation_output(tx, signed.vout, terms, leg) {
+        return misbehaved(d, format!("reservation {}: {e}", beef.subject()));
+    }
+    let block_height = beef
+        .beef()
+        .find(&beef.subject())
+        .and_then(|t| t.bump_index())
+        .and_then(|i| beef.beef().bumps().get(i))
+        .map(|b| Height(b.block_height()));
+    let Some(block_height) = block_height else {
+        d.reply = Some(PeerReply::NotYet {
+            reason: "the reservation has no BUMP (not yet mined)".into(),
+        });
+        return Ok(Vec::new());
+    };
+    let depth = beef.tip_height().saturating_sub(block_height.0).saturating_add(1);
+    let wanted = terms.leg(leg).confirmations;
+    if depth < wanted {
+        d.reply = Some(PeerReply::NotYet {
+            reason: format!("the reservation has {depth} of {wanted} confirmations"),
+        });
+        return Ok(Vec::new());
+    }
+    d.reply = Some(PeerReply::Ack);
+    Ok(vec![Event::CounterReservationVerified {
+        escrow: signed,
+        block_height,
+        beef: beef_bytes,
+    }])
+}
+
+fn misbehaved(d: &mut Decision, reason: String) -> Result<Vec<Event>, Reject> {
+    d.reply = Some(PeerReply::Refused {
+        reason: reason.clone(),
+    });
+    Ok(vec![Event::CounterpartyMisbehaved { reason }])
+}
+
+fn grant_token(
+    saga: &Saga,
+    terms: &Terms,
+    caller: &str,
+    token: Token,
+    now: UnixTime,
+    d: &mut Decision,
+) -> Result<Vec<Event>, Reject> {
+    let Some((escrow, _, _)) = &saga.facts.counter.verified else {
+        d.reply = Some(PeerReply::NotYet {
+            reason: "the reservation this token grants is not verified yet".into(),
+        });
+        return Ok(Vec::new());
+    };
+    if saga.facts.counter.token.as_ref() == Some(&token) {
+        d.reply = Some(PeerReply::Ack);
+        return Ok(Vec::new());
+    }
+    if token.issuer != caller {
+        return Err(Reject::PeerMisbehaved(format!(
+            "token issued by {}, sent by {caller}",
+            token.issuer
+        )));
+    }
+    // The holder must be us: we are the one who will present it.
+    let verified = token
+        .verify(
+            &saga.counterparty(terms).saga_key,
+            &saga.ctx.own_spiffe_id,
+            now,
+            saga.ctx.policy.times.clock_skew_tolerance,
+        )
+        .map_err(Reject::Token)?;
+    verified
+        .check_grants(&terms.saga_id, escrow)
+        .map_err(Reject::Token)?;
+    d.reply = Some(PeerReply::Ack);
+    Ok(vec![Event::TokenReceived { token }])
+}
+
+#[allow(clippy::too_many_arguments)]
+fn execute(
+    saga: &Saga,
+    terms: &Terms,
+    caller: &str,
+    token: &Token,
+    claim: &Transaction,
+    now: UnixTime,
+    d: &mut Decision,
+) -> Result<Vec<Event>, Reject> {
+    let Some(escrow) = saga.facts.own.escrow() else {
+        return Err(saga.wrong_state("execute"));
+    };
+    let Some(granted) = &saga.facts.own.token else {
+        return Err(saga.wrong_state("execute (no token was granted)"));
+    };
+    let verified = token
+        .verify(
+            &terms.party(saga.ctx.role).saga_key,
+            caller,
+            now,
+            saga.ctx.policy.times.clock_skew_tolerance,
+        )
+        .map_err(Reject::Token)?;
+    verified
+        .check_grants(&terms.saga_id, &escrow)
+        .map_err(Reject::Token)?;
+    if verified.token_id() != granted.token_id {
+        return Err(Reject::PeerMisbehaved("token is not the one we granted".into()));
+    }
+    let claim_txid = claim.txid();
+    if let Some((seen, used)) = &saga.facts.own.counter_claim {
+        if *used == Some(verified.token_id()) {
+            return if *seen == claim_txid {
+                d.reply = Some(PeerReply::Ack);
+                Ok(Vec::new())
+            } else {
+                Err(Reject::TokenReused(verified.token_id()))
+            };
+        }
+    }
+    let Some(preimage) = legs::extract_preimage(claim, &escrow, &terms.hash_lock) else {
+        return Err(Reject::PeerMisbehaved(format!(
+            "claim {claim_txid} does not spend {escrow} with the preimage of H"
+        )));
+    };
+    d.consumed_tokens.push(verified.token_id());
+    d.reply = Some(PeerReply::Ack);
+    // Also when the claim was seen on chain first: the token is consumed
+    // now all the same, and recorded with the claim.
+    let mut events = vec![Event::CounterClaimSeen {
+        txid: claim_txid,
+        token_id: Some(verified.token_id()),
+    }];
+    if saga.ctx.role == Role::Seller && saga.facts.preimage_learned.is_none() {
+        events.push(Event::PreimageLearned {
+            preimage,
+            claim_txid,
+        });
+    }
+    Ok(events)
+}
+
+fn sign_cancel(
+    saga: &Saga,
+    terms: &Terms,
+    cancel: &Transaction,
+    d: &mut Decision,
+) -> Result<Vec<Event>, Reject> {
+    let leg = saga.counter_leg();
+    let Some(escrow) = saga.facts.counter.escrow() else {
+        return Err(saga.wrong_state("sign_cancel (no reservation of yours is known)"));
+    };
+    let mut events = Vec::new();
+    match saga.ctx.role {
+        Role::Buyer => {
+            // We sign the seller's cancel only while our claim is not out;
+            // from then on we never claim (DESIGN.md §3.1).
+            if saga.facts.counter.claim_broadcast.is_some() {
+                d.reply = Some(PeerReply::Refused {
+                    reason: "our claim of your reservation is already broadcast".into(),
+                });
+                return Ok(Vec::new());
+            }
+        }
+        Role::Seller => {
+            if saga.facts.preimage_learned.is_some() {
+                d.reply = Some(PeerReply::Refused {
+                    reason: "your claim of our reservation revealed s: no cancel".into(),
+                });
+                return Ok(Vec::new());
+            }
+            let own = &saga.facts.own;
+            let never_broadcast = own.broadcast.is_none()
+                && (own.abandoned.is_some() || own.refund.is_none());
+            if !(never_broadcast || own.refund_confirmed.is_some()) {
+                d.reply = Some(PeerReply::NotYet {
+                    reason: "our own reservation is not back yet".into(),
+                });
+                return Ok(Vec::new());
+            }
+            if own.broadcast.is_none() && own.abandoned.is_none() {
+                events.push(Event::ReservationAbandoned {
+                    reason: "cooperative cancel before our reservation was broadcast".into(),
+                });
+                release_inputs(saga, terms, d);
+            }
+        }
+    }
+    let signature = legs::sign_cancel(
+        cancel,
+        terms,
+        leg,
+        escrow,
+        saga.counter_max_fee(terms, leg),
+        saga.escrow_key(leg),
+    )
+    .map_err(|e| Reject::PeerMisbehaved(format!("cancel refused: {e}")))?;
+    d.reply = Some(PeerReply::Signature { signature });
+    if saga.facts.cancel.is_none() {
+        events.insert(
+            0,
+            Event::CancelRequested {
+                origin: CancelOrigin::Peer,
+            },
+        );
+    }
+    if saga.facts.counter.cancel_signed != Some(escrow) {
+        events.push(Event::CancelSigned { escrow });
+    }
+    Ok(events)
+}
+
+fn peer_cancel(saga: &Saga, d: &mut Decision) -> Result<Vec<Event>, Reject> {
+    if let Some(reason) = cancel_refusal(saga) {
+        d.reply = Some(PeerReply::Refused { reason });
+        return Ok(Vec::new());
+    }
+    d.reply = Some(PeerReply::Ack);
+    if saga.facts.cancel.is_some() {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Event::CancelRequested {
+        origin: CancelOrigin::Peer,
+    }])
+}
+
+/// Why a cancel cannot be accepted now, if it cannot.
+fn cancel_refusal(saga: &Saga) -> Option<String> {
+    if saga.facts.counter.claim_broadcast.is_some() {
+        return Some("our claim is already broadcast: the swap is executing".into());
+    }
+    if saga.ctx.role == Role::Seller && saga.facts.preimage_learned.is_some() {
+        return Some("s is revealed: the swap is executing".into());
+    }
+    None
+}
+
+/// Releases the inputs of our reservation (it will never be broadcast).
+pub(crate) fn release_inputs(saga: &Saga, terms: &Terms, d: &mut Decision) {
+    release_into(saga, terms, &mut d.utxo_changes);
+}
+
+pub(crate) fn release_into(saga: &Saga, terms: &Terms, changes: &mut Vec<UtxoChange>) {
+    if let Some(tx) = &saga.facts.own.reservation {
+        let chain_id = terms.leg(saga.own_leg()).chain_id.clone();
+        for i in &tx.inputs {
+            changes.push(UtxoChange::Release {
+                chain_id: chain_id.clone(),
+                outpoint: i.prev_out,
+                saga_id: terms.saga_id,
+            });
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Answers to our requests
+// ---------------------------------------------------------------------------
+
+fn answered(saga: &Saga, request: MessageKind, reply: PeerReply) -> Result<Vec<Event>, Reject> {
+    let Some(terms) = saga.facts.terms.as_deref() else {
+        return Err(saga.wrong_state("an answer"));
+    };
+    match (request, reply) {
+        (_, PeerReply::NotYet { .. }) => Ok(Vec::new()),
+        (MessageKind::Propose, PeerReply::Accepted { seller_signature }) => {
+            if saga.facts.seller_signature.is_some() || saga.facts.rejected.is_some() {
+                return Ok(Vec::new());
+            }
+            if terms
+                .verify_signature(Role::Seller, &seller_signature)
+                .is_err()
+            {
+                return Ok(vec![Event::TermsRejected {
+                    reason: "the seller's signature does not verify".into(),
+                }]);
+            }
+            Ok(vec![Event::TermsAgreed { seller_signature }])
+        }
+        (MessageKind::Propose, PeerReply::Refused { reason }) => {
+            if saga.facts.seller_signature.is_some() || saga.facts.rejected.is_some() {
+                return Ok(Vec::new());
+            }
+            Ok(vec![Event::TermsRejected { reason }])
+        }
+        (MessageKind::SignRefund, PeerReply::Signature { signature }) => {
+            refund_signature(saga, terms, &signature)
+        }
+        (MessageKind::SignCancel, PeerReply::Signature { signature }) => {
+            cancel_signature(saga, terms, &signature)
+        }
+        (
+            kind @ (MessageKind::ReservationReady
+            | MessageKind::GrantToken
+            | MessageKind::Execute
+            | MessageKind::Cancel),
+            PeerReply::Ack,
+        ) => {
+            if saga.facts.delivered.contains(&kind) {
+                Ok(Vec::new())
+            } else {
+                Ok(vec![Event::MessageDelivered { kind }])
+            }
+        }
+        (kind, PeerReply::Refused { reason }) => {
+            if saga.facts.attention.is_some() {
+                return Ok(Vec::new());
+            }
+            Ok(vec![Event::AttentionRaised {
+                reason: format!("the counterparty refused our {}: {reason}", kind.name()),
+            }])
+        }
+        (kind, _) => Err(Reject::PeerMisbehaved(format!(
+            "unexpected answer to {}",
+            kind.name()
+        ))),
+    }
+}
+
+fn refund_signature(saga: &Saga, terms: &Terms, signature: &[u8]) -> Result<Vec<Event>, Reject> {
+    if saga.facts.own.refund.is_some() {
+        return Ok(Vec::new());
+    }
+    let leg = saga.own_leg();
+    let Some(mut refund) = saga.unsigned_refund(terms) else {
+        return Err(saga.wrong_state("a refund signature"));
+    };
+    let ours = legs::sign_refund_as_funder(&refund, terms, leg, saga.escrow_key(leg))
+        .map_err(|e| build_err("refund", e))?;
+    legs::set_refund_unlock(&mut refund, &ours, signature).map_err(|e| build_err("refund", e))?;
+    if let Err(e) = verify_input(
+        &refund,
+        0,
+        &terms.escrow_script(leg),
+        terms.leg(leg).amount.0,
+        leg_flags(),
+    ) {
+        return Ok(vec![Event::CounterpartyMisbehaved {
+            reason: format!("its signature on our refund does not verify: {e}"),
+        }]);
+    }
+    Ok(vec![Event::RefundCountersigned { refund }])
+}
+
+fn cancel_signature(saga: &Saga, terms: &Terms, signature: &[u8]) -> Result<Vec<Event>, Reject> {
+    if saga.facts.own.cancel_tx.is_some() {
+        return Ok(Vec::new());
+    }
+    let leg = saga.own_leg();
+    let (Some(escrow), Some(mut cancel)) = (saga.facts.own.escrow(), saga.unsigned_cancel(terms))
+    else {
+        return Err(saga.wrong_state("a cancel signature"));
+    };
+    let ours = legs::sign_cancel(
+        &cancel,
+        terms,
+        leg,
+        escrow,
+        saga.spend_fee(terms, leg),
+        saga.escrow_key(leg),
+    )
+    .map_err(|e| build_err("cancel", e))?;
+    legs::set_refund_unlock(&mut cancel, &ours, signature).map_err(|e| build_err("cancel", e))?;
+    if let Err(e) = verify_input(
+        &cancel,
+        0,
+        &terms.escrow_script(leg),
+        terms.leg(leg).amount.0,
+        leg_flags(),
+    ) {
+        return Ok(vec![Event::AttentionRaised {
+            reason: format!("the counterparty's signature on our cancel does not verify: {e}"),
+        }]);
+    }
+    Ok(vec![Event::CancelBuilt { tx: cancel }])
+}
+
+// ---------------------------------------------------------------------------
+// Wallet, broadcaster, chain
+// ---------------------------------------------------------------------------
+
+fn funded(
+    saga: &Saga,
+    tx: Transaction,
+    fee: Satoshis,
+    utxo_changes: Vec<UtxoChange>,
+    d: &mut Decision,
+) -> Result<Vec<Event>, Reject> {
+    let terms = saga.agreed_terms("reservation_funded")?;
+    if saga.facts.own.reservation.is_some() || saga.facts.own.abandoned.is_some() {
+        return Err(saga.wrong_state("reservation_funded (already built)"));
+    }
+    legs::check_reservation_output(&tx, 0, terms, saga.own_leg())
+        .map_err(|e| build_err("reservation", e))?;
+    d.utxo_changes.extend(utxo_changes);
+    Ok(vec![Event::ReservationBuilt { tx, fee }])
+}
+
+fn broadcasted(
+    saga: &Saga,
+    txid: Txid,
+    outcome: BroadcastOutcome,
+    d: &mut Decision,
+) -> Result<Vec<Event>, Reject> {
+    let terms = saga.agreed_terms("broadcasted")?;
+    let own = &saga.facts.own;
+    let counter = &saga.facts.counter;
+    let is = |tx: &Option<Transaction>| tx.as_ref().is_some_and(|t| t.txid() == txid);
+    if is(&own.reservation) {
+        return Ok(match outcome {
+            BroadcastOutcome::Accepted if own.broadcast.is_none() => {
+                mark_inputs_spent(saga, terms, txid, d);
+                vec![Event::ReservationBroadcast { txid }]
+            }
+            BroadcastOutcome::Accepted => Vec::new(),
+            BroadcastOutcome::Rejected { reason } if own.broadcast.is_none() => {
+                if own.abandoned.is_none() {
+                    release_inputs(saga, terms, d);
+                    vec![Event::ReservationAbandoned {
+                        reason: format!("the chain rejected our reservation: {reason}"),
+                    }]
+                } else {
+                    Vec::new()
+                }
+            }
+            BroadcastOutcome::Rejected { .. } => Vec::new(),
+            BroadcastOutcome::DoubleSpend { competing } => attention(
+                saga,
+                format!("our reservation {txid} is double-spent by {competing:?}"),
+            ),
+        });
+    }
+    if is(&own.refund) || is(&own.cancel_tx) {
+        return Ok(match outcome {
+            BroadcastOutcome::Accepted if own.refund_broadcast.is_none() => {
+                vec![Event::RefundBroadcast { txid }]
+            }
+            BroadcastOutcome::Accepted => Vec::new(),
+            // The escrow is spent by something else (a claim: the spend
+            // watcher will say), or the refund is not final yet.
+            BroadcastOutcome::Rejected { reason } => {
+                failure(saga, EffectKey::Broadcast(purpose_of_refund(saga, txid)), reason)
+            }
+            BroadcastOutcome::DoubleSpend { competing } => failure(
+                saga,
+                EffectKey::Broadcast(purpose_of_refund(saga, txid)),
+                format!("our escrow is spent by {competing:?}"),
+            ),
+        });
+    }
+    if is(&counter.claim) {
+        return Ok(match outcome {
+            BroadcastOutcome::Accepted if counter.claim_broadcast.is_none() => {
+                vec![Event::ClaimBroadcast { txid }]
+            }
+            BroadcastOutcome::Accepted => Vec::new(),
+            BroadcastOutcome::Rejected { reason } => {
+                attention(saga, format!("the chain rejected our claim {txid}: {reason}"))
+            }
+            BroadcastOutcome::DoubleSpend { competing } => attention(
+                saga,
+                format!("our claim {txid} lost to {competing:?}: the reservation was refunded"),
+            ),
+        });
+    }
+    Err(Reject::Build {
+        what: "broadcast result",
+        detail: format!("{txid} is none of this saga's transactions"),
+    })
+}
+
+fn purpose_of_refund(saga: &Saga, txid: Txid) -> super::io::TxPurpose {
+    if saga
+        .facts
+        .own
+        .cancel_tx
+        .as_ref()
+        .is_some_and(|c| c.txid() == txid)
+    {
+        super::io::TxPurpose::Cancel
+    } else {
+        super::io::TxPurpose::Refund
+    }
+}
+
+fn mark_inputs_spent(saga: &Saga, terms: &Terms, txid: Txid, d: &mut Decision) {
+    if let Some(tx) = &saga.facts.own.reservation {
+        let chain_id = terms.leg(saga.own_leg()).chain_id.clone();
+        for i in &tx.inputs {
+            d.utxo_changes.push(UtxoChange::Spend {
+                chain_id: chain_id.clone(),
+                outpoint: i.prev_out,
+                spent_by: txid,
+                saga_id: Some(terms.saga_id),
+            });
+        }
+    }
+}
+
+fn confirmed(
+    saga: &Saga,
+    txid: Txid,
+    block_height: Height,
+    tip: Height,
+    beef: Option<Vec<u8>>,
+) -> Result<Vec<Event>, Reject> {
+    let terms = saga.agreed_terms("tx_confirmed")?;
+    let depth = tip.0.saturating_sub(block_height.0).saturating_add(1);
+    let own = &saga.facts.own;
+    let counter = &saga.facts.counter;
+    let own_depth = terms.leg(saga.own_leg()).confirmations.max(1);
+    let counter_depth = terms.leg(saga.counter_leg()).confirmations.max(1);
+    let mut events = Vec::new();
+    if own.reservation.as_ref().is_some_and(|t| t.txid() == txid) {
+        if own.broadcast.is_none() {
+            events.push(Event::ReservationBroadcast { txid });
+        }
+        if own.confirmed.is_none() && depth >= own_depth {
+            let beef = beef.ok_or_else(|| Reject::Build {
+                what: "reservation confirmation",
+                detail: "no BEEF came with it".into(),
+            })?;
+            events.push(Event::ReservationConfirmed { block_height, beef });
+        }
+    } else if counter.claim.as_ref().is_some_and(|t| t.txid() == txid) {
+        if counter.claim_broadcast.is_none() {
+            events.push(Event::ClaimBroadcast { txid });
+        }
+        if counter.claim_confirmed.is_none() && depth >= counter_depth {
+            events.push(Event::ClaimConfirmed { block_height });
+        }
+    } else if own.counter_claim.as_ref().is_some_and(|c| c.0 == txid) {
+        if own.counter_claim_confirmed.is_none() && depth >= own_depth {
+            events.push(Event::CounterClaimConfirmed { block_height });
+        }
+    } else if own.refund_broadcast == Some(txid)
+        || own.refund.as_ref().is_some_and(|t| t.txid() == txid)
+        || own.cancel_tx.as_ref().is_some_and(|t| t.txid() == txid)
+    {
+        if own.refund_broadcast.is_none() {
+            events.push(Event::RefundBroadcast { txid });
+        }
+        if own.refund_confirmed.is_none() && depth >= own_depth {
+            events.push(Event::RefundConfirmed { block_height });
+        }
+    } else {
+        return Err(Reject::Build {
+            what: "confirmation",
+            detail: format!("{txid} is none of this saga's transactions"),
+        });
+    }
+    Ok(events)
+}
+
+fn spend_seen(saga: &Saga, outpoint: Outpoint, tx: &Transaction) -> Result<Vec<Event>, Reject> {
+    let terms = saga.agreed_terms("spend_seen")?;
+    let txid = tx.txid();
+    let own = &saga.facts.own;
+    let counter = &saga.facts.counter;
+    let mut events = Vec::new();
+    if own.escrow() == Some(outpoint) {
+        let ours = own.refund.as_ref().is_some_and(|t| t.txid() == txid)
+            || own.cancel_tx.as_ref().is_some_and(|t| t.txid() == txid);
+        if ours {
+            if own.refund_broadcast.is_none() {
+                events.push(Event::RefundBroadcast { txid });
+            }
+        } else if let Some(preimage) = legs::extract_preimage(tx, &outpoint, &terms.hash_lock) {
+            if own.counter_claim.as_ref().map(|c| c.0) != Some(txid) {
+                events.push(Event::CounterClaimSeen {
+                    txid,
+                    token_id: None,
+                });
+            }
+            if saga.ctx.role == Role::Seller && saga.facts.preimage_learned.is_none() {
+                events.push(Event::PreimageLearned {
+                    preimage,
+                    claim_txid: txid,
+                });
+            }
+        } else if own.refund_broadcast != Some(txid) && saga.facts.attention.is_none() {
+            events.push(Event::AttentionRaised {
+                reason: format!("our escrow {outpoint} was spent by {txid}, which is no claim or refund of ours"),
+            });
+        }
+        return Ok(events);
+    }
+    if counter.escrow() == Some(outpoint) {
+        let ours = counter.claim.as_ref().is_some_and(|t| t.txid() == txid);
+        if ours {
+            if counter.claim_broadcast.is_none() {
+                events.push(Event::ClaimBroadcast { txid });
+            }
+        } else if counter.claim_broadcast.is_some() {
+            events.extend(attention(
+                saga,
+                format!("the counterparty's escrow {outpoint} was spent by {txid} although our claim was broadcast"),
+            ));
+        } else if counter.claim_abandoned.is_none() {
+            events.push(Event::ClaimAbandoned {
+                reason: format!("the counterparty's reservation was spent by {txid} (refund or cancel)"),
+            });
+        }
+        return Ok(events);
+    }
+    Err(Reject::Build {
+        what: "spend",
+        detail: format!("{outpoint} is neither escrow of this saga"),
+    })
+}
+
+fn notary(saga: &Saga, answer: NotaryAnswer) -> Result<Vec<Event>, Reject> {
+    saga.agreed_terms("notary answer")?;
+    if saga.facts.notary_approval.is_some() || saga.facts.notary_rejection.is_some() {
+        return Ok(Vec::new());
+    }
+    Ok(match answer {
+        NotaryAnswer::Approved { signature } => vec![Event::NotaryApproved { signature }],
+        NotaryAnswer::Rejected { reason } => vec![
+            Event::NotaryRejected { reason },
+            Event::CancelRequested {
+                origin: CancelOrigin::NotaryRejected,
+            },
+        ],
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Operators and failures
+// ---------------------------------------------------------------------------
+
+fn operator_cancel(saga: &Saga) -> Result<Vec<Event>, Reject> {
+    saga.agreed_terms("cancel")?;
+    if let Some(reason) = cancel_refusal(saga) {
+        return Err(Reject::Build {
+            what: "cancel",
+            detail: reason,
+        });
+    }
+    if saga.facts.cancel.is_some() {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Event::CancelRequested {
+        origin: CancelOrigin::Operator,
+    }])
+}
+
+fn resolve(saga: &Saga, resolution: Resolution) -> Result<Vec<Event>, Reject> {
+    if saga.facts.attention.is_none() {
+        return Err(saga.wrong_state("resolve (the saga does not need attention)"));
+    }
+    if resolution == Resolution::Refund {
+        if let Some(reason) = cancel_refusal(saga) {
+            return Err(Reject::Build {
+                what: "refund resolution",
+                detail: reason,
+            });
+        }
+    }
+    Ok(vec![Event::OperatorResolved { resolution }])
+}
+
+fn effect_failed(saga: &Saga, effect: EffectKey, detail: String) -> Result<Vec<Event>, Reject> {
+    Ok(failure(saga, effect, detail))
+}
+
+/// An effect failed once more: count it, and raise attention when the
+/// policy's retry budget is spent.
+fn failure(saga: &Saga, effect: EffectKey, detail: String) -> Vec<Event> {
+    let attempt = saga
+        .facts
+        .failures
+        .get(&effect)
+        .copied()
+        .unwrap_or(0)
+        .saturating_add(1);
+    let mut events = vec![Event::EffectFailed {
+        effect: effect.clone(),
+        attempt,
+        detail: detail.clone(),
+    }];
+    if attempt >= saga.ctx.policy.retry.budget && saga.facts.attention.is_none() {
+        events.push(Event::AttentionRaised {
+            reason: format!("{effect:?} failed {attempt} times; last: {detail}"),
+        });
+    }
+    events
+}
+
+fn attention(saga: &Saga, reason: String) -> Vec<Event> {
+    if saga.facts.attention.is_some() {
+        Vec::new()
+    } else {
+        vec![Event::AttentionRaised { reason }]
+    }
+}
