@@ -34,6 +34,17 @@ pub enum MessageKind {
 }
 
 impl MessageKind {
+    /// Every kind.
+    pub const ALL: [MessageKind; 7] = [
+        MessageKind::Propose,
+        MessageKind::SignRefund,
+        MessageKind::ReservationReady,
+        MessageKind::GrantToken,
+        MessageKind::Execute,
+        MessageKind::SignCancel,
+        MessageKind::Cancel,
+    ];
+
     /// Stable name (logs, keys, the wire's method names in snake case).
     pub fn name(self) -> &'static str {
         match self {

@@ -470,3 +470,66 @@ pub enum Reject {
         detail: String,
     },
 }
+
+impl TxPurpose {
+    /// Every purpose.
+    pub const ALL: [TxPurpose; 5] = [
+        TxPurpose::Reservation,
+        TxPurpose::Refund,
+        TxPurpose::Cancel,
+        TxPurpose::Claim,
+        TxPurpose::CounterClaim,
+    ];
+
+    /// Stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TxPurpose::Reservation => "reservation",
+            TxPurpose::Refund => "refund",
+            TxPurpose::Cancel => "cancel",
+            TxPurpose::Claim => "claim",
+            TxPurpose::CounterClaim => "counter_claim",
+        }
+    }
+}
+
+impl EffectKey {
+    /// Stable text form, e.g. `send:propose`, `broadcast:claim`,
+    /// `watch_spend:payment`, `wake_at_height:chain-p`, `wake_at` (stored
+    /// events use it; [`EffectKey::parse`] reads it back).
+    pub fn to_text(&self) -> String {
+        match self {
+            EffectKey::Send(k) => format!("send:{}", k.name()),
+            EffectKey::BuildReservation => "build_reservation".into(),
+            EffectKey::Broadcast(p) => format!("broadcast:{}", p.name()),
+            EffectKey::WatchConfirmations(p) => format!("watch_confirmations:{}", p.name()),
+            EffectKey::WatchSpend(leg) => format!("watch_spend:{leg}"),
+            EffectKey::AskNotary => "ask_notary".into(),
+            EffectKey::WakeAtHeight(chain) => format!("wake_at_height:{chain}"),
+            EffectKey::WakeAt => "wake_at".into(),
+        }
+    }
+
+    /// Parses [`EffectKey::to_text`]; `None` for anything else.
+    pub fn parse(text: &str) -> Option<EffectKey> {
+        let purpose = |s: &str| TxPurpose::ALL.into_iter().find(|p| p.name() == s);
+        let (head, arg) = text.split_once(':').unwrap_or((text, ""));
+        match (head, arg) {
+            ("send", k) => MessageKind::ALL
+                .into_iter()
+                .find(|m| m.name() == k)
+                .map(EffectKey::Send),
+            ("build_reservation", "") => Some(EffectKey::BuildReservation),
+            ("broadcast", p) => purpose(p).map(EffectKey::Broadcast),
+            ("watch_confirmations", p) => purpose(p).map(EffectKey::WatchConfirmations),
+            ("watch_spend", "payment") => Some(EffectKey::WatchSpend(Leg::Payment)),
+            ("watch_spend", "delivery") => Some(EffectKey::WatchSpend(Leg::Delivery)),
+            ("ask_notary", "") => Some(EffectKey::AskNotary),
+            ("wake_at_height", chain) if !chain.is_empty() => {
+                Some(EffectKey::WakeAtHeight(chain.to_string()))
+            }
+            ("wake_at", "") => Some(EffectKey::WakeAt),
+            _ => None,
+        }
+    }
+}
