@@ -181,6 +181,11 @@ impl Saga {
         self.facts.status(self.ctx.role)
     }
 
+    /// Our reservation, once built (signed).
+    pub fn own_reservation(&self) -> Option<&bsv_format::Transaction> {
+        self.facts.own.reservation.as_ref()
+    }
+
     /// Why the saga needs an operator, if it does.
     pub fn attention(&self) -> Option<&str> {
         self.facts.attention.as_deref()
