@@ -7,9 +7,10 @@
 //! `bsv-format` only — no TLS, HTTP, gRPC or storage stack (DESIGN.md §2), so
 //! a port can never leak a transport type into the saga.
 //!
-//! This first part holds the chain ports (DESIGN.md §6); the saga issue adds
-//! the driver and the other ports (EventLog, PeerTransport, Wallet, Clock,
-//! Notifier).
+//! This part holds the chain ports (DESIGN.md §6), the wallet's UTXO store
+//! and the event log port with its in-memory implementation and conformance
+//! suite; the saga issue adds the driver and the other ports
+//! (PeerTransport, Wallet, Clock, Notifier).
 //!
 //! # Why `async-trait`
 //! Ports are held as `Arc<dyn Port>`: one implementation per chain is chosen
@@ -25,10 +26,14 @@
 //!   [`ChainTracker`] and [`verify_beef`], [`SpendWatcher`], and the
 //!   [`ServiceFault`] they share.
 //! - [`wallet`]: [`wallet::UtxoStore`], the wallet's view of the `utxos` tree.
+//! - [`log`]: the [`EventLog`] port (one atomic, durable append per saga
+//!   step), [`MemLog`], the UTXO change rules every log shares, and the
+//!   [`log::conformance`] suite every implementation passes.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod chain;
+pub mod log;
 pub mod wallet;
 
 pub use chain::{
@@ -36,3 +41,4 @@ pub use chain::{
     ChainTracker, RejectCode, ServiceFault, SpendWatchError, SpendWatcher, SpendingInput,
     TrackerError, TxState, TxStatus, VerifyBeefError,
 };
+pub use log::{EventLog, MemLog};
