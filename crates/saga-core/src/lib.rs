@@ -20,8 +20,8 @@
 //! - [`token`]: single-use tokens (DESIGN.md §3.4).
 //! - [`legs`]: reservation, refund, claim and cooperative-cancel templates, and
 //!   the beneficiary's check before it signs a refund.
-//! - [`wallet`]: baskets, wallet outputs and their changes (coin selection
-//!   follows).
+//! - [`wallet`]: baskets, wallet outputs and their changes, coin selection
+//!   with fee and change, balances.
 //! - [`saga`]: the state machine of one party, [`saga::Saga::handle`].
 //! - [`canonical`]: the length-prefixed byte encoding terms and tokens share.
 #![forbid(unsafe_code)]
