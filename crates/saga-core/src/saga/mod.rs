@@ -166,6 +166,11 @@ impl Saga {
         self.tips.get(chain_id).copied()
     }
 
+    /// Who we are, our keys and our policy.
+    pub fn context(&self) -> &SagaContext {
+        &self.ctx
+    }
+
     /// Our role.
     pub fn role(&self) -> Role {
         self.ctx.role
