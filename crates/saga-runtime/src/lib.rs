@@ -24,7 +24,9 @@
 //! - [`chain`]: [`Broadcaster`] (ARC statuses and error codes as types),
 //!   [`ChainTracker`] and [`verify_beef`], [`SpendWatcher`], and the
 //!   [`ServiceFault`] they share.
-//! - [`wallet`]: [`wallet::UtxoStore`], the wallet's view of the `utxos` tree.
+//! - [`wallet`]: the [`wallet::Wallet`] port and [`wallet::KeyWallet`];
+//!   [`wallet::UtxoStore`], the wallet's view of the `utxos` tree, with
+//!   [`wallet::MemUtxoStore`] and its conformance suite.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

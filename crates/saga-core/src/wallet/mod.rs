@@ -186,6 +186,28 @@ pub enum UtxoChange {
     },
 }
 
+impl UtxoChange {
+    /// The chain of the output this change names.
+    pub fn chain_id(&self) -> &str {
+        match self {
+            UtxoChange::Add(u) => &u.chain_id,
+            UtxoChange::Reserve { chain_id, .. }
+            | UtxoChange::Release { chain_id, .. }
+            | UtxoChange::Spend { chain_id, .. } => chain_id,
+        }
+    }
+
+    /// The output this change names.
+    pub fn outpoint(&self) -> Outpoint {
+        match self {
+            UtxoChange::Add(u) => u.outpoint,
+            UtxoChange::Reserve { outpoint, .. }
+            | UtxoChange::Release { outpoint, .. }
+            | UtxoChange::Spend { outpoint, .. } => *outpoint,
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The changes of each step
 // ---------------------------------------------------------------------------
