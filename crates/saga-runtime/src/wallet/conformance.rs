@@ -2,11 +2,13 @@
 //! implementation (STYLE.md 13): the in-memory store here, the sled store
 //! in the gateway.
 //!
-//! ```ignore
-//! #[tokio::test]
-//! async fn my_store_keeps_the_utxo_contract() {
-//!     saga_runtime::wallet::conformance::check_utxo_store(|| MyStore::open_temporary()).await;
-//! }
+//! ```no_run
+//! # use saga_runtime::wallet::{conformance::check_utxo_store, MemUtxoStore};
+//! // In a #[tokio::test]; the sled store passes a closure opening a fresh
+//! // temporary database instead.
+//! # async fn run() {
+//! check_utxo_store(MemUtxoStore::new).await;
+//! # }
 //! ```
 //!
 //! Each check runs on a fresh store from `make` and panics, naming the rule,
