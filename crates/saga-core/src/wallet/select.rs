@@ -32,7 +32,7 @@
 //!   must rise and `build_reservation` must take it too (it has no dust rule
 //!   of its own today).
 //! - **Sums** are taken in `u128`; nothing wraps. Amounts reported in errors
-//!   saturate at `u64::MAX`; the change always fits (it is below the last
+//!   saturate at `u64::MAX`; the change always fits (it is at most the last
 //!   input's value).
 //!
 //! Candidates must be P2PKH outputs of the signing key (the input size
@@ -327,9 +327,9 @@ fn finish(mut inputs: Vec<&Utxo>, sum: u128, target: Satoshis, fee: Satoshis) ->
     inputs.sort_by_key(|u| u.outpoint);
     // Invariant: the inputs before the last one were short of target + fee
     // (the k − 1 largest did not cover, and `required` alone did not), so the
-    // change is below the last input's value, a u64.
+    // change is at most the last input's value, a u64.
     let change = u64::try_from(sum - u128::from(target.0) - u128::from(fee.0))
-        .expect("change is below the last input's value");
+        .expect("change is at most the last input's value");
     let (fee, change) = if change < DUST_LIMIT.0 {
         // Below the dust limit: to the fee (fee + change ≤ sum − target fits).
         (Satoshis(fee.0.saturating_add(change)), Satoshis(0))
