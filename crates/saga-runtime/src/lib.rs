@@ -22,10 +22,14 @@
 //! every chain port. The crate is a proc macro with no runtime code.
 //!
 //! # Layout
+//! - [`driver`]: the driver turn, coded once ([`driver::Driver`]).
+//! - [`ports`]: the peer, notary, clock, transaction-source and context ports.
 //! - [`chain`]: [`Broadcaster`] (ARC statuses and error codes as types),
 //!   [`ChainTracker`] and [`verify_beef`], [`SpendWatcher`], and the
 //!   [`ServiceFault`] they share.
-//! - [`wallet`]: [`wallet::UtxoStore`], the wallet's view of the `utxos` tree.
+//! - [`wallet`]: the [`wallet::Wallet`] port and [`wallet::KeyWallet`];
+//!   [`wallet::UtxoStore`], the wallet's view of the `utxos` tree, with
+//!   [`wallet::MemUtxoStore`] and its conformance suite.
 //! - [`log`]: the [`EventLog`] port (one atomic, durable append per saga
 //!   step), [`MemLog`], the UTXO change rules every log shares, and the
 //!   [`log::conformance`] suite every implementation passes.
@@ -33,6 +37,8 @@
 #![warn(missing_docs)]
 
 pub mod chain;
+pub mod driver;
+pub mod ports;
 pub mod log;
 pub mod wallet;
 

@@ -21,11 +21,13 @@
 //! transaction that is recorded but may still be abandoned (DESIGN.md §3.2
 //! C2) creates nothing another selection may spend, and no child reaches a
 //! broadcaster before its parent. A withdrawal ([`changes_when_withdrawn`])
-//! spends its inputs and adds its change at once, because the operator's
-//! call broadcasts it before returning.
+//! has no "abandoned" step: the admin call that asks for it records and
+//! broadcasts it at once, so it spends its inputs and adds its change when
+//! it is signed.
 //!
 //! # Layout
-//! - [`Basket`], [`Utxo`], [`UtxoState`], [`UtxoChange`].
+//! - [`Basket`], [`Utxo`], [`UtxoState`], [`UtxoChange`] (with
+//!   [`UtxoChange::chain_id`] and [`UtxoChange::outpoint`]).
 //! - The changes of each step: [`changes_when_funded`],
 //!   [`changes_when_broadcast`], [`changes_when_abandoned`],
 //!   [`changes_when_withdrawn`].
@@ -184,6 +186,28 @@ pub enum UtxoChange {
         /// The saga on whose behalf it is spent, if any.
         saga_id: Option<SagaId>,
     },
+}
+
+impl UtxoChange {
+    /// The chain of the output this change names.
+    pub fn chain_id(&self) -> &str {
+        match self {
+            UtxoChange::Add(u) => &u.chain_id,
+            UtxoChange::Reserve { chain_id, .. }
+            | UtxoChange::Release { chain_id, .. }
+            | UtxoChange::Spend { chain_id, .. } => chain_id,
+        }
+    }
+
+    /// The output this change names.
+    pub fn outpoint(&self) -> Outpoint {
+        match self {
+            UtxoChange::Add(u) => u.outpoint,
+            UtxoChange::Reserve { outpoint, .. }
+            | UtxoChange::Release { outpoint, .. }
+            | UtxoChange::Spend { outpoint, .. } => *outpoint,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -21,16 +21,18 @@
 //!   their order: they are sorted first, and the inputs come out in outpoint
 //!   order.
 //! - **Dust.** Change below [`DUST_LIMIT`] is given to the fee instead of an
-//!   output. The limit is 1 satoshi: BSV miners' policy accepts 1-satoshi
-//!   outputs (the dust limit is a node setting, `-dustlimitfactor`, since SV
-//!   node 1.0.8, and BSV's defaults no longer make small outputs
-//!   non-standard), and chainsim refuses only 0-satoshi outputs that are not
-//!   `OP_RETURN` data. So the only "dust" is zero change, which
-//!   `build_reservation` also leaves out (`change > 0` makes the output): the
-//!   two agree without any change to `legs`. A chain with a higher dust limit
-//!   would need both this constant and `build_reservation` to take it.
+//!   output. The limit is 1 satoshi. On BSV the dust limit is miner policy,
+//!   not consensus (SV node's `-dustlimitfactor`, since 1.0.8), and BSV's
+//!   micropayment use relies on small outputs being accepted; chainsim
+//!   refuses only 0-satoshi outputs that are not `OP_RETURN` data. A higher
+//!   limit would also burn real change on every small reservation. So the
+//!   only "dust" is zero change, which `build_reservation` also leaves out
+//!   (`change > 0` makes the output): the two agree without any change to
+//!   `legs`. For a miner whose policy refuses small outputs, this constant
+//!   must rise and `build_reservation` must take it too (it has no dust rule
+//!   of its own today).
 //! - **Sums** are taken in `u128`; nothing wraps. Amounts reported in errors
-//!   saturate at `u64::MAX`; the change always fits (it is below the last
+//!   saturate at `u64::MAX`; the change always fits (it is at most the last
 //!   input's value).
 //!
 //! Candidates must be P2PKH outputs of the signing key (the input size
@@ -325,9 +327,9 @@ fn finish(mut inputs: Vec<&Utxo>, sum: u128, target: Satoshis, fee: Satoshis) ->
     inputs.sort_by_key(|u| u.outpoint);
     // Invariant: the inputs before the last one were short of target + fee
     // (the k − 1 largest did not cover, and `required` alone did not), so the
-    // change is below the last input's value, a u64.
+    // change is at most the last input's value, a u64.
     let change = u64::try_from(sum - u128::from(target.0) - u128::from(fee.0))
-        .expect("change is below the last input's value");
+        .expect("change is at most the last input's value");
     let (fee, change) = if change < DUST_LIMIT.0 {
         // Below the dust limit: to the fee (fee + change ≤ sum − target fits).
         (Satoshis(fee.0.saturating_add(change)), Satoshis(0))
