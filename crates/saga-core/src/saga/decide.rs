@@ -169,7 +169,7 @@ pub(super) fn decide(
             block_height,
             tip,
             beef,
-        } => confirmed(saga, txid, block_height, tip, beef),
+        } => confirmed(saga, txid, block_height, tip, beef, d),
         Input::SpendSeen { outpoint, tx, .. } => spend_seen(saga, outpoint, &tx),
         Input::Notary(answer) => notary(saga, answer),
         Input::Tick => Ok(Vec::new()),
@@ -628,14 +628,38 @@ pub(crate) fn release_inputs(saga: &Saga, terms: &Terms, d: &mut Decision) {
 
 pub(crate) fn release_into(saga: &Saga, terms: &Terms, changes: &mut Vec<UtxoChange>) {
     if let Some(tx) = &saga.facts.own.reservation {
-        let chain_id = terms.leg(saga.own_leg()).chain_id.clone();
-        for i in &tx.inputs {
-            changes.push(UtxoChange::Release {
-                chain_id: chain_id.clone(),
-                outpoint: i.prev_out,
-                saga_id: terms.saga_id,
-            });
-        }
+        changes.extend(crate::wallet::changes_when_abandoned(
+            &terms.leg(saga.own_leg()).chain_id,
+            terms.saga_id,
+            tx,
+        ));
+    }
+}
+
+/// Output 0 of `tx` (a claim or refund paying us) into the `received`
+/// basket of `leg`'s chain.
+fn receive(terms: &Terms, leg: Leg, tx: &Transaction, changes: &mut Vec<UtxoChange>) {
+    if let Some(out) = tx.outputs.first() {
+        changes.push(UtxoChange::Add(crate::wallet::Utxo {
+            chain_id: terms.leg(leg).chain_id.clone(),
+            basket: crate::wallet::Basket::Received,
+            outpoint: Outpoint::new(tx.txid(), 0),
+            satoshis: Satoshis(out.satoshis),
+            locking_script: out.locking_script.clone(),
+        }));
+    }
+}
+
+/// Our escrow output is spent by `txid` (a refund, a cancel or the
+/// counterparty's claim).
+fn escrow_spent(saga: &Saga, terms: &Terms, txid: Txid, changes: &mut Vec<UtxoChange>) {
+    if let Some(escrow) = saga.facts.own.escrow() {
+        changes.push(UtxoChange::Spend {
+            chain_id: terms.leg(saga.own_leg()).chain_id.clone(),
+            outpoint: escrow,
+            spent_by: txid,
+            saga_id: Some(terms.saga_id),
+        });
     }
 }
 
@@ -795,7 +819,7 @@ fn broadcasted(
     if is(&own.reservation) {
         return Ok(match outcome {
             BroadcastOutcome::Accepted if own.broadcast.is_none() => {
-                mark_inputs_spent(saga, terms, txid, d);
+                mark_broadcast(saga, terms, &mut d.utxo_changes);
                 vec![Event::ReservationBroadcast { txid }]
             }
             BroadcastOutcome::Accepted => Vec::new(),
@@ -869,17 +893,15 @@ fn purpose_of_refund(saga: &Saga, txid: Txid) -> super::io::TxPurpose {
     }
 }
 
-fn mark_inputs_spent(saga: &Saga, terms: &Terms, txid: Txid, d: &mut Decision) {
+/// The wallet changes once our reservation is out: inputs spent, change
+/// back to `funding`, the escrow output in `escrow` held by the saga.
+fn mark_broadcast(saga: &Saga, terms: &Terms, changes: &mut Vec<UtxoChange>) {
     if let Some(tx) = &saga.facts.own.reservation {
-        let chain_id = terms.leg(saga.own_leg()).chain_id.clone();
-        for i in &tx.inputs {
-            d.utxo_changes.push(UtxoChange::Spend {
-                chain_id: chain_id.clone(),
-                outpoint: i.prev_out,
-                spent_by: txid,
-                saga_id: Some(terms.saga_id),
-            });
-        }
+        changes.extend(crate::wallet::changes_when_broadcast(
+            &terms.leg(saga.own_leg()).chain_id,
+            terms.saga_id,
+            tx,
+        ));
     }
 }
 
@@ -889,6 +911,7 @@ fn confirmed(
     block_height: Height,
     tip: Height,
     beef: Option<Vec<u8>>,
+    d: &mut Decision,
 ) -> Result<Vec<Event>, Reject> {
     let terms = saga.agreed_terms("tx_confirmed")?;
     let depth = tip.0.saturating_sub(block_height.0).saturating_add(1);
@@ -899,6 +922,7 @@ fn confirmed(
     let mut events = Vec::new();
     if own.reservation.as_ref().is_some_and(|t| t.txid() == txid) {
         if own.broadcast.is_none() {
+            mark_broadcast(saga, terms, &mut d.utxo_changes);
             events.push(Event::ReservationBroadcast { txid });
         }
         if own.confirmed.is_none() && depth >= own_depth {
@@ -913,10 +937,14 @@ fn confirmed(
             events.push(Event::ClaimBroadcast { txid });
         }
         if counter.claim_confirmed.is_none() && depth >= counter_depth {
+            if let Some(claim) = &counter.claim {
+                receive(terms, saga.counter_leg(), claim, &mut d.utxo_changes);
+            }
             events.push(Event::ClaimConfirmed { block_height });
         }
     } else if own.counter_claim.as_ref().is_some_and(|c| c.0 == txid) {
         if own.counter_claim_confirmed.is_none() && depth >= own_depth {
+            escrow_spent(saga, terms, txid, &mut d.utxo_changes);
             events.push(Event::CounterClaimConfirmed { block_height });
         }
     } else if own.refund_broadcast == Some(txid)
@@ -927,6 +955,14 @@ fn confirmed(
             events.push(Event::RefundBroadcast { txid });
         }
         if own.refund_confirmed.is_none() && depth >= own_depth {
+            escrow_spent(saga, terms, txid, &mut d.utxo_changes);
+            let paid = [&own.refund, &own.cancel_tx]
+                .into_iter()
+                .flatten()
+                .find(|t| t.txid() == txid);
+            if let Some(tx) = paid {
+                receive(terms, saga.own_leg(), tx, &mut d.utxo_changes);
+            }
             events.push(Event::RefundConfirmed { block_height });
         }
     } else {
