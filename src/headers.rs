@@ -40,6 +40,14 @@ pub enum HeadersError {
         /// The offending key.
         key: String,
     },
+    /// A height is listed twice (also as `"7"` and `"007"`).
+    #[error("headers file {path}: height {height} is listed twice in roots")]
+    DuplicateHeight {
+        /// The file.
+        path: String,
+        /// The height.
+        height: u32,
+    },
     /// A root is not 64 hex characters.
     #[error("headers file {path}: roots[{height}] is not a 32-byte hex Merkle root: {source}")]
     BadRoot {
@@ -66,7 +74,34 @@ pub enum HeadersError {
 #[serde(deny_unknown_fields)]
 struct HeadersFile {
     tip: Option<u32>,
-    roots: BTreeMap<String, String>,
+    roots: RootEntries,
+}
+
+/// The `roots` object with every entry kept in file order, so a height
+/// listed twice is an error instead of serde's silent "last one wins".
+struct RootEntries(Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for RootEntries {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = RootEntries;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of block height → Merkle root")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RootEntries, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = map.next_entry::<String, String>()? {
+                    out.push(entry);
+                }
+                Ok(RootEntries(out))
+            }
+        }
+        d.deserialize_map(Entries)
+    }
 }
 
 /// Merkle roots by block height, from a headers file or built in memory.
@@ -106,7 +141,7 @@ impl HeadersTracker {
                 source,
             })?;
         let mut roots = BTreeMap::new();
-        for (key, root) in file.roots {
+        for (key, root) in file.roots.0 {
             let height: u32 = key.parse().map_err(|_| HeadersError::BadHeight {
                 path: name.into(),
                 key: key.clone(),
@@ -117,7 +152,12 @@ impl HeadersTracker {
                     height,
                     source,
                 })?;
-            roots.insert(height, root);
+            if roots.insert(height, root).is_some() {
+                return Err(HeadersError::DuplicateHeight {
+                    path: name.into(),
+                    height,
+                });
+            }
         }
         if let (Some(tip), Some((&height, _))) = (file.tip, roots.last_key_value()) {
             if tip < height {

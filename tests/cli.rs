@@ -111,7 +111,7 @@ fn verify_accepts_the_sample() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
-        format!("valid: {SUBJECT} (3 transactions, 1 roots confirmed, scripts checked)\n")
+        format!("valid: {SUBJECT} (3 transactions, 1 root confirmed, scripts checked)\n")
     );
 
     let out = escrowd(
@@ -296,5 +296,46 @@ fn to_ef_and_tx_decode_agree_on_the_subject() {
         text(&out.stderr).contains("Extended Format"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_height_listed_twice_in_the_headers_file_is_refused() {
+    // "1000" and "01000" are the same height: serde would keep the last.
+    let root = "0000000000000000000000000000000000000000000000000000000000000001";
+    let body = format!(r#"{{"roots": {{"1000": "{root}", "01000": "{root}"}}}}"#);
+    let headers = scratch("dup-height.json", body.as_bytes());
+    let out = escrowd(
+        &["beef", "verify", &sample_beef(), "--headers", &headers],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("height 1000 is listed twice in roots"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn allowing_txid_only_entries_says_which_scripts_are_not_checked() {
+    let out = escrowd(
+        &[
+            "beef",
+            "verify",
+            &sample_beef(),
+            "--headers",
+            &sample_headers(),
+            "--allow-txid-only",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).ends_with(
+            "(3 transactions, 1 root confirmed, scripts checked except inputs spending txid-only entries)\n"
+        ),
+        "{}",
+        text(&out.stdout)
     );
 }

@@ -174,3 +174,45 @@ fn non_utf8_files_are_invalid_at_the_bad_byte() {
         format!("{bad}:2:6: (document): not UTF-8 text")
     );
 }
+
+#[test]
+fn a_dash_reads_the_policy_from_stdin() {
+    use std::io::Write;
+    let bytes = std::fs::read(shipped("fast-test.toml")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_escrowd"))
+        .args(["policy", "check", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let sha = bsv_format::hash::sha256(&bytes);
+    assert!(
+        text(&out.stdout).starts_with(&format!(
+            "<stdin>: valid (policy id <stdin>@sha256:{})",
+            hex::encode(sha)
+        )),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_escrowd"))
+        .args(["policy", "check", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"schema = 1\nbogus = 2\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).starts_with("<stdin>:"), "{}", text(&out.stderr));
+}

@@ -341,15 +341,19 @@ fn verify(file: &str, headers: &str, opts: &VerifyOptions, as_json: bool) -> Res
                 });
                 super::emitln(format!("{doc:#}"));
             } else {
+                let txs = verified.beef().txs().len();
+                let roots = verified.roots().len();
                 super::emitln(format!(
-                    "valid: {} ({} transactions, {} roots confirmed{})",
+                    "valid: {} ({txs} transaction{}, {roots} root{} confirmed, {})",
                     verified.subject(),
-                    verified.beef().txs().len(),
-                    verified.roots().len(),
-                    if opts.check_scripts {
-                        ", scripts checked"
-                    } else {
-                        ", scripts NOT checked"
+                    if txs == 1 { "" } else { "s" },
+                    if roots == 1 { "" } else { "s" },
+                    match (opts.check_scripts, opts.allow_txid_only) {
+                        (false, _) => "scripts NOT checked",
+                        (true, false) => "scripts checked",
+                        // An input spending a txid-only entry has no source
+                        // output to run its script against.
+                        (true, true) => "scripts checked except inputs spending txid-only entries",
                     }
                 ));
             }

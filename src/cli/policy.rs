@@ -18,7 +18,7 @@ use super::Failure;
 pub enum PolicyCommand {
     /// Validate policy files and print their computed timelines.
     Check {
-        /// Policy files (TOML).
+        /// Policy files (TOML); `-` reads one from standard input (shown as `<stdin>`).
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
@@ -31,12 +31,34 @@ pub fn run(cmd: PolicyCommand) -> Result<(), Failure> {
     }
 }
 
+fn read_stdin() -> Result<Vec<u8>, crate::policy::PolicyLoadError> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .map_err(|source| crate::policy::PolicyLoadError::Unreadable {
+            path: "<stdin>".into(),
+            source,
+        })?;
+    Ok(bytes)
+}
+
 fn check(files: &[PathBuf]) -> Result<(), Failure> {
     let (mut invalid, mut unreadable) = (0usize, 0usize);
     for path in files {
-        match crate::policy::load(path) {
+        let loaded = if path.as_os_str() == "-" {
+            read_stdin().and_then(|bytes| crate::policy::parse_bytes(&bytes, "<stdin>"))
+        } else {
+            crate::policy::load(path)
+        };
+        let shown = if path.as_os_str() == "-" {
+            "<stdin>".to_string()
+        } else {
+            path.display().to_string()
+        };
+        match loaded {
             Ok(policy) => {
-                let mut out = format!("{}: valid (policy id {})\n", path.display(), policy.id);
+                let mut out = format!("{shown}: valid (policy id {})\n", policy.id);
                 for timeline in policy.timelines() {
                     out.push_str(&format!("{timeline}\n"));
                 }
