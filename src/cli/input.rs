@@ -68,7 +68,7 @@ pub fn read_file_or_hex(arg: &str) -> Result<Vec<u8>, InputError> {
         return read_bytes(arg);
     }
     if is_hex_text(arg.as_bytes()) {
-        return bsv_format::codec::decode_hex(arg).map_err(|source| InputError::BadHex {
+        return decode_maybe_hex(arg.as_bytes()).map_err(|source| InputError::BadHex {
             path: "<argument>".into(),
             source,
         });
@@ -104,11 +104,23 @@ fn decode_maybe_hex(raw: &[u8]) -> Result<Vec<u8>, bsv_format::ParseError> {
     if !is_hex_text(raw) {
         return Ok(raw.to_vec());
     }
-    let compact: String = raw
+    let digits: Vec<usize> = raw
         .iter()
-        .filter(|b| !b.is_ascii_whitespace())
-        .map(|&b| b as char)
+        .enumerate()
+        .filter(|(_, b)| !b.is_ascii_whitespace())
+        .map(|(i, _)| i)
         .collect();
+    if digits.len() % 2 == 1 {
+        // Every byte is a hex digit or whitespace (is_hex_text), so an odd
+        // count is the only fault: name the digit left without a pair.
+        let at = digits.last().copied().unwrap_or(0);
+        return Err(bsv_format::ParseError::new(
+            at,
+            bsv_format::codec::ParseErrorKind::BadText,
+            "hex: odd number of digits (this one has no pair)",
+        ));
+    }
+    let compact: String = digits.iter().map(|&i| char::from(raw[i])).collect();
     bsv_format::codec::decode_hex(&compact)
 }
 
@@ -131,6 +143,15 @@ mod tests {
             vec![1, 0, 0xbe, 0xef]
         );
         assert!(decode_maybe_hex(b"abc").is_err());
+    }
+
+    #[test]
+    fn inline_hex_ignores_inner_whitespace_and_names_an_unpaired_digit() {
+        assert_eq!(read_file_or_hex("01 02\n0a").unwrap(), vec![1, 2, 10]);
+        match read_file_or_hex("01 02 0") {
+            Err(InputError::BadHex { source, .. }) => assert_eq!(source.offset, 6),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
