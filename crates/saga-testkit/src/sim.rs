@@ -185,6 +185,7 @@ pub struct Sim {
     violations: Vec<String>,
     rejects: Vec<RejectRecord>,
     terms: Option<Terms>,
+    crash_on: Vec<(Role, &'static str, Role)>,
 }
 
 fn index(role: Role) -> usize {
@@ -239,6 +240,7 @@ impl Sim {
             violations: Vec::new(),
             rejects: Vec::new(),
             terms: None,
+            crash_on: Vec::new(),
         };
         sim.chains.insert(
             fixtures::CHAIN_P.into(),
@@ -444,6 +446,12 @@ impl Sim {
         self.note(format!("{role:?} partitioned: {away}"));
     }
 
+    /// Crashes `victim` right after `watched` appends an event named
+    /// `event` ([`Event::name`]), before anything else happens (once).
+    pub fn crash_on(&mut self, watched: Role, event: &'static str, victim: Role) {
+        self.crash_on.push((watched, event, victim));
+    }
+
     /// Whether the party is up and connected.
     pub fn reachable(&self, role: Role) -> bool {
         let p = &self.parties[index(role)];
@@ -473,6 +481,7 @@ impl Sim {
         for (id, tip) in &tips {
             saga.observe_tip(id, *tip);
         }
+        let input_copy = input.clone();
         let decision = match saga.handle(input, now) {
             Ok(d) => d,
             Err(reject) => {
@@ -520,6 +529,24 @@ impl Sim {
                 keys(&live_effects)
             ));
         }
+        // A duplicate of an input that changed something is a no-op with
+        // the same reply (STYLE.md 3): handled again at once, nothing follows.
+        let duplicate = (!decision.events.is_empty()
+            && !matches!(input_copy, Input::EffectFailed { .. }))
+        .then(|| saga.handle(input_copy.clone(), now));
+        match duplicate {
+            Some(Ok(d)) if !d.events.is_empty() => breaches.push(format!(
+                "{role:?}: {name} again at once appended {:?}",
+                d.events.iter().map(Event::name).collect::<Vec<_>>()
+            )),
+            Some(Ok(d)) if decision.reply.is_some() && d.reply != decision.reply => {
+                breaches.push(format!(
+                    "{role:?}: {name} again at once answered {:?}, first {:?}",
+                    d.reply, decision.reply
+                ))
+            }
+            _ => {}
+        }
         if !decision.events.is_empty() {
             self.activity += 1;
             let names: Vec<&str> = decision.events.iter().map(Event::name).collect();
@@ -528,6 +555,18 @@ impl Sim {
         for b in breaches {
             self.note(format!("VIOLATION {b}"));
             self.violations.push(b);
+        }
+        let names: Vec<&str> = decision.events.iter().map(Event::name).collect();
+        let fired: Vec<Role> = self
+            .crash_on
+            .iter()
+            .filter(|(w, e, _)| *w == role && names.contains(e))
+            .map(|(_, _, v)| *v)
+            .collect();
+        self.crash_on
+            .retain(|(w, e, _)| !(*w == role && names.contains(e)));
+        for victim in fired {
+            self.crash(victim);
         }
         Ok(decision)
     }

@@ -134,3 +134,153 @@ fn notary_rejects_and_both_cancel_with_their_own_legs_back() {
     assert_eq!(sim.balance(Role::Seller, CHAIN_P), 0);
     assert!(sim.claim(Role::Buyer).is_none());
 }
+
+fn logged(sim: &Sim, role: Role, name: &str) -> bool {
+    sim.events(role).iter().any(|e| e.name() == name)
+}
+
+fn status_is(role: Role, s: Status) -> impl Fn(&Sim) -> bool {
+    move |sim: &Sim| sim.status(role) == Some(s)
+}
+
+#[test]
+fn seller_never_reserves_and_the_buyer_refunds_once_p_reaches_t_p() {
+    let mut sim = started(&SimConfig::default());
+    // The seller verifies the buyer's reservation, then is never heard of again.
+    sim.crash_on(Role::Seller, "counter_reservation_verified", Role::Seller);
+    sim.run_until(|s| s.status(Role::Seller).is_none(), 50)
+        .unwrap();
+    assert!(sim.reservation(Role::Seller).is_none());
+    let t_p = sim.terms().payment.refund_height;
+    sim.run_until(status_is(Role::Buyer, Status::Refunded), 300)
+        .unwrap();
+    assert_clean(&sim);
+    let refund = sim
+        .refund(Role::Buyer)
+        .expect("countersigned refund")
+        .clone();
+    let buyer_escrow = escrow(&sim, Role::Buyer);
+    assert_eq!(spender(&sim, CHAIN_P, &buyer_escrow).txid(), refund.txid());
+    assert_eq!(refund.lock_time, t_p.0);
+    // Final from block T_P + 1, not before.
+    let mined = sim.chain(CHAIN_P).block_of(&refund.txid()).unwrap();
+    assert_eq!(mined.0, t_p.0 + 1);
+    assert_eq!(
+        sim.balance(Role::Buyer, CHAIN_P),
+        100_000 - RESERVATION_FEE - SPEND_FEE
+    );
+    assert!(sim.claim(Role::Buyer).is_none());
+}
+
+#[test]
+fn buyer_vanishes_after_both_reservations_seller_refunds_at_t_d_buyer_later_at_t_p() {
+    let mut sim = started(&SimConfig::default());
+    // The buyer goes down as soon as the seller's reservation is out.
+    sim.crash_on(Role::Seller, "reservation_broadcast", Role::Buyer);
+    sim.run_until(|s| s.status(Role::Buyer).is_none(), 50)
+        .unwrap();
+    let t_d = sim.terms().delivery.refund_height;
+    let t_p = sim.terms().payment.refund_height;
+    sim.run_until(status_is(Role::Seller, Status::Refunded), 200)
+        .unwrap();
+    let seller_refund = sim.refund(Role::Seller).unwrap().clone();
+    assert_eq!(
+        sim.chain(CHAIN_D).block_of(&seller_refund.txid()),
+        Some(saga_core::Height(t_d.0 + 1)),
+        "C4: the seller broadcasts as soon as D reaches T_D"
+    );
+    assert_eq!(
+        sim.balance(Role::Seller, CHAIN_D),
+        100_000 - RESERVATION_FEE - SPEND_FEE
+    );
+    // The buyer comes back later, still before T_P.
+    assert!(sim.chain(CHAIN_P).tip() < t_p);
+    sim.restart(Role::Buyer);
+    sim.run_until(status_is(Role::Buyer, Status::Refunded), 200)
+        .unwrap();
+    assert_clean(&sim);
+    let buyer_refund = sim.refund(Role::Buyer).unwrap().clone();
+    assert_eq!(
+        sim.chain(CHAIN_P).block_of(&buyer_refund.txid()),
+        Some(saga_core::Height(t_p.0 + 1))
+    );
+    assert_eq!(
+        sim.balance(Role::Buyer, CHAIN_P),
+        100_000 - RESERVATION_FEE - SPEND_FEE
+    );
+    assert!(sim.claim(Role::Buyer).is_none() && sim.claim(Role::Seller).is_none());
+}
+
+#[test]
+fn cooperative_cancel_after_both_reserved_refunds_both_at_once() {
+    let mut sim = started(&SimConfig::default());
+    sim.run_until(|s| logged(s, Role::Seller, "reservation_broadcast"), 50)
+        .unwrap();
+    let tip_p = sim.chain(CHAIN_P).tip();
+    sim.feed(
+        Role::Buyer,
+        saga_core::saga::Input::CancelRequested {
+            reason: "operator".into(),
+        },
+    )
+    .unwrap();
+    sim.run_until(both(Status::Cancelled), 50).unwrap();
+    assert_clean(&sim);
+    // Immediate: a few blocks, far below either refund height.
+    assert!(sim.chain(CHAIN_P).tip().0 < tip_p.0 + 10);
+    assert_eq!(
+        sim.balance(Role::Buyer, CHAIN_P),
+        100_000 - RESERVATION_FEE - SPEND_FEE
+    );
+    assert_eq!(
+        sim.balance(Role::Seller, CHAIN_D),
+        100_000 - RESERVATION_FEE - SPEND_FEE
+    );
+    assert!(sim.claim(Role::Buyer).is_none() && sim.claim(Role::Seller).is_none());
+    // The seller's D came back before it signed the buyer's cancel (§3.1 order).
+    let seller_back = sim
+        .events(Role::Seller)
+        .iter()
+        .position(|e| e.name() == "refund_confirmed")
+        .unwrap();
+    let seller_signed = sim
+        .events(Role::Seller)
+        .iter()
+        .position(|e| e.name() == "cancel_signed")
+        .unwrap();
+    assert!(seller_back < seller_signed);
+}
+
+#[test]
+fn seller_restarted_mid_execution_learns_s_from_the_chain_and_still_claims() {
+    let mut sim = started(&SimConfig::default());
+    // The seller goes down the moment the buyer's claim is out (so it never
+    // gets the Execute call).
+    sim.crash_on(Role::Buyer, "claim_broadcast", Role::Seller);
+    sim.run_until(|s| s.status(Role::Seller).is_none(), 50)
+        .unwrap();
+    sim.mine(CHAIN_P, 20);
+    sim.mine(CHAIN_D, 20);
+    // The buyer's Execute cannot reach it either: only the chain can tell.
+    sim.partition(Role::Buyer, true);
+    sim.restart(Role::Seller);
+    sim.run_until(status_is(Role::Seller, Status::Completed), 100)
+        .unwrap();
+    // The token was never consumed: s came from the chain.
+    assert!(sim.store(Role::Seller).consumed_tokens().is_empty());
+    sim.partition(Role::Buyer, false);
+    sim.run_until(both(Status::Completed), 100).unwrap();
+    assert_clean(&sim);
+    let learned = sim.events(Role::Seller).iter().find_map(|e| match e {
+        Event::PreimageLearned {
+            preimage,
+            claim_txid,
+        } => Some((*preimage, *claim_txid)),
+        _ => None,
+    });
+    let buyer_claim = sim.claim(Role::Buyer).unwrap().txid();
+    assert_eq!(learned, Some((PREIMAGE, buyer_claim)));
+    let seller_claim = sim.claim(Role::Seller).unwrap().txid();
+    let t_p = sim.terms().payment.refund_height;
+    assert!(sim.chain(CHAIN_P).block_of(&seller_claim).unwrap() < t_p);
+}
