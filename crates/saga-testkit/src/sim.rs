@@ -548,7 +548,16 @@ impl Sim {
             _ => {}
         }
         if !decision.events.is_empty() {
-            self.activity += 1;
+            // Failures alone are not progress: a round of time-outs lets
+            // time pass (the runtime's back-off).
+            if decision.events.iter().any(|e| {
+                !matches!(
+                    e,
+                    Event::EffectFailed { .. } | Event::AttentionRaised { .. }
+                )
+            }) {
+                self.activity += 1;
+            }
             let names: Vec<&str> = decision.events.iter().map(Event::name).collect();
             self.note(format!("{role:?} {name} → {names:?} [{}]", status.name()));
         }
@@ -668,7 +677,8 @@ impl Sim {
     }
 
     /// Runs one round (see the module docs). Returns whether anything
-    /// happened (an event appended, a delayed message delivered).
+    /// happened (an event other than a failure appended, a delayed message
+    /// delivered).
     pub fn round(&mut self) -> bool {
         self.round += 1;
         let before = self.activity;
