@@ -284,3 +284,62 @@ fn seller_restarted_mid_execution_learns_s_from_the_chain_and_still_claims() {
     let t_p = sim.terms().payment.refund_height;
     assert!(sim.chain(CHAIN_P).block_of(&seller_claim).unwrap() < t_p);
 }
+
+/// Regression: a reservation broadcast whose answer was never recorded (a
+/// crash between the broadcast and the append) was declared abandoned once
+/// the reservation deadline passed — the buyer ended `Cancelled` with its
+/// inputs released while its 50,000 sat sat in the escrow on chain, watched
+/// by nobody.
+#[test]
+fn buyer_crashing_between_broadcast_and_record_still_gets_its_leg_back() {
+    let mut sim = started(&SimConfig::default());
+    sim.crash_on(Role::Buyer, "refund_countersigned", Role::Buyer);
+    sim.run_until(|s| s.status(Role::Buyer).is_none(), 20)
+        .unwrap();
+    // The broadcast ran; its answer died with the process.
+    let reservation = sim.reservation(Role::Buyer).unwrap().clone();
+    assert_eq!(
+        sim.chain_mut(CHAIN_P).broadcast(&reservation),
+        saga_core::saga::BroadcastOutcome::Accepted
+    );
+    sim.advance(303); // past the reservation deadline (300 s) and the skew
+    sim.restart(Role::Buyer);
+    assert!(!logged(&sim, Role::Buyer, "reservation_abandoned"));
+    sim.run_until(
+        |s| {
+            s.status(Role::Buyer).is_some_and(Status::is_terminal)
+                && s.status(Role::Seller).is_some_and(Status::is_terminal)
+        },
+        300,
+    )
+    .unwrap();
+    assert_clean(&sim);
+    assert_eq!(sim.status(Role::Buyer), Some(Status::Cancelled));
+    let buyer_escrow = escrow(&sim, Role::Buyer);
+    let back = spender(&sim, CHAIN_P, &buyer_escrow);
+    assert_eq!(back.outputs[0].satoshis, AMOUNT_P - SPEND_FEE);
+    assert_eq!(
+        sim.balance(Role::Buyer, CHAIN_P),
+        100_000 - RESERVATION_FEE - SPEND_FEE
+    );
+}
+
+/// The other half: a countersigned reservation that never reached the chain
+/// is given up only once P reaches T_P (before that it might still appear).
+#[test]
+fn buyer_whose_countersigned_reservation_never_went_out_gives_it_up_at_t_p() {
+    let mut sim = started(&SimConfig::default());
+    sim.crash_on(Role::Buyer, "refund_countersigned", Role::Buyer);
+    sim.run_until(|s| s.status(Role::Buyer).is_none(), 20)
+        .unwrap();
+    sim.advance(303);
+    sim.restart(Role::Buyer);
+    let t_p = sim.terms().payment.refund_height;
+    sim.run_until(status_is(Role::Buyer, Status::Cancelled), 300)
+        .unwrap();
+    assert_clean(&sim);
+    assert_eq!(sim.chain(CHAIN_P).tip(), t_p);
+    let reservation = sim.reservation(Role::Buyer).unwrap().txid();
+    assert!(!sim.chain(CHAIN_P).knows(&reservation));
+    assert_eq!(sim.balance(Role::Buyer, CHAIN_P), 100_000);
+}
