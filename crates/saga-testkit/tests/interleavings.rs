@@ -47,7 +47,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (1u8..4).prop_map(Op::Rounds),
         4 => (any::<bool>(), 1u8..5).prop_map(|(payment, blocks)| Op::Mine { payment, blocks }),
-        2 => (1u16..400).prop_map(Op::Advance),
+        2 => prop_oneof![4 => 1u16..30, 1 => 30u16..400].prop_map(Op::Advance),
         1 => role().prop_map(Op::Crash),
         2 => role().prop_map(Op::Restart),
         1 => role().prop_map(Op::Partition),
@@ -208,7 +208,14 @@ fn run(
             sim.saga(Role::Seller).and_then(|s| s.attention()).is_some(),
         );
     }
-    prop_assert!(outcome.is_ok(), "not settled: {:?}", outcome.err());
+    if let Err(stuck) = &outcome {
+        let n = if std::env::var_os("SAGA_SIM_LOG").is_some() {
+            usize::MAX / 2
+        } else {
+            80
+        };
+        prop_assert!(false, "not settled: {stuck}\nlog:\n{}", sim.log_tail(n));
+    }
     prop_assert!(
         sim.violations().is_empty(),
         "{:#?}\n{}",

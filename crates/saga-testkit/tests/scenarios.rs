@@ -343,3 +343,31 @@ fn buyer_whose_countersigned_reservation_never_went_out_gives_it_up_at_t_p() {
     assert!(!sim.chain(CHAIN_P).knows(&reservation));
     assert_eq!(sim.balance(Role::Buyer, CHAIN_P), 100_000);
 }
+
+/// Regression: a claim broadcast whose answer was lost (a crash between the
+/// broadcast and the append), found past its deadline after the restart,
+/// was abandoned and never watched again: the buyer stayed `Compensating`
+/// forever although its claim was confirmed on chain and the swap complete.
+#[test]
+fn buyer_crashing_between_claim_broadcast_and_record_completes_after_its_deadline() {
+    let mut sim = started(&SimConfig::default());
+    sim.crash_on(Role::Buyer, "claim_built", Role::Buyer);
+    sim.run_until(|s| s.status(Role::Buyer).is_none(), 50)
+        .unwrap();
+    let claim = sim.claim(Role::Buyer).unwrap().clone();
+    assert_eq!(
+        sim.chain_mut(CHAIN_D).broadcast(&claim),
+        saga_core::saga::BroadcastOutcome::Accepted
+    );
+    // D passes T_D − m_D (C1) before the buyer is back.
+    let t_d = sim.terms().delivery.refund_height;
+    sim.mine_to(CHAIN_D, saga_core::Height(t_d.0 - 2));
+    sim.restart(Role::Buyer);
+    assert!(logged(&sim, Role::Buyer, "claim_abandoned"));
+    sim.run_until(both(Status::Completed), 100).unwrap();
+    assert_clean(&sim);
+    assert_eq!(
+        spender(&sim, CHAIN_D, &escrow(&sim, Role::Seller)).txid(),
+        claim.txid()
+    );
+}

@@ -429,7 +429,12 @@ fn collect(saga: &Saga, now: UnixTime) -> Vec<Effect> {
 
     // -- the counterparty's leg and our claim
     if let Some((escrow, _, _)) = &counter.verified {
-        if counter.claim_confirmed.is_none() && counter.claim_abandoned.is_none() {
+        // A claim given up at its deadline (C1) may have gone out before,
+        // its answer lost: the chain tells, so keep watching until we end.
+        let maybe_out = counter.claim.is_some()
+            && counter.claim_broadcast.is_none()
+            && !saga.status().is_terminal();
+        if counter.claim_confirmed.is_none() && (counter.claim_abandoned.is_none() || maybe_out) {
             out.push(Effect::WatchSpend {
                 chain_id: counter_chain.clone(),
                 outpoint: *escrow,
