@@ -371,3 +371,55 @@ fn buyer_crashing_between_claim_broadcast_and_record_completes_after_its_deadlin
         claim.txid()
     );
 }
+
+/// Regression: an input was judged against the state before the deadlines
+/// that time and tips had passed were applied; those were applied after,
+/// in the same decision. The seller answered `SignCancel` "not yet" while
+/// the same decision gave its (never broadcast) reservation up, and the
+/// same call repeated at once was signed: a duplicate was not a no-op.
+#[test]
+fn a_cancel_asked_as_t_d_passes_is_answered_from_the_state_at_t_d() {
+    let mut sim = started(&SimConfig::default());
+    // The seller's reservation is countersigned, never broadcast.
+    sim.crash_on(Role::Seller, "refund_countersigned", Role::Seller);
+    sim.run_until(|s| s.status(Role::Seller).is_none(), 50)
+        .unwrap();
+    sim.auto_advance = false;
+    sim.advance(303);
+    sim.restart(Role::Seller);
+    for _ in 0..3 {
+        sim.round();
+    }
+    assert!(logged(&sim, Role::Buyer, "cancel_requested"));
+    assert!(!logged(&sim, Role::Seller, "reservation_abandoned"));
+    // D reaches T_D: from now on the seller's reservation is given up.
+    let t_d = sim.terms().delivery.refund_height;
+    sim.mine_to(CHAIN_D, t_d);
+    let terms = sim.terms().clone();
+    let cancel = legs::build_cancel(
+        &terms,
+        saga_core::terms::Leg::Payment,
+        escrow(&sim, Role::Buyer),
+        saga_core::Satoshis(SPEND_FEE),
+    )
+    .unwrap();
+    let reply = sim
+        .call(
+            Role::Buyer,
+            saga_core::saga::PeerRequest::SignCancel { cancel },
+        )
+        .unwrap();
+    assert!(
+        matches!(reply, saga_core::saga::PeerReply::Signature { .. }),
+        "{reply:?}"
+    );
+    let tail: Vec<&str> = sim
+        .events(Role::Seller)
+        .iter()
+        .rev()
+        .take(2)
+        .map(Event::name)
+        .collect();
+    assert_eq!(tail, ["cancel_signed", "reservation_abandoned"]);
+    assert_clean(&sim);
+}
