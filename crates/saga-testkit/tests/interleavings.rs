@@ -1,7 +1,8 @@
 //! Random interleavings of both parties' effects under faults: lost,
 //! duplicated and delayed messages and replies, random mining on both
 //! chains, clock jumps, crashes (also between an effect and the recording
-//! of its result), restarts, partitions and operator cancels. Then the
+//! of its result), restarts, partitions, operator cancels, a broadcaster
+//! and a notary that stop answering. Then the
 //! faults stop, everyone is back, and the chains run past both refund
 //! heights. What must hold (DESIGN.md §3.3, STYLE.md 3):
 //! - no honest party has its own leg claimed on chain while it holds no
@@ -37,6 +38,8 @@ enum Op {
     Partition(Role),
     Heal(Role),
     Cancel(Role),
+    Broadcaster { down: bool },
+    Notary { offline: bool },
 }
 
 fn role() -> impl Strategy<Value = Role> {
@@ -53,6 +56,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => role().prop_map(Op::Partition),
         2 => role().prop_map(Op::Heal),
         1 => role().prop_map(Op::Cancel),
+        1 => any::<bool>().prop_map(|down| Op::Broadcaster { down }),
+        1 => any::<bool>().prop_map(|offline| Op::Notary { offline }),
     ]
 }
 
@@ -135,10 +140,11 @@ fn run(
         notary: notary.is_some(),
         ..SimConfig::default()
     });
-    sim.notary = match notary {
+    let answer = match notary {
         Some(false) => NotaryMode::Reject,
         _ => NotaryMode::Approve,
     };
+    sim.notary = answer;
     sim.faults = faults;
     sim.shuffle = true;
     sim.auto_advance = false;
@@ -177,10 +183,16 @@ fn run(
                     },
                 );
             }
+            Op::Broadcaster { down } => sim.broadcaster_down = down,
+            Op::Notary { offline } => {
+                sim.notary = if offline { NotaryMode::Offline } else { answer };
+            }
         }
     }
     // Faults stop; everyone is back; time and chains move on.
     sim.faults = NetFaults::NONE;
+    sim.broadcaster_down = false;
+    sim.notary = answer;
     sim.shuffle = false;
     sim.auto_advance = true;
     for r in [Role::Buyer, Role::Seller] {
@@ -236,6 +248,19 @@ fn run(
             tail()
         );
         // A terminal status says what the chain shows.
+        if status == Status::Completed {
+            let other = sim
+                .reservation(r.other())
+                .map(|t| Outpoint::new(t.txid(), 0));
+            let claimed = other.and_then(|op| sim.chain(sim.own_chain(r.other())).spender(&op));
+            prop_assert_eq!(
+                claimed.map(|t| t.txid()),
+                sim.claim(r).map(|t| t.txid()),
+                "{:?} is Completed without its claim on chain\n{}",
+                r,
+                tail()
+            );
+        }
         if let Some(own) = sim.reservation(r) {
             let escrow = Outpoint::new(own.txid(), 0);
             let spent = sim.chain(sim.own_chain(r)).spender(&escrow).is_some();
