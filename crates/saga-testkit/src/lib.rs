@@ -9,9 +9,9 @@
 //! seed replays a run exactly. Dev-dependency only (DESIGN.md §2).
 //!
 //! # Layout
-//! - [`chain`]: [`chain::FakeChain`].
+//! - [`chain`] — [`chain::FakeChain`].
 //! - [`store`]: [`store::PartyStore`], the all-or-nothing append.
-//! - [`wallet`]: [`wallet::FakeWallet`].
+//! - [`wallet`] — [`wallet::FakeWallet`].
 //! - [`net`]: fault knobs ([`net::NetFaults`], [`net::NotaryMode`]) and [`net::Rng`].
 //! - [`sim`]: [`sim::Sim`], the driver and its checks.
 //! - [`fixtures`]: keys, identities, policy and terms.

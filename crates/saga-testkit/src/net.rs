@@ -5,7 +5,7 @@
 //! # Layout
 //! - [`NetFaults`]: per-mille chances of losing, duplicating or delaying.
 //! - [`NotaryMode`]: how the notary answers.
-//! - [`Rng`]: splitmix64.
+//! - [`Rng`] (splitmix64).
 
 /// Chances, in per mille (0–1000), that the network misbehaves on one
 /// peer call. All zero: a perfect network.
