@@ -8,6 +8,12 @@
 //! async runtime, no I/O; every fault is drawn from a seeded generator, so a
 //! seed replays a run exactly. Dev-dependency only (DESIGN.md §2).
 //!
+//! The suites in `tests/`: `scenarios` (whole swaps, each ending),
+//! `hostile` (lying reservations, forged, foreign, expired and replayed
+//! tokens), `inputs` (illegal inputs per state), `crash_matrix` (a crash
+//! after every step), `interleavings` (proptest; `SAGA_SIM_CASES=N` for a
+//! longer run, `SAGA_SIM_LOG=1` for a failing case's whole log).
+//!
 //! # Layout
 //! - [`chain`] — [`chain::FakeChain`].
 //! - [`store`]: [`store::PartyStore`], the all-or-nothing append.
