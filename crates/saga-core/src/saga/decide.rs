@@ -377,6 +377,7 @@ fn reservation_ready(
     let tx = beef.subject_transaction();
     if beef.subject() != signed.txid {
         return misbehaved(
+            saga,
             d,
             format!(
                 "reservation {} is not the one whose refund we signed ({})",
@@ -386,7 +387,7 @@ fn reservation_ready(
         );
     }
     if let Err(e) = legs::check_reservation_output(tx, signed.vout, terms, leg) {
-        return misbehaved(d, format!("reservation {}: {e}", beef.subject()));
+        return misbehaved(saga, d, format!("reservation {}: {e}", beef.subject()));
     }
     let block_height = beef
         .beef()
@@ -416,11 +417,22 @@ fn reservation_ready(
     }])
 }
 
-fn misbehaved(d: &mut Decision, reason: String) -> Result<Vec<Event>, Reject> {
+/// Refuses the message; records the misbehaviour only the first time, so a
+/// repeated (or duplicated) lie is answered alike and appends nothing.
+fn misbehaved(saga: &Saga, d: &mut Decision, reason: String) -> Result<Vec<Event>, Reject> {
     d.reply = Some(PeerReply::Refused {
         reason: reason.clone(),
     });
-    Ok(vec![Event::CounterpartyMisbehaved { reason }])
+    Ok(misbehaviour(saga, reason))
+}
+
+/// `CounterpartyMisbehaved` unless one is recorded already.
+fn misbehaviour(saga: &Saga, reason: String) -> Vec<Event> {
+    if saga.facts.misbehaved.is_some() {
+        Vec::new()
+    } else {
+        vec![Event::CounterpartyMisbehaved { reason }]
+    }
 }
 
 fn grant_token(
@@ -745,9 +757,10 @@ fn refund_signature(saga: &Saga, terms: &Terms, signature: &[u8]) -> Result<Vec<
         terms.leg(leg).amount.0,
         leg_flags(),
     ) {
-        return Ok(vec![Event::CounterpartyMisbehaved {
-            reason: format!("its signature on our refund does not verify: {e}"),
-        }]);
+        return Ok(misbehaviour(
+            saga,
+            format!("its signature on our refund does not verify: {e}"),
+        ));
     }
     Ok(vec![Event::RefundCountersigned { refund }])
 }

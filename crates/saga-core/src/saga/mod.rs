@@ -205,22 +205,38 @@ impl Saga {
     pub fn handle(&self, input: Input, now: UnixTime) -> Result<Decision, Reject> {
         let mut decision = Decision::default();
         let mut next = self.clone();
+        // What the time and tips decided since the last input comes first,
+        // so the input (and its reply) is judged against the state as it
+        // stands now; a duplicate of it then meets the same state.
+        decision.events = next.catch_up(now, &mut decision.utxo_changes);
         let events = decide::decide(&next, input, now, &mut decision)?;
         next.apply(&events);
-        decision.events = events;
-        // Decisions the new state makes by itself (grants, claims, deadlines),
-        // until nothing more follows. Each rule fires at most once per saga,
-        // so the loop ends; the bound is a guard against a rule that would not.
+        decision.events.extend(events);
+        let more = next.catch_up(now, &mut decision.utxo_changes);
+        decision.events.extend(more);
+        decision.effects = next.pending_effects(now);
+        Ok(decision)
+    }
+
+    /// Applies the decisions the state makes by itself (grants, claims,
+    /// deadlines) until nothing more follows, and returns their events.
+    /// Each rule fires at most once per saga, so the loop ends; the bound is
+    /// a guard against a rule that would not.
+    fn catch_up(
+        &mut self,
+        now: UnixTime,
+        changes: &mut Vec<crate::wallet::UtxoChange>,
+    ) -> Vec<Event> {
+        let mut events = Vec::new();
         for _ in 0..32 {
-            let more = progress::progress(&next, now, &mut decision.utxo_changes);
+            let more = progress::progress(self, now, changes);
             if more.is_empty() {
                 break;
             }
-            next.apply(&more);
-            decision.events.extend(more);
+            self.apply(&more);
+            events.extend(more);
         }
-        decision.effects = next.pending_effects(now);
-        Ok(decision)
+        events
     }
 
     /// The effects pending in the current state at `now` with the observed

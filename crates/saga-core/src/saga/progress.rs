@@ -133,9 +133,24 @@ pub(super) fn progress(saga: &Saga, now: UnixTime, changes: &mut Vec<UtxoChange>
         } else {
             None
         };
+        // Once the refund is countersigned the broadcast may have run with
+        // its answer lost (a crash, a time-out): the reservation may be on
+        // chain. Then only our refund height ends the wait: the reservation
+        // watch reports it if it shows up, and from T our refund is final.
+        let maybe_out = own.refund.is_some();
+        let own_chain = &terms.leg(saga.own_leg()).chain_id;
+        let own_t = terms.leg(saga.own_leg()).refund_height;
+        let unseen_by_t = saga.tip(own_chain).is_some_and(|tip| tip >= own_t);
         if let Some(reason) = reason {
-            release_into(saga, terms, changes);
-            return vec![Event::ReservationAbandoned { reason }];
+            if !maybe_out || unseen_by_t {
+                let reason = if maybe_out {
+                    format!("{reason}; not seen on chain {own_chain} by {own_t}")
+                } else {
+                    reason
+                };
+                release_into(saga, terms, changes);
+                return vec![Event::ReservationAbandoned { reason }];
+            }
         }
     }
 
@@ -316,12 +331,26 @@ fn collect(saga: &Saga, now: UnixTime) -> Vec<Effect> {
         }
     }
     if let (Some(tx), Some(_)) = (&own.reservation, &own.refund) {
-        if open && !halted && saga.may_reserve(terms) {
+        let late = saga.reservation_deadline_passed(terms, now);
+        if open && !halted && !late && saga.may_reserve(terms) {
             out.push(Effect::Broadcast {
                 chain_id: own_chain.clone(),
                 tx: tx.clone(),
                 purpose: TxPurpose::Reservation,
             });
+        }
+        // Countersigned and not known broadcast: it may be out (the
+        // broadcast's answer lost). Watch for it until it is seen or given up.
+        if open {
+            out.push(Effect::WatchConfirmations {
+                chain_id: own_chain.clone(),
+                txid: tx.txid(),
+                depth: terms.leg(own_leg).confirmations.max(1),
+                purpose: TxPurpose::Reservation,
+            });
+            if halted || late || !saga.may_reserve(terms) {
+                add_wake(&mut wake_heights, &own_chain, terms.leg(own_leg).refund_height);
+            }
         }
     }
     if open && (own.reservation.is_none() || own.refund.is_none() || own.broadcast.is_none()) {
@@ -400,7 +429,12 @@ fn collect(saga: &Saga, now: UnixTime) -> Vec<Effect> {
 
     // -- the counterparty's leg and our claim
     if let Some((escrow, _, _)) = &counter.verified {
-        if counter.claim_confirmed.is_none() && counter.claim_abandoned.is_none() {
+        // A claim given up at its deadline (C1) may have gone out before,
+        // its answer lost: the chain tells, so keep watching until we end.
+        let maybe_out = counter.claim.is_some()
+            && counter.claim_broadcast.is_none()
+            && !saga.status().is_terminal();
+        if counter.claim_confirmed.is_none() && (counter.claim_abandoned.is_none() || maybe_out) {
             out.push(Effect::WatchSpend {
                 chain_id: counter_chain.clone(),
                 outpoint: *escrow,
