@@ -25,8 +25,8 @@ use bsv_format::beef::{Beef, BeefVersion};
 use bsv_format::ef::EfTransaction;
 use bsv_format::{Transaction, TxOut};
 use saga_core::saga::{
-    BroadcastOutcome, Decision, Effect, EffectKey, Event, Input, PeerReply, Reject,
-    Saga, Status, TxPurpose,
+    BroadcastOutcome, Decision, Effect, EffectKey, Event, Input, PeerReply, Reject, Saga, Status,
+    TxPurpose,
 };
 use saga_core::terms::{Leg, Role, SagaId, Terms};
 use saga_core::wallet::Basket;
@@ -140,7 +140,11 @@ impl Driver {
     }
 
     fn tips(&self) -> BTreeMap<String, Height> {
-        self.inner.tips.lock().map(|t| t.clone()).unwrap_or_default()
+        self.inner
+            .tips
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default()
     }
 
     /// Loads every in-flight saga from the log and starts its pending
@@ -254,7 +258,12 @@ impl Driver {
                     utxo_changes: decision.utxo_changes.clone(),
                     idempotency_key,
                     reply: None,
-                    projection: projection(saga_id, &next, e.head + decision.events.len() as u64, &decision),
+                    projection: projection(
+                        saga_id,
+                        &next,
+                        e.head + decision.events.len() as u64,
+                        &decision,
+                    ),
                 };
                 self.inner.ports.log.append(step).await?;
                 e.head += decision.events.len() as u64;
@@ -383,7 +392,13 @@ impl Driver {
             }
             Effect::BuildReservation { leg } => {
                 let rate = self.fee_rate(saga_id, &terms.leg(leg).chain_id).await;
-                match self.inner.ports.wallet.fund_reservation(&terms, leg, rate).await {
+                match self
+                    .inner
+                    .ports
+                    .wallet
+                    .fund_reservation(&terms, leg, rate)
+                    .await
+                {
                     Ok(funded) => Next::input(Input::ReservationFunded {
                         tx: funded.tx,
                         fee: funded.fee,
@@ -396,7 +411,10 @@ impl Driver {
                 chain_id,
                 tx,
                 purpose,
-            } => self.broadcast(&terms, role, &chain_id, tx, purpose, failed).await,
+            } => {
+                self.broadcast(&terms, role, &chain_id, tx, purpose, failed)
+                    .await
+            }
             Effect::WatchConfirmations {
                 chain_id,
                 txid,
@@ -541,12 +559,10 @@ impl Driver {
             return failed(format!("no chain {chain_id} configured"));
         };
         let sources = match purpose {
-            TxPurpose::Reservation => {
-                match self.funding_sources(chain_id, &tx).await {
-                    Some(s) => s,
-                    None => return failed("the reservation's inputs are not in the wallet".into()),
-                }
-            }
+            TxPurpose::Reservation => match self.funding_sources(chain_id, &tx).await {
+                Some(s) => s,
+                None => return failed("the reservation's inputs are not in the wallet".into()),
+            },
             TxPurpose::Refund | TxPurpose::Cancel | TxPurpose::Claim | TxPurpose::CounterClaim => {
                 let leg = match purpose {
                     TxPurpose::Claim => role.other().funds(),
@@ -579,13 +595,19 @@ impl Driver {
         let mut known = BTreeMap::new();
         for basket in [Basket::Funding, Basket::Inventory] {
             for (u, _) in self.inner.ports.log.utxos(chain_id, basket).await.ok()? {
-                known.insert(u.outpoint, TxOut {
-                    satoshis: u.satoshis.0,
-                    locking_script: u.locking_script,
-                });
+                known.insert(
+                    u.outpoint,
+                    TxOut {
+                        satoshis: u.satoshis.0,
+                        locking_script: u.locking_script,
+                    },
+                );
             }
         }
-        tx.inputs.iter().map(|i| known.get(&i.prev_out).cloned()).collect()
+        tx.inputs
+            .iter()
+            .map(|i| known.get(&i.prev_out).cloned())
+            .collect()
     }
 }
 

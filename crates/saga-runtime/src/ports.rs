@@ -103,7 +103,8 @@ pub trait TransactionSource: Send + Sync {
     ///
     /// # Errors
     /// [`TransactionSourceError`].
-    async fn transaction(&self, txid: &Txid) -> Result<Option<Transaction>, TransactionSourceError>;
+    async fn transaction(&self, txid: &Txid)
+        -> Result<Option<Transaction>, TransactionSourceError>;
 }
 
 /// The UTC clock (manual in tests).

@@ -21,6 +21,8 @@ enum Kind {
     WrongState,
     NotAParty,
     Build,
+    NotAllowed,
+    Unrelated,
 }
 
 fn kind(r: &Reject) -> Option<Kind> {
@@ -28,6 +30,8 @@ fn kind(r: &Reject) -> Option<Kind> {
         Reject::WrongState { .. } => Some(Kind::WrongState),
         Reject::NotAParty { .. } => Some(Kind::NotAParty),
         Reject::Build { .. } => Some(Kind::Build),
+        Reject::NotAllowed { .. } => Some(Kind::NotAllowed),
+        Reject::Unrelated { .. } => Some(Kind::Unrelated),
         _ => None,
     }
 }
@@ -268,7 +272,7 @@ fn while_reserving_strangers_unknown_transactions_and_second_reservations_are_re
             txid: tx.txid(),
             outcome: BroadcastOutcome::Accepted,
         },
-        Kind::Build,
+        Kind::Unrelated,
         "a broadcast result of a stranger transaction",
     );
     refused(
@@ -281,7 +285,7 @@ fn while_reserving_strangers_unknown_transactions_and_second_reservations_are_re
             tip: Height(1),
             beef: None,
         },
-        Kind::Build,
+        Kind::Unrelated,
         "a confirmation of a stranger transaction",
     );
     refused(
@@ -292,7 +296,7 @@ fn while_reserving_strangers_unknown_transactions_and_second_reservations_are_re
             outpoint: Outpoint::new(Txid([9; 32]), 0),
             tx: tx.clone(),
         },
-        Kind::Build,
+        Kind::Unrelated,
         "a spend of a stranger outpoint",
     );
     refused(
@@ -350,7 +354,7 @@ fn after_completion_a_cancel_is_refused_and_a_peer_cancel_answered_refused() {
         Input::CancelRequested {
             reason: "late".into(),
         },
-        Kind::Build,
+        Kind::NotAllowed,
         "an operator cancel after our claim",
     );
     let d = sim

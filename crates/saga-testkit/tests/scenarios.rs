@@ -423,3 +423,39 @@ fn a_cancel_asked_as_t_d_passes_is_answered_from_the_state_at_t_d() {
     assert_eq!(tail, ["cancel_signed", "reservation_abandoned"]);
     assert_clean(&sim);
 }
+
+/// A seller that learns `s` only after chain P passed its claim margin
+/// (`T_P − m_P`) still claims — it has nothing left to lose, and the claim
+/// may beat the buyer's refund — and asks an operator to look.
+#[test]
+fn seller_learning_s_past_its_margin_still_claims_and_raises_attention() {
+    let mut sim = started(&SimConfig::default());
+    sim.crash_on(Role::Buyer, "claim_broadcast", Role::Seller);
+    sim.run_until(|s| s.status(Role::Seller).is_none(), 50)
+        .unwrap();
+    sim.mine(CHAIN_D, 5);
+    let t_p = sim.terms().payment.refund_height;
+    // m_P = 3 in fast-test.toml: the tip is one block past the margin.
+    sim.mine_to(CHAIN_P, saga_core::Height(t_p.0 - 2));
+    sim.partition(Role::Buyer, true);
+    sim.restart(Role::Seller);
+    sim.run_until(|s| logged(s, Role::Seller, "claim_broadcast"), 100)
+        .unwrap();
+    let attention = sim
+        .saga(Role::Seller)
+        .unwrap()
+        .attention()
+        .map(str::to_string);
+    assert!(
+        attention
+            .as_deref()
+            .is_some_and(|a| a.contains("the buyer's refund may win the race")),
+        "{attention:?}"
+    );
+    let seller_claim = sim.claim(Role::Seller).unwrap().clone();
+    assert_eq!(
+        seller_claim.inputs[0].prev_out,
+        escrow(&sim, Role::Buyer),
+        "the claim spends the buyer's escrow"
+    );
+}

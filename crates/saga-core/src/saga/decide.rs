@@ -71,13 +71,25 @@ impl Saga {
     /// The unsigned refund of our reservation.
     pub(crate) fn unsigned_refund(&self, terms: &Terms) -> Option<Transaction> {
         let escrow = self.facts.own.escrow()?;
-        legs::build_refund(terms, self.own_leg(), escrow, self.spend_fee(terms, self.own_leg())).ok()
+        legs::build_refund(
+            terms,
+            self.own_leg(),
+            escrow,
+            self.spend_fee(terms, self.own_leg()),
+        )
+        .ok()
     }
 
     /// The unsigned cancel of our reservation.
     pub(crate) fn unsigned_cancel(&self, terms: &Terms) -> Option<Transaction> {
         let escrow = self.facts.own.escrow()?;
-        legs::build_cancel(terms, self.own_leg(), escrow, self.spend_fee(terms, self.own_leg())).ok()
+        legs::build_cancel(
+            terms,
+            self.own_leg(),
+            escrow,
+            self.spend_fee(terms, self.own_leg()),
+        )
+        .ok()
     }
 
     pub(crate) fn status_name(&self) -> &'static str {
@@ -98,7 +110,13 @@ impl Saga {
         }
     }
 
-    fn check_context<'a>(&'a self, peer: &'a str, now: UnixTime, terms: &Terms, exposure: Satoshis) -> Result<CheckContext<'a>, Reject> {
+    fn check_context<'a>(
+        &'a self,
+        peer: &'a str,
+        now: UnixTime,
+        terms: &Terms,
+        exposure: Satoshis,
+    ) -> Result<CheckContext<'a>, Reject> {
         let tip = |chain: &str| {
             self.tip(chain).ok_or_else(|| Reject::Build {
                 what: "terms check",
@@ -313,7 +331,9 @@ fn peer(
             reservation_ready(saga, terms, &beef, beef_bytes, d)
         }
         PeerMessage::GrantToken { token } => grant_token(saga, terms, caller, token, now, d),
-        PeerMessage::Execute { token, claim } => execute(saga, terms, caller, &token, &claim, now, d),
+        PeerMessage::Execute { token, claim } => {
+            execute(saga, terms, caller, &token, &claim, now, d)
+        }
         PeerMessage::SignCancel { cancel } => sign_cancel(saga, terms, &cancel, d),
         PeerMessage::Cancel { reason: _ } => peer_cancel(saga, d),
     }
@@ -401,7 +421,10 @@ fn reservation_ready(
         });
         return Ok(Vec::new());
     };
-    let depth = beef.tip_height().saturating_sub(block_height.0).saturating_add(1);
+    let depth = beef
+        .tip_height()
+        .saturating_sub(block_height.0)
+        .saturating_add(1);
     let wanted = terms.leg(leg).confirmations;
     if depth < wanted {
         d.reply = Some(PeerReply::NotYet {
@@ -503,7 +526,9 @@ fn execute(
         .check_grants(&terms.saga_id, &escrow)
         .map_err(Reject::Token)?;
     if verified.token_id() != granted.token_id {
-        return Err(Reject::PeerMisbehaved("token is not the one we granted".into()));
+        return Err(Reject::PeerMisbehaved(
+            "token is not the one we granted".into(),
+        ));
     }
     let claim_txid = claim.txid();
     if let Some((seen, used)) = &saga.facts.own.counter_claim {
@@ -568,8 +593,8 @@ fn sign_cancel(
                 return Ok(Vec::new());
             }
             let own = &saga.facts.own;
-            let never_broadcast = own.broadcast.is_none()
-                && (own.abandoned.is_some() || own.refund.is_none());
+            let never_broadcast =
+                own.broadcast.is_none() && (own.abandoned.is_some() || own.refund.is_none());
             if !(never_broadcast || own.refund_confirmed.is_some()) {
                 d.reply = Some(PeerReply::NotYet {
                     reason: "our own reservation is not back yet".into(),
@@ -861,9 +886,11 @@ fn broadcasted(
             BroadcastOutcome::Accepted => Vec::new(),
             // The escrow is spent by something else (a claim: the spend
             // watcher will say), or the refund is not final yet.
-            BroadcastOutcome::Rejected { reason } => {
-                failure(saga, EffectKey::Broadcast(purpose_of_refund(saga, txid)), reason)
-            }
+            BroadcastOutcome::Rejected { reason } => failure(
+                saga,
+                EffectKey::Broadcast(purpose_of_refund(saga, txid)),
+                reason,
+            ),
             BroadcastOutcome::DoubleSpend { competing } => failure(
                 saga,
                 EffectKey::Broadcast(purpose_of_refund(saga, txid)),
@@ -877,16 +904,17 @@ fn broadcasted(
                 vec![Event::ClaimBroadcast { txid }]
             }
             BroadcastOutcome::Accepted => Vec::new(),
-            BroadcastOutcome::Rejected { reason } => {
-                attention(saga, format!("the chain rejected our claim {txid}: {reason}"))
-            }
+            BroadcastOutcome::Rejected { reason } => attention(
+                saga,
+                format!("the chain rejected our claim {txid}: {reason}"),
+            ),
             BroadcastOutcome::DoubleSpend { competing } => attention(
                 saga,
                 format!("our claim {txid} lost to {competing:?}: the reservation was refunded"),
             ),
         });
     }
-    Err(Reject::Build {
+    Err(Reject::Unrelated {
         what: "broadcast result",
         detail: format!("{txid} is none of this saga's transactions"),
     })
@@ -979,7 +1007,7 @@ fn confirmed(
             events.push(Event::RefundConfirmed { block_height });
         }
     } else {
-        return Err(Reject::Build {
+        return Err(Reject::Unrelated {
             what: "confirmation",
             detail: format!("{txid} is none of this saga's transactions"),
         });
@@ -1033,12 +1061,14 @@ fn spend_seen(saga: &Saga, outpoint: Outpoint, tx: &Transaction) -> Result<Vec<E
             ));
         } else if counter.claim_abandoned.is_none() {
             events.push(Event::ClaimAbandoned {
-                reason: format!("the counterparty's reservation was spent by {txid} (refund or cancel)"),
+                reason: format!(
+                    "the counterparty's reservation was spent by {txid} (refund or cancel)"
+                ),
             });
         }
         return Ok(events);
     }
-    Err(Reject::Build {
+    Err(Reject::Unrelated {
         what: "spend",
         detail: format!("{outpoint} is neither escrow of this saga"),
     })
@@ -1067,9 +1097,9 @@ fn notary(saga: &Saga, answer: NotaryAnswer) -> Result<Vec<Event>, Reject> {
 fn operator_cancel(saga: &Saga) -> Result<Vec<Event>, Reject> {
     saga.agreed_terms("cancel")?;
     if let Some(reason) = cancel_refusal(saga) {
-        return Err(Reject::Build {
+        return Err(Reject::NotAllowed {
             what: "cancel",
-            detail: reason,
+            reason,
         });
     }
     if saga.facts.cancel.is_some() {
@@ -1086,9 +1116,9 @@ fn resolve(saga: &Saga, resolution: Resolution) -> Result<Vec<Event>, Reject> {
     }
     if resolution == Resolution::Refund {
         if let Some(reason) = cancel_refusal(saga) {
-            return Err(Reject::Build {
+            return Err(Reject::NotAllowed {
                 what: "refund resolution",
-                detail: reason,
+                reason,
             });
         }
     }
@@ -1109,6 +1139,12 @@ fn failure(saga: &Saga, effect: EffectKey, detail: String) -> Vec<Event> {
         .copied()
         .unwrap_or(0)
         .saturating_add(1);
+    if attempt > saga.ctx.policy.retry.budget && saga.facts.attention.is_some() {
+        // The operator has been asked; the runtime keeps retrying the
+        // effects that protect our funds at its longest backoff, without
+        // growing the log by one event per attempt.
+        return Vec::new();
+    }
     let mut events = vec![Event::EffectFailed {
         effect: effect.clone(),
         attempt,

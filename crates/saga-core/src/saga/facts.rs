@@ -91,7 +91,9 @@ pub(crate) struct OwnLeg {
 impl OwnLeg {
     /// The escrow output, once the reservation is built.
     pub fn escrow(&self) -> Option<Outpoint> {
-        self.reservation.as_ref().map(|tx| Outpoint::new(tx.txid(), 0))
+        self.reservation
+            .as_ref()
+            .map(|tx| Outpoint::new(tx.txid(), 0))
     }
 
     /// Our leg is settled: never broadcast (and never will be), refunded,

@@ -460,6 +460,24 @@ pub enum Reject {
     /// A token was already used for something else.
     #[error("token {0} was already used")]
     TokenReused(TokenId),
+    /// An operator's request that the protocol forbids now (a cancel once
+    /// the swap is executing).
+    #[error("{what} is not allowed: {reason}")]
+    NotAllowed {
+        /// What was asked.
+        what: &'static str,
+        /// Why not.
+        reason: String,
+    },
+    /// A chain or broadcaster report about a transaction or outpoint that
+    /// is none of this saga's.
+    #[error("{what}: {detail}")]
+    Unrelated {
+        /// Which report.
+        what: &'static str,
+        /// What it named.
+        detail: String,
+    },
     /// Building or signing one of our transactions failed (a bug or a
     /// configuration fault, e.g. keys that do not match the terms).
     #[error("cannot build {what}: {detail}")]

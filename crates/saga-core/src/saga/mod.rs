@@ -50,10 +50,10 @@
 //! - `progress`: decisions the state and the tips make by themselves
 //!   (deadlines, grants, claims) and [`Saga::pending_effects`].
 
+mod decide;
 pub mod event;
 mod facts;
 pub mod io;
-mod decide;
 mod progress;
 
 use std::collections::BTreeMap;

@@ -100,9 +100,13 @@ pub(super) fn progress(saga: &Saga, now: UnixTime, changes: &mut Vec<UtxoChange>
         return Vec::new();
     }
     if !f.agreed() {
-        if saga.ctx.role == Role::Buyer && now.0 > terms.quote_expiry.0.saturating_add(saga.skew()) {
+        if saga.ctx.role == Role::Buyer && now.0 > terms.quote_expiry.0.saturating_add(saga.skew())
+        {
             return vec![Event::TermsRejected {
-                reason: format!("no answer before the quote expired at {}", terms.quote_expiry),
+                reason: format!(
+                    "no answer before the quote expired at {}",
+                    terms.quote_expiry
+                ),
             }];
         }
         return Vec::new();
@@ -200,7 +204,9 @@ pub(super) fn progress(saga: &Saga, now: UnixTime, changes: &mut Vec<UtxoChange>
     // Claim the counterparty's reservation.
     let counter_tip = saga.tip(&terms.leg(counter_leg).chain_id);
     let deadline = saga.claim_deadline(terms, counter_leg);
-    if counter.claim.is_none() && counter.claim_abandoned.is_none() && counter.cancel_signed.is_none()
+    if counter.claim.is_none()
+        && counter.claim_abandoned.is_none()
+        && counter.cancel_signed.is_none()
     {
         let allowed = match saga.ctx.role {
             // The buyer reveals `s`: only with the seller's consent (its
@@ -212,7 +218,10 @@ pub(super) fn progress(saga: &Saga, now: UnixTime, changes: &mut Vec<UtxoChange>
         if let (true, Some((escrow, _, _)), Some(s), Some(tip)) =
             (allowed, &counter.verified, saga.preimage(), counter_tip)
         {
-            if tip < deadline {
+            // C1 binds the buyer, who reveals `s`. The seller has nothing
+            // left to lose once `s` is out: it claims even past its margin,
+            // racing the buyer's refund (and asks an operator to look).
+            if tip < deadline || saga.ctx.role == Role::Seller {
                 let built = legs::build_claim(
                     terms,
                     counter_leg,
@@ -228,13 +237,29 @@ pub(super) fn progress(saga: &Saga, now: UnixTime, changes: &mut Vec<UtxoChange>
             }
         }
     }
+    if saga.ctx.role == Role::Seller
+        && f.preimage_learned.is_some()
+        && counter.claim_confirmed.is_none()
+        && counter.claim_abandoned.is_none()
+        && f.attention.is_none()
+        && counter_tip.is_some_and(|tip| tip >= deadline)
+    {
+        return vec![Event::AttentionRaised {
+            reason: format!(
+                "s was learned but our claim is not confirmed and chain {}'s tip passed {deadline} = T_P − m_P: the buyer's refund may win the race",
+                terms.leg(counter_leg).chain_id
+            ),
+        }];
+    }
     // A claim not out before its deadline, or after we promised not to claim,
     // is abandoned for good (C1 applies to every broadcast).
-    if counter.claim.is_some() && counter.claim_broadcast.is_none() && counter.claim_abandoned.is_none()
+    if counter.claim.is_some()
+        && counter.claim_broadcast.is_none()
+        && counter.claim_abandoned.is_none()
     {
-        let late = counter_tip.is_some_and(|tip| tip >= deadline);
-        let promised = counter.cancel_signed.is_some()
-            || (saga.ctx.role == Role::Buyer && f.cancel.is_some());
+        let late = saga.ctx.role == Role::Buyer && counter_tip.is_some_and(|tip| tip >= deadline);
+        let promised =
+            counter.cancel_signed.is_some() || (saga.ctx.role == Role::Buyer && f.cancel.is_some());
         if late || promised {
             return vec![Event::ClaimAbandoned {
                 reason: if late {
@@ -349,7 +374,11 @@ fn collect(saga: &Saga, now: UnixTime) -> Vec<Effect> {
                 purpose: TxPurpose::Reservation,
             });
             if halted || late || !saga.may_reserve(terms) {
-                add_wake(&mut wake_heights, &own_chain, terms.leg(own_leg).refund_height);
+                add_wake(
+                    &mut wake_heights,
+                    &own_chain,
+                    terms.leg(own_leg).refund_height,
+                );
             }
         }
     }
@@ -362,7 +391,11 @@ fn collect(saga: &Saga, now: UnixTime) -> Vec<Effect> {
                 .saturating_add(1),
         ));
         if saga.ctx.role == Role::Seller {
-            add_wake(&mut wake_heights, &terms.delivery.chain_id, Height(saga.reserve_limit(terms).0.saturating_add(1)));
+            add_wake(
+                &mut wake_heights,
+                &terms.delivery.chain_id,
+                Height(saga.reserve_limit(terms).0.saturating_add(1)),
+            );
         }
     }
     if let Some(txid) = own.broadcast {
@@ -386,7 +419,9 @@ fn collect(saga: &Saga, now: UnixTime) -> Vec<Effect> {
     }
     if let Some((_, beef)) = &own.confirmed {
         if !f.delivered.contains(&MessageKind::ReservationReady) && !halted {
-            out.push(Effect::SendToPeer(PeerRequest::ReservationReady { beef: beef.clone() }));
+            out.push(Effect::SendToPeer(PeerRequest::ReservationReady {
+                beef: beef.clone(),
+            }));
         }
     }
     if let (Some(_), Some(escrow)) = (own.broadcast, own.escrow()) {
@@ -446,7 +481,7 @@ fn collect(saga: &Saga, now: UnixTime) -> Vec<Effect> {
     let counter_tip = saga.tip(&counter_chain);
     if let Some(claim) = &counter.claim {
         if counter.claim_broadcast.is_none() && counter.claim_abandoned.is_none() {
-            if counter_tip.is_some_and(|tip| tip < deadline) {
+            if saga.ctx.role == Role::Seller || counter_tip.is_some_and(|tip| tip < deadline) {
                 out.push(Effect::Broadcast {
                     chain_id: counter_chain.clone(),
                     tx: claim.clone(),
