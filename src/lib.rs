@@ -9,5 +9,6 @@ pub mod chainsim;
 pub mod cli;
 pub mod headers;
 pub mod identity;
+pub mod keys;
 pub mod policy;
 pub mod sample;
