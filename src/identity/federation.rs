@@ -179,9 +179,7 @@ impl Federation {
             }
             let mut roles = Vec::new();
             for r in d.roles.get_ref() {
-                let role: Role = r
-                    .get_ref()
-                    .parse()
+                let role: Role = super::spiffe::parse_role(r.get_ref())
                     .map_err(|e| invalid(r.span(), "roles", format!("{e}")))?;
                 if roles.contains(&role) {
                     return Err(invalid(

@@ -419,7 +419,7 @@ impl DomainPlan {
         let roles = match roles {
             Some(r) => r
                 .split(',')
-                .map(str::parse)
+                .map(super::spiffe::parse_role)
                 .collect::<Result<Vec<Role>, _>>()?,
             None => match domain.first_label() {
                 "notary" => vec![Role::Notary],

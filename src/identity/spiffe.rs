@@ -85,15 +85,9 @@ impl FromStr for TrustDomain {
     /// [`SpiffeError::BadTrustDomain`] when empty, longer than 255 bytes or
     /// with a character outside `[a-z0-9._-]`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let ok = !s.is_empty()
-            && s.len() <= MAX_TRUST_DOMAIN_BYTES
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
-        if ok {
-            Ok(TrustDomain(s.to_owned()))
-        } else {
-            Err(SpiffeError::BadTrustDomain(s.to_owned()))
-        }
+        saga_core::spiffe::check_trust_domain(s)
+            .map(|()| TrustDomain(s.to_owned()))
+            .map_err(|_| SpiffeError::BadTrustDomain(s.to_owned()))
     }
 }
 
@@ -103,57 +97,16 @@ impl fmt::Display for TrustDomain {
     }
 }
 
-/// What a workload is allowed to be (DESIGN.md §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Role {
-    /// An escrowd gateway: calls and serves peer RPCs.
-    Gateway,
-    /// A person or tool administering its own organisation's gateway.
-    Operator,
-    /// A notary that approves swaps.
-    Notary,
-    /// A subscriber to saga events.
-    Observer,
-}
+/// What a workload is allowed to be (DESIGN.md §4): the one definition in
+/// `saga_core::spiffe`, shared with terms and tokens.
+pub use saga_core::spiffe::Role;
 
-impl Role {
-    /// Every role, in the order documented.
-    pub const ALL: [Role; 4] = [Role::Gateway, Role::Operator, Role::Notary, Role::Observer];
-
-    /// The path segment, e.g. `gateway`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Gateway => "gateway",
-            Role::Operator => "operator",
-            Role::Notary => "notary",
-            Role::Observer => "observer",
-        }
-    }
-
-    /// Whether certificates of this role also serve (gateways and notaries
-    /// run servers), so carry serverAuth and host-name SANs.
-    pub fn serves(self) -> bool {
-        matches!(self, Role::Gateway | Role::Notary)
-    }
-}
-
-impl FromStr for Role {
-    type Err = SpiffeError;
-
-    /// # Errors
-    /// [`SpiffeError::UnknownRole`] for anything but the four role names.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| SpiffeError::UnknownRole(s.to_owned()))
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// Parses a role name (`gateway`, `operator`, `notary`, `observer`).
+///
+/// # Errors
+/// [`SpiffeError::UnknownRole`] for anything else.
+pub fn parse_role(s: &str) -> Result<Role, SpiffeError> {
+    Role::from_segment(s).ok_or_else(|| SpiffeError::UnknownRole(s.to_owned()))
 }
 
 /// `spiffe://<trust-domain>/<role>/<name>`.
@@ -170,16 +123,7 @@ impl SpiffeId {
     /// # Errors
     /// [`SpiffeError::BadPath`] when `name` is not a valid path segment.
     pub fn new(domain: TrustDomain, role: Role, name: &str) -> Result<Self, SpiffeError> {
-        let id = SpiffeId {
-            domain,
-            role,
-            name: name.to_owned(),
-        };
-        check_segment(name).map_err(|reason| SpiffeError::BadPath {
-            id: id.to_string(),
-            reason,
-        })?;
-        Ok(id)
+        format!("spiffe://{domain}/{role}/{name}").parse()
     }
 
     /// The trust domain the ID names.
@@ -227,58 +171,41 @@ impl SpiffeId {
     }
 }
 
-fn check_segment(seg: &str) -> Result<(), &'static str> {
-    if seg.is_empty() {
-        return Err("empty path segment");
-    }
-    if seg == "." || seg == ".." {
-        return Err("path segment '.' or '..'");
-    }
-    if !seg
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-    {
-        return Err("path segment with a character outside [A-Za-z0-9._-]");
-    }
-    Ok(())
-}
+const PATH_RULE: &str =
+    "path must be exactly /<role>/<name>, each segment of [A-Za-z0-9._-] and not '.' or '..'";
 
 impl FromStr for SpiffeId {
     type Err = SpiffeError;
 
-    /// Parses `spiffe://<trust-domain>/<role>/<name>`.
+    /// Parses `spiffe://<trust-domain>/<role>/<name>` with the one set of
+    /// rules in `saga_core::spiffe::parse_spiffe_id`.
     ///
     /// # Errors
     /// [`SpiffeError`] naming the first fault: scheme, length, trust domain,
     /// path shape or role.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let rest = s
-            .strip_prefix("spiffe://")
-            .ok_or_else(|| SpiffeError::NotSpiffe(s.to_owned()))?;
-        if s.len() > MAX_SPIFFE_ID_BYTES {
-            return Err(SpiffeError::TooLong(s.len()));
-        }
-        let bad = |reason| SpiffeError::BadPath {
-            id: s.to_owned(),
-            reason,
-        };
-        let (domain, path) = rest
-            .split_once('/')
-            .ok_or_else(|| bad("no path: expected /<role>/<name>"))?;
-        // User info, a port, a query or a fragment all show up as characters
-        // the domain or segment alphabets refuse ('@', ':', '?', '#').
-        let domain: TrustDomain = domain.parse()?;
-        let segments: Vec<&str> = path.split('/').collect();
-        for seg in &segments {
-            check_segment(seg).map_err(bad)?;
-        }
-        match segments.as_slice() {
-            [role, name] => Ok(SpiffeId {
-                domain,
-                role: role.parse()?,
-                name: (*name).to_owned(),
+        use saga_core::spiffe::SpiffeError as Core;
+        match saga_core::spiffe::parse_spiffe_id(s) {
+            Ok(parts) => Ok(SpiffeId {
+                domain: TrustDomain(parts.trust_domain.to_owned()),
+                role: parts.role,
+                name: parts.name.to_owned(),
             }),
-            _ => Err(bad("path must be exactly /<role>/<name>")),
+            Err(Core::NotSpiffeUri) => Err(SpiffeError::NotSpiffe(s.to_owned())),
+            Err(Core::TooLong) => Err(SpiffeError::TooLong(s.len())),
+            Err(Core::BadTrustDomain) => {
+                let rest = s.strip_prefix("spiffe://").unwrap_or(s);
+                let domain = rest.split('/').next().unwrap_or(rest);
+                Err(SpiffeError::BadTrustDomain(domain.to_owned()))
+            }
+            Err(Core::BadPath) => Err(SpiffeError::BadPath {
+                id: s.to_owned(),
+                reason: PATH_RULE,
+            }),
+            Err(Core::UnknownRole) => {
+                let role = s.splitn(5, '/').nth(3).unwrap_or_default();
+                Err(SpiffeError::UnknownRole(role.to_owned()))
+            }
         }
     }
 }

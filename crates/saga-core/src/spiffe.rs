@@ -14,7 +14,7 @@ pub const MAX_TRUST_DOMAIN_LEN: usize = 255;
 pub const MAX_SPIFFE_ID_LEN: usize = 2048;
 
 /// The roles an escrowd identity may name (DESIGN.md §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
     /// A gateway: a party to sagas.
     Gateway,
@@ -27,6 +27,20 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role, in the order documented.
+    pub const ALL: [Role; 4] = [Role::Gateway, Role::Operator, Role::Notary, Role::Observer];
+
+    /// Whether certificates of this role also serve (gateways and notaries
+    /// run servers), so carry serverAuth and host-name SANs.
+    pub fn serves(self) -> bool {
+        matches!(self, Role::Gateway | Role::Notary)
+    }
+
+    /// The role a path segment names, if any.
+    pub fn from_segment(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
     /// The path segment naming the role.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -36,15 +50,11 @@ impl Role {
             Role::Observer => "observer",
         }
     }
+}
 
-    fn from_segment(s: &str) -> Option<Role> {
-        match s {
-            "gateway" => Some(Role::Gateway),
-            "operator" => Some(Role::Operator),
-            "notary" => Some(Role::Notary),
-            "observer" => Some(Role::Observer),
-            _ => None,
-        }
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
