@@ -115,7 +115,10 @@ pub fn write_key_file(path: &Path, key: &PrivateKey, network: Network) -> Result
     .encode();
     file.write_all(format!("{wif}\n").as_bytes())
         .and_then(|()| file.sync_all())
-        .map_err(|source| KeyFileError::Io { path: shown, source })
+        .map_err(|source| KeyFileError::Io {
+            path: shown,
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -161,7 +164,10 @@ mod tests {
         write_key_file(&path, &key, Network::Mainnet).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = load_key_file(&path).unwrap_err();
-        assert!(matches!(err, KeyFileError::TooOpen { mode: 0o644, .. }), "{err}");
+        assert!(
+            matches!(err, KeyFileError::TooOpen { mode: 0o644, .. }),
+            "{err}"
+        );
         let wif = std::fs::read_to_string(&path).unwrap();
         assert!(!err.to_string().contains(wif.trim()));
         assert!(err.to_string().contains("chmod 600"));

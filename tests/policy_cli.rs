@@ -214,5 +214,9 @@ fn a_dash_reads_the_policy_from_stdin() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).starts_with("<stdin>:"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with("<stdin>:"),
+        "{}",
+        text(&out.stderr)
+    );
 }

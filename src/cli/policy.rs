@@ -34,12 +34,12 @@ pub fn run(cmd: PolicyCommand) -> Result<(), Failure> {
 fn read_stdin() -> Result<Vec<u8>, crate::policy::PolicyLoadError> {
     use std::io::Read;
     let mut bytes = Vec::new();
-    std::io::stdin()
-        .read_to_end(&mut bytes)
-        .map_err(|source| crate::policy::PolicyLoadError::Unreadable {
+    std::io::stdin().read_to_end(&mut bytes).map_err(|source| {
+        crate::policy::PolicyLoadError::Unreadable {
             path: "<stdin>".into(),
             source,
-        })?;
+        }
+    })?;
     Ok(bytes)
 }
 

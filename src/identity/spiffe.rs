@@ -203,7 +203,7 @@ impl FromStr for SpiffeId {
                 reason: PATH_RULE,
             }),
             Err(Core::UnknownRole) => {
-                let role = s.splitn(5, '/').nth(3).unwrap_or_default();
+                let role = s.split('/').nth(3).unwrap_or_default();
                 Err(SpiffeError::UnknownRole(role.to_owned()))
             }
         }
