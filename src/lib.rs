@@ -10,4 +10,6 @@ pub mod cli;
 pub mod headers;
 pub mod identity;
 pub mod policy;
+pub mod proto;
 pub mod sample;
+pub mod store;
