@@ -11,4 +11,6 @@ pub mod headers;
 pub mod identity;
 pub mod keys;
 pub mod policy;
+pub mod proto;
 pub mod sample;
+pub mod store;

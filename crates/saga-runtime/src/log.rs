@@ -253,8 +253,8 @@ impl fmt::Debug for SecretBytes {
     }
 }
 
-/// Why an append was refused. Every variant means nothing of the step was
-/// written.
+/// Why an append was refused. Every variant but [`AppendError::Storage`]
+/// means nothing of the step was written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AppendError {
     /// The step is not well formed (no events, a projection of another saga
@@ -320,7 +320,10 @@ pub enum AppendError {
         /// The message.
         key: ReplyKey,
     },
-    /// The storage failed (I/O, corruption); nothing is known to be written.
+    /// The storage failed (I/O, corruption). If it failed before the commit
+    /// nothing was written; if the flush after the commit failed, the step
+    /// may or may not be durable: the caller must not act on it, and should
+    /// stop and reload the saga from the log before deciding again.
     #[error("event log storage: {0}")]
     Storage(String),
 }
@@ -379,8 +382,8 @@ pub trait EventLog<E: Send + 'static>: UtxoStore + Send + Sync {
     /// [`AppendError::MalformedStep`], [`AppendError::SeqConflict`],
     /// [`AppendError::TokenConsumed`], [`AppendError::HashlockReused`],
     /// [`AppendError::IdempotencyConflict`], [`AppendError::ReplyConflict`],
-    /// [`AppendError::UtxoUnavailable`] (checked in this order), or
-    /// [`AppendError::Storage`]; in every case nothing was written.
+    /// [`AppendError::UtxoUnavailable`] (checked in this order), each with
+    /// nothing written; or [`AppendError::Storage`] (see there).
     async fn append(&self, step: Step<E>) -> Result<Appended, AppendError>;
 
     /// The saga's events `(seq, event)` from seq 0, in seq order; empty for
