@@ -29,6 +29,7 @@
 //!   the port implementations in `port`.
 //! - [`keys`]: key layouts; [`records`]: record envelopes and conversions.
 
+pub mod events;
 pub mod keys;
 pub mod records;
 

@@ -238,6 +238,7 @@ fn start(
         .map_err(terms_reject)?;
     d.new_hashlocks.push(terms.hash_lock);
     Ok(vec![Event::TermsProposed {
+        role: Role::Buyer,
         terms: Box::new(terms),
         buyer_signature,
     }])
@@ -282,6 +283,7 @@ fn proposal(
         .verify_signature(Role::Buyer, &buyer_signature)
         .map_err(terms_reject)?;
     let proposed = Event::TermsProposed {
+        role: Role::Seller,
         terms: Box::new(terms.clone()),
         buyer_signature,
     };

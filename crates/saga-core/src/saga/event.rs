@@ -9,7 +9,7 @@
 
 use bsv_format::{Outpoint, Transaction, Txid};
 
-use crate::terms::{Terms, TermsSignature};
+use crate::terms::{Role, Terms, TermsSignature};
 use crate::token::{Token, TokenId};
 use crate::units::{Height, Satoshis};
 
@@ -113,6 +113,9 @@ pub enum Event {
     // -- step 0: agree ----------------------------------------------------
     /// Terms signed by the buyer: proposed by us (buyer) or received (seller).
     TermsProposed {
+        /// Our role in this saga (the log says whose it is, so projections
+        /// can be rebuilt from it alone).
+        role: Role,
         /// The terms.
         terms: Box<Terms>,
         /// The buyer's signature over the terms hash.

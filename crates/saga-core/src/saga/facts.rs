@@ -160,6 +160,7 @@ impl Facts {
     pub fn apply(&mut self, e: &Event) {
         match e {
             Event::TermsProposed {
+                role: _,
                 terms,
                 buyer_signature,
             } => {

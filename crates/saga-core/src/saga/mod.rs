@@ -106,6 +106,36 @@ pub struct SagaContext {
     pub policy: Arc<Policy>,
 }
 
+/// What a saga's log says without its keys or tips: our role, the status
+/// and the attention reason (for projections rebuilt by a store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Our role.
+    pub role: Role,
+    /// The status the events establish.
+    pub status: Status,
+    /// Why the saga needs an operator, if it does.
+    pub attention: Option<String>,
+}
+
+/// Summarizes a saga's log; `None` when it has no `TermsProposed` (not a
+/// saga log, or an empty one).
+pub fn summarize(events: &[Event]) -> Option<Summary> {
+    let role = events.iter().find_map(|e| match e {
+        Event::TermsProposed { role, .. } => Some(*role),
+        _ => None,
+    })?;
+    let mut facts = facts::Facts::default();
+    for e in events {
+        facts.apply(e);
+    }
+    Some(Summary {
+        role,
+        status: facts.status(role),
+        attention: facts.attention.clone(),
+    })
+}
+
 /// One party's saga: its context, the fold of its events, and the chain tips
 /// it last observed.
 #[derive(Debug, Clone)]
