@@ -233,7 +233,9 @@ fn garbage_sled_files_are_an_error_not_a_panic_nor_an_empty_store() {
         Ok(_) => panic!("opened garbage"),
     }
     assert_eq!(files(root.path()), before);
-    // A real store whose log file was overwritten with garbage.
+    // A real store whose log file was overwritten with garbage: sled sees
+    // no database in it (and, recovering, rewrites parts of its own file);
+    // the store is refused rather than started empty.
     let other = tempfile::tempdir().expect("tempdir");
     drop(open(other.path()));
     std::fs::write(other.path().join("db"), vec![0xab; 64 * 1024]).expect("write");
@@ -244,6 +246,15 @@ fn garbage_sled_files_are_an_error_not_a_panic_nor_an_empty_store() {
         ),
         Err(e) => panic!("wrong error: {e}"),
         Ok(_) => panic!("a corrupt store came up empty"),
+    }
+    // sled's files now hold an empty database of its own: still refused.
+    match SledLog::<TestEvent>::open(other.path(), project) {
+        Err(OpenError::Corrupt { detail, .. }) => assert!(
+            detail.starts_with("sled's files hold no escrowd schema record"),
+            "{detail}"
+        ),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a corrupt store came up empty on the second try"),
     }
 }
 

@@ -206,7 +206,7 @@ pub(crate) struct Trees {
     secrets: sled::Tree,
 }
 
-/// Every tree name, in [`Trees`] order.
+/// Every tree name (DESIGN.md §5), in the order `docs/persistence.md` lists them.
 pub const TREE_NAMES: [&str; 12] = [
     "meta",
     "events",
@@ -267,14 +267,5 @@ impl<E: StoredEvent> SledLog<E> {
     /// The store's directory.
     pub fn path(&self) -> &Path {
         &self.inner.path
-    }
-
-    /// Makes everything written so far durable (fsync). Appends already
-    /// flush; this is for shutdown.
-    ///
-    /// # Errors
-    /// sled's I/O error, as text.
-    pub fn flush(&self) -> Result<(), String> {
-        self.inner.db.flush().map(|_| ()).map_err(|e| e.to_string())
     }
 }

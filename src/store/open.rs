@@ -10,7 +10,8 @@
 //!    the store is refused as corrupt — never started afresh over them;
 //! 3. its trees: only ours (names are listed without creating any); the
 //!    `meta` schema record must say kind [`STORE_KIND`] and a schema version
-//!    this build reads; a store without one must be empty;
+//!    this build reads; only a directory that held nothing may lack it (a
+//!    new store);
 //! 4. then, and only then, missing trees are created, a new store gets its
 //!    schema record, modes are set, and the repair runs.
 //!
@@ -61,7 +62,7 @@ pub(super) fn open_checked<E: StoredEvent>(
              store's first start was cut short): move the directory away to start afresh",
         ));
     }
-    let is_new = check_ours(&db, dir)?;
+    let is_new = check_ours(&db, dir, found)?;
     let trees = open_trees(&db, dir)?;
     if is_new {
         initialise(&trees, dir)?;
@@ -183,9 +184,10 @@ fn open_sled(dir: &Path) -> Result<sled::Db, OpenError> {
 }
 
 /// Step 3: only our trees; a schema record of our kind and a version we
-/// read, or no data at all. Returns whether the store is new (empty).
-/// Creates nothing: existing trees are opened, missing ones are not.
-fn check_ours(db: &sled::Db, dir: &Path) -> Result<bool, OpenError> {
+/// read — or, for a directory that held nothing before sled opened it, no
+/// data at all. Returns whether the store is new. Creates nothing: existing
+/// trees are opened, missing ones are not.
+fn check_ours(db: &sled::Db, dir: &Path, found: Found) -> Result<bool, OpenError> {
     let names = db.tree_names();
     for name in &names {
         let known = name.as_ref() == DEFAULT_TREE
@@ -211,8 +213,17 @@ fn check_ours(db: &sled::Db, dir: &Path) -> Result<bool, OpenError> {
         None
     };
     let Some(schema) = schema else {
-        // No schema record: a new store, or one whose first open was cut
-        // short before the record was written — then it holds nothing.
+        // No schema record. Only a directory that held nothing becomes a new
+        // store: sled's files without our record are damaged (sled makes an
+        // empty database of a `db` it cannot read) or from a first start cut
+        // short — never silently started afresh.
+        if found == Found::SledFiles {
+            return Err(corrupt(
+                dir,
+                "sled's files hold no escrowd schema record (corrupt or truncated, or the \
+                 store's first start was cut short): move the directory away to start afresh",
+            ));
+        }
         for name in names.iter().filter(|n| n.as_ref() != DEFAULT_TREE) {
             let tree = db.open_tree(name).map_err(|e| sled_fault(dir, e))?;
             if !tree.is_empty() {

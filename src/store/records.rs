@@ -316,6 +316,40 @@ mod tests {
         assert!(saga_field("hashlocks", b"k", &r.saga_id).is_err());
     }
 
+    proptest::proptest! {
+        /// Hostile stored bytes never panic any decoder: records of every
+        /// tree, the conversions after them, and keys parsed back.
+        #[test]
+        fn arbitrary_stored_bytes_never_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+            key in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            let mut versioned = vec![RECORD_VERSION];
+            versioned.extend_from_slice(&bytes);
+            for b in [&bytes, &versioned] {
+                if let Ok(p) = decode::<StoredProjection>("sagas", &key, b) {
+                    let _ = projection_from(&key, p);
+                }
+                if let Ok(u) = decode::<StoredUtxo>("utxos", &key, b) {
+                    let _ = utxo_from(&key, "P", Basket::Funding, u);
+                }
+                if let Ok(t) = decode::<StoredTokenConsumption>("tokens", &key, b) {
+                    let _ = token_consumption_from(&key, t);
+                }
+                if let Ok(r) = decode::<StoredSagaRef>("hashlocks", &key, b) {
+                    let _ = saga_field("hashlocks", &key, &r.saga_id);
+                }
+                let _ = decode::<crate::proto::escrow_v1::StoredEventRecord>("events", &key, b);
+                let _ = decode::<crate::proto::escrow_v1::StoredMeta>("meta", &key, b);
+                let _ = saga_runtime::log::conformance::TestEvent::from_bytes(b);
+                let _ = keys::parse_deadline(b);
+                let _ = keys::utxo_outpoint(b);
+                let _ = keys::event_seq(b);
+                let _ = keys::feed_cursor(b);
+            }
+        }
+    }
+
     #[test]
     fn utxo_states_round_trip() {
         let o = Outpoint::new(Txid([3; 32]), 1);
