@@ -540,7 +540,7 @@ pub fn check_step<E>(step: &Step<E>) -> Result<(), AppendError> {
         }
     }
     for c in &step.utxo_changes {
-        if utxos::change_chain_id(c).len() > MAX_CHAIN_ID_LEN {
+        if c.chain_id().len() > MAX_CHAIN_ID_LEN {
             return Err(malformed("utxo chain id too long".into()));
         }
     }

@@ -1,26 +1,20 @@
-//! The [`UtxoChange`] rules, written once for every log (DESIGN.md §5,
-//! `saga_core::wallet`): a log gives [`apply_changes`] a view of its `utxos`
-//! table (its pending transaction, or an overlay on its maps) and writes what
-//! the view collected only if every change passed.
-//!
-//! The rules, per change, against the output's current state (which includes
-//! the earlier changes of the same list):
-//!
-//! | change | missing | `Available` | `Reserved` by the same saga | by another | `Spent` by the same tx | by another |
-//! | --- | --- | --- | --- | --- | --- | --- |
-//! | `Add` | insert `Available` | no-op | no-op | no-op | no-op | no-op |
-//! | `Reserve` | fail | `Reserved` | no-op | fail | fail | fail |
-//! | `Release` | no-op | no-op | `Available` | no-op | no-op | no-op |
-//! | `Spend` (saga `s`, or `None`) | fail | `Spent` | `Spent` (only if `s` is that saga) | fail | no-op | fail |
+//! Applying [`UtxoChange`]s to a log's `utxos` table (DESIGN.md §5): a log
+//! gives [`apply_changes`] a view of its table (its pending transaction, or
+//! an overlay on its maps) and writes what the view collected only if every
+//! change passed. The rule for each change against the output's current
+//! state (which includes the earlier changes of the same list) is
+//! [`crate::wallet::apply_change`], the one table every store shares.
 //!
 //! An output is found by chain id and outpoint, whatever its basket.
 //!
 //! # Layout
 //! - [`UtxoTable`]: the view a log provides.
-//! - [`apply_changes`], [`ChangeError`], [`change_chain_id`].
+//! - [`apply_changes`], [`ChangeError`].
 
 use bsv_format::Outpoint;
 use saga_core::wallet::{Utxo, UtxoChange, UtxoState};
+
+use crate::wallet::UtxoStoreError;
 
 /// A log's `utxos` table as the rules see it: lookup by chain and outpoint,
 /// and a write that the log commits later (or drops if a change fails).
@@ -65,16 +59,6 @@ pub enum ChangeError<S> {
     Table(S),
 }
 
-/// The chain id a change names.
-pub fn change_chain_id(change: &UtxoChange) -> &str {
-    match change {
-        UtxoChange::Add(u) => &u.chain_id,
-        UtxoChange::Reserve { chain_id, .. }
-        | UtxoChange::Release { chain_id, .. }
-        | UtxoChange::Spend { chain_id, .. } => chain_id,
-    }
-}
-
 /// Applies `changes` in order to `table` with the rules in the module docs.
 ///
 /// # Errors
@@ -95,83 +79,27 @@ fn apply_one<T: UtxoTable>(
     table: &mut T,
     change: &UtxoChange,
 ) -> Result<(), ChangeError<T::Error>> {
-    let unavailable = |chain_id: &str, outpoint: &Outpoint, reason: String| {
-        Err(ChangeError::Unavailable {
-            chain_id: chain_id.to_string(),
-            outpoint: *outpoint,
+    let current = table
+        .find(change.chain_id(), &change.outpoint())
+        .map_err(ChangeError::Table)?;
+    // The rules themselves live in one place, shared with every UtxoStore.
+    match crate::wallet::apply_change(current.as_ref(), change) {
+        Ok(Some((utxo, state))) => table.put(&utxo, &state).map_err(ChangeError::Table),
+        Ok(None) => Ok(()),
+        Err(UtxoStoreError::UtxoUnavailable {
+            chain_id,
+            outpoint,
             reason,
-        })
-    };
-    match change {
-        UtxoChange::Add(utxo) => {
-            let found = table
-                .find(&utxo.chain_id, &utxo.outpoint)
-                .map_err(ChangeError::Table)?;
-            if found.is_none() {
-                table
-                    .put(utxo, &UtxoState::Available)
-                    .map_err(ChangeError::Table)?;
-            }
-            Ok(())
-        }
-        UtxoChange::Reserve {
+        }) => Err(ChangeError::Unavailable {
             chain_id,
             outpoint,
-            saga_id,
-        } => match table.find(chain_id, outpoint).map_err(ChangeError::Table)? {
-            None => unavailable(chain_id, outpoint, "missing".into()),
-            Some((utxo, UtxoState::Available)) => table
-                .put(&utxo, &UtxoState::Reserved { saga_id: *saga_id })
-                .map_err(ChangeError::Table),
-            Some((_, UtxoState::Reserved { saga_id: holder })) if holder == *saga_id => Ok(()),
-            Some((_, state)) => unavailable(chain_id, outpoint, describe(&state)),
-        },
-        UtxoChange::Release {
-            chain_id,
-            outpoint,
-            saga_id,
-        } => match table.find(chain_id, outpoint).map_err(ChangeError::Table)? {
-            Some((utxo, UtxoState::Reserved { saga_id: holder })) if holder == *saga_id => table
-                .put(&utxo, &UtxoState::Available)
-                .map_err(ChangeError::Table),
-            Some(_) | None => Ok(()),
-        },
-        UtxoChange::Spend {
-            chain_id,
-            outpoint,
-            spent_by,
-            saga_id,
-        } => match table.find(chain_id, outpoint).map_err(ChangeError::Table)? {
-            None => unavailable(chain_id, outpoint, "missing".into()),
-            Some((utxo, UtxoState::Available)) => table
-                .put(
-                    &utxo,
-                    &UtxoState::Spent {
-                        spent_by: *spent_by,
-                    },
-                )
-                .map_err(ChangeError::Table),
-            Some((utxo, UtxoState::Reserved { saga_id: holder })) if Some(holder) == *saga_id => {
-                table
-                    .put(
-                        &utxo,
-                        &UtxoState::Spent {
-                            spent_by: *spent_by,
-                        },
-                    )
-                    .map_err(ChangeError::Table)
-            }
-            Some((_, UtxoState::Spent { spent_by: by })) if by == *spent_by => Ok(()),
-            Some((_, state)) => unavailable(chain_id, outpoint, describe(&state)),
-        },
-    }
-}
-
-/// The `reason` text of [`ChangeError::Unavailable`] for a state in the way.
-fn describe(state: &UtxoState) -> String {
-    match state {
-        UtxoState::Available => "available".into(),
-        UtxoState::Reserved { saga_id } => format!("reserved by saga {saga_id}"),
-        UtxoState::Spent { spent_by } => format!("spent by {spent_by}"),
+            reason,
+        }),
+        // apply_change never touches storage; kept total all the same.
+        Err(UtxoStoreError::Storage(reason)) => Err(ChangeError::Unavailable {
+            chain_id: change.chain_id().to_owned(),
+            outpoint: change.outpoint(),
+            reason,
+        }),
     }
 }
