@@ -12,5 +12,6 @@ pub mod identity;
 pub mod keys;
 pub mod policy;
 pub mod proto;
+pub mod rpc;
 pub mod sample;
 pub mod store;
