@@ -24,6 +24,8 @@
 pub mod authz;
 pub mod contexts;
 pub mod convert;
+pub mod peer;
+pub mod peer_client;
 pub mod status;
 
 mod lookup;
