@@ -21,6 +21,7 @@
 //! - [`standard`]: health and reflection services.
 //! - `lookup`: a saga's terms and our exposure, read from the log.
 
+pub mod admin;
 pub mod authz;
 pub mod contexts;
 pub mod convert;
