@@ -25,6 +25,7 @@ pub mod admin;
 pub mod authz;
 pub mod contexts;
 pub mod convert;
+pub mod events;
 pub mod peer;
 pub mod peer_client;
 pub mod status;
