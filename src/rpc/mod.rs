@@ -26,8 +26,10 @@ pub mod authz;
 pub mod contexts;
 pub mod convert;
 pub mod events;
+pub mod notary;
 pub mod peer;
 pub mod peer_client;
+pub mod standard;
 pub mod status;
 
 mod lookup;
