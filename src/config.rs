@@ -111,8 +111,8 @@ pub enum ConfigError {
     Policy {
         /// The config file.
         path: String,
-        /// Why.
-        source: crate::policy::PolicyLoadError,
+        /// Why (boxed: a policy error carries its whole computed timeline).
+        source: Box<crate::policy::PolicyLoadError>,
     },
 }
 
@@ -328,7 +328,7 @@ impl GatewayConfig {
         let policy =
             crate::policy::load(&resolve(&g.policy)).map_err(|source| ConfigError::Policy {
                 path: shown.to_string(),
-                source,
+                source: Box::new(source),
             })?;
         let saga_key = key("gateway.saga_key", &g.saga_key)?;
 
