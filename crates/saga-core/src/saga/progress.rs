@@ -298,6 +298,11 @@ fn is_progress(key: &EffectKey) -> bool {
 }
 
 pub(super) fn pending_effects(saga: &Saga, now: UnixTime) -> Vec<Effect> {
+    // A terminal saga waits for nothing: its legs are settled. (It still
+    // answers peer requests, e.g. a cancel signature, as inputs.)
+    if saga.status().is_terminal() {
+        return Vec::new();
+    }
     let mut out = collect(saga, now);
     if saga.facts.attention.is_some() {
         out.retain(|e| !is_progress(&e.key()));
