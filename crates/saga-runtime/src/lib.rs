@@ -38,8 +38,8 @@
 
 pub mod chain;
 pub mod driver;
-pub mod ports;
 pub mod log;
+pub mod ports;
 pub mod wallet;
 
 pub use chain::{
