@@ -774,7 +774,7 @@ impl Driver {
                 }
             }
             Effect::WakeAtHeight { chain_id, height } => {
-                if self.inner.ports.chains.get(&chain_id).is_none() {
+                if !self.inner.ports.chains.contains_key(&chain_id) {
                     return no_chain(&chain_id);
                 }
                 match self.refresh_tip(&chain_id).await {
@@ -831,6 +831,10 @@ impl Driver {
         let Some(ports) = self.chain(chain_id) else {
             return;
         };
+        if purpose == TxPurpose::CounterClaim {
+            // Not ours: the saga keeps only its txid.
+            return;
+        }
         let Some(tip) = self.refresh_tip(chain_id).await else {
             return;
         };
@@ -860,7 +864,6 @@ impl Driver {
                 }
             },
             TxPurpose::Refund | TxPurpose::Cancel => true,
-            // Not ours: the saga keeps only its txid.
             TxPurpose::CounterClaim => false,
         };
         if !allowed {
