@@ -200,6 +200,20 @@ async fn both_parties_complete_and_balances_move_by_the_amounts_less_fees() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_delivered_twice_is_answered_alike_and_acted_on_once() {
+    let world = World::new("twice").await;
+    world.buyer.gateway.set_all(Mode::Twice);
+    world.seller.gateway.set_all(Mode::Twice);
+    let (saga_id, _) = world.start(7).await;
+    world.until_states(&saga_id, "completed", "completed").await;
+    check_completed(&world, &saga_id).await;
+    for gateway in [&world.buyer.gateway, &world.seller.gateway] {
+        assert_eq!(*gateway.mismatches.lock().unwrap(), Vec::<String>::new());
+    }
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reservation_the_broadcaster_dropped_is_broadcast_again() {
     let world = World::new("dropped").await;
     // The next broadcast on P (the buyer's reservation) is answered

@@ -130,6 +130,8 @@ pub enum Mode {
     Drop,
     /// Wait until the mode changes.
     Hold,
+    /// Deliver the message twice (the reply to the second goes back).
+    Twice,
 }
 
 /// A party's gateway as the counterparty reaches it.
@@ -143,6 +145,9 @@ pub struct Gateway {
     pub modes: watch::Sender<HashMap<MessageKind, Mode>>,
     /// Calls held so far.
     pub held: AtomicUsize,
+    /// Duplicates that got another answer than the first delivery, or
+    /// appended something.
+    pub mismatches: Mutex<Vec<String>>,
 }
 
 impl Gateway {
@@ -150,6 +155,12 @@ impl Gateway {
         self.modes.send_modify(|m| {
             m.insert(kind, mode);
         });
+    }
+
+    pub fn set_all(&self, mode: Mode) {
+        for kind in MessageKind::ALL {
+            self.set(kind, mode);
+        }
     }
 
     pub fn drop_all_but(&self, kinds: &[MessageKind]) {
@@ -190,14 +201,15 @@ impl PeerTransport for Link {
     ) -> Result<PeerReply, PeerError> {
         let kind = request.kind();
         let mut modes = self.to.modes.subscribe();
-        loop {
+        let twice = loop {
             let mode = modes
                 .borrow_and_update()
                 .get(&kind)
                 .copied()
                 .unwrap_or(Mode::Answer);
             match mode {
-                Mode::Answer => break,
+                Mode::Answer => break false,
+                Mode::Twice => break true,
                 Mode::Drop => return Err(self.unreachable(peer, "dropped")),
                 Mode::Hold => {
                     self.to.held.fetch_add(1, Ordering::SeqCst);
@@ -206,7 +218,7 @@ impl PeerTransport for Link {
                     }
                 }
             }
-        }
+        };
         let Some(driver) = self.to.driver() else {
             return Err(self.unreachable(peer, "gateway down"));
         };
@@ -276,10 +288,23 @@ impl PeerTransport for Link {
                 },
             ),
         };
+        let again = twice.then(|| input.clone());
         let turn = driver
             .submit(saga_id, new_role, input, None)
             .await
             .map_err(|e| failed(e.to_string()))?;
+        if let Some(input) = again {
+            // A duplicate must get the first answer and change nothing.
+            let second = driver.submit(saga_id, new_role, input, None).await;
+            let same = matches!(&second, Ok(t) if t.reply == turn.reply && t.appended == 0);
+            if !same {
+                self.to.mismatches.lock().unwrap().push(format!(
+                    "{}: first {:?}, again {second:?}",
+                    kind.name(),
+                    turn.reply
+                ));
+            }
+        }
         turn.reply
             .ok_or_else(|| failed(format!("no reply to {}", kind.name())))
     }
@@ -398,6 +423,7 @@ impl World {
                 counter_chain,
                 modes: watch::channel(HashMap::new()).0,
                 held: AtomicUsize::new(0),
+                mismatches: Mutex::new(Vec::new()),
             })
         };
         let buyer_chains = chain_ports(&sims, &broadcasts);
