@@ -313,14 +313,22 @@ async fn buyer_is_refunded_after_t_p_when_the_seller_never_reserves() {
 async fn a_refunded_saga_has_no_pending_effects() {
     let world = World::new("terminal").await;
     let (saga_id, _) = seller_never_reserves(&world, 6).await;
+    let events = world.buyer.events(&saga_id).await;
+    let terms = events
+        .iter()
+        .find_map(|e| match e {
+            Event::TermsProposed { terms, .. } => Some(terms.as_ref().clone()),
+            _ => None,
+        })
+        .expect("the log starts with the terms");
     let ctx = world
         .buyer
         .ports
         .contexts
-        .context(saga_id, Role::Buyer)
+        .context(saga_id, Role::Buyer, &terms)
         .await
         .unwrap();
-    let mut saga = Saga::replay(ctx, &world.buyer.events(&saga_id).await);
+    let mut saga = Saga::replay(ctx, &events);
     for chain_id in [P, D] {
         saga.observe_tip(chain_id, Height(world.tip(chain_id).await));
     }

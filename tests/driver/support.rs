@@ -90,7 +90,12 @@ pub struct Contexts {
 
 #[async_trait]
 impl ContextSource for Contexts {
-    async fn context(&self, _saga_id: SagaId, role: Role) -> Result<SagaContext, ContextError> {
+    async fn context(
+        &self,
+        _saga_id: SagaId,
+        role: Role,
+        _terms: &Terms,
+    ) -> Result<SagaContext, ContextError> {
         Ok(SagaContext {
             role,
             own_spiffe_id: self.spiffe_id.into(),

@@ -288,32 +288,36 @@ impl Driver {
         Ok((e.saga.status(), e.saga.attention().map(str::to_string)))
     }
 
-    /// The saga's lock, loading it from the log on first use. `new_role`
-    /// creates an empty saga if the log has none.
+    /// The saga's lock, loading it from the log on first use. `new` (our
+    /// role and the terms of the input that starts the saga) creates an
+    /// empty saga if the log has none. The context is asked for with the
+    /// saga's terms, since our keys on a leg are our keys on its chain.
     async fn entry(
         &self,
         saga_id: SagaId,
-        new_role: Option<Role>,
+        new: Option<(Role, &Terms)>,
     ) -> Result<EntryLock, DriverError> {
         if let Some(e) = locked(&self.inner.sagas).get(&saga_id).cloned() {
             return Ok(e);
         }
         let stored = self.inner.ports.log.load(&saga_id).await?;
-        let role = match (stored.is_empty(), new_role) {
-            (false, _) => {
-                let projection = self.inner.ports.log.projection(&saga_id).await?;
-                match projection.as_ref().map(|p| p.role.as_str()) {
-                    Some("buyer") => Role::Buyer,
-                    Some("seller") => Role::Seller,
-                    _ => return Err(DriverError::UnknownSaga(saga_id)),
-                }
-            }
-            (true, Some(role)) => role,
-            (true, None) => return Err(DriverError::UnknownSaga(saga_id)),
-        };
-        let ctx = self.inner.ports.contexts.context(saga_id, role).await?;
+        let events: Vec<Event> = stored.iter().map(|(_, e)| e.clone()).collect();
         let head = stored.last().map_or(0, |(seq, _)| seq + 1);
-        let events: Vec<Event> = stored.into_iter().map(|(_, e)| e).collect();
+        let recorded = events.iter().find_map(|e| match e {
+            Event::TermsProposed { role, terms, .. } => Some((*role, terms.as_ref())),
+            _ => None,
+        });
+        let (role, terms) = match (recorded, new) {
+            (Some(found), _) => found,
+            (None, Some(new)) if events.is_empty() => new,
+            (None, _) => return Err(DriverError::UnknownSaga(saga_id)),
+        };
+        let ctx = self
+            .inner
+            .ports
+            .contexts
+            .context(saga_id, role, terms)
+            .await?;
         let entry = Arc::new(tokio::sync::Mutex::new(Entry {
             saga: Saga::replay(ctx, &events),
             head,
@@ -384,7 +388,15 @@ impl Driver {
         idempotency_key: Option<String>,
     ) -> Result<Turn, DriverError> {
         self.refresh_tips().await;
-        let entry = self.entry(saga_id, new_role).await?;
+        let starting = match (&input, new_role) {
+            (Input::Start { terms, .. } | Input::Proposal { terms, .. }, Some(role)) => {
+                Some((role, terms.as_ref().clone()))
+            }
+            _ => None,
+        };
+        let entry = self
+            .entry(saga_id, starting.as_ref().map(|(r, t)| (*r, t)))
+            .await?;
         let (decision, status) = {
             let mut e = self.lock_fresh(saga_id, &entry).await?;
             self.check_running()?;

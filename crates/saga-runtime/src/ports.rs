@@ -176,11 +176,18 @@ pub struct ContextError {
 /// store's `secrets` tree).
 #[async_trait]
 pub trait ContextSource: Send + Sync {
-    /// The context of saga `saga_id` in `role`.
+    /// The context of saga `saga_id` in `role` on `terms` (our escrow key
+    /// on a leg is our key on that leg's chain; the buyer's preimage is
+    /// the saga's secret).
     ///
     /// # Errors
     /// [`ContextError`].
-    async fn context(&self, saga_id: SagaId, role: Role) -> Result<SagaContext, ContextError>;
+    async fn context(
+        &self,
+        saga_id: SagaId,
+        role: Role,
+        terms: &Terms,
+    ) -> Result<SagaContext, ContextError>;
 }
 
 /// One chain's ports.
