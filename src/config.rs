@@ -437,12 +437,12 @@ impl GatewayConfig {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use bsv_format::keys::Network;
 
     /// A directory with key files and the fast-test policy.
-    fn fixture(name: &str) -> PathBuf {
+    pub(crate) fn fixture(name: &str) -> PathBuf {
         let dir =
             std::env::temp_dir().join(format!("escrowd-config-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -472,7 +472,8 @@ mod tests {
         )
     }
 
-    fn text() -> String {
+    /// A complete config for `fixture`'s directory (chains on 127.0.0.1:9001/9002).
+    pub(crate) fn text() -> String {
         format!(
             r#"
 [gateway]

@@ -3,7 +3,10 @@
 //! the chain clients and the gRPC services around them.)
 //!
 //! # Layout
+//! - [`assemble`]: [`assemble::Gateway::start`] — store, chain clients,
+//!   wallet, contexts, driver, recovery.
 //! - [`context`]: [`context::GatewayContexts`], the `ContextSource` over the
 //!   configuration and the store's secrets.
 
+pub mod assemble;
 pub mod context;
