@@ -863,15 +863,23 @@ fn broadcasted(
                 vec![Event::ReservationBroadcast { txid }]
             }
             BroadcastOutcome::Accepted => Vec::new(),
-            BroadcastOutcome::Rejected { reason } if own.broadcast.is_none() => {
-                if own.abandoned.is_none() {
-                    release_inputs(saga, terms, d);
-                    vec![Event::ReservationAbandoned {
-                        reason: format!("the chain rejected our reservation: {reason}"),
-                    }]
-                } else {
-                    Vec::new()
-                }
+            // A refusal is no proof that the reservation is not on chain:
+            // an earlier attempt whose answer was lost may have been mined,
+            // and a node then answers "missing inputs" (it spent them
+            // itself). Giving it up here released its inputs, stopped the
+            // watches and let the seller sign the buyer's cancel as if its
+            // leg never left, while the escrow sat on chain for the holder
+            // of `s`. It counts against the retry budget instead; only the
+            // refund height passing unseen gives a countersigned
+            // reservation up (`progress`).
+            BroadcastOutcome::Rejected { reason }
+                if own.broadcast.is_none() && own.abandoned.is_none() =>
+            {
+                failure(
+                    saga,
+                    EffectKey::Broadcast(super::io::TxPurpose::Reservation),
+                    format!("the chain rejected our reservation: {reason}"),
+                )
             }
             BroadcastOutcome::Rejected { .. } => Vec::new(),
             BroadcastOutcome::DoubleSpend { competing } => attention(
