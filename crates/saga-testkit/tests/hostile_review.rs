@@ -182,7 +182,6 @@ fn a_reservation_rejected_as_missing_inputs_after_it_was_mined_is_kept_and_the_s
 /// T_D. The buyer must broadcast its claim again while C1 allows (D's tip
 /// below T_D − m_D); before the fix it never did and lost both legs.
 #[test]
-#[ignore = "finding 2: fixed by the next commits"]
 fn a_claim_accepted_then_dropped_is_broadcast_again_before_its_deadline() {
     let mut sim = crashed_after("claim_built", Role::Buyer);
     sim.restart(Role::Buyer);
@@ -226,7 +225,6 @@ fn a_claim_accepted_then_dropped_is_broadcast_again_before_its_deadline() {
 /// until it is confirmed; before the fix it lost D (claimed) and P
 /// (refunded to the buyer).
 #[test]
-#[ignore = "finding 2: fixed by the next commits"]
 fn a_seller_claim_accepted_then_dropped_is_broadcast_again_until_confirmed() {
     let mut sim = crashed_after("claim_built", Role::Seller);
     sim.restart(Role::Seller);
@@ -268,7 +266,6 @@ fn a_seller_claim_accepted_then_dropped_is_broadcast_again_until_confirmed() {
 /// must broadcast its refund again until it is confirmed; before the fix it
 /// sat watching a refund that was nowhere and lost D.
 #[test]
-#[ignore = "finding 2: fixed by the next commits"]
 fn a_refund_accepted_then_dropped_is_broadcast_again_until_confirmed() {
     let mut sim = started();
     sim.crash_on(Role::Seller, "reservation_confirmed", Role::Buyer);
