@@ -339,7 +339,6 @@ fn a_refund_accepted_then_dropped_is_broadcast_again_until_confirmed() {
 /// then recorded the late "accepted" of its claim and sent Execute (`s`)
 /// to a seller holding a cancel of D.
 #[test]
-#[ignore = "finding 3: fixed by the next commits"]
 fn the_buyer_refuses_to_sign_a_cancel_once_its_claim_is_built() {
     let mut sim = crashed_after("claim_built", Role::Buyer);
     sim.restart(Role::Buyer);

@@ -586,6 +586,18 @@ fn sign_cancel(
                 });
                 return Ok(Vec::new());
             }
+            // Nor once it is built: its broadcast may be in flight, or out
+            // with the answer lost (a crash). A cancel signed now would race
+            // a claim that reveals `s` — the very race C1 keeps away — and a
+            // late "accepted" would have us tell the seller `s` (Execute)
+            // after promising never to claim.
+            if saga.facts.counter.claim.is_some() {
+                d.reply = Some(PeerReply::Refused {
+                    reason: "our claim of your reservation is built and may already be on its way"
+                        .into(),
+                });
+                return Ok(Vec::new());
+            }
         }
         Role::Seller => {
             if saga.facts.preimage_learned.is_some() {
