@@ -377,7 +377,6 @@ fn the_buyer_refuses_to_sign_a_cancel_once_its_claim_is_built() {
 /// must not record it as the claim of its reservation: that stopped its
 /// refund of D and set it watching a transaction that cannot exist.
 #[test]
-#[ignore = "finding 4: fixed by the next commits"]
 fn an_execute_whose_claim_does_not_verify_teaches_s_but_is_not_recorded_as_the_claim() {
     let mut sim = crashed_after("claim_built", Role::Buyer);
     let mut bogus = sim.claim(Role::Buyer).unwrap().clone();
@@ -418,7 +417,6 @@ fn an_execute_whose_claim_does_not_verify_teaches_s_but_is_not_recorded_as_the_c
 /// The seller already saw the buyer's claim on chain; an Execute carrying
 /// another (validly signed) claim of the same escrow must not replace it.
 #[test]
-#[ignore = "finding 4: fixed by the next commits"]
 fn an_execute_with_another_claim_than_the_one_on_chain_is_refused() {
     let mut sim = crashed_after("claim_broadcast", Role::Buyer);
     let claim = sim.claim(Role::Buyer).unwrap().clone();

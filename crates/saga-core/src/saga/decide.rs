@@ -543,11 +543,36 @@ fn execute(
             };
         }
     }
+    // The chain overrides what a peer says: a claim seen spending our
+    // escrow stands, another one is not recorded in its place.
+    if let Some((seen, None)) = &saga.facts.own.counter_claim {
+        if *seen != claim_txid {
+            return Err(Reject::PeerMisbehaved(format!(
+                "claim {claim_txid} is not the claim {seen} seen on chain"
+            )));
+        }
+    }
     let Some(preimage) = legs::extract_preimage(claim, &escrow, &terms.hash_lock) else {
         return Err(Reject::PeerMisbehaved(format!(
             "claim {claim_txid} does not spend {escrow} with the preimage of H"
         )));
     };
+    // A claim whose script does not verify can never be mined: recording it
+    // stopped our refund and had us watch for a transaction that cannot
+    // exist. `s` in it is genuine all the same (SHA256(s) = H): the seller
+    // keeps it and claims the other leg.
+    if let Err(reason) = claim_verifies(saga, terms, claim, &escrow) {
+        let reason = format!("claim {claim_txid} does not verify: {reason}");
+        let mut events = Vec::new();
+        if saga.ctx.role == Role::Seller && saga.facts.preimage_learned.is_none() {
+            events.push(Event::PreimageLearned {
+                preimage,
+                claim_txid,
+            });
+        }
+        events.extend(misbehaved(saga, d, reason)?);
+        return Ok(events);
+    }
     d.consumed_tokens.push(verified.token_id());
     d.reply = Some(PeerReply::Ack);
     // Also when the claim was seen on chain first: the token is consumed
@@ -563,6 +588,36 @@ fn execute(
         });
     }
     Ok(events)
+}
+
+/// Checks that `claim` spends our escrow output at `escrow` exactly once,
+/// with an unlocking script that verifies against the escrow script and
+/// amount under our leg flags. Returns why not.
+fn claim_verifies(
+    saga: &Saga,
+    terms: &Terms,
+    claim: &Transaction,
+    escrow: &Outpoint,
+) -> Result<(), String> {
+    let spends: Vec<usize> = claim
+        .inputs
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| &i.prev_out == escrow)
+        .map(|(n, _)| n)
+        .collect();
+    let [input] = spends.as_slice() else {
+        return Err(format!("it spends {escrow} {} times", spends.len()));
+    };
+    let leg = saga.own_leg();
+    verify_input(
+        claim,
+        *input,
+        &terms.escrow_script(leg),
+        terms.leg(leg).amount.0,
+        leg_flags(),
+    )
+    .map_err(|e| format!("input {input}: {e}"))
 }
 
 fn sign_cancel(
