@@ -29,6 +29,8 @@ const RESERVATION_FEE: u64 = 36;
 const SPEND_FEE: u64 = 24;
 /// Each party's faucet money on its own leg's chain.
 const FUNDS: u64 = 100_000;
+/// A gateway of the federation that is no party to the saga.
+const STRANGER: &str = "spiffe://org-c.example/gateway/gc";
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -444,4 +446,64 @@ fn an_execute_with_another_claim_than_the_one_on_chain_is_refused() {
             claim.txid()
         )),
     );
+}
+
+// ---------------------------------------------------------------------------
+// Finding 5: a gateway that is no party is answered as if it were one.
+// ---------------------------------------------------------------------------
+
+/// A third gateway of the federation replays the buyer's proposal (terms
+/// and signature are no secret to whoever saw them): the seller answered
+/// the duplicate before asking who calls, handing a non-party its
+/// signature and the saga's state. And a peer message from a non-party
+/// reached the state check first, telling it the saga's status.
+#[test]
+fn a_stranger_replaying_the_proposal_or_writing_early_is_refused_as_no_party() {
+    let mut sim = started();
+    // The buyer awaits the seller's answer (the proposal not yet sent).
+    assert_eq!(sim.status(Role::Buyer), Some(Status::Proposed));
+    let before = snapshot(&sim, Role::Buyer);
+    assert_eq!(
+        sim.deliver(
+            Role::Buyer,
+            STRANGER,
+            PeerMessage::Cancel { reason: "x".into() }
+        )
+        .unwrap_err(),
+        FeedError::Rejected(Reject::NotAParty {
+            caller: STRANGER.into()
+        })
+    );
+    assert_eq!(snapshot(&sim, Role::Buyer), before);
+    sim.run_until(|s| logged(s, Role::Seller, "terms_agreed"), 10)
+        .unwrap();
+    let (terms, buyer_signature) = sim
+        .events(Role::Seller)
+        .iter()
+        .find_map(|e| match e {
+            Event::TermsProposed {
+                terms,
+                buyer_signature,
+                ..
+            } => Some((terms.clone(), buyer_signature.clone())),
+            _ => None,
+        })
+        .unwrap();
+    let before = snapshot(&sim, Role::Seller);
+    assert_eq!(
+        sim.feed(
+            Role::Seller,
+            Input::Proposal {
+                caller: STRANGER.into(),
+                terms,
+                buyer_signature,
+                exposure: Satoshis(0),
+            },
+        )
+        .unwrap_err(),
+        FeedError::Rejected(Reject::NotAParty {
+            caller: STRANGER.into()
+        })
+    );
+    assert_eq!(snapshot(&sim, Role::Seller), before);
 }

@@ -257,6 +257,21 @@ fn proposal(
     if saga.ctx.role != Role::Seller {
         return Err(saga.wrong_state("proposal (only a seller receives one)"));
     }
+    // Who calls comes first: a replayed proposal (terms and signature are
+    // no secret) from another gateway gets neither our signature nor the
+    // saga's state.
+    let buyer = saga
+        .facts
+        .terms
+        .as_deref()
+        .map_or(terms.buyer.spiffe_id.as_str(), |t| {
+            t.buyer.spiffe_id.as_str()
+        });
+    if caller != buyer {
+        return Err(Reject::NotAParty {
+            caller: caller.to_string(),
+        });
+    }
     if let Some(existing) = saga.facts.terms.as_deref() {
         // The same proposal again (a retried call): the same answer.
         if existing != &terms || saga.facts.buyer_signature.as_ref() != Some(&buyer_signature) {
@@ -272,11 +287,6 @@ fn proposal(
             (None, None) => return Err(saga.wrong_state("proposal")),
         });
         return Ok(Vec::new());
-    }
-    if caller != terms.buyer.spiffe_id {
-        return Err(Reject::NotAParty {
-            caller: caller.to_string(),
-        });
     }
     terms.validate().map_err(terms_reject)?;
     terms
@@ -321,12 +331,16 @@ fn peer(
     now: UnixTime,
     d: &mut Decision,
 ) -> Result<Vec<Event>, Reject> {
-    let terms = saga.agreed_terms(message.kind().name())?;
-    if caller != saga.counterparty(terms).spiffe_id {
-        return Err(Reject::NotAParty {
-            caller: caller.to_string(),
-        });
+    // Who calls comes first (before the state, which a non-party must not
+    // learn).
+    if let Some(terms) = saga.facts.terms.as_deref() {
+        if caller != saga.counterparty(terms).spiffe_id {
+            return Err(Reject::NotAParty {
+                caller: caller.to_string(),
+            });
+        }
     }
+    let terms = saga.agreed_terms(message.kind().name())?;
     match message {
         PeerMessage::SignRefund { refund } => sign_refund(saga, terms, &refund, d),
         PeerMessage::ReservationReady { beef, beef_bytes } => {
