@@ -507,3 +507,55 @@ fn a_stranger_replaying_the_proposal_or_writing_early_is_refused_as_no_party() {
     );
     assert_eq!(snapshot(&sim, Role::Seller), before);
 }
+
+// ---------------------------------------------------------------------------
+// Finding 6: a counterparty's free text goes into our log as it is.
+// ---------------------------------------------------------------------------
+
+/// A refusal's reason is the counterparty's to write: a megabyte of it, or
+/// newlines and terminal escapes, went verbatim into our durable log (and
+/// from there to operators' screens). It is kept to 256 characters, control
+/// characters replaced.
+#[test]
+fn a_counterparty_refusal_reason_is_stored_bounded_and_without_control_characters() {
+    let hostile = format!("no\nway\u{1b}[2J{}", "x".repeat(1 << 20));
+    let stored = format!("no\u{FFFD}way\u{FFFD}[2J{}…", "x".repeat(256 - 10));
+    // The answer to the proposal.
+    let mut sim = started();
+    let d = sim
+        .feed(
+            Role::Buyer,
+            Input::PeerAnswered {
+                request: saga_core::saga::MessageKind::Propose,
+                reply: PeerReply::Refused {
+                    reason: hostile.clone(),
+                },
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        d.events,
+        [Event::TermsRejected {
+            reason: stored.clone()
+        }]
+    );
+    // The answer to a later request: attention, with the reason bounded.
+    let mut sim = started();
+    sim.run_until(|s| logged(s, Role::Buyer, "reservation_built"), 20)
+        .unwrap();
+    let d = sim
+        .feed(
+            Role::Buyer,
+            Input::PeerAnswered {
+                request: saga_core::saga::MessageKind::SignRefund,
+                reply: PeerReply::Refused { reason: hostile },
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        d.events,
+        [Event::AttentionRaised {
+            reason: format!("the counterparty refused our sign_refund: {stored}")
+        }]
+    );
+}

@@ -811,7 +811,9 @@ fn answered(saga: &Saga, request: MessageKind, reply: PeerReply) -> Result<Vec<E
             if saga.facts.seller_signature.is_some() || saga.facts.rejected.is_some() {
                 return Ok(Vec::new());
             }
-            Ok(vec![Event::TermsRejected { reason }])
+            Ok(vec![Event::TermsRejected {
+                reason: peer_text(&reason),
+            }])
         }
         (MessageKind::SignRefund, PeerReply::Signature { signature }) => {
             refund_signature(saga, terms, &signature)
@@ -837,7 +839,11 @@ fn answered(saga: &Saga, request: MessageKind, reply: PeerReply) -> Result<Vec<E
                 return Ok(Vec::new());
             }
             Ok(vec![Event::AttentionRaised {
-                reason: format!("the counterparty refused our {}: {reason}", kind.name()),
+                reason: format!(
+                    "the counterparty refused our {}: {}",
+                    kind.name(),
+                    peer_text(&reason)
+                ),
             }])
         }
         (kind, _) => Err(Reject::PeerMisbehaved(format!(
@@ -845,6 +851,25 @@ fn answered(saga: &Saga, request: MessageKind, reply: PeerReply) -> Result<Vec<E
             kind.name()
         ))),
     }
+}
+
+/// Most characters of a counterparty's free text we keep in an event.
+pub(crate) const MAX_PEER_TEXT_CHARS: usize = 256;
+
+/// A counterparty's free text (a refusal's reason) as we store it: control
+/// characters (newlines, terminal escapes) replaced by U+FFFD and at most
+/// [`MAX_PEER_TEXT_CHARS`] characters, `…` marking a cut. The peer writes
+/// it; our durable log and our operators' screens are not its to fill.
+pub(crate) fn peer_text(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(MAX_PEER_TEXT_CHARS)
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect();
+    if text.chars().nth(MAX_PEER_TEXT_CHARS).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 fn refund_signature(saga: &Saga, terms: &Terms, signature: &[u8]) -> Result<Vec<Event>, Reject> {
