@@ -10,17 +10,26 @@
 //!
 //! # Layout
 //! - Helpers.
-//! - Findings (each fixed in `saga-core`; the test names the rule).
-//! - What held (attacks the saga already refuses).
+//! - Findings, each fixed in `saga-core` (the test names the rule):
+//!   1. a broadcaster's refusal taken as proof a reservation is not on chain;
+//!   2. "accepted" taken as "will be mined" (claims, refunds never re-sent);
+//!   3. the buyer signing the seller's cancel with its claim built;
+//!   4. an Execute's claim not verified, or replacing the one on chain;
+//!   5. a non-party answered before the caller check;
+//!   6. a counterparty's refusal reason stored verbatim.
+//! - What held (`held_*`: attacks the saga already refuses).
 
-use bsv_format::{Outpoint, Transaction};
-use saga_core::legs;
+use bsv_format::beef::Beef;
+use bsv_format::script::templates::p2pkh_lock;
+use bsv_format::{Outpoint, Transaction, TxIn, Txid};
+use saga_core::legs::{self, LegError, RefundRefused};
 use saga_core::saga::{
     BroadcastOutcome, Event, Input, PeerMessage, PeerReply, PeerRequest, Reject, Status,
 };
 use saga_core::terms::{Leg, Role};
-use saga_core::units::{Height, Satoshis};
-use saga_testkit::fixtures::{key, AMOUNT_D, AMOUNT_P, BUYER, CHAIN_D, CHAIN_P, PREIMAGE};
+use saga_core::token::{Token, TokenError, TokenId};
+use saga_core::units::{Height, Satoshis, UnixTime};
+use saga_testkit::fixtures::{key, AMOUNT_D, AMOUNT_P, BUYER, CHAIN_D, CHAIN_P, PREIMAGE, SELLER};
 use saga_testkit::{FeedError, Sim, SimConfig};
 
 /// Reservation fee (one P2PKH input, escrow and change outputs) at 100 sat/kB.
@@ -558,4 +567,504 @@ fn a_counterparty_refusal_reason_is_stored_bounded_and_without_control_character
             reason: format!("the counterparty refused our sign_refund: {stored}")
         }]
     );
+}
+
+// ---------------------------------------------------------------------------
+// What held
+// ---------------------------------------------------------------------------
+
+/// A refund is refused — nothing signed, nothing appended — whichever rule
+/// it bends: an early, later or UNIX lock time, a final sequence, a second
+/// input or output, another payee, a fee that eats the amount, more than
+/// the amount, another version; and once the reservation is verified,
+/// another escrow outpoint.
+#[test]
+fn held_a_refund_to_sign_that_bends_any_rule_is_refused_and_nothing_is_signed() {
+    let mut sim = started();
+    sim.run_until(|s| logged(s, Role::Buyer, "terms_agreed"), 10)
+        .unwrap();
+    sim.auto_advance = false;
+    let terms = sim.terms().clone();
+    let t_d = terms.delivery.refund_height;
+    let x = Outpoint::new(Txid([7; 32]), 0);
+    let good = legs::build_refund(&terms, Leg::Delivery, x, Satoshis(SPEND_FEE)).unwrap();
+    let max_fee = 1_000; // max(10 × our fee for 235 bytes, 1,000)
+    type Bend = fn(&mut Transaction);
+    let cases: [(Bend, RefundRefused); 10] = [
+        (
+            |tx| tx.lock_time -= 1,
+            RefundRefused::EarlyLockTime {
+                expected: t_d,
+                found: t_d.0 - 1,
+            },
+        ),
+        (
+            |tx| tx.lock_time += 1,
+            RefundRefused::WrongLockTime {
+                expected: t_d,
+                found: t_d.0 + 1,
+            },
+        ),
+        (
+            |tx| tx.lock_time = 1_700_000_000,
+            RefundRefused::WrongLockTime {
+                expected: t_d,
+                found: 1_700_000_000,
+            },
+        ),
+        (
+            |tx| tx.inputs[0].sequence = u32::MAX,
+            RefundRefused::SequenceFinal,
+        ),
+        (
+            |tx| {
+                let extra = tx.outputs[0].clone();
+                tx.outputs.push(extra)
+            },
+            RefundRefused::OutputCount { found: 2 },
+        ),
+        (
+            |tx| {
+                tx.inputs.push(TxIn {
+                    prev_out: Outpoint::new(Txid([8; 32]), 1),
+                    unlocking_script: Default::default(),
+                    sequence: 0,
+                })
+            },
+            RefundRefused::InputCount { found: 2 },
+        ),
+        (
+            |tx| tx.outputs[0].locking_script = p2pkh_lock(&key(99).public_key().hash160()),
+            RefundRefused::WrongPayee,
+        ),
+        (
+            |tx| tx.outputs[0].satoshis = 0,
+            RefundRefused::WrongAmount {
+                min: AMOUNT_D - 1_000,
+                max: AMOUNT_D,
+                found: 0,
+            },
+        ),
+        (
+            |tx| tx.outputs[0].satoshis = AMOUNT_D + 1,
+            RefundRefused::WrongAmount {
+                min: AMOUNT_D - 1_000,
+                max: AMOUNT_D,
+                found: AMOUNT_D + 1,
+            },
+        ),
+        (|tx| tx.version = 2, RefundRefused::Version { found: 2 }),
+    ];
+    assert_eq!(AMOUNT_D - max_fee, 19_000);
+    for (bend, why) in cases {
+        let mut refund = good.clone();
+        bend(&mut refund);
+        refused_exactly(
+            &mut sim,
+            Role::Buyer,
+            SELLER,
+            PeerMessage::SignRefund { refund },
+            Reject::PeerMisbehaved(format!("refund refused: {}", LegError::Refused(why))),
+        );
+    }
+    // Once the seller's reservation is verified, only its escrow.
+    sim.auto_advance = true;
+    sim.run_until(
+        |s| logged(s, Role::Buyer, "counter_reservation_verified"),
+        50,
+    )
+    .unwrap();
+    sim.auto_advance = false;
+    let verified = escrow(&sim, Role::Seller);
+    refused_exactly(
+        &mut sim,
+        Role::Buyer,
+        SELLER,
+        PeerMessage::SignRefund { refund: good },
+        Reject::PeerMisbehaved(format!(
+            "refund spends {x}, but the verified reservation is {verified}"
+        )),
+    );
+}
+
+/// The seller verified the buyer's reservation and is gone; from here on
+/// the test plays the seller's gateway. Returns the sim and a reservation
+/// of D funded by the seller's wallet on the real terms at `fee_rate`
+/// (not broadcast).
+fn seller_gone_with_a_reservation(fee_rate: u64) -> (Sim, Transaction) {
+    let sim = crashed_after("counter_reservation_verified", Role::Seller);
+    let terms = sim.terms().clone();
+    let Input::ReservationFunded { tx, .. } = sim
+        .wallet(Role::Seller)
+        .fund(sim.store(Role::Seller), &terms, Leg::Delivery, fee_rate)
+        .unwrap()
+    else {
+        unreachable!("fund returns ReservationFunded")
+    };
+    (sim, tx)
+}
+
+fn sign_refund_of(sim: &mut Sim, escrow: Outpoint) -> PeerReply {
+    let terms = sim.terms().clone();
+    let refund = legs::build_refund(&terms, Leg::Delivery, escrow, Satoshis(SPEND_FEE)).unwrap();
+    sim.call(Role::Seller, PeerRequest::SignRefund { refund })
+        .unwrap()
+}
+
+/// Announced reservations that are not the one whose refund the buyer
+/// signed, or whose signed output is not the escrow output (here: the
+/// change), are refused and recorded as misbehaviour; the buyer never
+/// claims and takes its leg back.
+#[test]
+fn held_a_reservation_other_than_the_refund_signed_or_its_change_output_is_refused() {
+    // Refund signed for X; Y (same inputs, another fee) announced.
+    let (mut sim, x) = seller_gone_with_a_reservation(100);
+    let (_, y) = seller_gone_with_a_reservation(200);
+    assert_ne!(x.txid(), y.txid());
+    assert!(matches!(
+        sign_refund_of(&mut sim, Outpoint::new(x.txid(), 0)),
+        PeerReply::Signature { .. }
+    ));
+    assert_eq!(
+        sim.chain_mut(CHAIN_D).broadcast(&y),
+        BroadcastOutcome::Accepted
+    );
+    sim.mine(CHAIN_D, 1);
+    let beef = sim.chain(CHAIN_D).atomic_beef(&y.txid()).unwrap();
+    assert_eq!(
+        sim.call(Role::Seller, PeerRequest::ReservationReady { beef })
+            .unwrap(),
+        PeerReply::Refused {
+            reason: format!(
+                "reservation {} is not the one whose refund we signed ({})",
+                y.txid(),
+                x.txid()
+            )
+        }
+    );
+    assert!(logged(&sim, Role::Buyer, "counterparty_misbehaved"));
+
+    // Refund signed for the change output of the real reservation.
+    let (mut sim, x) = seller_gone_with_a_reservation(100);
+    assert_eq!(x.outputs.len(), 2);
+    assert!(matches!(
+        sign_refund_of(&mut sim, Outpoint::new(x.txid(), 1)),
+        PeerReply::Signature { .. }
+    ));
+    sim.chain_mut(CHAIN_D).broadcast(&x);
+    sim.mine(CHAIN_D, 1);
+    let beef = sim.chain(CHAIN_D).atomic_beef(&x.txid()).unwrap();
+    assert_eq!(
+        sim.call(Role::Seller, PeerRequest::ReservationReady { beef })
+            .unwrap(),
+        PeerReply::Refused {
+            reason: format!("reservation {}: {}", x.txid(), RefundRefused::WrongPayee)
+        }
+    );
+    sim.run_until(status_is(Role::Buyer, Status::Refunded), 300)
+        .unwrap();
+    assert_clean(&sim);
+    assert!(sim.claim(Role::Buyer).is_none());
+    assert_eq!(
+        sim.balance(Role::Buyer, CHAIN_P),
+        FUNDS - RESERVATION_FEE - SPEND_FEE
+    );
+}
+
+/// A reservation announced with a BEEF that SPV accepts (its parent is
+/// proven) but that is itself unmined is not verified: "not yet".
+#[test]
+fn held_an_unmined_reservation_is_answered_not_yet() {
+    let (mut sim, x) = seller_gone_with_a_reservation(100);
+    sign_refund_of(&mut sim, Outpoint::new(x.txid(), 0));
+    assert_eq!(
+        sim.chain_mut(CHAIN_D).broadcast(&x),
+        BroadcastOutcome::Accepted
+    );
+    let parent = x.inputs[0].prev_out.txid;
+    let mut beef = Beef::from_bytes(&sim.chain(CHAIN_D).atomic_beef(&parent).unwrap()).unwrap();
+    beef.add_transaction(x.clone());
+    let beef = beef.to_atomic(&x.txid()).unwrap().to_bytes();
+    let before = sim.events(Role::Buyer).len();
+    assert_eq!(
+        sim.call(Role::Seller, PeerRequest::ReservationReady { beef })
+            .unwrap(),
+        PeerReply::NotYet {
+            reason: "the reservation has no BUMP (not yet mined)".into()
+        }
+    );
+    assert_eq!(sim.events(Role::Buyer).len(), before);
+}
+
+/// The buyer's claim is built, not broadcast, its Execute not sent: the
+/// seller is shown tokens and claims by the buyer. Returns the sim, the
+/// token the seller granted and the buyer's claim.
+fn seller_awaiting_execute() -> (Sim, Token, Transaction) {
+    let sim = crashed_after("claim_built", Role::Buyer);
+    let token = sim
+        .events(Role::Buyer)
+        .iter()
+        .find_map(|e| match e {
+            Event::TokenReceived { token } => Some(token.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let claim = sim.claim(Role::Buyer).unwrap().clone();
+    (sim, token, claim)
+}
+
+/// Tokens: another saga's token for the right reservation, a token signed
+/// by another gateway's key, a claim of another outpoint (the seller's
+/// change) — refused; a token used at exactly `not_after + skew` — accepted.
+#[test]
+fn held_tokens_of_another_saga_or_issuer_and_claims_of_another_outpoint_are_refused() {
+    let (mut sim, token, claim) = seller_awaiting_execute();
+    let mut other_saga = sim.terms().saga_id.as_bytes().to_owned();
+    other_saga[15] ^= 1;
+    let other_saga = saga_core::terms::SagaId::from_bytes(other_saga).unwrap();
+    let reissue = |saga_id, key_n: u8| {
+        Token::issue(
+            token.token_id,
+            saga_id,
+            token.reservation,
+            SELLER,
+            BUYER,
+            token.not_after,
+            &key(key_n),
+        )
+        .unwrap()
+    };
+    let execute = |token: Token, claim: Transaction| PeerMessage::Execute { token, claim };
+    refused_exactly(
+        &mut sim,
+        Role::Seller,
+        BUYER,
+        execute(reissue(other_saga, 4), claim.clone()),
+        Reject::Token(TokenError::WrongGrant),
+    );
+    refused_exactly(
+        &mut sim,
+        Role::Seller,
+        BUYER,
+        execute(reissue(token.saga_id, 77), claim.clone()),
+        Reject::Token(TokenError::WrongIssuerKey),
+    );
+    // A claim of another outpoint (the seller's change output).
+    let seller_escrow = escrow(&sim, Role::Seller);
+    let mut elsewhere = claim.clone();
+    elsewhere.inputs[0].prev_out = Outpoint::new(seller_escrow.txid, 1);
+    refused_exactly(
+        &mut sim,
+        Role::Seller,
+        BUYER,
+        execute(token.clone(), elsewhere.clone()),
+        Reject::PeerMisbehaved(format!(
+            "claim {} does not spend {seller_escrow} with the preimage of H",
+            elsewhere.txid(),
+        )),
+    );
+    // At the edge of the skew tolerance (2 s in fast-test.toml): accepted.
+    sim.advance(token.not_after.0 + 2 - sim.now().0);
+    let d = sim
+        .deliver(Role::Seller, BUYER, execute(token.clone(), claim))
+        .unwrap();
+    assert_eq!(d.reply, Some(PeerReply::Ack));
+    assert_eq!(d.consumed_tokens, [token.token_id]);
+    assert_clean(&sim);
+}
+
+/// A token whose issuer field names another gateway than the caller is
+/// refused by the buyer, whatever its signature.
+#[test]
+fn held_a_granted_token_naming_another_issuer_is_refused() {
+    let mut sim = started();
+    sim.crash_on(Role::Buyer, "counter_reservation_verified", Role::Seller);
+    sim.run_until(|s| s.status(Role::Seller).is_none(), 50)
+        .unwrap();
+    assert!(logged(&sim, Role::Buyer, "counter_reservation_verified"));
+    let token = Token::issue(
+        TokenId([3; 16]),
+        sim.terms().saga_id,
+        escrow(&sim, Role::Seller),
+        STRANGER,
+        BUYER,
+        UnixTime(sim.now().0 + 60),
+        &key(4),
+    )
+    .unwrap();
+    refused_exactly(
+        &mut sim,
+        Role::Buyer,
+        SELLER,
+        PeerMessage::GrantToken { token },
+        Reject::PeerMisbehaved(format!("token issued by {STRANGER}, sent by {SELLER}")),
+    );
+}
+
+/// Every peer message from a gateway that is no party is refused as such,
+/// in the middle of a swap.
+#[test]
+fn held_every_message_from_a_non_party_is_refused() {
+    let (mut sim, token, claim) = seller_awaiting_execute();
+    let tx = claim.clone();
+    let messages = [
+        PeerMessage::SignRefund { refund: tx.clone() },
+        PeerMessage::GrantToken {
+            token: token.clone(),
+        },
+        PeerMessage::Execute { token, claim },
+        PeerMessage::SignCancel { cancel: tx },
+        PeerMessage::Cancel { reason: "x".into() },
+    ];
+    for message in messages {
+        refused_exactly(
+            &mut sim,
+            Role::Seller,
+            STRANGER,
+            message,
+            Reject::NotAParty {
+                caller: STRANGER.into(),
+            },
+        );
+    }
+}
+
+/// A second proposal reusing a hashlock the seller agreed to before is
+/// refused by the store in the same append (DESIGN.md §3.1).
+#[test]
+fn held_a_proposal_reusing_h_is_refused_by_the_store() {
+    let mut sim = started();
+    sim.run_until(|s| logged(s, Role::Seller, "terms_agreed"), 10)
+        .unwrap();
+    let mut second = sim.terms().clone();
+    second.saga_id = saga_core::terms::SagaId::new_v7(sim.now().0 * 1000 + 1, &[8; 10]);
+    let signature = second.sign(Role::Buyer, &key(1)).unwrap();
+    let mut fresh = saga_core::saga::Saga::new(sim.context(Role::Seller).clone());
+    fresh.observe_tip(CHAIN_P, sim.chain(CHAIN_P).tip());
+    fresh.observe_tip(CHAIN_D, sim.chain(CHAIN_D).tip());
+    let decision = fresh
+        .handle(
+            Input::Proposal {
+                caller: BUYER.into(),
+                terms: Box::new(second.clone()),
+                buyer_signature: signature,
+                exposure: Satoshis(0),
+            },
+            sim.now(),
+        )
+        .unwrap();
+    assert_eq!(decision.new_hashlocks, [second.hash_lock]);
+    let mut store = sim.store(Role::Seller).clone();
+    assert_eq!(
+        store.append(&decision),
+        Err(saga_testkit::store::AppendError::HashlockSeen(
+            second.hash_lock
+        ))
+    );
+}
+
+/// C2 at its edge: the seller reserves with D's tip exactly at
+/// `T_D − m_D − K_D`, and gives its reservation up one block later.
+#[test]
+fn held_the_seller_reserves_at_the_c2_limit_and_not_one_block_later() {
+    for (past, expect_broadcast) in [(0, true), (1, false)] {
+        let mut sim = crashed_after("refund_countersigned", Role::Seller);
+        let t_d = sim.terms().delivery.refund_height;
+        let limit = Height(t_d.0 - 3 - 2); // m_D = 3, K_D = 2
+        sim.mine_to(CHAIN_D, Height(limit.0 + past));
+        sim.restart(Role::Seller);
+        let now = sim.now();
+        let effects = sim.saga(Role::Seller).unwrap().pending_effects(now);
+        let broadcast = effects.iter().any(|e| {
+            matches!(
+                e,
+                saga_core::saga::Effect::Broadcast {
+                    purpose: saga_core::saga::TxPurpose::Reservation,
+                    ..
+                }
+            )
+        });
+        assert_eq!(broadcast, expect_broadcast, "tip at limit + {past}");
+    }
+}
+
+/// C1 at its edge: with the token in hand, the buyer claims while D's tip
+/// is `T_D − m_D − 1`, and not once it is `T_D − m_D`.
+#[test]
+fn held_the_buyer_claims_below_t_d_minus_m_and_not_at_it() {
+    for (tip_below, expect_claim) in [(4, true), (3, false)] {
+        let mut sim = started();
+        sim.crash_on(Role::Seller, "token_granted", Role::Buyer);
+        sim.run_until(|s| s.status(Role::Buyer).is_none(), 50)
+            .unwrap();
+        let t_d = sim.terms().delivery.refund_height;
+        sim.mine_to(CHAIN_D, Height(t_d.0 - tip_below));
+        sim.restart(Role::Buyer);
+        sim.auto_advance = false;
+        sim.run_until(|s| logged(s, Role::Buyer, "token_received"), 10)
+            .unwrap();
+        for _ in 0..3 {
+            sim.round();
+        }
+        assert_eq!(
+            logged(&sim, Role::Buyer, "claim_broadcast"),
+            expect_claim,
+            "tip at T_D − {tip_below}"
+        );
+        assert!(!logged(&sim, Role::Buyer, "claim_built") || expect_claim);
+    }
+}
+
+/// The cancel order (DESIGN.md §3.1): the seller does not sign the buyer's
+/// cancel while its own D is out; the buyer does not sign the seller's once
+/// its claim is broadcast.
+#[test]
+fn held_cancels_are_signed_only_in_the_safe_order() {
+    let mut sim = started();
+    sim.run_until(|s| logged(s, Role::Seller, "reservation_broadcast"), 50)
+        .unwrap();
+    let terms = sim.terms().clone();
+    let buyer_cancel = legs::build_cancel(
+        &terms,
+        Leg::Payment,
+        escrow(&sim, Role::Buyer),
+        Satoshis(SPEND_FEE),
+    )
+    .unwrap();
+    assert_eq!(
+        sim.call(
+            Role::Buyer,
+            PeerRequest::SignCancel {
+                cancel: buyer_cancel
+            }
+        )
+        .unwrap(),
+        PeerReply::NotYet {
+            reason: "our own reservation is not back yet".into()
+        }
+    );
+    assert!(!logged(&sim, Role::Seller, "cancel_signed"));
+
+    let mut sim = crashed_after("claim_broadcast", Role::Buyer);
+    sim.restart(Role::Buyer);
+    let seller_cancel = legs::build_cancel(
+        &terms,
+        Leg::Delivery,
+        escrow(&sim, Role::Seller),
+        Satoshis(SPEND_FEE),
+    )
+    .unwrap();
+    assert_eq!(
+        sim.call(
+            Role::Seller,
+            PeerRequest::SignCancel {
+                cancel: seller_cancel
+            }
+        )
+        .unwrap(),
+        PeerReply::Refused {
+            reason: "our claim of your reservation is already broadcast".into()
+        }
+    );
+    assert!(!logged(&sim, Role::Buyer, "cancel_signed"));
 }
