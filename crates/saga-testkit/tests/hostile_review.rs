@@ -340,6 +340,32 @@ fn a_refund_accepted_then_dropped_is_broadcast_again_until_confirmed() {
     );
 }
 
+/// The seller's reservation was answered accepted, then dropped. Before
+/// the fix it was never broadcast again: the seller waited for
+/// confirmations of a transaction that was nowhere, its inputs booked as
+/// spent, refused the buyer's cancel ("not back yet") and, from T_D, failed
+/// to refund an escrow that did not exist — stuck until an operator came.
+/// It is broadcast again while C2 and the reservation deadline allow.
+#[test]
+fn a_reservation_accepted_then_dropped_is_broadcast_again_while_c2_allows() {
+    let mut sim = crashed_after("refund_countersigned", Role::Seller);
+    sim.restart(Role::Seller);
+    let reservation = sim.reservation(Role::Seller).unwrap().clone();
+    sim.feed(
+        Role::Seller,
+        Input::Broadcasted {
+            txid: reservation.txid(),
+            outcome: BroadcastOutcome::Accepted,
+        },
+    )
+    .unwrap();
+    assert!(!sim.chain(CHAIN_D).knows(&reservation.txid()));
+    sim.run_until(both(Status::Completed), 200).unwrap();
+    assert_clean(&sim);
+    assert_eq!(sim.balance(Role::Seller, CHAIN_P), AMOUNT_P - SPEND_FEE);
+    assert_eq!(sim.balance(Role::Buyer, CHAIN_D), AMOUNT_D - SPEND_FEE);
+}
+
 // ---------------------------------------------------------------------------
 // Finding 3: the buyer promises never to claim while its claim may already
 // be on its way.

@@ -398,6 +398,22 @@ fn collect(saga: &Saga, now: UnixTime) -> Vec<Effect> {
             );
         }
     }
+    if let (Some(tx), Some(_)) = (&own.reservation, own.broadcast) {
+        // "Accepted" is not "mined" (see our claim below): while the
+        // reservation is unconfirmed and broadcasting it is still allowed
+        // (deadline, C2), broadcast it again; "already known" is success.
+        let allowed = own.abandoned.is_none()
+            && !halted
+            && !saga.reservation_deadline_passed(terms, now)
+            && saga.may_reserve(terms);
+        if own.confirmed.is_none() && allowed {
+            out.push(Effect::Broadcast {
+                chain_id: own_chain.clone(),
+                tx: tx.clone(),
+                purpose: TxPurpose::Reservation,
+            });
+        }
+    }
     if let Some(txid) = own.broadcast {
         if own.confirmed.is_none() {
             out.push(Effect::WatchConfirmations {
