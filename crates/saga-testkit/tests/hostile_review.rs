@@ -18,7 +18,8 @@
 //!   5. a non-party answered before the caller check;
 //!   6. a counterparty's refusal reason stored verbatim;
 //!   7. `s` read only from a claim shaped exactly like ours (7b, `s`
-//!      computed by a version-2 unlocking script, is open: ignored test).
+//!      computed by a version-2 unlocking script, is open: ignored test);
+//!   8. a late funding refused together with the deadline that made it late.
 //! - What held (`held_*`: attacks the saga already refuses).
 
 use bsv_format::beef::Beef;
@@ -50,6 +51,10 @@ const STRANGER: &str = "spiffe://org-c.example/gateway/gc";
 
 fn logged(sim: &Sim, role: Role, name: &str) -> bool {
     sim.events(role).iter().any(|e| e.name() == name)
+}
+
+fn count(sim: &Sim, role: Role, name: &str) -> usize {
+    sim.events(role).iter().filter(|e| e.name() == name).count()
 }
 
 fn status_is(role: Role, s: Status) -> impl Fn(&Sim) -> bool {
@@ -713,6 +718,38 @@ fn the_seller_learns_s_from_a_claim_that_computes_s_with_op_cat() {
         ]
         .concat()
     });
+}
+
+// ---------------------------------------------------------------------------
+// Finding 8 (found by a longer interleavings run; seed in its regressions):
+// a late funding refused together with the deadline that made it late.
+// ---------------------------------------------------------------------------
+
+/// The buyer restarts just before its reservation deadline passes, so no
+/// wake-up is armed for it; its pending BuildReservation then runs after
+/// the deadline. `handle` applied the deadline (ReservationAbandoned) and
+/// refused the funding in the same decision — throwing the deadline away
+/// with it. The buyer funded, was refused, funded again, forever, in
+/// `Reserving`. The late funding is now a no-op and the deadline sticks.
+#[test]
+fn a_funding_that_arrives_after_the_reservation_deadline_lets_the_deadline_stick() {
+    let mut sim = started();
+    sim.crash_on(Role::Buyer, "terms_agreed", Role::Buyer);
+    sim.run_until(|s| s.status(Role::Buyer).is_none(), 10)
+        .unwrap();
+    sim.restart(Role::Buyer);
+    sim.advance(303); // past the reservation deadline (300 s) and the skew
+    sim.auto_advance = false;
+    sim.run_until(status_is(Role::Buyer, Status::Cancelled), 5)
+        .unwrap();
+    assert_clean(&sim);
+    assert!(sim.reservation(Role::Buyer).is_none());
+    assert_eq!(count(&sim, Role::Buyer, "reservation_abandoned"), 1);
+    assert_eq!(sim.balance(Role::Buyer, CHAIN_P), FUNDS);
+    assert!(sim
+        .store(Role::Buyer)
+        .utxos(CHAIN_P)
+        .all(|(_, state)| *state == saga_core::wallet::UtxoState::Available));
 }
 
 // ---------------------------------------------------------------------------

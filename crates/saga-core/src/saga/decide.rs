@@ -943,8 +943,16 @@ fn funded(
     d: &mut Decision,
 ) -> Result<Vec<Event>, Reject> {
     let terms = saga.agreed_terms("reservation_funded")?;
-    if saga.facts.own.reservation.is_some() || saga.facts.own.abandoned.is_some() {
+    if saga.facts.own.reservation.is_some() {
         return Err(saga.wrong_state("reservation_funded (already built)"));
+    }
+    // A funding that arrives once the reservation is given up (here: by
+    // the deadline rule `handle` applied just before) is not needed: taken
+    // as a no-op, its wallet changes dropped. Refusing it threw away the
+    // give-up with it, so a saga whose wake-up passed while it was down
+    // funded, was refused and funded again, never recording the deadline.
+    if saga.facts.own.abandoned.is_some() {
+        return Ok(Vec::new());
     }
     legs::check_reservation_output(&tx, 0, terms, saga.own_leg())
         .map_err(|e| build_err("reservation", e))?;
