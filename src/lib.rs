@@ -7,6 +7,8 @@
 pub mod chain;
 pub mod chainsim;
 pub mod cli;
+pub mod config;
+pub mod gateway;
 pub mod headers;
 pub mod identity;
 pub mod keys;

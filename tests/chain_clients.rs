@@ -22,8 +22,9 @@ use bsv_format::spv::{RootClaim, VerifyError, VerifyOptions};
 use bsv_format::{Hash256, Outpoint, Script, Transaction, TxIn, TxOut, Txid};
 use escrowd::chain::{
     ArcClient, ArcConfig, HeadersClient, HeadersConfig, ManualClock, RetryPolicy, SpendClient,
-    SpendConfig, WaitFor,
+    SpendConfig, TxClient, TxConfig, WaitFor,
 };
+use saga_runtime::ports::{TransactionSource, TransactionSourceError};
 use saga_runtime::{
     verify_beef, ArcErrorCode, BroadcastError, BroadcastOutcome, Broadcaster, ChainTracker,
     RejectCode, ServiceFault, SpendWatchError, SpendWatcher, SpendingInput, TrackerError, TxState,
@@ -1314,6 +1315,80 @@ async fn spend_watcher_found_unspent_malformed_and_retried() {
 }
 
 // ---------------------------------------------------------------------------
+// Transaction source
+
+#[tokio::test]
+async fn tx_source_found_unknown_malformed_wrong_and_retried() {
+    let (mock, url) = serve().await;
+    let mut cfg = TxConfig::new(format!("{url}/v1"));
+    cfg.retry = FAST;
+    let client = TxClient::new(cfg.clone()).unwrap();
+    let tx = ef(50).tx;
+    let txid = tx.txid();
+    let other = ef(51).tx;
+    let route = format!("GET /v1/tx/{txid}/hex");
+    mock.on(
+        &route,
+        vec![
+            reply(200, format!("  {}\n", tx.to_hex())),
+            reply(404, ""),
+            reply(200, "zz"),
+            reply(200, other.to_hex()),
+            reply(200, format!("{}00", tx.to_hex())),
+            reply(503, "busy"),
+            reply(200, tx.to_hex()),
+            reply(403, "forbidden"),
+        ],
+    );
+    assert_eq!(client.transaction(&txid).await, Ok(Some(tx.clone())));
+    assert_eq!(client.transaction(&txid).await, Ok(None));
+    assert!(matches!(
+        client.transaction(&txid).await,
+        Err(TransactionSourceError::MalformedResponse { detail })
+            if detail.starts_with(&format!("GET /tx/{txid}/hex: body is not a raw transaction in hex"))
+    ));
+    assert_eq!(
+        client.transaction(&txid).await,
+        Err(TransactionSourceError::WrongTransaction {
+            asked: txid,
+            got: other.txid()
+        })
+    );
+    assert!(matches!(
+        client.transaction(&txid).await,
+        Err(TransactionSourceError::MalformedResponse { detail }) if detail.contains("trailing")
+    ));
+    assert_eq!(client.transaction(&txid).await, Ok(Some(tx.clone())));
+    assert_eq!(mock.count(&route), 7, "the 503 was retried once");
+    assert_eq!(
+        client.transaction(&txid).await,
+        Err(TransactionSourceError::Refused {
+            status: 403,
+            detail: "forbidden".into()
+        })
+    );
+
+    // Transient faults through every attempt.
+    mock.on(&route, vec![reply(502, "bad gateway")]);
+    assert!(matches!(
+        client.transaction(&txid).await,
+        Err(TransactionSourceError::Unavailable {
+            attempts: 4,
+            last: ServiceFault::Http { status: 502, .. }
+        })
+    ));
+
+    // A body above the cap is refused unread.
+    cfg.max_tx_bytes = 10;
+    let small = TxClient::new(cfg).unwrap();
+    mock.on(&route, vec![reply(200, tx.to_hex())]);
+    assert!(matches!(
+        small.transaction(&txid).await,
+        Err(TransactionSourceError::MalformedResponse { detail }) if detail.contains("exceeds 84 bytes")
+    ));
+}
+
+// ---------------------------------------------------------------------------
 // The command line with --headers URL
 
 fn run_cli(args: Vec<String>) -> std::process::Output {
@@ -1413,6 +1488,9 @@ async fn round_trip_against_chainsim() {
     let mut cfg = SpendConfig::new(format!("{url}/v1"));
     cfg.retry = FAST;
     let spends = SpendClient::new(cfg).unwrap();
+    let mut cfg = TxConfig::new(format!("{url}/v1"));
+    cfg.retry = FAST;
+    let txs = TxClient::new(cfg).unwrap();
     let http = reqwest::Client::new();
     let sim_post = |path: &str, body: serde_json::Value| {
         let req = http.post(format!("{url}{path}")).json(&body);
@@ -1490,6 +1568,8 @@ async fn round_trip_against_chainsim() {
         spends.spent_by(&coin).await.unwrap(),
         Some(SpendingInput { txid, vin: 0 })
     );
+    assert_eq!(txs.transaction(&txid).await, Ok(Some(payment.tx.clone())));
+    assert_eq!(txs.transaction(&ef(41).txid()).await, Ok(None));
 
     // Mined: the status carries a BUMP that SPV accepts against the headers API.
     let tip = sim_post("/sim/mine", serde_json::json!({ "blocks": 1 })).await["tip"]

@@ -593,6 +593,73 @@ async fn a_double_spend_of_a_mempool_transaction_is_200_double_spend_attempted()
     sim.handle.shutdown().await.unwrap();
 }
 
+/// `GET /v1/tx/{txid}/hex`: status, Content-Type and body.
+async fn tx_hex(sim: &Sim, txid: &Txid) -> (u16, String, String) {
+    let resp = sim
+        .http
+        .get(format!("{}/v1/tx/{txid}/hex", sim.url))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, content_type, resp.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_hex_is_served_for_mempool_and_mined_transactions_only() {
+    let (sim, coin) = funded().await;
+    let first = spend(&coin, &key("bob"), 400);
+    let rival = spend(&coin, &key("carol"), 500);
+    let txid = first.txid();
+    let (status, _, body) = tx_hex(&sim, &txid).await;
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_arc_error(status, &body, 404, Some(&txid), "is unknown");
+
+    // In the mempool: the raw form (not EF), as text/plain.
+    assert_eq!(sim.broadcast(&first).await.0, 200);
+    let raw = first.tx.to_hex();
+    assert_eq!(
+        tx_hex(&sim, &txid).await,
+        (200, "text/plain; charset=utf-8".to_string(), raw.clone())
+    );
+    assert_ne!(raw, first.to_hex(), "EF differs from the raw form");
+    // The funding transaction, mined by the faucet.
+    let (status, _, funding) = tx_hex(&sim, &coin.outpoint.txid).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        bsv_format::Transaction::from_hex(&funding).unwrap().txid(),
+        coin.outpoint.txid
+    );
+
+    // A double-spend attempt is known to chainsim but on no network: 404.
+    let (status, body) = sim.broadcast(&rival).await;
+    assert_eq!(
+        (status, body["txStatus"].as_str()),
+        (200, Some("DOUBLE_SPEND_ATTEMPTED"))
+    );
+    let (status, _, body) = tx_hex(&sim, &rival.txid()).await;
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_arc_error(
+        status,
+        &body,
+        404,
+        Some(&rival.txid()),
+        "is DOUBLE_SPEND_ATTEMPTED: in neither the mempool nor a block",
+    );
+
+    // Mined: the same bytes.
+    sim.mine(1).await;
+    assert_eq!(tx_hex(&sim, &txid).await.2, raw);
+    let (status, body) = sim.get("/v1/tx/xyz/hex").await;
+    assert_arc_error(status, &body, 400, None, "is not 64 hex characters");
+    sim.handle.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_double_spend_of_a_mined_transaction_is_200_double_spend_attempted() {
     let (sim, coin) = funded().await;

@@ -2,7 +2,7 @@
 //! speak the public ARC, Block Headers Service and WhatsOnChain-style APIs,
 //! so a gateway can point at a real network or at `escrowd chainsim`.
 //!
-//! All three share one HTTP stack: reqwest with rustls on the *ring*
+//! All four share one HTTP stack: reqwest with rustls on the *ring*
 //! provider (aws-lc-rs never enters the build), a per-request timeout, a cap
 //! on response bodies (a hostile or broken service cannot make us allocate
 //! more), and [`RetryPolicy`]: transient faults (timeouts, connection errors,
@@ -17,10 +17,12 @@
 //! - [`headers`]: [`HeadersClient`], a `ChainTracker` over the Block Headers
 //!   Service (§11), with its cache and injected clock.
 //! - [`spend`]: [`SpendClient`], a `SpendWatcher` over `GET …/tx/{txid}/{vout}/spent`.
+//! - [`tx`]: [`TxClient`], a `TransactionSource` over `GET …/tx/{txid}/hex`.
 
 pub mod arc;
 pub mod headers;
 pub mod spend;
+pub mod tx;
 
 use std::future::Future;
 use std::time::Duration;
@@ -33,6 +35,7 @@ pub use headers::{
     BlockHeader, HeadersClient, HeadersConfig, ManualClock, MonotonicClock, SystemClock,
 };
 pub use spend::{SpendClient, SpendConfig};
+pub use tx::{TxClient, TxConfig};
 
 /// How often and how patiently a client repeats a request that failed
 /// transiently. Attempt `n` (1-based) is followed, if it fails transiently

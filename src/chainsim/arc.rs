@@ -1,5 +1,5 @@
 //! ARC endpoints (`bsv-formats.md` §10): submit, status, policy, health, and
-//! the WhatsOnChain-style spent-output lookup.
+//! the WhatsOnChain-style raw-transaction and spent-output lookups.
 //!
 //! Bodies, as ARC takes them (Content-Type decides): `text/plain` hex (one
 //! transaction; one per line for `/v1/txs`), `application/json`
@@ -359,6 +359,49 @@ fn get_tx_inner(s: &Shared, path: Result<Path<String>, PathRejection>) -> Result
         ..ApiError::not_found(format!("transaction {txid} is unknown"))
     })?;
     response(s, view, false)
+}
+
+/// `GET /v1/tx/{txid}/hex` → 200 `text/plain`: the raw transaction as hex
+/// (lowercase, no EF fields), for a transaction in the mempool or a block of
+/// the best chain, as WhatsOnChain serves it; 404 for one chainsim never
+/// accepted, and for a double-spend attempt or a transaction a reorganisation
+/// dropped (neither is on the network).
+pub async fn get_tx_hex(
+    State(s): State<Arc<Shared>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Response {
+    match get_tx_hex_inner(&s, path) {
+        Ok(hex) => ([(CONTENT_TYPE, "text/plain; charset=utf-8")], hex).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn get_tx_hex_inner(
+    s: &Shared,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<String, ApiError> {
+    let Path(text) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let txid = parse_txid(&text)?;
+    let (tx, status) = s.read(|l| {
+        (
+            l.transaction(&txid).cloned(),
+            l.status(&txid).map(|v| v.status),
+        )
+    })?;
+    let not_found = |why: String| ApiError {
+        txid: Some(txid),
+        ..ApiError::not_found(why)
+    };
+    match (tx, status) {
+        (Some(tx), Some(TxStatus::SeenOnNetwork | TxStatus::Mined)) => Ok(tx.to_hex()),
+        (Some(_), Some(other @ (TxStatus::DoubleSpendAttempted | TxStatus::Rejected))) => {
+            Err(not_found(format!(
+                "transaction {txid} is {}: in neither the mempool nor a block",
+                other.arc_name()
+            )))
+        }
+        (None, _) | (Some(_), None) => Err(not_found(format!("transaction {txid} is unknown"))),
+    }
 }
 
 /// `GET /v1/tx/{txid}/{vout}/spent` → 200 `{"txid", "vin"}` of the input that

@@ -344,6 +344,7 @@ pub fn router(shared: Arc<Shared>, max_body_bytes: usize) -> Router {
         .route("/v1/tx", post(arc::post_tx))
         .route("/v1/txs", post(arc::post_txs))
         .route("/v1/tx/{txid}", get(arc::get_tx))
+        .route("/v1/tx/{txid}/hex", get(arc::get_tx_hex))
         .route("/v1/tx/{txid}/{vout}/spent", get(arc::get_spent))
         .route("/v1/policy", get(arc::get_policy))
         .route("/v1/health", get(arc::get_health))

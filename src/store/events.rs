@@ -226,12 +226,19 @@ fn txid_from(event: &'static str, name: &'static str, b: &[u8]) -> Result<Txid, 
     Ok(Txid(a))
 }
 
-fn outpoint_from(event: &'static str, o: Option<&pb::Outpoint>) -> Result<Outpoint, EventDecodeError> {
+fn outpoint_from(
+    event: &'static str,
+    o: Option<&pb::Outpoint>,
+) -> Result<Outpoint, EventDecodeError> {
     let o = o.ok_or_else(|| field(event, "escrow", "missing"))?;
     Ok(Outpoint::new(txid_from(event, "txid", &o.txid)?, o.vout))
 }
 
-fn sig_from(event: &'static str, name: &'static str, b: &[u8]) -> Result<TermsSignature, EventDecodeError> {
+fn sig_from(
+    event: &'static str,
+    name: &'static str,
+    b: &[u8],
+) -> Result<TermsSignature, EventDecodeError> {
     TermsSignature::from_der(b).map_err(|e| field(event, name, e))
 }
 
@@ -243,7 +250,9 @@ fn from_case(case: Case) -> Result<Event, EventDecodeError> {
     Ok(match case {
         Case::TermsProposed(m) => Event::TermsProposed {
             role: if m.seller { Role::Seller } else { Role::Buyer },
-            terms: Box::new(Terms::decode(&m.terms).map_err(|e| field("terms_proposed", "terms", e))?),
+            terms: Box::new(
+                Terms::decode(&m.terms).map_err(|e| field("terms_proposed", "terms", e))?,
+            ),
             buyer_signature: sig_from("terms_proposed", "buyer_signature", &m.buyer_signature)?,
         },
         Case::TermsAgreed(m) => Event::TermsAgreed {
@@ -284,7 +293,11 @@ fn from_case(case: Case) -> Result<Event, EventDecodeError> {
         },
         Case::PreimageLearned(m) => Event::PreimageLearned {
             preimage: m.preimage.as_slice().try_into().map_err(|_| {
-                field("preimage_learned", "preimage", format!("{} bytes, not 32", m.preimage.len()))
+                field(
+                    "preimage_learned",
+                    "preimage",
+                    format!("{} bytes, not 32", m.preimage.len()),
+                )
             })?,
             claim_txid: txid_from("preimage_learned", "claim_txid", &m.claim_txid)?,
         },
@@ -304,7 +317,11 @@ fn from_case(case: Case) -> Result<Event, EventDecodeError> {
                 None
             } else {
                 Some(TokenId(m.token_id.as_slice().try_into().map_err(|_| {
-                    field("counter_claim_seen", "token_id", format!("{} bytes, not 16", m.token_id.len()))
+                    field(
+                        "counter_claim_seen",
+                        "token_id",
+                        format!("{} bytes, not 16", m.token_id.len()),
+                    )
                 })?))
             },
         },
@@ -321,7 +338,11 @@ fn from_case(case: Case) -> Result<Event, EventDecodeError> {
                 Ok(pb::MessageKind::SignCancel) => MessageKind::SignCancel,
                 Ok(pb::MessageKind::Cancel) => MessageKind::Cancel,
                 Ok(pb::MessageKind::Unspecified) | Err(_) => {
-                    return Err(field("message_delivered", "kind", format!("unknown value {}", m.kind)))
+                    return Err(field(
+                        "message_delivered",
+                        "kind",
+                        format!("unknown value {}", m.kind),
+                    ))
                 }
             },
         },
@@ -331,9 +352,15 @@ fn from_case(case: Case) -> Result<Event, EventDecodeError> {
                 Ok(pb::CancelOrigin::Peer) => CancelOrigin::Peer,
                 Ok(pb::CancelOrigin::NotaryRejected) => CancelOrigin::NotaryRejected,
                 Ok(pb::CancelOrigin::ReservationDeadline) => CancelOrigin::ReservationDeadline,
-                Ok(pb::CancelOrigin::CounterpartyMisbehaved) => CancelOrigin::CounterpartyMisbehaved,
+                Ok(pb::CancelOrigin::CounterpartyMisbehaved) => {
+                    CancelOrigin::CounterpartyMisbehaved
+                }
                 Ok(pb::CancelOrigin::Unspecified) | Err(_) => {
-                    return Err(field("cancel_requested", "origin", format!("unknown value {}", m.origin)))
+                    return Err(field(
+                        "cancel_requested",
+                        "origin",
+                        format!("unknown value {}", m.origin),
+                    ))
                 }
             },
         },
@@ -350,8 +377,13 @@ fn from_case(case: Case) -> Result<Event, EventDecodeError> {
             block_height: Height(m.block_height),
         },
         Case::EffectFailed(m) => Event::EffectFailed {
-            effect: EffectKey::parse(&m.effect)
-                .ok_or_else(|| field("effect_failed", "effect", format!("unknown effect {:?}", m.effect)))?,
+            effect: EffectKey::parse(&m.effect).ok_or_else(|| {
+                field(
+                    "effect_failed",
+                    "effect",
+                    format!("unknown effect {:?}", m.effect),
+                )
+            })?,
             attempt: m.attempt,
             detail: m.detail,
         },
@@ -363,7 +395,13 @@ fn from_case(case: Case) -> Result<Event, EventDecodeError> {
                     Some(R::Retry(_)) => Resolution::Retry,
                     Some(R::Refund(_)) => Resolution::Refund,
                     Some(R::Abandon(r)) => Resolution::Abandon { reason: r.reason },
-                    None => return Err(field("operator_resolved", "resolution", "missing or unknown")),
+                    None => {
+                        return Err(field(
+                            "operator_resolved",
+                            "resolution",
+                            "missing or unknown",
+                        ))
+                    }
                 },
             }
         }
@@ -387,7 +425,10 @@ impl super::StoredEvent for Event {
 /// attention from the log alone. The deadlines are left empty: they depend
 /// on the policy and the tips, and the driver's next turn for the saga
 /// writes them again (`Driver::recover` runs one per in-flight saga).
-pub fn project(saga_id: &saga_core::terms::SagaId, events: &[(u64, Event)]) -> saga_runtime::log::Projection {
+pub fn project(
+    saga_id: &saga_core::terms::SagaId,
+    events: &[(u64, Event)],
+) -> saga_runtime::log::Projection {
     let list: Vec<Event> = events.iter().map(|(_, e)| e.clone()).collect();
     let head = events.last().map_or(0, |(seq, _)| seq + 1);
     match saga_core::saga::summarize(&list) {
@@ -432,7 +473,9 @@ mod tests {
     #[test]
     fn malformed_fields_name_the_event_and_field() {
         let msg = SagaEvent {
-            event: Some(Case::ClaimBroadcast(pb::Txid { txid: vec![1, 2, 3] })),
+            event: Some(Case::ClaimBroadcast(pb::Txid {
+                txid: vec![1, 2, 3],
+            })),
         };
         assert_eq!(
             decode_event(&msg.encode_to_vec()),
@@ -451,7 +494,11 @@ mod tests {
         };
         assert!(matches!(
             decode_event(&msg.encode_to_vec()),
-            Err(EventDecodeError::Field { event: "effect_failed", field: "effect", .. })
+            Err(EventDecodeError::Field {
+                event: "effect_failed",
+                field: "effect",
+                ..
+            })
         ));
     }
 }

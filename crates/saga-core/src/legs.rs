@@ -26,7 +26,8 @@
 //!   one is an attack (the protocol model's counterexample 5).
 //! - The claim is `<sig_beneficiary> <s> OP_1` (`ALL | FORKID`), `s` exactly 32
 //!   bytes with `SHA256(s) = H`; [`extract_preimage`] reads `s` back from any
-//!   transaction spending the escrow that way.
+//!   transaction spending the escrow with `s` pushed anywhere in its
+//!   unlocking script (a counterparty's claim need not look like ours).
 //! - The cancel is the refund's 2-of-2 branch with no lock time, both
 //!   signatures `ALL | FORKID`; the order in which the parties sign (DESIGN.md
 //!   §3.1) is the state machine's business, [`check_cancel`] the shape's.
@@ -602,10 +603,18 @@ pub fn build_claim(
     Ok(tx)
 }
 
-/// Reads `s` from `tx` if one of its inputs spends `escrow` through the claim
-/// branch (`<sig> <s:32> OP_1`) with `SHA256(s) = hash_lock`. How a funder
-/// learns `s` from its reservation's spend — seen on chain, in a mempool, or
-/// in an `Execute` call — to claim the other leg.
+/// Reads `s` from `tx` if an input spending `escrow` pushes a 32-byte item
+/// with `SHA256(s) = hash_lock` anywhere in its unlocking script. How a
+/// funder learns `s` from its reservation's spend — seen on chain, in a
+/// mempool, or in an `Execute` call — to claim the other leg.
+///
+/// Not only our own claim's shape (`<sig> <s> OP_1`): a counterparty
+/// writes its claim as it likes, and after Chronicle a node accepts, in a
+/// transaction of version 2 or more, any true branch selector (`OP_2`, a
+/// non-minimal push: MINIMALIF and MINIMALDATA are waived), extra items
+/// (CLEANSTACK), and non-push opcodes (SIGPUSHONLY). A claim that *computes*
+/// `s` from other items (e.g. `OP_CAT`) shows it in no push: reading that
+/// needs the unlocking script evaluated, which this function does not do.
 pub fn extract_preimage(
     tx: &Transaction,
     escrow: &Outpoint,
@@ -615,15 +624,15 @@ pub fn extract_preimage(
         .iter()
         .filter(|i| &i.prev_out == escrow)
         .find_map(|i| {
-            let chunks: Vec<_> = i.unlocking_script.chunks().collect::<Result<_, _>>().ok()?;
-            let [_sig, s, selector] = chunks.as_slice() else {
-                return None;
-            };
-            if selector.opcode != bsv_format::script::opcodes::OP_1 {
-                return None;
-            }
-            let s: [u8; 32] = s.data?.try_into().ok()?;
-            crate::constant_time_eq(&sha256(&s), hash_lock).then_some(s)
+            // A script that does not parse to its end still shows the
+            // pushes before the fault (a node would refuse it; a peer's
+            // claim is not trusted for more than `s`, which is checked).
+            i.unlocking_script
+                .chunks()
+                .map_while(Result::ok)
+                .filter_map(|c| c.data)
+                .filter_map(|d| <[u8; 32]>::try_from(d).ok())
+                .find(|s| crate::constant_time_eq(&sha256(s), hash_lock))
         })
 }
 

@@ -3,27 +3,62 @@
 //! (durable when `append` returns) → [`Saga::apply`] → run the effects →
 //! reply.
 //!
-//! Effects are not queued: after every turn the driver takes the decision's
-//! effects (the saga's pending effects) and starts each one that is not
-//! already running, one task per `(saga, effect key)`. An effect's task
-//! ends by feeding its result back as an input ([`Driver::submit`]), which
-//! recomputes what is pending; a failure without a definite answer is fed
-//! as [`Input::EffectFailed`] (counted against the policy's retry budget)
-//! and the effect is retried after the policy's backoff. Watches and
-//! wake-ups poll their chain every `poll_interval` until what they wait for
-//! happens or the effect is no longer pending.
+//! # Turns
+//! Turns of one saga are serialised by a per-saga lock. A turn first reads
+//! every chain's tip (the trackers cache them; see below) and the log's head:
+//! if the log moved under us (another writer, or a turn whose append
+//! committed but whose caller vanished), the saga is replayed from the log
+//! before anything is decided, so a decision is never taken on a stale state.
+//! A turn runs on its own task: a caller that stops waiting (a peer hanging
+//! up) cannot cut it between its append and its apply.
 //!
-//! After a restart, [`Driver::recover`] replays every in-flight saga from
-//! the log and starts its pending effects, re-derived from the persisted
-//! state and the current tips — never replayed blindly.
+//! # Effects
+//! Effects are not queued: after every turn the driver takes the decision's
+//! effects (the saga's pending effects) and starts a runner for each one
+//! whose key has none, one runner per `(saga, effect key)`. A runner loops:
+//! it re-reads the effect from the current state (so it always acts on the
+//! latest version, and stops as soon as the effect is no longer pending),
+//! makes one attempt, and feeds the result back as an input through a turn.
+//! The check "still pending?" and the runner's exit happen under the saga's
+//! lock, so an effect that becomes pending again is never left without a
+//! runner. Attempts that fail without a definite answer are fed as
+//! [`Input::EffectFailed`] (the saga counts them against the policy's retry
+//! budget) and retried after the policy's backoff; an effect result the saga
+//! refuses while the effect is still pending counts the same way. Watches
+//! and wake-ups poll their chain every `poll_interval` until what they wait
+//! for happens; a spend is reported once per spending transaction. A
+//! terminal saga (`Completed`, `Refunded`, ...) runs no effects, even if
+//! the saga still lists some (a courtesy message never acknowledged): its
+//! projection says nothing more will be appended on its own.
+//!
+//! Before a broadcast, the runner reads that chain's tip again and re-derives
+//! the effect, so C1 (the buyer's claim) and C2 (the seller's reservation)
+//! are judged on the tip as it is then. A watched transaction of ours that
+//! the broadcaster no longer knows (dropped) is broadcast again, under the
+//! same rules.
+//!
+//! # Restart and shutdown
+//! [`Driver::shutdown`] stops a driver as a crash would: every runner is
+//! aborted wherever it is, and later turns are refused. After a restart,
+//! [`Driver::recover`] replays every in-flight saga from the log and starts
+//! its pending effects, re-derived from the persisted state and the current
+//! tips — never replayed blindly.
+//!
+//! # Tips
+//! The driver keeps the last tip each tracker reported and gives it to every
+//! saga before it decides. Trackers should cache tips for well under a block
+//! interval (the policy's `view_lag_blocks` bounds how stale the buyer's view
+//! of chain D may be): every turn and every broadcast asks them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex as StdMutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bsv_format::beef::{Beef, BeefVersion};
+use bsv_format::bump::MerklePath;
 use bsv_format::ef::EfTransaction;
-use bsv_format::{Transaction, TxOut};
+use bsv_format::{Transaction, TxOut, Txid};
 use saga_core::saga::{
     BroadcastOutcome, Decision, Effect, EffectKey, Event, Input, PeerReply, Reject, Saga, Status,
     TxPurpose,
@@ -31,8 +66,9 @@ use saga_core::saga::{
 use saga_core::terms::{Leg, Role, SagaId, Terms};
 use saga_core::wallet::Basket;
 use saga_core::Height;
+use tokio::task::JoinSet;
 
-use crate::chain::{BroadcastOutcome as ArcOutcome, TxState};
+use crate::chain::{BroadcastError, BroadcastOutcome as ArcOutcome, TxState};
 use crate::log::{AppendError, Deadline, EventLog, Projection, ReadError, Step};
 use crate::ports::{
     ChainPorts, Clock, ContextError, ContextSource, Notary, NotaryRequest, PeerTransport,
@@ -58,6 +94,18 @@ pub enum DriverError {
     /// No saga with this id, and the input does not start one.
     #[error("no saga {0}")]
     UnknownSaga(SagaId),
+    /// The driver was shut down ([`Driver::shutdown`]); nothing was written.
+    #[error("the driver is shut down")]
+    Stopped,
+    /// The turn's task ended abnormally (a panic: a bug); whether its step
+    /// was appended is unknown, and the next turn re-reads the log.
+    #[error("saga {saga_id}: the turn was interrupted: {detail}")]
+    Interrupted {
+        /// The saga.
+        saga_id: SagaId,
+        /// What the runtime said.
+        detail: String,
+    },
 }
 
 /// The outcome of one turn.
@@ -88,7 +136,8 @@ pub struct DriverPorts {
     pub contexts: Arc<dyn ContextSource>,
     /// The UTC clock.
     pub clock: Arc<dyn Clock>,
-    /// How often watches and wake-ups poll their chain.
+    /// How often watches and wake-ups poll their chain (and how long a
+    /// runner waits before looking at an effect again).
     pub poll_interval: Duration,
 }
 
@@ -97,21 +146,48 @@ struct Entry {
     head: u64,
 }
 
+type EntryLock = Arc<tokio::sync::Mutex<Entry>>;
+
 struct Inner {
     ports: DriverPorts,
-    sagas: StdMutex<HashMap<SagaId, Arc<tokio::sync::Mutex<Entry>>>>,
+    sagas: StdMutex<HashMap<SagaId, EntryLock>>,
     running: StdMutex<HashSet<(SagaId, EffectKey)>>,
     tips: StdMutex<BTreeMap<String, Height>>,
+    tasks: StdMutex<JoinSet<()>>,
+    stopped: AtomicBool,
 }
 
-/// Runs sagas: one per id, turns serialized per saga.
+/// A std mutex's data even if a holder panicked: every mutex here guards
+/// plain maps whose entries are each written whole.
+fn locked<T>(m: &StdMutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs sagas: one per id, turns serialised per saga.
 #[derive(Clone)]
 pub struct Driver {
     inner: Arc<Inner>,
 }
 
+/// What one attempt of an effect came to.
+enum Attempt {
+    /// A result: feed it to the saga.
+    Input(Box<Input>),
+    /// No definite answer: report [`Input::EffectFailed`] and back off.
+    Failed(String),
+    /// Nothing yet (a watch, a wake-up, a peer's "not yet"): look again
+    /// after this long.
+    Wait(Duration),
+}
+
+impl Attempt {
+    fn input(input: Input) -> Attempt {
+        Attempt::Input(Box::new(input))
+    }
+}
+
 impl Driver {
-    /// A driver over `ports`, with no saga loaded.
+    /// A driver over `ports`, with no saga loaded and nothing running.
     pub fn new(ports: DriverPorts) -> Driver {
         Driver {
             inner: Arc::new(Inner {
@@ -119,104 +195,60 @@ impl Driver {
                 sagas: StdMutex::new(HashMap::new()),
                 running: StdMutex::new(HashSet::new()),
                 tips: StdMutex::new(BTreeMap::new()),
+                tasks: StdMutex::new(JoinSet::new()),
+                stopped: AtomicBool::new(false),
             }),
+        }
+    }
+
+    /// Stops the driver as a crash would: every effect runner is aborted
+    /// wherever it is (an attempt in flight may or may not have reached its
+    /// service; effects are idempotent), and every later turn fails with
+    /// [`DriverError::Stopped`]. A turn already past its start finishes (its
+    /// step is appended or not, as a whole). The log is untouched: a new
+    /// driver over it resumes with [`Driver::recover`].
+    pub fn shutdown(&self) {
+        self.inner.stopped.store(true, Ordering::SeqCst);
+        locked(&self.inner.tasks).abort_all();
+    }
+
+    fn check_running(&self) -> Result<(), DriverError> {
+        if self.inner.stopped.load(Ordering::SeqCst) {
+            Err(DriverError::Stopped)
+        } else {
+            Ok(())
         }
     }
 
     /// Asks every chain's tracker for its tip; a chain that does not answer
     /// keeps its last known tip.
     pub async fn refresh_tips(&self) {
-        for (chain_id, ports) in &self.inner.ports.chains {
-            if let Ok(h) = ports.tracker.current_height().await {
+        for chain_id in self.inner.ports.chains.keys() {
+            self.refresh_tip(chain_id).await;
+        }
+    }
+
+    /// Asks `chain_id`'s tracker for its tip (kept unless it answers).
+    async fn refresh_tip(&self, chain_id: &str) -> Option<Height> {
+        let ports = self.inner.ports.chains.get(chain_id)?;
+        match ports.tracker.current_height().await {
+            Ok(h) => {
                 self.set_tip(chain_id, Height(h));
+                Some(Height(h))
+            }
+            Err(e) => {
+                tracing::debug!(chain = chain_id, error = %e, "tip unavailable; keeping the last one");
+                None
             }
         }
     }
 
     fn set_tip(&self, chain_id: &str, height: Height) {
-        if let Ok(mut tips) = self.inner.tips.lock() {
-            tips.insert(chain_id.to_string(), height);
-        }
+        locked(&self.inner.tips).insert(chain_id.to_string(), height);
     }
 
     fn tips(&self) -> BTreeMap<String, Height> {
-        self.inner
-            .tips
-            .lock()
-            .map(|t| t.clone())
-            .unwrap_or_default()
-    }
-
-    /// Loads every in-flight saga from the log and starts its pending
-    /// effects. Returns how many were resumed.
-    ///
-    /// # Errors
-    /// [`DriverError::Read`], [`DriverError::Context`].
-    pub async fn recover(&self) -> Result<usize, DriverError> {
-        self.refresh_tips().await;
-        let ids = self.inner.ports.log.in_flight_sagas().await?;
-        for id in &ids {
-            let entry = self.entry(*id, None).await?;
-            let effects = {
-                let mut e = entry.lock().await;
-                self.observe(&mut e.saga);
-                e.saga.pending_effects(self.inner.ports.clock.now())
-            };
-            self.schedule(*id, effects);
-        }
-        Ok(ids.len())
-    }
-
-    /// The saga's status, loading it from the log if needed.
-    ///
-    /// # Errors
-    /// [`DriverError::UnknownSaga`], [`DriverError::Read`], [`DriverError::Context`].
-    pub async fn status(&self, saga_id: SagaId) -> Result<(Status, Option<String>), DriverError> {
-        let entry = self.entry(saga_id, None).await?;
-        let e = entry.lock().await;
-        Ok((e.saga.status(), e.saga.attention().map(str::to_string)))
-    }
-
-    async fn entry(
-        &self,
-        saga_id: SagaId,
-        new_role: Option<Role>,
-    ) -> Result<Arc<tokio::sync::Mutex<Entry>>, DriverError> {
-        if let Some(e) = self
-            .inner
-            .sagas
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&saga_id).cloned())
-        {
-            return Ok(e);
-        }
-        let stored = self.inner.ports.log.load(&saga_id).await?;
-        let role = match (stored.is_empty(), new_role) {
-            (false, _) => {
-                let projection = self.inner.ports.log.projection(&saga_id).await?;
-                match projection.as_ref().map(|p| p.role.as_str()) {
-                    Some("buyer") => Role::Buyer,
-                    Some("seller") => Role::Seller,
-                    _ => return Err(DriverError::UnknownSaga(saga_id)),
-                }
-            }
-            (true, Some(role)) => role,
-            (true, None) => return Err(DriverError::UnknownSaga(saga_id)),
-        };
-        let ctx = self.inner.ports.contexts.context(saga_id, role).await?;
-        let events: Vec<Event> = stored.iter().map(|(_, e)| e.clone()).collect();
-        let head = stored.last().map_or(0, |(seq, _)| seq + 1);
-        let entry = Arc::new(tokio::sync::Mutex::new(Entry {
-            saga: Saga::replay(ctx, &events),
-            head,
-        }));
-        let mut map = self
-            .inner
-            .sagas
-            .lock()
-            .map_err(|_| DriverError::UnknownSaga(saga_id))?;
-        Ok(map.entry(saga_id).or_insert(entry).clone())
+        locked(&self.inner.tips).clone()
     }
 
     fn observe(&self, saga: &mut Saga) {
@@ -225,11 +257,112 @@ impl Driver {
         }
     }
 
-    /// One driver turn for `saga_id`. `new_role` creates the saga if the log
-    /// has none (a buyer's start, a seller's first proposal).
+    /// Loads every in-flight saga from the log and starts its pending
+    /// effects. Returns how many were resumed.
     ///
     /// # Errors
-    /// [`DriverError`]: nothing was written.
+    /// [`DriverError::Stopped`], [`DriverError::Read`], [`DriverError::Context`].
+    pub async fn recover(&self) -> Result<usize, DriverError> {
+        self.check_running()?;
+        self.refresh_tips().await;
+        let ids = self.inner.ports.log.in_flight_sagas().await?;
+        for id in &ids {
+            let entry = self.entry(*id, None).await?;
+            let effects = {
+                let e = self.lock_fresh(*id, &entry).await?;
+                e.saga.pending_effects(self.inner.ports.clock.now())
+            };
+            self.schedule(*id, effects);
+        }
+        Ok(ids.len())
+    }
+
+    /// The saga's status and, if it needs an operator, why; loads the saga
+    /// from the log if needed.
+    ///
+    /// # Errors
+    /// [`DriverError::UnknownSaga`], [`DriverError::Read`], [`DriverError::Context`].
+    pub async fn status(&self, saga_id: SagaId) -> Result<(Status, Option<String>), DriverError> {
+        let entry = self.entry(saga_id, None).await?;
+        let e = self.lock_fresh(saga_id, &entry).await?;
+        Ok((e.saga.status(), e.saga.attention().map(str::to_string)))
+    }
+
+    /// The saga's lock, loading it from the log on first use. `new` (our
+    /// role and the terms of the input that starts the saga) creates an
+    /// empty saga if the log has none. The context is asked for with the
+    /// saga's terms, since our keys on a leg are our keys on its chain.
+    async fn entry(
+        &self,
+        saga_id: SagaId,
+        new: Option<(Role, &Terms)>,
+    ) -> Result<EntryLock, DriverError> {
+        if let Some(e) = locked(&self.inner.sagas).get(&saga_id).cloned() {
+            return Ok(e);
+        }
+        let stored = self.inner.ports.log.load(&saga_id).await?;
+        let events: Vec<Event> = stored.iter().map(|(_, e)| e.clone()).collect();
+        let head = stored.last().map_or(0, |(seq, _)| seq + 1);
+        let recorded = events.iter().find_map(|e| match e {
+            Event::TermsProposed { role, terms, .. } => Some((*role, terms.as_ref())),
+            _ => None,
+        });
+        let (role, terms) = match (recorded, new) {
+            (Some(found), _) => found,
+            (None, Some(new)) if events.is_empty() => new,
+            (None, _) => return Err(DriverError::UnknownSaga(saga_id)),
+        };
+        let ctx = self
+            .inner
+            .ports
+            .contexts
+            .context(saga_id, role, terms)
+            .await?;
+        let entry = Arc::new(tokio::sync::Mutex::new(Entry {
+            saga: Saga::replay(ctx, &events),
+            head,
+        }));
+        Ok(locked(&self.inner.sagas)
+            .entry(saga_id)
+            .or_insert(entry)
+            .clone())
+    }
+
+    /// Locks the saga, replays it from the log if the log's head is not
+    /// ours (a step appended by a turn whose end we never saw, or by another
+    /// writer), and gives it the current tips.
+    async fn lock_fresh<'a>(
+        &self,
+        saga_id: SagaId,
+        entry: &'a EntryLock,
+    ) -> Result<tokio::sync::MutexGuard<'a, Entry>, DriverError> {
+        let mut e = entry.lock().await;
+        let head = self.inner.ports.log.head(&saga_id).await?;
+        if head != e.head {
+            tracing::warn!(saga = %saga_id, ours = e.head, stored = head, "the log moved; replaying the saga");
+            let stored = self.inner.ports.log.load(&saga_id).await?;
+            e.head = stored.last().map_or(0, |(seq, _)| seq + 1);
+            let events: Vec<Event> = stored.into_iter().map(|(_, e)| e).collect();
+            e.saga = Saga::replay(e.saga.context().clone(), &events);
+        }
+        self.observe(&mut e.saga);
+        Ok(e)
+    }
+
+    /// Runs `f` on the saga's current state, if the saga can be loaded.
+    async fn with_saga<T>(&self, saga_id: SagaId, f: impl FnOnce(&Saga) -> T) -> Option<T> {
+        let entry = self.entry(saga_id, None).await.ok()?;
+        let e = self.lock_fresh(saga_id, &entry).await.ok()?;
+        Some(f(&e.saga))
+    }
+
+    /// One driver turn for `saga_id`. `new_role` creates the saga if the log
+    /// has none (a buyer's start, a seller's first proposal). The turn runs
+    /// to its end on its own task even if the caller stops waiting.
+    ///
+    /// # Errors
+    /// [`DriverError`]: nothing was written (for
+    /// [`DriverError::Interrupted`]: unknown; the next turn re-reads the log).
     pub async fn submit(
         &self,
         saga_id: SagaId,
@@ -237,18 +370,41 @@ impl Driver {
         input: Input,
         idempotency_key: Option<String>,
     ) -> Result<Turn, DriverError> {
-        let entry = self.entry(saga_id, new_role).await?;
-        let (decision, status) = {
-            let mut e = entry.lock().await;
-            if e.head == 0 && self.tips().is_empty() {
-                self.refresh_tips().await;
+        self.check_running()?;
+        let driver = self.clone();
+        tokio::spawn(async move { driver.turn(saga_id, new_role, input, idempotency_key).await })
+            .await
+            .map_err(|e| DriverError::Interrupted {
+                saga_id,
+                detail: e.to_string(),
+            })?
+    }
+
+    async fn turn(
+        &self,
+        saga_id: SagaId,
+        new_role: Option<Role>,
+        input: Input,
+        idempotency_key: Option<String>,
+    ) -> Result<Turn, DriverError> {
+        self.refresh_tips().await;
+        let starting = match (&input, new_role) {
+            (Input::Start { terms, .. } | Input::Proposal { terms, .. }, Some(role)) => {
+                Some((role, terms.as_ref().clone()))
             }
-            self.observe(&mut e.saga);
-            let now = self.inner.ports.clock.now();
-            let decision = e.saga.handle(input, now)?;
+            _ => None,
+        };
+        let entry = self
+            .entry(saga_id, starting.as_ref().map(|(r, t)| (*r, t)))
+            .await?;
+        let (decision, status) = {
+            let mut e = self.lock_fresh(saga_id, &entry).await?;
+            self.check_running()?;
+            let decision = e.saga.handle(input, self.inner.ports.clock.now())?;
             if !decision.events.is_empty() {
                 let mut next = e.saga.clone();
                 next.apply(&decision.events);
+                let head = e.head + decision.events.len() as u64;
                 let step = Step {
                     saga_id,
                     expected_seq: e.head,
@@ -258,21 +414,17 @@ impl Driver {
                     utxo_changes: decision.utxo_changes.clone(),
                     idempotency_key,
                     reply: None,
-                    projection: projection(
-                        saga_id,
-                        &next,
-                        e.head + decision.events.len() as u64,
-                        &decision,
-                    ),
+                    projection: projection(saga_id, &next, head, &decision),
                 };
+                // On a conflict the next turn's head check replays the saga.
                 self.inner.ports.log.append(step).await?;
-                e.head += decision.events.len() as u64;
+                e.head = head;
                 e.saga = next;
             }
             (decision, e.saga.status())
         };
         let turn = Turn {
-            reply: decision.reply.clone(),
+            reply: decision.reply,
             status,
             appended: decision.events.len(),
         };
@@ -280,118 +432,191 @@ impl Driver {
         Ok(turn)
     }
 
+    /// Starts a runner for each effect whose key has none.
     fn schedule(&self, saga_id: SagaId, effects: Vec<Effect>) {
+        if self.check_running().is_err() {
+            return;
+        }
+        let mut running = locked(&self.inner.running);
+        let mut tasks = locked(&self.inner.tasks);
+        // Reap finished runners (their results are `()`).
+        while tasks.try_join_next().is_some() {}
         for effect in effects {
-            let key = (saga_id, effect.key());
-            let fresh = self
-                .inner
-                .running
-                .lock()
-                .map(|mut r| r.insert(key.clone()))
-                .unwrap_or(false);
-            if !fresh {
-                continue;
+            let key = effect.key();
+            if running.insert((saga_id, key.clone())) {
+                let driver = self.clone();
+                tasks.spawn(async move { driver.drive(saga_id, key).await });
             }
-            let driver = self.clone();
-            tokio::spawn(async move {
-                let next = driver.run(saga_id, effect).await;
-                if let Ok(mut r) = driver.inner.running.lock() {
-                    r.remove(&key);
-                }
-                match next {
-                    Next::Input(input) => {
-                        if let Err(e) = driver.submit(saga_id, None, *input, None).await {
-                            tracing_warn(saga_id, &format!("effect result refused: {e}"));
-                            driver.retry_later(saga_id, 0).await;
-                        }
-                    }
-                    Next::RetryAfter(attempt) => driver.retry_later(saga_id, attempt).await,
-                    Next::Done => {}
-                }
-            });
         }
     }
 
-    /// Waits the policy's backoff, then starts whatever is pending again.
-    async fn retry_later(&self, saga_id: SagaId, attempt: u32) {
+    /// The effect `key` of the saga as pending now, or `None` — and then the
+    /// runner is released, under the saga's lock, so a turn that makes the
+    /// effect pending again (it holds the same lock) starts a new runner.
+    async fn claim_pending(&self, saga_id: SagaId, key: &EffectKey) -> Option<Effect> {
+        let release = || {
+            locked(&self.inner.running).remove(&(saga_id, key.clone()));
+        };
         let Ok(entry) = self.entry(saga_id, None).await else {
-            return;
+            release();
+            return None;
         };
-        let delay = self.backoff(attempt);
-        tokio::time::sleep(delay).await;
-        let effects = {
-            let mut e = entry.lock().await;
-            self.observe(&mut e.saga);
-            e.saga.pending_effects(self.inner.ports.clock.now())
+        let e = match self.lock_fresh(saga_id, &entry).await {
+            Ok(e) => e,
+            Err(err) => {
+                tracing::warn!(saga = %saga_id, error = %err, "cannot read the saga; effect runner stops");
+                release();
+                return None;
+            }
         };
-        self.schedule(saga_id, effects);
+        // A terminal saga acts no more (its projection promises that nothing
+        // more is appended on its own), whatever messages are undelivered.
+        let found = if self.check_running().is_ok() && !e.saga.status().is_terminal() {
+            e.saga
+                .pending_effects(self.inner.ports.clock.now())
+                .into_iter()
+                .find(|p| p.key() == *key)
+        } else {
+            None
+        };
+        if found.is_none() {
+            release();
+        }
+        found
     }
 
-    /// `poll_interval · 2^attempt`, at most 64 poll intervals.
-    fn backoff(&self, attempt: u32) -> Duration {
-        self.inner
-            .ports
-            .poll_interval
-            .saturating_mul(1u32.checked_shl(attempt.min(6)).unwrap_or(64))
+    /// One effect's runner: attempt, feed the result, until the effect is no
+    /// longer pending.
+    async fn drive(&self, saga_id: SagaId, key: EffectKey) {
+        let poll = self.inner.ports.poll_interval;
+        let mut delay = Duration::ZERO;
+        let mut failures = 0u32;
+        let mut reported: Option<Txid> = None;
+        loop {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let Some(mut effect) = self.claim_pending(saga_id, &key).await else {
+                return;
+            };
+            if let Effect::Broadcast { chain_id, .. } = &effect {
+                // C1 and C2 are judged on the tip as it is now.
+                self.refresh_tip(chain_id).await;
+                match self.claim_pending(saga_id, &key).await {
+                    Some(fresh) => effect = fresh,
+                    None => return,
+                }
+            }
+            delay = match self.attempt(saga_id, effect, reported).await {
+                Attempt::Wait(d) => d,
+                Attempt::Input(input) => {
+                    let spend = match input.as_ref() {
+                        Input::SpendSeen { tx, .. } => Some(tx.txid()),
+                        _ => None,
+                    };
+                    match self.submit(saga_id, None, *input, None).await {
+                        Ok(_) => {
+                            failures = 0;
+                            reported = spend.or(reported);
+                            poll
+                        }
+                        Err(DriverError::Stopped) => return,
+                        Err(e) => {
+                            tracing::warn!(saga = %saga_id, effect = key.to_text(), error = %e, "effect result not recorded");
+                            if let DriverError::Rejected(reject) = &e {
+                                self.report_failure(
+                                    saga_id,
+                                    &key,
+                                    format!("result refused: {reject}"),
+                                )
+                                .await;
+                            }
+                            failures = failures.saturating_add(1);
+                            self.backoff(saga_id, failures - 1).await
+                        }
+                    }
+                }
+                Attempt::Failed(detail) => {
+                    tracing::info!(saga = %saga_id, effect = key.to_text(), %detail, "effect failed");
+                    self.report_failure(saga_id, &key, detail).await;
+                    failures = failures.saturating_add(1);
+                    self.backoff(saga_id, failures - 1).await
+                }
+            };
+        }
     }
 
-    async fn still_pending(&self, saga_id: SagaId, key: &EffectKey) -> bool {
-        let Ok(entry) = self.entry(saga_id, None).await else {
-            return false;
-        };
-        let mut e = entry.lock().await;
-        self.observe(&mut e.saga);
-        e.saga
-            .pending_effects(self.inner.ports.clock.now())
-            .iter()
-            .any(|p| &p.key() == key)
-    }
-
-    /// Our policy's fee rate on `chain_id`, satoshis per 1000 bytes.
-    async fn fee_rate(&self, saga_id: SagaId, chain_id: &str) -> u64 {
-        let Ok(entry) = self.entry(saga_id, None).await else {
-            return 0;
-        };
-        let e = entry.lock().await;
-        e.saga
-            .context()
-            .policy
-            .chain(chain_id)
-            .map_or(0, |c| c.fee_rate_sats_per_kb)
-    }
-
-    async fn terms(&self, saga_id: SagaId) -> Option<(Terms, Role)> {
-        let entry = self.entry(saga_id, None).await.ok()?;
-        let e = entry.lock().await;
-        e.saga.terms().cloned().map(|t| (t, e.saga.role()))
-    }
-
-    async fn run(&self, saga_id: SagaId, effect: Effect) -> Next {
-        let key = effect.key();
-        let Some((terms, role)) = self.terms(saga_id).await else {
-            return Next::Done;
-        };
-        let failed = |detail: String| {
-            Next::input(Input::EffectFailed {
-                effect: key.clone(),
-                detail,
+    /// Feeds [`Input::EffectFailed`] for `key` if the effect is still
+    /// pending (a failure of an effect the saga moved past is no failure).
+    async fn report_failure(&self, saga_id: SagaId, key: &EffectKey, detail: String) {
+        let now = self.inner.ports.clock.now();
+        let pending = self
+            .with_saga(saga_id, |s| {
+                s.pending_effects(now).iter().any(|p| p.key() == *key)
             })
+            .await
+            .unwrap_or(false);
+        if !pending {
+            return;
+        }
+        let input = Input::EffectFailed {
+            effect: key.clone(),
+            detail,
         };
+        if let Err(e) = self.submit(saga_id, None, input, None).await {
+            tracing::warn!(saga = %saga_id, effect = key.to_text(), error = %e, "cannot record the failure");
+        }
+    }
+
+    /// The policy's pause before retry number `retry` (0-based).
+    async fn backoff(&self, saga_id: SagaId, retry: u32) -> Duration {
+        self.with_saga(saga_id, |s| s.context().policy.retry.backoff(retry))
+            .await
+            .unwrap_or(self.inner.ports.poll_interval)
+    }
+
+    fn chain(&self, chain_id: &str) -> Option<ChainPorts> {
+        self.inner.ports.chains.get(chain_id).cloned()
+    }
+
+    /// One attempt of `effect`. `reported` is the spend this runner last
+    /// reported (a watch reports each spending transaction once).
+    async fn attempt(&self, saga_id: SagaId, effect: Effect, reported: Option<Txid>) -> Attempt {
+        let poll = self.inner.ports.poll_interval;
+        let Some(Some((terms, role))) = self
+            .with_saga(saga_id, |s| s.terms().cloned().map(|t| (t, s.role())))
+            .await
+        else {
+            return Attempt::Wait(poll);
+        };
+        let no_chain = |chain_id: &str| Attempt::Failed(format!("no chain {chain_id} configured"));
         match effect {
             Effect::SendToPeer(request) => {
                 let kind = request.kind();
                 let peer = terms.party(role.other()).spiffe_id.clone();
                 match self.inner.ports.peer.send(&peer, saga_id, request).await {
-                    Ok(PeerReply::NotYet { .. }) => Next::RetryAfter(2),
-                    Ok(reply) => Next::input(Input::PeerAnswered {
+                    Ok(PeerReply::NotYet { reason }) => {
+                        tracing::debug!(saga = %saga_id, kind = kind.name(), %reason, "peer: not yet");
+                        Attempt::Wait(poll.saturating_mul(4))
+                    }
+                    Ok(reply) => Attempt::input(Input::PeerAnswered {
                         request: kind,
                         reply,
                     }),
-                    Err(e) => failed(e.to_string()),
+                    Err(e) => Attempt::Failed(e.to_string()),
                 }
             }
             Effect::BuildReservation { leg } => {
-                let rate = self.fee_rate(saga_id, &terms.leg(leg).chain_id).await;
+                let chain_id = &terms.leg(leg).chain_id;
+                let rate = self
+                    .with_saga(saga_id, |s| {
+                        s.context()
+                            .policy
+                            .chain(chain_id)
+                            .map_or(0, |c| c.fee_rate_sats_per_kb)
+                    })
+                    .await
+                    .unwrap_or(0);
                 match self
                     .inner
                     .ports
@@ -399,12 +624,12 @@ impl Driver {
                     .fund_reservation(&terms, leg, rate)
                     .await
                 {
-                    Ok(funded) => Next::input(Input::ReservationFunded {
+                    Ok(funded) => Attempt::input(Input::ReservationFunded {
                         tx: funded.tx,
                         fee: funded.fee,
                         utxo_changes: funded.changes,
                     }),
-                    Err(e) => failed(e.to_string()),
+                    Err(e) => Attempt::Failed(e.to_string()),
                 }
             }
             Effect::Broadcast {
@@ -412,8 +637,34 @@ impl Driver {
                 tx,
                 purpose,
             } => {
-                self.broadcast(&terms, role, &chain_id, tx, purpose, failed)
-                    .await
+                let Some(ports) = self.chain(&chain_id) else {
+                    return no_chain(&chain_id);
+                };
+                let txid = tx.txid();
+                let ef = match self.ef(&terms, role, &chain_id, tx, purpose).await {
+                    Ok(ef) => ef,
+                    Err(detail) => return Attempt::Failed(detail),
+                };
+                match ports.broadcaster.broadcast(&ef).await {
+                    Ok(outcome) => Attempt::input(Input::Broadcasted {
+                        txid,
+                        outcome: map_outcome(outcome),
+                    }),
+                    Err(BroadcastError::Rejected { code, detail, .. }) => {
+                        Attempt::input(Input::Broadcasted {
+                            txid,
+                            outcome: BroadcastOutcome::Rejected {
+                                reason: format!("{code}: {detail}"),
+                            },
+                        })
+                    }
+                    // Whether the broadcaster took it is unknown.
+                    Err(
+                        e @ (BroadcastError::Orphaned { .. }
+                        | BroadcastError::Unavailable { .. }
+                        | BroadcastError::MalformedResponse { .. }),
+                    ) => Attempt::Failed(e.to_string()),
+                }
             }
             Effect::WatchConfirmations {
                 chain_id,
@@ -421,60 +672,94 @@ impl Driver {
                 depth,
                 purpose,
             } => {
-                let Some(ports) = self.inner.ports.chains.get(&chain_id).cloned() else {
-                    return failed(format!("no chain {chain_id} configured"));
+                let Some(ports) = self.chain(&chain_id) else {
+                    return no_chain(&chain_id);
                 };
-                loop {
-                    if let Ok(Some(status)) = ports.broadcaster.status(&txid).await {
-                        if let TxState::Mined(inclusion) = status.state {
-                            if let Ok(tip) = ports.tracker.current_height().await {
-                                self.set_tip(&chain_id, Height(tip));
-                                let got = tip.saturating_sub(inclusion.height).saturating_add(1);
-                                if got >= depth {
-                                    let beef = if purpose == TxPurpose::Reservation {
-                                        self.reservation_beef(saga_id, inclusion.merkle_path).await
-                                    } else {
-                                        None
-                                    };
-                                    return Next::input(Input::TxConfirmed {
-                                        chain_id,
-                                        txid,
-                                        block_height: Height(inclusion.height),
-                                        tip: Height(tip),
-                                        beef,
-                                    });
-                                }
+                let inclusion = match ports.broadcaster.status(&txid).await {
+                    Ok(Some(status)) => match status.state {
+                        TxState::Mined(inclusion) => inclusion,
+                        _ => return Attempt::Wait(poll),
+                    },
+                    Ok(None) => {
+                        self.broadcast_again(saga_id, &terms, role, &chain_id, txid, purpose)
+                            .await;
+                        return Attempt::Wait(poll);
+                    }
+                    Err(e) => {
+                        tracing::debug!(saga = %saga_id, %txid, error = %e, "status unavailable");
+                        return Attempt::Wait(poll);
+                    }
+                };
+                let Some(tip) = self.refresh_tip(&chain_id).await else {
+                    return Attempt::Wait(poll);
+                };
+                // A tracker behind the broadcaster has not seen the block yet.
+                if tip.0 < inclusion.height || tip.0 - inclusion.height + 1 < depth {
+                    return Attempt::Wait(poll);
+                }
+                let beef = match purpose {
+                    TxPurpose::Reservation => {
+                        match self.reservation_beef(saga_id, inclusion.merkle_path).await {
+                            Some(beef) => Some(beef),
+                            None => {
+                                return Attempt::Failed(
+                                    "cannot build the reservation's Atomic BEEF".into(),
+                                )
                             }
                         }
                     }
-                    if !self.wait_still_pending(saga_id, &key).await {
-                        return Next::Done;
-                    }
-                }
+                    TxPurpose::Refund
+                    | TxPurpose::Cancel
+                    | TxPurpose::Claim
+                    | TxPurpose::CounterClaim => None,
+                };
+                Attempt::input(Input::TxConfirmed {
+                    chain_id,
+                    txid,
+                    block_height: Height(inclusion.height),
+                    tip,
+                    beef,
+                })
             }
             Effect::WatchSpend {
                 chain_id,
                 outpoint,
                 leg: _,
             } => {
-                let Some(ports) = self.inner.ports.chains.get(&chain_id).cloned() else {
-                    return failed(format!("no chain {chain_id} configured"));
+                let Some(ports) = self.chain(&chain_id) else {
+                    return no_chain(&chain_id);
                 };
-                loop {
-                    if let Ok(Some(spender)) = ports.spends.spent_by(&outpoint).await {
-                        match ports.transactions.transaction(&spender.txid).await {
-                            Ok(Some(tx)) if tx.txid() == spender.txid => {
-                                return Next::input(Input::SpendSeen {
-                                    chain_id,
-                                    outpoint,
-                                    tx,
-                                })
-                            }
-                            _ => {}
-                        }
+                let spender = match ports.spends.spent_by(&outpoint).await {
+                    Ok(Some(s)) if Some(s.txid) != reported => s,
+                    Ok(_) => return Attempt::Wait(poll),
+                    Err(e) => {
+                        tracing::debug!(saga = %saga_id, %outpoint, error = %e, "spend watcher unavailable");
+                        return Attempt::Wait(poll);
                     }
-                    if !self.wait_still_pending(saga_id, &key).await {
-                        return Next::Done;
+                };
+                match ports.transactions.transaction(&spender.txid).await {
+                    Ok(Some(tx))
+                        if tx.txid() == spender.txid
+                            && usize::try_from(spender.vin)
+                                .ok()
+                                .and_then(|i| tx.inputs.get(i))
+                                .is_some_and(|i| i.prev_out == outpoint) =>
+                    {
+                        Attempt::input(Input::SpendSeen {
+                            chain_id,
+                            outpoint,
+                            tx,
+                        })
+                    }
+                    Ok(Some(tx)) => {
+                        tracing::warn!(saga = %saga_id, %outpoint, spender = %spender.txid, got = %tx.txid(),
+                            "the reported spender does not spend the outpoint; ignored");
+                        Attempt::Wait(poll)
+                    }
+                    Ok(None) => Attempt::Wait(poll),
+                    Err(e) => {
+                        tracing::debug!(saga = %saga_id, spender = %spender.txid, error = %e, "transaction source unavailable");
+                        Attempt::Wait(poll)
                     }
                 }
             }
@@ -486,7 +771,7 @@ impl Driver {
                 delivery_beef,
             } => {
                 let Some(client) = self.inner.ports.notary.clone() else {
-                    return failed("no notary configured".into());
+                    return Attempt::Failed("no notary configured".into());
                 };
                 let request = NotaryRequest {
                     notary,
@@ -496,101 +781,140 @@ impl Driver {
                     delivery_beef,
                 };
                 match client.approve(request).await {
-                    Ok(answer) => Next::input(Input::Notary(answer)),
-                    Err(e) => failed(e.to_string()),
+                    Ok(answer) => Attempt::input(Input::Notary(answer)),
+                    Err(e) => Attempt::Failed(e.to_string()),
                 }
             }
             Effect::WakeAtHeight { chain_id, height } => {
-                let Some(ports) = self.inner.ports.chains.get(&chain_id).cloned() else {
-                    return failed(format!("no chain {chain_id} configured"));
-                };
-                loop {
-                    if let Ok(tip) = ports.tracker.current_height().await {
-                        self.set_tip(&chain_id, Height(tip));
-                        if Height(tip) >= height {
-                            return Next::input(Input::Tick);
-                        }
-                    }
-                    if !self.wait_still_pending(saga_id, &key).await {
-                        return Next::Done;
-                    }
+                if !self.inner.ports.chains.contains_key(&chain_id) {
+                    return no_chain(&chain_id);
+                }
+                match self.refresh_tip(&chain_id).await {
+                    Some(tip) if tip >= height => Attempt::input(Input::Tick),
+                    Some(_) | None => Attempt::Wait(poll),
                 }
             }
-            Effect::WakeAt { at } => loop {
+            Effect::WakeAt { at } => {
                 if self.inner.ports.clock.now() >= at {
-                    return Next::input(Input::Tick);
+                    Attempt::input(Input::Tick)
+                } else {
+                    Attempt::Wait(poll)
                 }
-                if !self.wait_still_pending(saga_id, &key).await {
-                    return Next::Done;
-                }
-            },
+            }
         }
     }
 
-    async fn wait_still_pending(&self, saga_id: SagaId, key: &EffectKey) -> bool {
-        tokio::time::sleep(self.inner.ports.poll_interval).await;
-        self.still_pending(saga_id, key).await
-    }
-
-    async fn reservation_beef(
-        &self,
-        saga_id: SagaId,
-        path: bsv_format::bump::MerklePath,
-    ) -> Option<Vec<u8>> {
-        let entry = self.entry(saga_id, None).await.ok()?;
-        let tx = entry.lock().await.saga.own_reservation()?.clone();
-        let mut beef = Beef::new(BeefVersion::V1);
-        beef.add_bump(path);
-        let txid = beef.add_transaction(tx);
-        beef.to_atomic(&txid).ok().map(|b| b.to_bytes())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn broadcast(
+    /// Our transaction `tx` as EF: the wallet's outputs for a reservation,
+    /// the escrow output for the spends of one.
+    async fn ef(
         &self,
         terms: &Terms,
         role: Role,
         chain_id: &str,
         tx: Transaction,
         purpose: TxPurpose,
-        failed: impl Fn(String) -> Next,
-    ) -> Next {
-        let Some(ports) = self.inner.ports.chains.get(chain_id).cloned() else {
-            return failed(format!("no chain {chain_id} configured"));
-        };
+    ) -> Result<EfTransaction, String> {
         let sources = match purpose {
-            TxPurpose::Reservation => match self.funding_sources(chain_id, &tx).await {
-                Some(s) => s,
-                None => return failed("the reservation's inputs are not in the wallet".into()),
-            },
-            TxPurpose::Refund | TxPurpose::Cancel | TxPurpose::Claim | TxPurpose::CounterClaim => {
-                let leg = match purpose {
-                    TxPurpose::Claim => role.other().funds(),
-                    _ => role.funds(),
-                };
-                escrow_sources(terms, leg, &tx)
+            TxPurpose::Reservation => self
+                .funding_sources(chain_id, &tx)
+                .await
+                .ok_or("the reservation's inputs are not in the wallet")?,
+            TxPurpose::Refund | TxPurpose::Cancel | TxPurpose::CounterClaim => {
+                escrow_sources(terms, role.funds(), &tx)
             }
+            TxPurpose::Claim => escrow_sources(terms, role.other().funds(), &tx),
         };
-        let ef = match EfTransaction::new(tx.clone(), sources) {
-            Ok(ef) => ef,
-            Err(e) => return failed(format!("EF: {e}")),
+        EfTransaction::new(tx, sources).map_err(|e| format!("EF: {e}"))
+    }
+
+    /// A watched transaction of ours that the broadcaster does not know (it
+    /// dropped it, or lost it): broadcast it again — a claim only while C1
+    /// allows it, the seller's reservation only while C2 does. The saga is
+    /// not told; the watch sees the result.
+    async fn broadcast_again(
+        &self,
+        saga_id: SagaId,
+        terms: &Terms,
+        role: Role,
+        chain_id: &str,
+        txid: Txid,
+        purpose: TxPurpose,
+    ) {
+        let Some(ports) = self.chain(chain_id) else {
+            return;
         };
-        let txid = tx.txid();
-        match ports.broadcaster.broadcast(&ef).await {
-            Ok(outcome) => Next::input(Input::Broadcasted {
-                txid,
-                outcome: map_outcome(outcome),
-            }),
-            Err(e) if e.is_transient() => failed(e.to_string()),
-            Err(e) => Next::input(Input::Broadcasted {
-                txid,
-                outcome: BroadcastOutcome::Rejected {
-                    reason: e.to_string(),
-                },
-            }),
+        if purpose == TxPurpose::CounterClaim {
+            // Not ours: the saga keeps only its txid.
+            return;
+        }
+        let Some(tip) = self.refresh_tip(chain_id).await else {
+            return;
+        };
+        let Some(policy) = self
+            .with_saga(saga_id, |s| s.context().policy.clone())
+            .await
+        else {
+            return;
+        };
+        let Some(chain) = policy.chain(chain_id) else {
+            return;
+        };
+        let allowed = match purpose {
+            // C1: D's tip below T − m (the saga's `claim_deadline`).
+            TxPurpose::Claim => {
+                let t = terms.leg(role.other().funds()).refund_height.0;
+                tip.0 < t.saturating_sub(chain.claim_margin_blocks)
+            }
+            // C2: the seller's tip at most T_D − m_D − K_D (the saga's `reserve_limit`).
+            TxPurpose::Reservation => match role {
+                Role::Buyer => true,
+                Role::Seller => {
+                    let t = terms.leg(Leg::Delivery).refund_height.0;
+                    tip.0
+                        <= t.saturating_sub(chain.claim_margin_blocks)
+                            .saturating_sub(chain.max_confirm_blocks)
+                }
+            },
+            TxPurpose::Refund | TxPurpose::Cancel => true,
+            TxPurpose::CounterClaim => false,
+        };
+        if !allowed {
+            return;
+        }
+        let Ok(events) = self.inner.ports.log.load(&saga_id).await else {
+            return;
+        };
+        let Some(tx) = events
+            .iter()
+            .find_map(|(_, e)| built_tx(e).filter(|t| t.txid() == txid))
+            .cloned()
+        else {
+            return;
+        };
+        match self.ef(terms, role, chain_id, tx, purpose).await {
+            Ok(ef) => {
+                tracing::warn!(saga = %saga_id, %txid, purpose = purpose.name(), "the broadcaster lost our transaction; broadcasting it again");
+                if let Err(e) = ports.broadcaster.broadcast(&ef).await {
+                    tracing::warn!(saga = %saga_id, %txid, error = %e, "broadcasting again failed");
+                }
+            }
+            Err(e) => tracing::warn!(saga = %saga_id, %txid, error = %e, "cannot rebuild the EF"),
         }
     }
 
+    /// Our reservation with its BUMP as Atomic BEEF (BRC-95), the form the
+    /// counterparty verifies.
+    async fn reservation_beef(&self, saga_id: SagaId, path: MerklePath) -> Option<Vec<u8>> {
+        let tx = self
+            .with_saga(saga_id, |s| s.own_reservation().cloned())
+            .await??;
+        let mut beef = Beef::new(BeefVersion::V1);
+        beef.add_bump(path);
+        let txid = beef.add_transaction(tx);
+        beef.to_atomic(&txid).ok().map(|b| b.to_bytes())
+    }
+
+    /// The wallet outputs `tx` spends (funding or inventory), in input order.
     async fn funding_sources(&self, chain_id: &str, tx: &Transaction) -> Option<Vec<TxOut>> {
         let mut known = BTreeMap::new();
         for basket in [Basket::Funding, Basket::Inventory] {
@@ -611,8 +935,22 @@ impl Driver {
     }
 }
 
-/// The escrow output of `leg` as the EF source of input 0; other inputs
-/// (none in our own leg spends) have none.
+/// The transaction an event records as ours, if it records one.
+fn built_tx(e: &Event) -> Option<&Transaction> {
+    if let Event::ReservationBuilt { tx, .. }
+    | Event::ClaimBuilt { tx }
+    | Event::CancelBuilt { tx } = e
+    {
+        return Some(tx);
+    }
+    if let Event::RefundCountersigned { refund } = e {
+        return Some(refund);
+    }
+    None
+}
+
+/// The escrow output of `leg` as the EF source of every input: our leg
+/// spends (refund, cancel, claim) have the escrow output as their only input.
 fn escrow_sources(terms: &Terms, leg: Leg, tx: &Transaction) -> Vec<TxOut> {
     tx.inputs
         .iter()
@@ -634,22 +972,6 @@ fn map_outcome(outcome: ArcOutcome) -> BroadcastOutcome {
     BroadcastOutcome::Rejected {
         reason: format!("{outcome:?}"),
     }
-}
-
-impl Next {
-    fn input(input: Input) -> Next {
-        Next::Input(Box::new(input))
-    }
-}
-
-enum Next {
-    Input(Box<Input>),
-    RetryAfter(u32),
-    Done,
-}
-
-fn tracing_warn(saga_id: SagaId, msg: &str) {
-    tracing::warn!(saga = %saga_id, "{msg}");
 }
 
 /// The projection stored with a step: status, attention, and the saga's

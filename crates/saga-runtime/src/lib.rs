@@ -1,4 +1,5 @@
-//! The async side of escrowd's saga: the ports the driver talks through.
+//! The async side of escrowd's saga: the driver and the ports it talks
+//! through.
 //!
 //! The saga itself (`saga-core`) is pure; everything it needs from the world
 //! comes through a *port*, a trait defined here and implemented elsewhere: the
@@ -7,10 +8,11 @@
 //! `bsv-format` only — no TLS, HTTP, gRPC or storage stack (DESIGN.md §2), so
 //! a port can never leak a transport type into the saga.
 //!
-//! This part holds the chain ports (DESIGN.md §6), the wallet's UTXO store
-//! and the event log port with its in-memory implementation and conformance
-//! suite; the saga issue adds the driver and the other ports
-//! (PeerTransport, Wallet, Clock, Notifier).
+//! It holds the driver (one turn per input, one runner per pending effect,
+//! restart by replay), the chain ports (DESIGN.md §6), the peer, notary,
+//! clock, transaction-source and context ports, the wallet with its UTXO
+//! store, and the event log port with its in-memory implementation and
+//! conformance suite. (The observers' `Notifier` port is not written yet.)
 //!
 //! # Why `async-trait`
 //! Ports are held as `Arc<dyn Port>`: one implementation per chain is chosen

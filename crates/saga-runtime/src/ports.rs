@@ -11,7 +11,7 @@ use saga_core::saga::{NotaryAnswer, PeerReply, PeerRequest, SagaContext};
 use saga_core::terms::{Role, SagaId, Terms, TermsSignature};
 use saga_core::UnixTime;
 
-use crate::chain::{Broadcaster, ChainTracker, SpendWatcher};
+use crate::chain::{Broadcaster, ChainTracker, ServiceFault, SpendWatcher};
 
 /// Why a peer call has no answer. Every variant is "unknown outcome": the
 /// driver counts it against the retry budget and tries again.
@@ -86,23 +86,59 @@ pub trait Notary: Send + Sync {
     async fn approve(&self, request: NotaryRequest) -> Result<NotaryAnswer, NotaryError>;
 }
 
-/// Why a transaction could not be fetched.
+/// Why a transaction source could not answer. Never read it as "unknown
+/// transaction": the caller asks again later.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("transaction source: {detail}")]
-pub struct TransactionSourceError {
-    /// What failed.
-    pub detail: String,
+pub enum TransactionSourceError {
+    /// Transient faults lasted through every attempt.
+    #[error("transaction source unavailable after {attempts} attempts: {last}")]
+    Unavailable {
+        /// Requests made.
+        attempts: u32,
+        /// The last fault.
+        last: ServiceFault,
+    },
+    /// The service refused the request (4xx other than 404, 408, 429).
+    #[error("transaction source refused the request: HTTP {status}: {detail}")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// What it said.
+        detail: String,
+    },
+    /// The answer is not a transaction (not hex, does not decode, trailing
+    /// bytes, too large).
+    #[error("malformed transaction source response: {detail}")]
+    MalformedResponse {
+        /// What was wrong, and where.
+        detail: String,
+    },
+    /// The service answered with a transaction whose txid is not the one
+    /// asked for (a broken or lying service).
+    #[error("asked for transaction {asked}, got {got}")]
+    WrongTransaction {
+        /// The txid asked for.
+        asked: Txid,
+        /// The txid of what came back.
+        got: Txid,
+    },
 }
 
 /// Fetches a transaction by txid (mempool or chain), to read `s` out of a
 /// claim the [`SpendWatcher`] reported.
+///
+/// # Contract
+/// `Ok(Some(tx))` only with `tx.txid()` equal to the txid asked for
+/// (implementations check it: [`TransactionSourceError::WrongTransaction`]);
+/// `Ok(None)` when the service does not know the transaction (not in its
+/// mempool or chain, or not yet): like the spend watcher's `None`, never
+/// proof that it does not exist. Errors mean "no answer".
 #[async_trait]
 pub trait TransactionSource: Send + Sync {
-    /// The transaction, or `None` if the chain does not know it. The caller
-    /// checks that its txid is the one asked for.
+    /// The transaction with `txid`, or `None` if the service does not know it.
     ///
     /// # Errors
-    /// [`TransactionSourceError`].
+    /// [`TransactionSourceError`] when the service cannot answer.
     async fn transaction(&self, txid: &Txid)
         -> Result<Option<Transaction>, TransactionSourceError>;
 }
@@ -140,11 +176,18 @@ pub struct ContextError {
 /// store's `secrets` tree).
 #[async_trait]
 pub trait ContextSource: Send + Sync {
-    /// The context of saga `saga_id` in `role`.
+    /// The context of saga `saga_id` in `role` on `terms` (our escrow key
+    /// on a leg is our key on that leg's chain; the buyer's preimage is
+    /// the saga's secret).
     ///
     /// # Errors
     /// [`ContextError`].
-    async fn context(&self, saga_id: SagaId, role: Role) -> Result<SagaContext, ContextError>;
+    async fn context(
+        &self,
+        saga_id: SagaId,
+        role: Role,
+        terms: &Terms,
+    ) -> Result<SagaContext, ContextError>;
 }
 
 /// One chain's ports.

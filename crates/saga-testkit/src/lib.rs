@@ -10,7 +10,9 @@
 //!
 //! The suites in `tests/`: `scenarios` (whole swaps, each ending),
 //! `hostile` (lying reservations, forged, foreign, expired and replayed
-//! tokens), `inputs` (illegal inputs per state), `crash_matrix` (a crash
+//! tokens), `hostile_review` (a hostile counterparty's review: lying
+//! broadcasters, cancel order, unverified claims, non-parties; and what
+//! held), `inputs` (illegal inputs per state), `crash_matrix` (a crash
 //! after every step), `interleavings` (proptest; `SAGA_SIM_CASES=N` for a
 //! longer run, `SAGA_SIM_LOG=1` for a failing case's whole log).
 //!

@@ -531,7 +531,17 @@ impl Sim {
         }
         // A duplicate of an input that changed something is a no-op with
         // the same reply (STYLE.md 3): handled again at once, nothing follows.
+        // Failure accounting is exempt: each failed attempt (an
+        // `EffectFailed`, or a broadcaster's refusal counted as one) is one
+        // more attempt, not a fact already recorded.
+        let only_failures = decision.events.iter().all(|e| {
+            matches!(
+                e,
+                Event::EffectFailed { .. } | Event::AttentionRaised { .. }
+            )
+        });
         let duplicate = (!decision.events.is_empty()
+            && !only_failures
             && !matches!(input_copy, Input::EffectFailed { .. }))
         .then(|| saga.handle(input_copy.clone(), now));
         match duplicate {

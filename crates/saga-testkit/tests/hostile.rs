@@ -273,7 +273,22 @@ fn a_token_replayed_with_another_claim_is_refused_as_reused() {
 
 #[test]
 fn two_concurrent_uses_of_one_token_one_append_wins() {
-    let (sim, token, claim) = buyer_claimed_but_did_not_execute();
+    // The buyer's claim is built, not yet on chain: neither claim the
+    // seller is shown contradicts one it has seen spending its escrow.
+    let mut sim = Sim::new(&SimConfig::default());
+    sim.start().unwrap();
+    sim.crash_on(Role::Buyer, "claim_built", Role::Buyer);
+    sim.run_until(|s| s.status(Role::Buyer).is_none(), 50)
+        .unwrap();
+    let token = sim
+        .events(Role::Buyer)
+        .iter()
+        .find_map(|e| match e {
+            Event::TokenReceived { token } => Some(token.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let claim = sim.claim(Role::Buyer).unwrap().clone();
     let terms = sim.terms().clone();
     let other = legs::build_claim(
         &terms,

@@ -170,6 +170,13 @@ fn seller_never_reserves_and_the_buyer_refunds_once_p_reaches_t_p() {
         100_000 - RESERVATION_FEE - SPEND_FEE
     );
     assert!(sim.claim(Role::Buyer).is_none());
+    // Refunded is terminal: nothing is left to watch or wake for (the
+    // seller's escrow never existed).
+    let now = sim.now();
+    assert_eq!(
+        sim.saga(Role::Buyer).unwrap().pending_effects(now),
+        Vec::new()
+    );
 }
 
 #[test]

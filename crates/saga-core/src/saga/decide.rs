@@ -257,6 +257,21 @@ fn proposal(
     if saga.ctx.role != Role::Seller {
         return Err(saga.wrong_state("proposal (only a seller receives one)"));
     }
+    // Who calls comes first: a replayed proposal (terms and signature are
+    // no secret) from another gateway gets neither our signature nor the
+    // saga's state.
+    let buyer = saga
+        .facts
+        .terms
+        .as_deref()
+        .map_or(terms.buyer.spiffe_id.as_str(), |t| {
+            t.buyer.spiffe_id.as_str()
+        });
+    if caller != buyer {
+        return Err(Reject::NotAParty {
+            caller: caller.to_string(),
+        });
+    }
     if let Some(existing) = saga.facts.terms.as_deref() {
         // The same proposal again (a retried call): the same answer.
         if existing != &terms || saga.facts.buyer_signature.as_ref() != Some(&buyer_signature) {
@@ -272,11 +287,6 @@ fn proposal(
             (None, None) => return Err(saga.wrong_state("proposal")),
         });
         return Ok(Vec::new());
-    }
-    if caller != terms.buyer.spiffe_id {
-        return Err(Reject::NotAParty {
-            caller: caller.to_string(),
-        });
     }
     terms.validate().map_err(terms_reject)?;
     terms
@@ -321,12 +331,16 @@ fn peer(
     now: UnixTime,
     d: &mut Decision,
 ) -> Result<Vec<Event>, Reject> {
-    let terms = saga.agreed_terms(message.kind().name())?;
-    if caller != saga.counterparty(terms).spiffe_id {
-        return Err(Reject::NotAParty {
-            caller: caller.to_string(),
-        });
+    // Who calls comes first (before the state, which a non-party must not
+    // learn).
+    if let Some(terms) = saga.facts.terms.as_deref() {
+        if caller != saga.counterparty(terms).spiffe_id {
+            return Err(Reject::NotAParty {
+                caller: caller.to_string(),
+            });
+        }
     }
+    let terms = saga.agreed_terms(message.kind().name())?;
     match message {
         PeerMessage::SignRefund { refund } => sign_refund(saga, terms, &refund, d),
         PeerMessage::ReservationReady { beef, beef_bytes } => {
@@ -543,11 +557,36 @@ fn execute(
             };
         }
     }
+    // The chain overrides what a peer says: a claim seen spending our
+    // escrow stands, another one is not recorded in its place.
+    if let Some((seen, None)) = &saga.facts.own.counter_claim {
+        if *seen != claim_txid {
+            return Err(Reject::PeerMisbehaved(format!(
+                "claim {claim_txid} is not the claim {seen} seen on chain"
+            )));
+        }
+    }
     let Some(preimage) = legs::extract_preimage(claim, &escrow, &terms.hash_lock) else {
         return Err(Reject::PeerMisbehaved(format!(
             "claim {claim_txid} does not spend {escrow} with the preimage of H"
         )));
     };
+    // A claim whose script does not verify can never be mined: recording it
+    // stopped our refund and had us watch for a transaction that cannot
+    // exist. `s` in it is genuine all the same (SHA256(s) = H): the seller
+    // keeps it and claims the other leg.
+    if let Err(reason) = claim_verifies(saga, terms, claim, &escrow) {
+        let reason = format!("claim {claim_txid} does not verify: {reason}");
+        let mut events = Vec::new();
+        if saga.ctx.role == Role::Seller && saga.facts.preimage_learned.is_none() {
+            events.push(Event::PreimageLearned {
+                preimage,
+                claim_txid,
+            });
+        }
+        events.extend(misbehaved(saga, d, reason)?);
+        return Ok(events);
+    }
     d.consumed_tokens.push(verified.token_id());
     d.reply = Some(PeerReply::Ack);
     // Also when the claim was seen on chain first: the token is consumed
@@ -563,6 +602,36 @@ fn execute(
         });
     }
     Ok(events)
+}
+
+/// Checks that `claim` spends our escrow output at `escrow` exactly once,
+/// with an unlocking script that verifies against the escrow script and
+/// amount under our leg flags. Returns why not.
+fn claim_verifies(
+    saga: &Saga,
+    terms: &Terms,
+    claim: &Transaction,
+    escrow: &Outpoint,
+) -> Result<(), String> {
+    let spends: Vec<usize> = claim
+        .inputs
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| &i.prev_out == escrow)
+        .map(|(n, _)| n)
+        .collect();
+    let [input] = spends.as_slice() else {
+        return Err(format!("it spends {escrow} {} times", spends.len()));
+    };
+    let leg = saga.own_leg();
+    verify_input(
+        claim,
+        *input,
+        &terms.escrow_script(leg),
+        terms.leg(leg).amount.0,
+        leg_flags(),
+    )
+    .map_err(|e| format!("input {input}: {e}"))
 }
 
 fn sign_cancel(
@@ -583,6 +652,18 @@ fn sign_cancel(
             if saga.facts.counter.claim_broadcast.is_some() {
                 d.reply = Some(PeerReply::Refused {
                     reason: "our claim of your reservation is already broadcast".into(),
+                });
+                return Ok(Vec::new());
+            }
+            // Nor once it is built: its broadcast may be in flight, or out
+            // with the answer lost (a crash). A cancel signed now would race
+            // a claim that reveals `s` — the very race C1 keeps away — and a
+            // late "accepted" would have us tell the seller `s` (Execute)
+            // after promising never to claim.
+            if saga.facts.counter.claim.is_some() {
+                d.reply = Some(PeerReply::Refused {
+                    reason: "our claim of your reservation is built and may already be on its way"
+                        .into(),
                 });
                 return Ok(Vec::new());
             }
@@ -730,7 +811,9 @@ fn answered(saga: &Saga, request: MessageKind, reply: PeerReply) -> Result<Vec<E
             if saga.facts.seller_signature.is_some() || saga.facts.rejected.is_some() {
                 return Ok(Vec::new());
             }
-            Ok(vec![Event::TermsRejected { reason }])
+            Ok(vec![Event::TermsRejected {
+                reason: peer_text(&reason),
+            }])
         }
         (MessageKind::SignRefund, PeerReply::Signature { signature }) => {
             refund_signature(saga, terms, &signature)
@@ -756,7 +839,11 @@ fn answered(saga: &Saga, request: MessageKind, reply: PeerReply) -> Result<Vec<E
                 return Ok(Vec::new());
             }
             Ok(vec![Event::AttentionRaised {
-                reason: format!("the counterparty refused our {}: {reason}", kind.name()),
+                reason: format!(
+                    "the counterparty refused our {}: {}",
+                    kind.name(),
+                    peer_text(&reason)
+                ),
             }])
         }
         (kind, _) => Err(Reject::PeerMisbehaved(format!(
@@ -764,6 +851,25 @@ fn answered(saga: &Saga, request: MessageKind, reply: PeerReply) -> Result<Vec<E
             kind.name()
         ))),
     }
+}
+
+/// Most characters of a counterparty's free text we keep in an event.
+pub(crate) const MAX_PEER_TEXT_CHARS: usize = 256;
+
+/// A counterparty's free text (a refusal's reason) as we store it: control
+/// characters (newlines, terminal escapes) replaced by U+FFFD and at most
+/// [`MAX_PEER_TEXT_CHARS`] characters, `…` marking a cut. The peer writes
+/// it; our durable log and our operators' screens are not its to fill.
+pub(crate) fn peer_text(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(MAX_PEER_TEXT_CHARS)
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect();
+    if text.chars().nth(MAX_PEER_TEXT_CHARS).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 fn refund_signature(saga: &Saga, terms: &Terms, signature: &[u8]) -> Result<Vec<Event>, Reject> {
@@ -837,8 +943,16 @@ fn funded(
     d: &mut Decision,
 ) -> Result<Vec<Event>, Reject> {
     let terms = saga.agreed_terms("reservation_funded")?;
-    if saga.facts.own.reservation.is_some() || saga.facts.own.abandoned.is_some() {
+    if saga.facts.own.reservation.is_some() {
         return Err(saga.wrong_state("reservation_funded (already built)"));
+    }
+    // A funding that arrives once the reservation is given up (here: by
+    // the deadline rule `handle` applied just before) is not needed: taken
+    // as a no-op, its wallet changes dropped. Refusing it threw away the
+    // give-up with it, so a saga whose wake-up passed while it was down
+    // funded, was refused and funded again, never recording the deadline.
+    if saga.facts.own.abandoned.is_some() {
+        return Ok(Vec::new());
     }
     legs::check_reservation_output(&tx, 0, terms, saga.own_leg())
         .map_err(|e| build_err("reservation", e))?;
@@ -863,15 +977,23 @@ fn broadcasted(
                 vec![Event::ReservationBroadcast { txid }]
             }
             BroadcastOutcome::Accepted => Vec::new(),
-            BroadcastOutcome::Rejected { reason } if own.broadcast.is_none() => {
-                if own.abandoned.is_none() {
-                    release_inputs(saga, terms, d);
-                    vec![Event::ReservationAbandoned {
-                        reason: format!("the chain rejected our reservation: {reason}"),
-                    }]
-                } else {
-                    Vec::new()
-                }
+            // A refusal is no proof that the reservation is not on chain:
+            // an earlier attempt whose answer was lost may have been mined,
+            // and a node then answers "missing inputs" (it spent them
+            // itself). Giving it up here released its inputs, stopped the
+            // watches and let the seller sign the buyer's cancel as if its
+            // leg never left, while the escrow sat on chain for the holder
+            // of `s`. It counts against the retry budget instead; only the
+            // refund height passing unseen gives a countersigned
+            // reservation up (`progress`).
+            BroadcastOutcome::Rejected { reason }
+                if own.broadcast.is_none() && own.abandoned.is_none() =>
+            {
+                failure(
+                    saga,
+                    EffectKey::Broadcast(super::io::TxPurpose::Reservation),
+                    format!("the chain rejected our reservation: {reason}"),
+                )
             }
             BroadcastOutcome::Rejected { .. } => Vec::new(),
             BroadcastOutcome::DoubleSpend { competing } => attention(

@@ -32,14 +32,14 @@
 //!   that reservation has been seen; the saga is `Refunded` only when the
 //!   refund is confirmed.
 //! - Cooperative cancel in the order of DESIGN.md §3.1: the buyer signs the
-//!   seller's cancel only while it has not broadcast its claim, and never
-//!   claims afterwards; the seller signs the buyer's cancel only once its
+//!   seller's cancel only while it has not built its claim (a built claim
+//!   may be on its way), and never claims afterwards; the seller signs the buyer's cancel only once its
 //!   own reservation was never broadcast or is back.
 //! - An effect failing without a definite answer counts against the
 //!   policy's retry budget; when spent the saga raises `attention`, which
 //!   stops progress (new messages, reservations, approvals) but never the
 //!   effects that protect our funds (refunds, claims with a known `s`,
-//!   cancels, watches), which keep being retried.
+//!   cancels, watches). which keep being retried.
 //!
 //! # Layout
 //! - [`event`]: [`Event`] and the small enums it carries.

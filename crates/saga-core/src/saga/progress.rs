@@ -298,6 +298,11 @@ fn is_progress(key: &EffectKey) -> bool {
 }
 
 pub(super) fn pending_effects(saga: &Saga, now: UnixTime) -> Vec<Effect> {
+    // A terminal saga waits for nothing: its legs are settled. (It still
+    // answers peer requests, e.g. a cancel signature, as inputs.)
+    if saga.status().is_terminal() {
+        return Vec::new();
+    }
     let mut out = collect(saga, now);
     if saga.facts.attention.is_some() {
         out.retain(|e| !is_progress(&e.key()));
@@ -396,6 +401,22 @@ fn collect(saga: &Saga, now: UnixTime) -> Vec<Effect> {
                 &terms.delivery.chain_id,
                 Height(saga.reserve_limit(terms).0.saturating_add(1)),
             );
+        }
+    }
+    if let (Some(tx), Some(_)) = (&own.reservation, own.broadcast) {
+        // "Accepted" is not "mined" (see our claim below): while the
+        // reservation is unconfirmed and broadcasting it is still allowed
+        // (deadline, C2), broadcast it again; "already known" is success.
+        let allowed = own.abandoned.is_none()
+            && !halted
+            && !saga.reservation_deadline_passed(terms, now)
+            && saga.may_reserve(terms);
+        if own.confirmed.is_none() && allowed {
+            out.push(Effect::Broadcast {
+                chain_id: own_chain.clone(),
+                tx: tx.clone(),
+                purpose: TxPurpose::Reservation,
+            });
         }
     }
     if let Some(txid) = own.broadcast {
@@ -498,6 +519,21 @@ fn collect(saga: &Saga, now: UnixTime) -> Vec<Effect> {
                     depth: terms.leg(counter_leg).confirmations.max(1),
                     purpose: TxPurpose::Claim,
                 });
+                // "Accepted" is not "mined": a broadcaster that answered
+                // RECEIVED may drop the claim, and `s` is out either way.
+                // Broadcast it again ("already known" is success) until it
+                // is confirmed — within C1 for the buyer, whose claim must
+                // be in before the seller's refund can be; always for the
+                // seller, racing the buyer's refund.
+                let in_time =
+                    saga.ctx.role == Role::Seller || counter_tip.is_some_and(|tip| tip < deadline);
+                if in_time && counter.cancel_signed.is_none() {
+                    out.push(Effect::Broadcast {
+                        chain_id: counter_chain.clone(),
+                        tx: claim.clone(),
+                        purpose: TxPurpose::Claim,
+                    });
+                }
             }
             if let Some(token) = &counter.token {
                 if !f.delivered.contains(&MessageKind::Execute) {
@@ -569,6 +605,21 @@ fn collect(saga: &Saga, now: UnixTime) -> Vec<Effect> {
                 depth: terms.leg(own_leg).confirmations.max(1),
                 purpose,
             });
+            // Likewise our refund or cancel, until it is confirmed: one the
+            // network dropped would leave the escrow to the holder of `s`
+            // (the buyer may claim D once its own refund of P is in). Not
+            // while a claim of the escrow is seen (C4's exception).
+            let sent = [&own.refund, &own.cancel_tx]
+                .into_iter()
+                .flatten()
+                .find(|t| t.txid() == txid);
+            if let (Some(tx), None) = (sent, &own.counter_claim) {
+                out.push(Effect::Broadcast {
+                    chain_id: own_chain.clone(),
+                    tx: tx.clone(),
+                    purpose,
+                });
+            }
         }
     }
     if let Some(origin) = f.cancel {

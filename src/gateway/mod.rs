@@ -1,0 +1,12 @@
+//! The gateway process's parts that are not transport: where a saga's keys
+//! and policy come from. (`escrowd serve` assembles the driver, the store,
+//! the chain clients and the gRPC services around them.)
+//!
+//! # Layout
+//! - [`assemble`]: [`assemble::Gateway::start`] — store, chain clients,
+//!   wallet, contexts, driver, recovery.
+//! - [`context`]: [`context::GatewayContexts`], the `ContextSource` over the
+//!   configuration and the store's secrets.
+
+pub mod assemble;
+pub mod context;
