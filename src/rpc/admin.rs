@@ -38,11 +38,12 @@ use saga_runtime::log::{AppendError, SagaFilter, SecretBytes};
 use saga_runtime::verify_beef;
 use tonic::{Request, Response, Status};
 
-use super::contexts::PREIMAGE_SECRET;
 use super::convert::{self, ConvertError};
 use super::lookup::{exposure, saga_terms};
 use super::status::RpcError;
-use super::Gateway;
+use super::Shared;
+use crate::config::PeerConfig;
+use crate::gateway::context::PREIMAGE_SECRET;
 use crate::proto::escrow_v1 as pb;
 use crate::proto::escrow_v1::admin_service_server::{self, AdminServiceServer};
 
@@ -56,6 +57,16 @@ pub struct PeerKeys {
     pub escrow_keys: BTreeMap<String, PublicKey>,
 }
 
+impl PeerKeys {
+    /// The keys a peer's configuration pins.
+    pub fn from_config(peer: &PeerConfig) -> PeerKeys {
+        PeerKeys {
+            saga_key: peer.saga_key,
+            escrow_keys: peer.escrow_keys.clone(),
+        }
+    }
+}
+
 /// Default and largest `ListSagas` page.
 const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 500;
@@ -63,16 +74,16 @@ const MAX_PAGE: usize = 500;
 /// The gateway's AdminService.
 #[derive(Debug, Clone)]
 pub struct AdminService {
-    gw: Gateway,
+    gw: Shared,
     counterparties: BTreeMap<String, PeerKeys>,
 }
 
 impl AdminService {
-    /// A service over `gateway`, starting swaps with the counterparties
+    /// A service over `shared`, starting swaps with the counterparties
     /// whose keys `counterparties` holds (SPIFFE ID → keys).
-    pub fn new(gateway: Gateway, counterparties: BTreeMap<String, PeerKeys>) -> AdminService {
+    pub fn new(shared: Shared, counterparties: BTreeMap<String, PeerKeys>) -> AdminService {
         AdminService {
-            gw: gateway,
+            gw: shared,
             counterparties,
         }
     }
@@ -124,7 +135,7 @@ impl AdminService {
             "" => None,
             n => Some(convert::notary_id("notary", n)?),
         };
-        let policy = self.gw.contexts.policy().clone();
+        let policy = self.gw.policy.clone();
         let seller = self.seller(&counterparty, &payment_chain, &delivery_chain)?;
         let buyer = self.buyer(&payment_chain, &delivery_chain)?;
         let notary = notary.or_else(|| {
@@ -176,7 +187,6 @@ impl AdminService {
             .log
             .put_secret(&saga_id, PREIMAGE_SECRET, SecretBytes::new(preimage.to_vec()))
             .await?;
-        self.gw.contexts.expect(&terms);
         let exposure = exposure(self.gw.log.as_ref(), &counterparty, &payment_chain).await?;
         let input = Input::Start {
             terms: Box::new(terms.clone()),
@@ -235,17 +245,19 @@ impl AdminService {
 
     /// Our own public keys.
     fn buyer(&self, payment_chain: &str, delivery_chain: &str) -> Result<PartyTerms, RpcError> {
-        let keys = self.gw.contexts.keys();
+        let keys = &self.gw.own_keys;
         let escrow = |field: &'static str, chain: &str| {
-            keys.escrow_public(chain)
+            keys.escrow_keys
+                .get(chain)
+                .copied()
                 .ok_or_else(|| RpcError::NotConfigured {
                     field,
                     detail: format!("this gateway has no escrow key for chain {chain}"),
                 })
         };
         Ok(PartyTerms {
-            spiffe_id: self.gw.contexts.own_spiffe_id().to_owned(),
-            saga_key: keys.saga_key.public_key(),
+            spiffe_id: self.gw.own_spiffe_id.clone(),
+            saga_key: keys.saga_key,
             payment_escrow_key: escrow("payment_chain", payment_chain)?,
             delivery_escrow_key: escrow("delivery_chain", delivery_chain)?,
         })
@@ -410,7 +422,7 @@ impl AdminService {
         let chain_id = convert::chain_id("chain_id", &r.chain_id)?;
         let payee = convert::address("address", &r.address)?;
         let amount = convert::amount("amount_sats", r.amount_sats)?;
-        let policy = self.gw.contexts.policy();
+        let policy = &self.gw.policy;
         let rate = policy
             .chain(&chain_id)
             .map(|c| c.fee_rate_sats_per_kb)

@@ -9,11 +9,10 @@
 //! Nothing here decides anything about a swap: the saga does.
 //!
 //! # Layout
-//! - [`Gateway`]: the parts of a running gateway the services share.
+//! - [`Shared`]: the parts of a running gateway the services share.
 //! - [`convert`]: messages ↔ domain values, with field-named errors.
 //! - [`status`]: [`status::RpcError`] and the one mapping to `tonic::Status`.
 //! - [`authz`]: the method tables and [`authz::LogParties`].
-//! - [`contexts`]: [`contexts::GatewayContexts`], the driver's context source.
 //! - [`peer`]: `PeerService`; [`peer_client`]: the driver's `PeerTransport`.
 //! - [`admin`]: `AdminService` and [`admin::PeerKeys`].
 //! - [`events`]: `EventService` and [`events::FeedSignal`].
@@ -23,7 +22,6 @@
 
 pub mod admin;
 pub mod authz;
-pub mod contexts;
 pub mod convert;
 pub mod events;
 pub mod notary;
@@ -38,6 +36,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bsv_format::spv::VerifyOptions;
+use saga_core::policy::Policy;
 use saga_core::saga::Event;
 use saga_runtime::driver::Driver;
 use saga_runtime::log::EventLog;
@@ -46,21 +45,26 @@ use saga_runtime::wallet::Wallet;
 
 pub use lookup::{exposure, saga_terms, SagaTerms};
 
-/// What the gateway's services share: the driver and what it runs on.
-/// Cheap to clone (handles).
+/// What the gateway's services share: the driver, what it runs on, and who
+/// we are. Cheap to clone (handles).
 #[derive(Clone)]
-pub struct Gateway {
+pub struct Shared {
     /// Runs the sagas.
     pub driver: Driver,
     /// The driver's event log.
     pub log: Arc<dyn EventLog<Event>>,
     /// The wallet over the same log.
     pub wallet: Arc<dyn Wallet>,
-    /// Our identity, keys and policy per saga.
-    pub contexts: Arc<contexts::GatewayContexts>,
-    /// Per chain id: broadcaster, tracker, spends, transactions (ours, the
+    /// Per chain id: broadcaster, tracker, spends, transactions (the
     /// driver's).
     pub chains: BTreeMap<String, ChainPorts>,
+    /// Our gateway's SPIFFE ID.
+    pub own_spiffe_id: String,
+    /// Our public keys: saga key and escrow key per chain (the public
+    /// halves of what the driver's context source signs with).
+    pub own_keys: admin::PeerKeys,
+    /// Our policy.
+    pub policy: Arc<Policy>,
     /// SPV options for BEEFs we receive (script eras, limits).
     pub verify: VerifyOptions,
     /// The UTC clock (the driver's).
@@ -69,10 +73,10 @@ pub struct Gateway {
     pub parties: Arc<authz::LogParties>,
 }
 
-impl std::fmt::Debug for Gateway {
+impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gateway")
-            .field("contexts", &self.contexts)
+        f.debug_struct("Shared")
+            .field("own_spiffe_id", &self.own_spiffe_id)
             .field("chains", &self.chains.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }

@@ -30,7 +30,7 @@ use tonic::{Request, Response, Status};
 use super::convert;
 use super::lookup::{exposure, saga_terms};
 use super::status::RpcError;
-use super::Gateway;
+use super::Shared;
 use crate::identity::authz::{authorized_saga, caller};
 use crate::proto::escrow_v1 as pb;
 use crate::proto::escrow_v1::peer_service_server::{self, PeerServiceServer};
@@ -38,15 +38,15 @@ use crate::proto::escrow_v1::peer_service_server::{self, PeerServiceServer};
 /// The gateway's PeerService.
 #[derive(Debug, Clone)]
 pub struct PeerService {
-    gw: Gateway,
+    gw: Shared,
 }
 
 impl PeerService {
-    /// A service over `gateway`: its driver runs the turns, its log gives
+    /// A service over `shared`: its driver runs the turns, its log gives
     /// terms, its chains' trackers verify reservations (with its SPV
-    /// options), its contexts and parties learn about new sagas.
-    pub fn new(gateway: Gateway) -> PeerService {
-        PeerService { gw: gateway }
+    /// options), its parties learn about new sagas.
+    pub fn new(shared: Shared) -> PeerService {
+        PeerService { gw: shared }
     }
 
     /// The tonic service to add to a server (behind the `AuthLayer`).
@@ -83,7 +83,6 @@ impl PeerService {
         }
         let buyer_signature = convert::terms_signature("buyer_signature", &body.buyer_signature)?;
         let exposure = exposure(self.gw.log.as_ref(), &caller, &terms.delivery.chain_id).await?;
-        self.gw.contexts.expect(&terms);
         let input = Input::Proposal {
             caller,
             terms: Box::new(terms.clone()),

@@ -30,6 +30,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
 
 use super::convert;
+use crate::config::PeerConfig;
 use crate::identity::authz::SAGA_ID_METADATA;
 use crate::identity::{IdentityHandle, MtlsConnector, SpiffeId};
 use crate::proto::escrow_v1 as pb;
@@ -40,8 +41,9 @@ use crate::proto::escrow_v1::peer_service_client::PeerServiceClient;
 pub struct PeerEndpoint {
     /// The SPIFFE ID its certificate must carry (and the name the terms use).
     pub spiffe_id: SpiffeId,
-    /// `http://host:port` (TLS is the connector's; the host is also the TLS
-    /// server name checked against the certificate's DNS/IP SANs).
+    /// `https://host:port` or `http://host:port` — the same: TLS is the
+    /// connector's either way. The host is also the TLS server name checked
+    /// against the certificate's DNS/IP SANs.
     pub url: String,
 }
 
@@ -83,7 +85,19 @@ pub enum PeerClientError {
     Duplicate(SpiffeId),
 }
 
+impl PeerEndpoint {
+    /// The endpoint a peer's configuration names.
+    pub fn from_config(peer: &PeerConfig) -> PeerEndpoint {
+        PeerEndpoint {
+            spiffe_id: peer.spiffe_id.clone(),
+            url: peer.url.to_string(),
+        }
+    }
+}
+
 /// A lazily connected mTLS channel to `url`, accepting only `expected`.
+/// An `https://` URL is dialled as `http://`: the TLS is the connector's
+/// (mutual, pinned to `expected`), never tonic's.
 ///
 /// # Errors
 /// [`PeerClientError::BadUrl`].
@@ -93,7 +107,11 @@ pub fn mtls_channel(
     url: &str,
     timeouts: Timeouts,
 ) -> Result<Channel, PeerClientError> {
-    let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| PeerClientError::BadUrl {
+    let plain = match url.strip_prefix("https://") {
+        Some(rest) => format!("http://{rest}"),
+        None => url.to_owned(),
+    };
+    let endpoint = Endpoint::from_shared(plain).map_err(|e| PeerClientError::BadUrl {
         peer: expected.clone(),
         url: url.to_owned(),
         detail: e.to_string(),

@@ -11,7 +11,7 @@
 //! | ALREADY_EXISTS | a reused hashlock or token, an idempotency key of another saga |
 //! | NOT_FOUND | no such saga |
 //! | ABORTED | lost a race (another step, another saga's output): try again |
-//! | UNAVAILABLE | storage, a chain tracker or the blocking pool cannot answer now: retry |
+//! | UNAVAILABLE | storage, a chain tracker or the blocking pool cannot answer now, the driver is stopping: retry |
 //! | DATA_LOSS | a stored record is corrupt |
 //! | INTERNAL | our own fault: a transaction we cannot build, a malformed step |
 //!
@@ -157,6 +157,7 @@ fn driver_code(e: &DriverError) -> Code {
         DriverError::Read(r) => read_code(r),
         DriverError::Context(_) => Code::FailedPrecondition,
         DriverError::UnknownSaga(_) => Code::NotFound,
+        DriverError::Stopped | DriverError::Interrupted { .. } => Code::Unavailable,
     }
 }
 
