@@ -42,8 +42,11 @@ use escrowd::proto::escrow_v1::admin_service_client::AdminServiceClient;
 use escrowd::proto::escrow_v1::event_service_client::EventServiceClient;
 use escrowd::proto::escrow_v1::peer_service_client::PeerServiceClient;
 use escrowd::rpc::admin::{AdminService, PeerKeys};
-use escrowd::rpc::authz::{gateway_rules, LogParties};
+use escrowd::rpc::authz::{gateway_rules, notary_rules, LogParties};
 use escrowd::rpc::events::{EventService, NotifyingLog};
+use escrowd::rpc::notary::{
+    approval_digest, NotaryClient, NotaryEndpoint, NotaryPolicy, NotaryService,
+};
 use escrowd::rpc::peer::PeerService;
 use escrowd::rpc::peer_client::{PeerClient, PeerEndpoint, Timeouts};
 use escrowd::rpc::{standard, Shared};
@@ -66,6 +69,7 @@ use tonic_health::pb::HealthCheckRequest;
 
 const GA: &str = "spiffe://org-a.example/gateway/org-a";
 const GB: &str = "spiffe://org-b.example/gateway/org-b";
+const NOTARY: &str = "spiffe://notary.example/notary/notary";
 const FAST_TEST: &str = include_str!("../policies/fast-test.toml");
 const NOW: u64 = 1_700_000_000;
 const P: &str = "chain-p";
@@ -276,7 +280,10 @@ impl Chains {
 }
 
 /// Every 20 ms, one block on each chain that had a broadcast since its last block.
-async fn mine(urls: BTreeMap<&'static str, String>, broadcasts: BTreeMap<&'static str, Arc<AtomicU64>>) {
+async fn mine(
+    urls: BTreeMap<&'static str, String>,
+    broadcasts: BTreeMap<&'static str, Arc<AtomicU64>>,
+) {
     let http = reqwest::Client::new();
     let mut seen: BTreeMap<&str, u64> = urls.keys().map(|c| (*c, 0)).collect();
     loop {
@@ -316,6 +323,67 @@ struct World {
     chains: Chains,
     ga: Node,
     gb: Node,
+    notary: Option<NotaryNode>,
+}
+
+/// The notary's server.
+struct NotaryNode {
+    addr: SocketAddr,
+    key: PrivateKey,
+    shutdown: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl NotaryNode {
+    async fn start(pki: &Pki, chains: &Chains, policy: NotaryPolicy) -> NotaryNode {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let identity = pki.identity("notary.example/notary-notary");
+        let key = key("rpc test notary key");
+        let trackers = chains
+            .ports()
+            .into_iter()
+            .map(|(c, p)| (c, p.tracker))
+            .collect();
+        let service = NotaryService::new(NOTARY.into(), key, trackers, regtest(), policy);
+        let (shutdown, mut stop) = watch::channel(false);
+        let router = server::builder(ConnectionAge::default())
+            .layer(AuthLayer::new(
+                identity.clone(),
+                notary_rules(),
+                Arc::new(LogParties::new(Vec::new())),
+            ))
+            .add_service(service.into_server());
+        let incoming = server::incoming(listener, identity);
+        let server = tokio::spawn(async move {
+            let _ = router
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+        });
+        NotaryNode {
+            addr,
+            key,
+            shutdown,
+            server,
+        }
+    }
+
+    fn endpoint(&self) -> NotaryEndpoint {
+        NotaryEndpoint {
+            spiffe_id: sid(NOTARY),
+            url: format!("https://{}", self.addr),
+            public_key: self.key.public_key(),
+        }
+    }
+}
+
+fn regtest() -> VerifyOptions {
+    VerifyOptions {
+        eras: ScriptEras::ALWAYS_ACTIVE,
+        ..VerifyOptions::default()
+    }
 }
 
 /// The keys of gateway `name`: a saga key and one wallet (= escrow) key per chain.
@@ -339,9 +407,23 @@ fn public(saga_key: &PrivateKey, wallet: &BTreeMap<String, PrivateKey>) -> PeerK
 
 impl World {
     async fn new() -> World {
+        World::build(None).await
+    }
+
+    /// Two gateways that ask a notary applying `policy`.
+    async fn with_notary(policy: NotaryPolicy) -> World {
+        World::build(Some(policy)).await
+    }
+
+    async fn build(notary_policy: Option<NotaryPolicy>) -> World {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let pki = Pki::new();
         let chains = Chains::start().await;
+        let notary = match notary_policy {
+            Some(policy) => Some(NotaryNode::start(&pki, &chains, policy).await),
+            None => None,
+        };
+        let endpoint = notary.as_ref().map(NotaryNode::endpoint);
         let la = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let lb = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (addr_a, addr_b) = (la.local_addr().unwrap(), lb.local_addr().unwrap());
@@ -355,6 +437,7 @@ impl World {
             la,
             (GA, "org-a.example/gateway-org-a", saga_a, wallet_a),
             (GB, addr_b, pub_b.clone()),
+            endpoint.clone(),
         )
         .await;
         let gb = Node::start(
@@ -363,9 +446,16 @@ impl World {
             lb,
             (GB, "org-b.example/gateway-org-b", saga_b, wallet_b),
             (GA, addr_a, pub_a),
+            endpoint,
         )
         .await;
-        World { pki, chains, ga, gb }
+        World {
+            pki,
+            chains,
+            ga,
+            gb,
+            notary,
+        }
     }
 
     /// GA's operator's admin client.
@@ -381,7 +471,13 @@ impl World {
     }
 
     /// Funds `node` on `chain_id` through its AdminService.ImportFunding.
-    async fn fund(&self, admin: &mut AdminServiceClient<Channel>, node: &Node, chain_id: &str, sats: u64) {
+    async fn fund(
+        &self,
+        admin: &mut AdminServiceClient<Channel>,
+        node: &Node,
+        chain_id: &str,
+        sats: u64,
+    ) {
         let beef = self
             .chains
             .faucet(chain_id, &node.wallet_keys[chain_id], sats)
@@ -401,7 +497,21 @@ impl World {
     }
 
     /// Starts a swap at GA (as its operator) with `key`.
-    async fn start(&self, admin: &mut AdminServiceClient<Channel>, key: &str) -> pb::StartSwapResponse {
+    async fn start(
+        &self,
+        admin: &mut AdminServiceClient<Channel>,
+        key: &str,
+    ) -> pb::StartSwapResponse {
+        self.start_with(admin, key, "").await
+    }
+
+    /// Starts a swap at GA naming `notary` (empty: none).
+    async fn start_with(
+        &self,
+        admin: &mut AdminServiceClient<Channel>,
+        key: &str,
+        notary: &str,
+    ) -> pb::StartSwapResponse {
         admin
             .start_swap(pb::StartSwapRequest {
                 idempotency_key: key.into(),
@@ -410,7 +520,7 @@ impl World {
                 payment_sats: PAYMENT,
                 delivery_chain: D.into(),
                 delivery_sats: DELIVERY,
-                notary: String::new(),
+                notary: notary.into(),
             })
             .await
             .unwrap()
@@ -445,6 +555,16 @@ impl World {
         out
     }
 
+    async fn events(&self, node: &Node, saga_id: &str) -> Vec<Event> {
+        node.log
+            .load(&saga_id.parse().unwrap())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect()
+    }
+
     /// Waits until both gateways' GetSaga say `state`.
     async fn until_both(&self, saga_id: &str, state: pb::SagaState) {
         let (mut a, mut b) = (self.admin_a(), self.admin_b());
@@ -454,8 +574,16 @@ impl World {
                 saga_id: saga_id.into(),
                 include_events: false,
             };
-            let sa = a.get_saga(get.clone()).await.ok().and_then(|r| r.into_inner().status);
-            let sb = b.get_saga(get).await.ok().and_then(|r| r.into_inner().status);
+            let sa = a
+                .get_saga(get.clone())
+                .await
+                .ok()
+                .and_then(|r| r.into_inner().status);
+            let sb = b
+                .get_saga(get)
+                .await
+                .ok()
+                .and_then(|r| r.into_inner().status);
             if [&sa, &sb]
                 .iter()
                 .all(|s| s.as_ref().is_some_and(|s| s.state == state as i32))
@@ -463,7 +591,10 @@ impl World {
                 return;
             }
             if tokio::time::Instant::now() > deadline {
-                panic!("timed out waiting for {state:?}:{}", self.report(saga_id).await);
+                panic!(
+                    "timed out waiting for {state:?}:{}",
+                    self.report(saga_id).await
+                );
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -474,6 +605,10 @@ impl World {
             node.driver.shutdown();
             let _ = node.shutdown.send(true);
             let _ = tokio::time::timeout(Duration::from_secs(5), node.server).await;
+        }
+        if let Some(n) = self.notary {
+            let _ = n.shutdown.send(true);
+            let _ = tokio::time::timeout(Duration::from_secs(5), n.server).await;
         }
         self.chains.stop().await;
     }
@@ -486,8 +621,14 @@ impl Node {
         pki: &Pki,
         chains: &Chains,
         listener: tokio::net::TcpListener,
-        (spiffe_id, leaf, saga_key, wallet_keys): (&'static str, &str, PrivateKey, BTreeMap<String, PrivateKey>),
+        (spiffe_id, leaf, saga_key, wallet_keys): (
+            &'static str,
+            &str,
+            PrivateKey,
+            BTreeMap<String, PrivateKey>,
+        ),
         (peer_id, peer_addr, peer_keys): (&'static str, SocketAddr, PeerKeys),
+        notary: Option<NotaryEndpoint>,
     ) -> Node {
         let addr = listener.local_addr().unwrap();
         let identity = pki.identity(leaf);
@@ -516,7 +657,10 @@ impl Node {
             log: log.clone(),
             chains: ports.clone(),
             peer: Arc::new(peers),
-            notary: None,
+            notary: notary.map(|n| {
+                Arc::new(NotaryClient::new(&identity, &[n], Timeouts::default()).unwrap())
+                    as Arc<dyn saga_runtime::ports::Notary>
+            }),
             wallet: wallet.clone(),
             contexts: Arc::new(GatewayContexts::new(
                 spiffe_id.into(),
@@ -528,7 +672,11 @@ impl Node {
             clock: clock.clone(),
             poll_interval: Duration::from_millis(50),
         });
-        let parties = Arc::new(LogParties::load(log.as_ref(), vec![sid(peer_id)]).await.unwrap());
+        let parties = Arc::new(
+            LogParties::load(log.as_ref(), vec![sid(peer_id)])
+                .await
+                .unwrap(),
+        );
         let own = public(&saga_key, &wallet_keys);
         let shared = Shared {
             driver: driver.clone(),
@@ -538,10 +686,7 @@ impl Node {
             own_spiffe_id: spiffe_id.into(),
             own_keys: own.clone(),
             policy,
-            verify: VerifyOptions {
-                eras: ScriptEras::ALWAYS_ACTIVE,
-                ..VerifyOptions::default()
-            },
+            verify: regtest(),
             clock: clock.clone(),
             parties: parties.clone(),
         };
@@ -629,13 +774,12 @@ async fn a_swap_started_through_the_admin_api_completes_on_both_gateways() {
     assert_eq!(terms.seller.saga_key, w.gb.public.saga_key);
     assert_eq!(terms.buyer.payment_escrow_key, w.ga.public.escrow_keys[P]);
     // The preimage was stored before the start turn, and H is its hash.
-    let s = w
-        .ga
-        .log
-        .secret(&terms.saga_id, "preimage")
-        .await
-        .unwrap()
-        .unwrap();
+    let s =
+        w.ga.log
+            .secret(&terms.saga_id, "preimage")
+            .await
+            .unwrap()
+            .unwrap();
     assert_eq!(sha256(s.as_bytes()), terms.hash_lock);
 
     // The same idempotency key answers with the same saga, starting nothing.
@@ -707,8 +851,14 @@ async fn a_swap_started_through_the_admin_api_completes_on_both_gateways() {
         .await
         .unwrap()
         .into_inner();
-    assert!(received(&balances_b, P).is_some_and(|s| s > 0 && s < PAYMENT), "{balances_b:?}");
-    assert!(received(&balances_a, D).is_some_and(|s| s > 0 && s < DELIVERY), "{balances_a:?}");
+    assert!(
+        received(&balances_b, P).is_some_and(|s| s > 0 && s < PAYMENT),
+        "{balances_b:?}"
+    );
+    assert!(
+        received(&balances_a, D).is_some_and(|s| s > 0 && s < DELIVERY),
+        "{balances_a:?}"
+    );
 
     // The observer resumes after the last cursor it saw: every later event
     // arrives, in order, without a gap, up to the feed's end.
@@ -747,10 +897,18 @@ async fn callers_that_are_not_the_party_a_rule_names_are_permission_denied() {
     let w = World::new().await;
     let mut admin_a = w.admin_a();
     // No funds: the saga stays in reservation, known to both gateways.
-    let saga_id = w.start(&mut admin_a, "swap-denied").await.status.unwrap().saga_id;
+    let saga_id = w
+        .start(&mut admin_a, "swap-denied")
+        .await
+        .status
+        .unwrap()
+        .saga_id;
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while w.state(&w.gb, &saga_id).await == "none" {
-        assert!(tokio::time::Instant::now() < deadline, "GB never got the proposal");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "GB never got the proposal"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let refund = vec![1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
@@ -959,9 +1117,11 @@ async fn reflection_lists_the_services_and_health_answers_serving() {
         v1alpha::server_reflection_client::ServerReflectionClient::new(channel(&op, GA, w.ga.addr));
     let request = v1alpha::ServerReflectionRequest {
         host: String::new(),
-        message_request: Some(v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
-            "escrow.v1.PeerService".into(),
-        )),
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
+                "escrow.v1.PeerService".into(),
+            ),
+        ),
     };
     let answer = alpha
         .server_reflection_info(tokio_stream::iter([request]))
@@ -1000,5 +1160,220 @@ async fn reflection_lists_the_services_and_health_answers_serving() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    w.stop().await;
+}
+
+/// The approval request a gateway sends, rebuilt from its log.
+fn approval_request(events: &[Event]) -> pb::ApproveRequest {
+    let mut r = pb::ApproveRequest::default();
+    for e in events {
+        match e {
+            Event::TermsProposed {
+                terms,
+                buyer_signature,
+                ..
+            } => {
+                r.terms = terms.encode();
+                r.buyer_signature = buyer_signature.as_bytes().to_vec();
+            }
+            Event::TermsAgreed { seller_signature } => {
+                r.seller_signature = seller_signature.as_bytes().to_vec();
+            }
+            Event::ReservationConfirmed { beef, .. } => r.payment_beef = beef.clone(),
+            Event::CounterReservationVerified { beef, .. } => r.delivery_beef = beef.clone(),
+            _ => {}
+        }
+    }
+    r
+}
+
+fn reservation_txid(events: &[Event]) -> Txid {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::ReservationBuilt { tx, .. } => Some(tx.txid()),
+            _ => None,
+        })
+        .expect("a reservation was built")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notary_approves_a_swap_it_verified_and_answers_only_its_parties() {
+    use escrowd::proto::escrow_v1::notary_service_client::NotaryServiceClient;
+
+    let w = World::with_notary(NotaryPolicy::default()).await;
+    let (mut admin_a, mut admin_b) = (w.admin_a(), w.admin_b());
+    w.fund(&mut admin_a, &w.ga, P, 200_000).await;
+    w.fund(&mut admin_b, &w.gb, D, 100_000).await;
+    let started = w.start_with(&mut admin_a, "swap-notary", NOTARY).await;
+    let saga_id = started.status.unwrap().saga_id;
+    w.until_both(&saga_id, pb::SagaState::Completed).await;
+
+    let (events_a, events_b) = (
+        w.events(&w.ga, &saga_id).await,
+        w.events(&w.gb, &saga_id).await,
+    );
+    let approval = |events: &[Event]| {
+        events
+            .iter()
+            .find_map(|e| match e {
+                Event::NotaryApproved { signature } => Some(signature.clone()),
+                _ => None,
+            })
+            .expect("the notary approved")
+    };
+    let terms = saga_core::terms::Terms::decode(&started.terms).unwrap();
+    assert_eq!(terms.notary.as_deref(), Some(NOTARY));
+    let digest = approval_digest(
+        &terms.hash(),
+        &reservation_txid(&events_a),
+        &reservation_txid(&events_b),
+    );
+    let notary = w.notary.as_ref().unwrap();
+    let signature = approval(&events_a);
+    assert!(notary.key.public_key().verify_digest(&digest, &signature));
+    // RFC 6979: the seller's identical request got the identical signature.
+    assert_eq!(approval(&events_b), signature);
+
+    let request = approval_request(&events_a);
+    let ga_identity = w.pki.identity("org-a.example/gateway-org-a");
+    let mut as_buyer = NotaryServiceClient::new(channel(&ga_identity, NOTARY, notary.addr));
+    let again = as_buyer
+        .approve(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(pb::approve_response::Answer::Approved(a)) = again.answer else {
+        panic!("not approved: {again:?}");
+    };
+    assert_eq!(a.signature, signature);
+    assert_eq!(
+        a.notary_key,
+        notary.key.public_key().to_compressed().to_vec()
+    );
+
+    // The reservations swapped: the payment BEEF fails SPV on chain P's tracker.
+    let swapped = pb::ApproveRequest {
+        payment_beef: request.delivery_beef.clone(),
+        delivery_beef: request.payment_beef.clone(),
+        ..request.clone()
+    };
+    let e = as_buyer.approve(swapped).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().starts_with("field payment_beef: "), "{e:?}");
+
+    // A gateway that is not a party to the terms.
+    let intruder = w.pki.issued(
+        "org-a.example",
+        "spiffe://org-a.example/gateway/intruder",
+        "intruder",
+    );
+    let e = NotaryServiceClient::new(channel(&intruder, NOTARY, notary.addr))
+        .approve(request.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert_eq!(
+        e.message(),
+        format!("caller spiffe://org-a.example/gateway/intruder is not a party to saga {saga_id}")
+    );
+
+    // An observer may not call a notary at all.
+    let observer = w.pki.identity("observer.example/observer-observer");
+    let e = NotaryServiceClient::new(channel(&observer, NOTARY, notary.addr))
+        .approve(request)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert!(
+        e.message().contains("notary RPCs are for a gateway"),
+        "{e:?}"
+    );
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notary_refusal_stops_the_swap_before_anything_is_claimed() {
+    let w = World::with_notary(NotaryPolicy {
+        max_amount: BTreeMap::from([(P.to_string(), saga_core::Satoshis(PAYMENT - 1))]),
+        ..NotaryPolicy::default()
+    })
+    .await;
+    let (mut admin_a, mut admin_b) = (w.admin_a(), w.admin_b());
+    w.fund(&mut admin_a, &w.ga, P, 200_000).await;
+    w.fund(&mut admin_b, &w.gb, D, 100_000).await;
+    let saga_id = w
+        .start_with(&mut admin_a, "swap-vetoed", NOTARY)
+        .await
+        .status
+        .unwrap()
+        .saga_id;
+    w.until_both(&saga_id, pb::SagaState::Cancelled).await;
+    // Each gateway asks the notary; whichever hears the refusal first
+    // cancels, and the other may be cancelled by its peer before its own
+    // answer arrives. At least one records the refusal, word for word.
+    let mut refusals = Vec::new();
+    for node in [&w.ga, &w.gb] {
+        let events = w.events(node, &saga_id).await;
+        refusals.extend(events.iter().filter_map(|e| match e {
+            Event::NotaryRejected { reason } => Some(reason.clone()),
+            _ => None,
+        }));
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::ClaimBuilt { .. })),
+            "nothing is claimed after a veto: {events:?}"
+        );
+    }
+    assert!(!refusals.is_empty(), "{}", w.report(&saga_id).await);
+    for reason in refusals {
+        assert_eq!(
+            reason,
+            format!(
+                "payment leg of {PAYMENT} sat on chain-p is above this notary's ceiling of {} sat",
+                PAYMENT - 1
+            )
+        );
+    }
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_ends_cleanly_when_the_gateway_shuts_down() {
+    let w = World::new().await;
+    let operator = w.pki.identity("org-a.example/operator-admin");
+    let mut stream = EventServiceClient::new(channel(&operator, GA, w.ga.addr))
+        .subscribe(pb::SubscribeRequest { from_cursor: 1 })
+        .await
+        .unwrap()
+        .into_inner();
+    // A swap's first events arrive live on the open stream.
+    let mut admin = w.admin_a();
+    let saga_id = w
+        .start(&mut admin, "swap-live")
+        .await
+        .status
+        .unwrap()
+        .saga_id;
+    let first = tokio::time::timeout(PATIENCE, stream.message())
+        .await
+        .expect("the feed delivers")
+        .unwrap()
+        .expect("the stream is open");
+    assert_eq!((first.cursor, first.seq), (1, 0));
+    assert_eq!(first.saga_id, saga_id);
+    assert_eq!(first.name, "terms_proposed");
+    // Shutting down ends the stream with OK, after whatever was pending.
+    w.ga.shutdown.send(true).unwrap();
+    let end = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends");
+    assert!(matches!(end, Ok(None)), "{end:?}");
     w.stop().await;
 }

@@ -146,7 +146,13 @@ impl AdminService {
                 .flatten()
         });
         let payment = self
-            .leg(&policy, "payment_chain", &payment_chain, payment_sats, Role::Buyer)
+            .leg(
+                &policy,
+                "payment_chain",
+                &payment_chain,
+                payment_sats,
+                Role::Buyer,
+            )
             .await?;
         let delivery = self
             .leg(
@@ -176,8 +182,7 @@ impl AdminService {
             hash_lock: sha256(&preimage),
             quote_expiry: UnixTime(now.0.saturating_add(times.quote_expiry.as_secs())),
             reservation_deadline: UnixTime(
-                now.0
-                    .saturating_add(times.reservation_deadline.as_secs()),
+                now.0.saturating_add(times.reservation_deadline.as_secs()),
             ),
             policy_id: policy.id.clone(),
         };
@@ -185,7 +190,11 @@ impl AdminService {
         // exist without its preimage.
         self.gw
             .log
-            .put_secret(&saga_id, PREIMAGE_SECRET, SecretBytes::new(preimage.to_vec()))
+            .put_secret(
+                &saga_id,
+                PREIMAGE_SECRET,
+                SecretBytes::new(preimage.to_vec()),
+            )
             .await?;
         let exposure = exposure(self.gw.log.as_ref(), &counterparty, &payment_chain).await?;
         let input = Input::Start {
@@ -219,20 +228,22 @@ impl AdminService {
         payment_chain: &str,
         delivery_chain: &str,
     ) -> Result<PartyTerms, RpcError> {
-        let keys = self
-            .counterparties
-            .get(counterparty)
-            .ok_or_else(|| RpcError::NotConfigured {
-                field: "counterparty",
-                detail: format!("no keys are configured for {counterparty}"),
-            })?;
+        let keys =
+            self.counterparties
+                .get(counterparty)
+                .ok_or_else(|| RpcError::NotConfigured {
+                    field: "counterparty",
+                    detail: format!("no keys are configured for {counterparty}"),
+                })?;
         let escrow = |field: &'static str, chain: &str| {
             keys.escrow_keys
                 .get(chain)
                 .copied()
                 .ok_or_else(|| RpcError::NotConfigured {
                     field,
-                    detail: format!("no escrow key of {counterparty} is configured for chain {chain}"),
+                    detail: format!(
+                        "no escrow key of {counterparty} is configured for chain {chain}"
+                    ),
                 })
         };
         Ok(PartyTerms {
@@ -316,10 +327,7 @@ impl AdminService {
         let terms = saga_terms(self.gw.log.as_ref(), &saga_id).await?;
         Ok(pb::GetSagaResponse {
             status: Some(self.status_of(saga_id).await?),
-            terms: terms
-                .as_ref()
-                .map(|t| t.terms.encode())
-                .unwrap_or_default(),
+            terms: terms.as_ref().map(|t| t.terms.encode()).unwrap_or_default(),
             terms_view: terms.as_ref().map(|t| convert::terms_view(&t.terms)),
             head: events.len() as u64,
             events: if r.include_events {
@@ -370,7 +378,11 @@ impl AdminService {
         })
     }
 
-    async fn operator_turn(&self, saga_id: SagaId, input: Input) -> Result<pb::SagaStatus, RpcError> {
+    async fn operator_turn(
+        &self,
+        saga_id: SagaId,
+        input: Input,
+    ) -> Result<pb::SagaStatus, RpcError> {
         self.gw.driver.submit(saga_id, None, input, None).await?;
         self.status_of(saga_id).await
     }
@@ -484,7 +496,10 @@ impl AdminService {
             .map(|i| known.get(&i.prev_out).cloned())
             .collect();
         let Some(sources) = sources else {
-            return (false, "not broadcast: an input is not a wallet output".into());
+            return (
+                false,
+                "not broadcast: an input is not a wallet output".into(),
+            );
         };
         let ef = match bsv_format::ef::EfTransaction::new(tx.clone(), sources) {
             Ok(ef) => ef,
@@ -547,7 +562,8 @@ impl admin_service_server::AdminService for AdminService {
         let result = async {
             let saga_id = convert::saga_id("saga_id", &r.saga_id)?;
             let resolution = convert::resolution(r.resolution.as_ref())?;
-            self.operator_turn(saga_id, Input::Resolve(resolution)).await
+            self.operator_turn(saga_id, Input::Resolve(resolution))
+                .await
         };
         respond(result.await)
     }

@@ -416,12 +416,7 @@ pub fn peer_reply_from_proto(reply: pb::PeerReply) -> Result<PeerReply, ConvertE
             seller_signature: terms_signature("accepted.seller_signature", &a.seller_signature)?,
         }),
         Some(Reply::Signature(s)) => Ok(PeerReply::Signature {
-            signature: bounded(
-                "signature.signature",
-                &s.signature,
-                MAX_TX_SIGNATURE_LEN,
-            )?
-            .to_vec(),
+            signature: bounded("signature.signature", &s.signature, MAX_TX_SIGNATURE_LEN)?.to_vec(),
         }),
         Some(Reply::Ack(_)) => Ok(PeerReply::Ack),
         Some(Reply::Refused(r)) => Ok(PeerReply::Refused {
@@ -712,7 +707,10 @@ mod tests {
             (transaction("refund", &[0; 5]).unwrap_err(), "refund"),
             (token("token", &[9; 40]).unwrap_err(), "token"),
             (beef("beef", &[0xde, 0xad]).unwrap_err(), "beef"),
-            (terms_signature("buyer_signature", &[0x30, 0x00]).unwrap_err(), "buyer_signature"),
+            (
+                terms_signature("buyer_signature", &[0x30, 0x00]).unwrap_err(),
+                "buyer_signature",
+            ),
         ] {
             assert_eq!(e.field(), field, "{e}");
             assert!(matches!(e, ConvertError::Invalid { .. }), "{e}");

@@ -25,7 +25,7 @@ use saga_core::terms::SagaId;
 use saga_core::token::TokenId;
 use saga_core::wallet::{Basket, Utxo, UtxoChange, UtxoState};
 use saga_runtime::log::{
-    Appended, AppendError, Deadline, DeadlineQuery, EventLog, FeedEntry, Projection, ReadError,
+    AppendError, Appended, Deadline, DeadlineQuery, EventLog, FeedEntry, Projection, ReadError,
     ReplyKey, SagaFilter, SecretBytes, SecretError, Step, TokenConsumption,
 };
 use saga_runtime::ports::Clock;

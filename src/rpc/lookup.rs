@@ -73,8 +73,7 @@ pub async fn exposure(
                 continue;
             };
             let own = t.terms.leg(t.role.funds());
-            if t.terms.party(t.role.other()).spiffe_id == counterparty && own.chain_id == chain_id
-            {
+            if t.terms.party(t.role.other()).spiffe_id == counterparty && own.chain_id == chain_id {
                 total = total.saturating_add(own.amount.0);
             }
         }

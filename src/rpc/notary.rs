@@ -279,7 +279,10 @@ impl NotaryService {
                     verified.subject()
                 ))
             })?;
-        let wanted = terms.leg(leg).confirmations.max(self.policy.min_confirmations);
+        let wanted = terms
+            .leg(leg)
+            .confirmations
+            .max(self.policy.min_confirmations);
         let depth = confirmations(&verified);
         if depth < wanted {
             return Err(RpcError::Precondition(format!(
@@ -385,9 +388,12 @@ fn subject_of(field: &str, bytes: &[u8]) -> Result<Txid, NotaryError> {
 impl Notary for NotaryClient {
     async fn approve(&self, request: NotaryRequest) -> Result<NotaryAnswer, NotaryError> {
         use pb::approve_response::Answer;
-        let (channel, key) = self.notaries.get(&request.notary).ok_or_else(|| NotaryError {
-            detail: format!("no endpoint is configured for notary {}", request.notary),
-        })?;
+        let (channel, key) = self
+            .notaries
+            .get(&request.notary)
+            .ok_or_else(|| NotaryError {
+                detail: format!("no endpoint is configured for notary {}", request.notary),
+            })?;
         let payment = subject_of("payment BEEF", &request.payment_beef)?;
         let delivery = subject_of("delivery BEEF", &request.delivery_beef)?;
         let [buyer_signature, seller_signature] = &request.signatures;

@@ -62,7 +62,11 @@ impl PeerService {
         input: Input,
         what: &'static str,
     ) -> Result<pb::PeerReply, RpcError> {
-        let turn = self.gw.driver.submit(saga_id, new_role, input, None).await?;
+        let turn = self
+            .gw
+            .driver
+            .submit(saga_id, new_role, input, None)
+            .await?;
         let reply = turn.reply.ok_or(RpcError::NoReply(what))?;
         Ok(convert::peer_reply_to_proto(&reply))
     }
@@ -188,15 +192,13 @@ fn respond<T>(result: Result<T, RpcError>) -> Result<Response<T>, Status> {
 impl peer_service_server::PeerService for PeerService {
     async fn propose(&self, request: Request<pb::ProposeRequest>) -> Reply {
         let (caller, saga_id) = authorized(&request, &request.get_ref().saga_id)?;
-        respond(
-            PeerService::propose(self, caller, saga_id, request.into_inner()).await,
-        )
+        respond(PeerService::propose(self, caller, saga_id, request.into_inner()).await)
     }
 
     async fn sign_refund(&self, request: Request<pb::SignRefundRequest>) -> Reply {
         let (caller, saga_id) = authorized(&request, &request.get_ref().saga_id)?;
-        let refund = convert::transaction("refund", &request.get_ref().refund)
-            .map_err(RpcError::from)?;
+        let refund =
+            convert::transaction("refund", &request.get_ref().refund).map_err(RpcError::from)?;
         respond(
             self.message(caller, saga_id, PeerMessage::SignRefund { refund })
                 .await,
@@ -205,9 +207,7 @@ impl peer_service_server::PeerService for PeerService {
 
     async fn reservation_ready(&self, request: Request<pb::ReservationReadyRequest>) -> Reply {
         let (caller, saga_id) = authorized(&request, &request.get_ref().saga_id)?;
-        respond(
-            PeerService::reservation_ready(self, caller, saga_id, request.into_inner()).await,
-        )
+        respond(PeerService::reservation_ready(self, caller, saga_id, request.into_inner()).await)
     }
 
     async fn grant_token(&self, request: Request<pb::GrantTokenRequest>) -> Reply {
@@ -232,8 +232,8 @@ impl peer_service_server::PeerService for PeerService {
 
     async fn sign_cancel(&self, request: Request<pb::SignCancelRequest>) -> Reply {
         let (caller, saga_id) = authorized(&request, &request.get_ref().saga_id)?;
-        let cancel = convert::transaction("cancel", &request.get_ref().cancel)
-            .map_err(RpcError::from)?;
+        let cancel =
+            convert::transaction("cancel", &request.get_ref().cancel).map_err(RpcError::from)?;
         respond(
             self.message(caller, saga_id, PeerMessage::SignCancel { cancel })
                 .await,
@@ -242,7 +242,8 @@ impl peer_service_server::PeerService for PeerService {
 
     async fn cancel(&self, request: Request<pb::CancelRequest>) -> Reply {
         let (caller, saga_id) = authorized(&request, &request.get_ref().saga_id)?;
-        let reason = convert::reason("reason", &request.get_ref().reason).map_err(RpcError::from)?;
+        let reason =
+            convert::reason("reason", &request.get_ref().reason).map_err(RpcError::from)?;
         respond(
             self.message(caller, saga_id, PeerMessage::Cancel { reason })
                 .await,

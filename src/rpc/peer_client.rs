@@ -119,10 +119,7 @@ pub fn mtls_channel(
     Ok(endpoint
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.request)
-        .connect_with_connector_lazy(MtlsConnector::for_peer(
-            identity.clone(),
-            expected.clone(),
-        )))
+        .connect_with_connector_lazy(MtlsConnector::for_peer(identity.clone(), expected.clone())))
 }
 
 /// The driver's peer transport over gRPC (module docs).
@@ -294,7 +291,10 @@ impl PeerTransport for PeerClient {
                 client.sign_cancel(with_saga(peer, saga_id, body)?).await
             }
             PeerRequest::Cancel { reason } => {
-                let body = pb::CancelRequest { saga_id: id, reason };
+                let body = pb::CancelRequest {
+                    saga_id: id,
+                    reason,
+                };
                 client.cancel(with_saga(peer, saga_id, body)?).await
             }
         };
