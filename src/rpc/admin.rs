@@ -40,7 +40,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{self, ConvertError};
 use super::lookup::{exposure, saga_terms};
-use super::status::RpcError;
+use super::status::{respond, RpcError};
 use super::Shared;
 use crate::config::PeerConfig;
 use crate::gateway::context::PREIMAGE_SECRET;
@@ -511,10 +511,6 @@ impl AdminService {
             Err(e) => (false, e.to_string()),
         }
     }
-}
-
-fn respond<T>(result: Result<T, RpcError>) -> Result<Response<T>, Status> {
-    result.map(Response::new).map_err(Status::from)
 }
 
 #[tonic::async_trait]

@@ -29,7 +29,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::lookup::{exposure, saga_terms};
-use super::status::RpcError;
+use super::status::{respond, RpcError};
 use super::Shared;
 use crate::identity::authz::{authorized_saga, caller};
 use crate::proto::escrow_v1 as pb;
@@ -183,10 +183,6 @@ fn authorized<T>(request: &Request<T>, body_saga_id: &str) -> Result<(String, Sa
 }
 
 type Reply = Result<Response<pb::PeerReply>, Status>;
-
-fn respond<T>(result: Result<T, RpcError>) -> Result<Response<T>, Status> {
-    result.map(Response::new).map_err(Status::from)
-}
 
 #[tonic::async_trait]
 impl peer_service_server::PeerService for PeerService {

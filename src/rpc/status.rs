@@ -23,7 +23,6 @@ use saga_core::terms::{SagaId, TermsError};
 use saga_core::token::TokenError;
 use saga_runtime::driver::DriverError;
 use saga_runtime::log::{AppendError, ReadError, SecretError};
-use saga_runtime::ports::ContextError;
 use saga_runtime::wallet::{UtxoStoreError, WalletError};
 use saga_runtime::{TrackerError, VerifyBeefError};
 use tonic::{Code, Status};
@@ -54,9 +53,6 @@ pub enum RpcError {
     /// Storing a secret failed.
     #[error(transparent)]
     Secret(#[from] SecretError),
-    /// A saga's keys or policy are unavailable.
-    #[error(transparent)]
-    Context(#[from] ContextError),
     /// The wallet refused or failed.
     #[error(transparent)]
     Wallet(#[from] WalletError),
@@ -110,6 +106,11 @@ pub enum RpcError {
     NoReply(&'static str),
 }
 
+/// A handler's result as tonic wants it.
+pub fn respond<T>(result: Result<T, RpcError>) -> Result<tonic::Response<T>, Status> {
+    result.map(tonic::Response::new).map_err(Status::from)
+}
+
 impl From<RpcError> for Status {
     fn from(e: RpcError) -> Status {
         let code = code_of(&e);
@@ -126,9 +127,7 @@ fn code_of(e: &RpcError) -> Code {
             SecretError::Exists { .. } => Code::AlreadyExists,
             SecretError::Storage(_) => Code::Unavailable,
         },
-        RpcError::Context(_) | RpcError::NotConfigured { .. } | RpcError::Precondition(_) => {
-            Code::FailedPrecondition
-        }
+        RpcError::NotConfigured { .. } | RpcError::Precondition(_) => Code::FailedPrecondition,
         RpcError::Wallet(w) => wallet_code(w),
         RpcError::Spv { source, .. } => match source.as_ref() {
             VerifyBeefError::Invalid(_) => Code::InvalidArgument,

@@ -1,0 +1,722 @@
+//! The harness of `tests/rpc.rs`: dev certificates, two chainsims and
+//! their miner, gateways (sled store, driver, services, mTLS server) and a
+//! notary, and bounded waits that fail with both gateways' view.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bsv_format::ef::EfTransaction;
+use bsv_format::hash::sha256;
+use bsv_format::keys::{Network, PrivateKey};
+use bsv_format::spv::{ScriptEras, VerifyOptions};
+use bsv_format::Txid;
+use escrowd::chain::{
+    ArcClient, ArcConfig, HeadersClient, HeadersConfig, RetryPolicy, SpendClient, SpendConfig,
+    TxClient, TxConfig,
+};
+use escrowd::chainsim::{Chainsim, ChainsimConfig, ChainsimHandle};
+use escrowd::gateway::context::GatewayContexts;
+use escrowd::identity::authz::SAGA_ID_METADATA;
+use escrowd::identity::issue::{self, Ca, CaPaths, DomainPlan, LeafRequest, Validity};
+use escrowd::identity::server::{self, ConnectionAge};
+use escrowd::identity::{AuthLayer, IdentityHandle, MtlsConnector, SpiffeId, TlsSettings};
+use escrowd::proto::escrow_v1 as pb;
+use escrowd::proto::escrow_v1::admin_service_client::AdminServiceClient;
+use escrowd::rpc::admin::{AdminService, PeerKeys};
+use escrowd::rpc::authz::{gateway_rules, notary_rules, LogParties};
+use escrowd::rpc::events::{EventService, NotifyingLog};
+use escrowd::rpc::notary::{NotaryClient, NotaryEndpoint, NotaryPolicy, NotaryService};
+use escrowd::rpc::peer::PeerService;
+use escrowd::rpc::peer_client::{PeerClient, PeerEndpoint, Timeouts};
+use escrowd::rpc::{standard, Shared};
+use escrowd::store::events::project;
+use escrowd::store::SledLog;
+use saga_core::policy::Policy;
+use saga_core::saga::Event;
+use saga_core::UnixTime;
+use saga_runtime::driver::{Driver, DriverPorts};
+use saga_runtime::ports::{ChainPorts, Clock};
+use saga_runtime::wallet::{KeyWallet, UtxoStore, Wallet};
+use saga_runtime::{BroadcastError, BroadcastOutcome, Broadcaster, EventLog, TxStatus};
+use serde_json::json;
+use tokio::sync::watch;
+use tonic::transport::{Channel, Endpoint};
+use tonic::Request;
+
+pub const GA: &str = "spiffe://org-a.example/gateway/org-a";
+pub const GB: &str = "spiffe://org-b.example/gateway/org-b";
+pub const NOTARY: &str = "spiffe://notary.example/notary/notary";
+pub const FAST_TEST: &str = include_str!("../../policies/fast-test.toml");
+pub const NOW: u64 = 1_700_000_000;
+pub const P: &str = "chain-p";
+pub const D: &str = "chain-d";
+pub const PAYMENT: u64 = 50_000;
+pub const DELIVERY: u64 = 20_000;
+/// The longest any test waits for one condition.
+pub const PATIENCE: Duration = Duration::from_secs(40);
+
+pub const FAST: RetryPolicy = RetryPolicy {
+    attempts: 4,
+    base: Duration::from_millis(5),
+    cap: Duration::from_millis(20),
+};
+
+pub fn key(tag: &str) -> PrivateKey {
+    PrivateKey::from_bytes(&sha256(tag.as_bytes())).unwrap()
+}
+
+pub fn sid(s: &str) -> SpiffeId {
+    s.parse().unwrap()
+}
+
+pub fn wall_clock() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+// ---------------------------------------------------------------------------
+// Certificates
+
+/// `certs init` output in a temp dir, and leaves issued on demand.
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        issue::init(dir.path(), &DomainPlan::defaults(), wall_clock(), 2, false).unwrap();
+        Pki { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The identity of a leaf `certs init` wrote, e.g. `org-a.example/gateway-org-a`.
+    pub fn identity(&self, leaf: &str) -> IdentityHandle {
+        IdentityHandle::load(TlsSettings {
+            federation: self.path().join("federation.toml"),
+            cert: self.path().join(format!("{leaf}.pem")),
+            key: self.path().join(format!("{leaf}.key")),
+        })
+        .unwrap()
+    }
+
+    /// A fresh leaf for `id` from the CA of `domain`, as an identity.
+    pub fn issued(&self, domain: &str, id: &str, file: &str) -> IdentityHandle {
+        let d = domain.parse().unwrap();
+        let p = CaPaths::new(self.path(), &d);
+        let ca = Ca::load(&d, &p.cert, &p.key).unwrap();
+        let leaf = ca
+            .issue(&LeafRequest {
+                id: sid(id),
+                validity: Validity::days_from(wall_clock(), 1),
+                dns: vec![],
+                ips: vec![],
+            })
+            .unwrap();
+        let cert: PathBuf = self.path().join(format!("{file}.pem"));
+        let key: PathBuf = self.path().join(format!("{file}.key"));
+        issue::write_file(&cert, &leaf.cert_pem, false, false).unwrap();
+        issue::write_file(&key, &leaf.key_pem, true, false).unwrap();
+        IdentityHandle::load(TlsSettings {
+            federation: self.path().join("federation.toml"),
+            cert,
+            key,
+        })
+        .unwrap()
+    }
+}
+
+/// A channel to `addr` as `identity`, accepting only the server `expected`.
+pub fn channel(identity: &IdentityHandle, expected: &str, addr: SocketAddr) -> Channel {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_with_connector_lazy(MtlsConnector::for_peer(identity.clone(), sid(expected)))
+}
+
+// ---------------------------------------------------------------------------
+// Chains
+
+/// A UTC clock that stays where it is put.
+pub struct FixedClock(pub u64);
+
+impl Clock for FixedClock {
+    fn now(&self) -> UnixTime {
+        UnixTime(self.0)
+    }
+}
+
+/// The ARC client, counting broadcasts per chain for the miner.
+pub struct Counted {
+    pub arc: ArcClient,
+    pub broadcasts: Arc<AtomicU64>,
+}
+
+#[async_trait]
+impl Broadcaster for Counted {
+    async fn broadcast(&self, ef: &EfTransaction) -> Result<BroadcastOutcome, BroadcastError> {
+        let outcome = self.arc.broadcast(ef).await;
+        self.broadcasts.fetch_add(1, Ordering::SeqCst);
+        outcome
+    }
+
+    async fn status(&self, txid: &Txid) -> Result<Option<TxStatus>, BroadcastError> {
+        self.arc.status(txid).await
+    }
+}
+
+pub struct Chains {
+    pub sims: BTreeMap<&'static str, ChainsimHandle>,
+    pub broadcasts: BTreeMap<&'static str, Arc<AtomicU64>>,
+    pub miner: tokio::task::JoinHandle<()>,
+}
+
+impl Chains {
+    pub async fn start() -> Chains {
+        let mut sims = BTreeMap::new();
+        let mut broadcasts = BTreeMap::new();
+        for chain_id in [P, D] {
+            let sim = Chainsim::start(ChainsimConfig {
+                chain_id: chain_id.into(),
+                start_unix: NOW,
+                ..ChainsimConfig::default()
+            })
+            .await
+            .unwrap();
+            sims.insert(chain_id, sim);
+            broadcasts.insert(chain_id, Arc::new(AtomicU64::new(0)));
+        }
+        let miner = tokio::spawn(mine(
+            sims.iter().map(|(c, s)| (*c, s.url())).collect(),
+            broadcasts.clone(),
+        ));
+        Chains {
+            sims,
+            broadcasts,
+            miner,
+        }
+    }
+
+    /// One gateway's clients of both chains.
+    pub fn ports(&self) -> BTreeMap<String, ChainPorts> {
+        self.sims
+            .iter()
+            .map(|(chain_id, sim)| {
+                let url = sim.url();
+                let mut arc = ArcConfig::new(&url);
+                arc.retry = FAST;
+                let mut headers = HeadersConfig::new(&url);
+                headers.retry = FAST;
+                headers.tip_ttl = Duration::from_millis(10);
+                let mut spends = SpendConfig::new(format!("{url}/v1"));
+                spends.retry = FAST;
+                let mut txs = TxConfig::new(format!("{url}/v1"));
+                txs.retry = FAST;
+                let ports = ChainPorts {
+                    broadcaster: Arc::new(Counted {
+                        arc: ArcClient::new(arc).unwrap(),
+                        broadcasts: self.broadcasts[chain_id].clone(),
+                    }),
+                    tracker: Arc::new(HeadersClient::new(headers).unwrap()),
+                    spends: Arc::new(SpendClient::new(spends).unwrap()),
+                    transactions: Arc::new(TxClient::new(txs).unwrap()),
+                };
+                (chain_id.to_string(), ports)
+            })
+            .collect()
+    }
+
+    /// The faucet's BEEF paying `satoshis` to `key`'s address on `chain_id`.
+    pub async fn faucet(&self, chain_id: &str, key: &PrivateKey, satoshis: u64) -> Vec<u8> {
+        let body: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/sim/faucet", self.sims[chain_id].url()))
+            .json(&json!({
+                "address": key.public_key().address(Network::Testnet),
+                "satoshis": satoshis,
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        hex::decode(body["beef"].as_str().unwrap()).unwrap()
+    }
+
+    pub async fn stop(self) {
+        self.miner.abort();
+        for (_, sim) in self.sims {
+            sim.shutdown().await.unwrap();
+        }
+    }
+}
+
+/// Every 20 ms, one block on each chain that had a broadcast since its last block.
+pub async fn mine(
+    urls: BTreeMap<&'static str, String>,
+    broadcasts: BTreeMap<&'static str, Arc<AtomicU64>>,
+) {
+    let http = reqwest::Client::new();
+    let mut seen: BTreeMap<&str, u64> = urls.keys().map(|c| (*c, 0)).collect();
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for (chain_id, url) in &urls {
+            let now = broadcasts[chain_id].load(Ordering::SeqCst);
+            if now == seen[chain_id] {
+                continue;
+            }
+            seen.insert(chain_id, now);
+            let _ = http
+                .post(format!("{url}/sim/mine"))
+                .json(&json!({ "blocks": 1 }))
+                .send()
+                .await;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Gateways
+
+/// One gateway: its store, driver, server and the keys others pin.
+pub struct Node {
+    pub addr: SocketAddr,
+    pub log: Arc<dyn EventLog<Event>>,
+    pub driver: Driver,
+    pub wallet_keys: BTreeMap<String, PrivateKey>,
+    pub public: PeerKeys,
+    pub shutdown: watch::Sender<bool>,
+    pub server: tokio::task::JoinHandle<()>,
+    pub _store: tempfile::TempDir,
+}
+
+pub struct World {
+    pub pki: Pki,
+    pub chains: Chains,
+    pub ga: Node,
+    pub gb: Node,
+    pub notary: Option<NotaryNode>,
+}
+
+/// The notary's server.
+pub struct NotaryNode {
+    pub addr: SocketAddr,
+    pub key: PrivateKey,
+    pub shutdown: watch::Sender<bool>,
+    pub server: tokio::task::JoinHandle<()>,
+}
+
+impl NotaryNode {
+    pub async fn start(pki: &Pki, chains: &Chains, policy: NotaryPolicy) -> NotaryNode {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let identity = pki.identity("notary.example/notary-notary");
+        let key = key("rpc test notary key");
+        let trackers = chains
+            .ports()
+            .into_iter()
+            .map(|(c, p)| (c, p.tracker))
+            .collect();
+        let service = NotaryService::new(NOTARY.into(), key, trackers, regtest(), policy);
+        let (shutdown, mut stop) = watch::channel(false);
+        let router = server::builder(ConnectionAge::default())
+            .layer(AuthLayer::new(
+                identity.clone(),
+                notary_rules(),
+                Arc::new(LogParties::new(Vec::new())),
+            ))
+            .add_service(service.into_server());
+        let incoming = server::incoming(listener, identity);
+        let server = tokio::spawn(async move {
+            let _ = router
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+        });
+        NotaryNode {
+            addr,
+            key,
+            shutdown,
+            server,
+        }
+    }
+
+    pub fn endpoint(&self) -> NotaryEndpoint {
+        NotaryEndpoint {
+            spiffe_id: sid(NOTARY),
+            url: format!("https://{}", self.addr),
+            public_key: self.key.public_key(),
+        }
+    }
+}
+
+pub fn regtest() -> VerifyOptions {
+    VerifyOptions {
+        eras: ScriptEras::ALWAYS_ACTIVE,
+        ..VerifyOptions::default()
+    }
+}
+
+/// The keys of gateway `name`: a saga key and one wallet (= escrow) key per chain.
+pub fn keys_of(name: &str) -> (PrivateKey, BTreeMap<String, PrivateKey>) {
+    let wallet = [P, D]
+        .into_iter()
+        .map(|c| (c.to_string(), key(&format!("rpc test {name} wallet {c}"))))
+        .collect();
+    (key(&format!("rpc test {name} saga key")), wallet)
+}
+
+pub fn public(saga_key: &PrivateKey, wallet: &BTreeMap<String, PrivateKey>) -> PeerKeys {
+    PeerKeys {
+        saga_key: saga_key.public_key(),
+        escrow_keys: wallet
+            .iter()
+            .map(|(c, k)| (c.clone(), k.public_key()))
+            .collect(),
+    }
+}
+
+impl World {
+    pub async fn new() -> World {
+        World::build(None).await
+    }
+
+    /// Two gateways that ask a notary applying `policy`.
+    pub async fn with_notary(policy: NotaryPolicy) -> World {
+        World::build(Some(policy)).await
+    }
+
+    pub async fn build(notary_policy: Option<NotaryPolicy>) -> World {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let pki = Pki::new();
+        let chains = Chains::start().await;
+        let notary = match notary_policy {
+            Some(policy) => Some(NotaryNode::start(&pki, &chains, policy).await),
+            None => None,
+        };
+        let endpoint = notary.as_ref().map(NotaryNode::endpoint);
+        let la = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let lb = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (addr_a, addr_b) = (la.local_addr().unwrap(), lb.local_addr().unwrap());
+        let (saga_a, wallet_a) = keys_of("ga");
+        let (saga_b, wallet_b) = keys_of("gb");
+        let pub_a = public(&saga_a, &wallet_a);
+        let pub_b = public(&saga_b, &wallet_b);
+        let ga = Node::start(
+            &pki,
+            &chains,
+            la,
+            (GA, "org-a.example/gateway-org-a", saga_a, wallet_a),
+            (GB, addr_b, pub_b.clone()),
+            endpoint.clone(),
+        )
+        .await;
+        let gb = Node::start(
+            &pki,
+            &chains,
+            lb,
+            (GB, "org-b.example/gateway-org-b", saga_b, wallet_b),
+            (GA, addr_a, pub_a),
+            endpoint,
+        )
+        .await;
+        World {
+            pki,
+            chains,
+            ga,
+            gb,
+            notary,
+        }
+    }
+
+    /// GA's operator's admin client.
+    pub fn admin_a(&self) -> AdminServiceClient<Channel> {
+        let op = self.pki.identity("org-a.example/operator-admin");
+        AdminServiceClient::new(channel(&op, GA, self.ga.addr))
+    }
+
+    /// GB's operator's admin client.
+    pub fn admin_b(&self) -> AdminServiceClient<Channel> {
+        let op = self.pki.identity("org-b.example/operator-admin");
+        AdminServiceClient::new(channel(&op, GB, self.gb.addr))
+    }
+
+    /// Funds `node` on `chain_id` through its AdminService.ImportFunding.
+    pub async fn fund(
+        &self,
+        admin: &mut AdminServiceClient<Channel>,
+        node: &Node,
+        chain_id: &str,
+        sats: u64,
+    ) {
+        let beef = self
+            .chains
+            .faucet(chain_id, &node.wallet_keys[chain_id], sats)
+            .await;
+        let report = admin
+            .import_funding(pb::ImportFundingRequest {
+                chain_id: chain_id.into(),
+                beef,
+                basket: pb::Basket::Funding as i32,
+                vouts: vec![],
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(report.imported.len(), 1, "{report:?}");
+        assert_eq!(report.imported[0].sats, sats);
+    }
+
+    /// Starts a swap at GA (as its operator) with `key`.
+    pub async fn start(
+        &self,
+        admin: &mut AdminServiceClient<Channel>,
+        key: &str,
+    ) -> pb::StartSwapResponse {
+        self.start_with(admin, key, "").await
+    }
+
+    /// Starts a swap at GA naming `notary` (empty: none).
+    pub async fn start_with(
+        &self,
+        admin: &mut AdminServiceClient<Channel>,
+        key: &str,
+        notary: &str,
+    ) -> pb::StartSwapResponse {
+        admin
+            .start_swap(pb::StartSwapRequest {
+                idempotency_key: key.into(),
+                counterparty: GB.into(),
+                payment_chain: P.into(),
+                payment_sats: PAYMENT,
+                delivery_chain: D.into(),
+                delivery_sats: DELIVERY,
+                notary: notary.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    pub async fn state(&self, node: &Node, saga_id: &str) -> String {
+        let id = saga_id.parse().unwrap();
+        match node.log.projection(&id).await.unwrap() {
+            Some(p) => format!("{} (attention {:?})", p.state, p.attention),
+            None => "none".into(),
+        }
+    }
+
+    pub async fn report(&self, saga_id: &str) -> String {
+        let mut out = String::new();
+        for (name, node) in [("GA", &self.ga), ("GB", &self.gb)] {
+            let id = saga_id.parse().unwrap();
+            let events: Vec<String> = node
+                .log
+                .load(&id)
+                .await
+                .unwrap()
+                .iter()
+                .map(|(_, e)| e.name().to_string())
+                .collect();
+            out.push_str(&format!(
+                "\n  {name}: {}\n    {events:?}",
+                self.state(node, saga_id).await
+            ));
+        }
+        out
+    }
+
+    pub async fn events(&self, node: &Node, saga_id: &str) -> Vec<Event> {
+        node.log
+            .load(&saga_id.parse().unwrap())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect()
+    }
+
+    /// Waits until both gateways' GetSaga say `state`.
+    pub async fn until_both(&self, saga_id: &str, state: pb::SagaState) {
+        let (mut a, mut b) = (self.admin_a(), self.admin_b());
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let get = pb::GetSagaRequest {
+                saga_id: saga_id.into(),
+                include_events: false,
+            };
+            let sa = a
+                .get_saga(get.clone())
+                .await
+                .ok()
+                .and_then(|r| r.into_inner().status);
+            let sb = b
+                .get_saga(get)
+                .await
+                .ok()
+                .and_then(|r| r.into_inner().status);
+            if [&sa, &sb]
+                .iter()
+                .all(|s| s.as_ref().is_some_and(|s| s.state == state as i32))
+            {
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {state:?}:{}",
+                    self.report(saga_id).await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn stop(self) {
+        for node in [self.ga, self.gb] {
+            node.driver.shutdown();
+            let _ = node.shutdown.send(true);
+            let _ = tokio::time::timeout(Duration::from_secs(5), node.server).await;
+        }
+        if let Some(n) = self.notary {
+            let _ = n.shutdown.send(true);
+            let _ = tokio::time::timeout(Duration::from_secs(5), n.server).await;
+        }
+        self.chains.stop().await;
+    }
+}
+
+impl Node {
+    /// Opens a sled store, builds the driver and the services, and serves
+    /// them on `listener` behind mTLS and the authorization layer.
+    pub async fn start(
+        pki: &Pki,
+        chains: &Chains,
+        listener: tokio::net::TcpListener,
+        (spiffe_id, leaf, saga_key, wallet_keys): (
+            &'static str,
+            &str,
+            PrivateKey,
+            BTreeMap<String, PrivateKey>,
+        ),
+        (peer_id, peer_addr, peer_keys): (&'static str, SocketAddr, PeerKeys),
+        notary: Option<NotaryEndpoint>,
+    ) -> Node {
+        let addr = listener.local_addr().unwrap();
+        let identity = pki.identity(leaf);
+        let store = tempfile::tempdir().unwrap();
+        let sled = Arc::new(SledLog::<Event>::open(&store.path().join("store"), project).unwrap());
+        let notifying = Arc::new(NotifyingLog::new(sled as Arc<dyn EventLog<Event>>));
+        let signal = notifying.signal();
+        let log: Arc<dyn EventLog<Event>> = notifying;
+        let policy = Arc::new(Policy::parse(FAST_TEST, "policies/fast-test.toml").unwrap());
+        let wallet: Arc<dyn Wallet> = Arc::new(KeyWallet::new(
+            log.clone() as Arc<dyn UtxoStore>,
+            wallet_keys.clone(),
+        ));
+        let ports = chains.ports();
+        let peers = PeerClient::new(
+            &identity,
+            &[PeerEndpoint {
+                spiffe_id: sid(peer_id),
+                url: format!("https://{peer_addr}"),
+            }],
+            Timeouts::default(),
+        )
+        .unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(FixedClock(NOW));
+        let driver = Driver::new(DriverPorts {
+            log: log.clone(),
+            chains: ports.clone(),
+            peer: Arc::new(peers),
+            notary: notary.map(|n| {
+                Arc::new(NotaryClient::new(&identity, &[n], Timeouts::default()).unwrap())
+                    as Arc<dyn saga_runtime::ports::Notary>
+            }),
+            wallet: wallet.clone(),
+            contexts: Arc::new(GatewayContexts::new(
+                spiffe_id.into(),
+                saga_key,
+                wallet_keys.clone(),
+                policy.clone(),
+                log.clone(),
+            )),
+            clock: clock.clone(),
+            poll_interval: Duration::from_millis(50),
+        });
+        let parties = Arc::new(
+            LogParties::load(log.as_ref(), vec![sid(peer_id)])
+                .await
+                .unwrap(),
+        );
+        let own = public(&saga_key, &wallet_keys);
+        let shared = Shared {
+            driver: driver.clone(),
+            log: log.clone(),
+            wallet,
+            chains: ports,
+            own_spiffe_id: spiffe_id.into(),
+            own_keys: own.clone(),
+            policy,
+            verify: regtest(),
+            clock: clock.clone(),
+            parties: parties.clone(),
+        };
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let events = EventService::new(
+            log.clone(),
+            Some(signal),
+            Duration::from_millis(200),
+            shutdown_rx.clone(),
+            clock,
+        );
+        let (_health_reporter, health) = standard::health(&standard::GATEWAY_SERVICES).await;
+        let router = server::builder(ConnectionAge::default())
+            .layer(AuthLayer::new(identity.clone(), gateway_rules(), parties))
+            .add_service(PeerService::new(shared.clone()).into_server())
+            .add_service(
+                AdminService::new(shared, BTreeMap::from([(peer_id.to_string(), peer_keys)]))
+                    .into_server(),
+            )
+            .add_service(events.into_server())
+            .add_service(health)
+            .add_service(standard::reflection_v1(&standard::GATEWAY_SERVICES).unwrap())
+            .add_service(standard::reflection_v1alpha(&standard::GATEWAY_SERVICES).unwrap());
+        let incoming = server::incoming(listener, identity);
+        let mut stop = shutdown_rx;
+        let server = tokio::spawn(async move {
+            let _ = router
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+        });
+        Node {
+            addr,
+            log,
+            driver,
+            wallet_keys,
+            public: own,
+            shutdown,
+            server,
+            _store: store,
+        }
+    }
+}
+
+/// `body` with the `escrow-saga-id` metadata.
+pub fn with_saga<T>(saga_id: &str, body: T) -> Request<T> {
+    let mut r = Request::new(body);
+    r.metadata_mut()
+        .insert(SAGA_ID_METADATA, saga_id.parse().unwrap());
+    r
+}
