@@ -1,5 +1,5 @@
 //! `escrow.v1.PeerService`: the counterparty's messages, turned into saga
-//! inputs for our [`Driver`] (DESIGN.md §3.3).
+//! inputs for our [`Driver`](saga_runtime::driver::Driver) (DESIGN.md §3.3).
 //!
 //! Each handler: takes the caller the authorization layer verified (mTLS;
 //! the `peer-rpc` rule already required a gateway of another domain that is
