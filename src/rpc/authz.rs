@@ -202,9 +202,23 @@ mod tests {
 
     #[test]
     fn known_sagas_answer_their_parties_unknown_ones_the_proposers() {
-        let a: SpiffeId = "spiffe://org-a.example/gateway/a".parse().unwrap();
-        let parties = LogParties::new(vec![a.clone()]);
-        assert_eq!(parties.parties("anything"), Some(vec![a]));
-        assert_eq!(LogParties::new(Vec::new()).parties("anything"), None);
+        use saga_core::{Height, UnixTime};
+        use saga_testkit::fixtures::{self, BUYER, NOTARY, SELLER};
+
+        let proposer: SpiffeId = SELLER.parse().unwrap();
+        let parties = LogParties::new(vec![proposer.clone()]);
+        let terms = fixtures::terms(UnixTime(1_700_000_000), Height(200), Height(300), true);
+        let id = terms.saga_id.to_string();
+        assert_eq!(parties.parties(&id), Some(vec![proposer.clone()]));
+        parties.record(&terms);
+        let known: Vec<String> = parties
+            .parties(&id)
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(known, [BUYER, SELLER, NOTARY]);
+        assert_eq!(parties.parties("another"), Some(vec![proposer]));
+        assert_eq!(LogParties::new(Vec::new()).parties("another"), None);
     }
 }

@@ -393,22 +393,25 @@ const MAX_TX_SIGNATURE_LEN: usize = 73;
 
 /// A peer's reply as it arrived.
 ///
+/// Reasons longer than [`MAX_REASON_LEN`] bytes are cut there.
+///
 /// # Errors
-/// [`ConvertError`] naming `reply`, `accepted.seller_signature`,
-/// `signature.signature`, `refused.reason` or `not_yet.reason`.
+/// [`ConvertError`] naming `reply`, `accepted.seller_signature` or
+/// `signature.signature`.
 pub fn peer_reply_from_proto(reply: pb::PeerReply) -> Result<PeerReply, ConvertError> {
     use pb::peer_reply::Reply;
-    // The peer's free text is shown to operators: bound it, but do not
-    // refuse the answer for its wording.
-    let text = |field: &str, t: String| -> Result<String, ConvertError> {
+    // The peer's free text is shown to operators: bound it (the saga also
+    // strips control characters), but never refuse the answer for its
+    // wording — a refused answer would only be asked for again.
+    let text = |mut t: String| -> String {
         if t.len() > MAX_REASON_LEN {
-            return Err(ConvertError::TooLong {
-                field: field.to_owned(),
-                len: t.len(),
-                max: MAX_REASON_LEN,
-            });
+            let mut end = MAX_REASON_LEN;
+            while !t.is_char_boundary(end) {
+                end -= 1;
+            }
+            t.truncate(end);
         }
-        Ok(t)
+        t
     };
     match reply.reply {
         None => Err(ConvertError::missing("reply")),
@@ -420,10 +423,10 @@ pub fn peer_reply_from_proto(reply: pb::PeerReply) -> Result<PeerReply, ConvertE
         }),
         Some(Reply::Ack(_)) => Ok(PeerReply::Ack),
         Some(Reply::Refused(r)) => Ok(PeerReply::Refused {
-            reason: text("refused.reason", r.reason)?,
+            reason: text(r.reason),
         }),
         Some(Reply::NotYet(n)) => Ok(PeerReply::NotYet {
-            reason: text("not_yet.reason", n.reason)?,
+            reason: text(n.reason),
         }),
     }
 }
@@ -759,6 +762,15 @@ mod tests {
         for r in replies {
             assert_eq!(peer_reply_from_proto(peer_reply_to_proto(&r)), Ok(r));
         }
+        let long = PeerReply::Refused {
+            reason: "é".repeat(MAX_REASON_LEN),
+        };
+        assert_eq!(
+            peer_reply_from_proto(peer_reply_to_proto(&long)),
+            Ok(PeerReply::Refused {
+                reason: "é".repeat(MAX_REASON_LEN / 2)
+            })
+        );
         assert_eq!(
             peer_reply_from_proto(pb::PeerReply { reply: None }),
             Err(ConvertError::Missing {
