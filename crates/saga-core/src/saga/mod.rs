@@ -279,5 +279,3 @@ impl Saga {
     }
 }
 
-#[cfg(test)]
-mod tests;
