@@ -11,14 +11,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bsv_format::beef::{Beef, BeefVersion};
 use bsv_format::bump::MerklePath;
-use bsv_format::hash::sha256;
 use bsv_format::keys::{Network, PrivateKey};
 use bsv_format::script::interpreter::{verify_input, VerifyFlags};
 use bsv_format::script::templates::p2pkh_lock;
 use bsv_format::spv::{VerifiedBeef, VerifyOptions};
 use bsv_format::{Hash256, Outpoint, Script, Transaction, TxIn, TxOut, Txid};
-use saga_core::policy::PolicyId;
-use saga_core::terms::{Leg, LegTerms, PartyTerms, SagaId, Terms};
+use saga_core::terms::{Leg, SagaId, Terms};
 use saga_core::wallet::{
     changes_when_broadcast, changes_when_funded, Basket, BasketBalance, Utxo, UtxoChange, UtxoState,
 };
@@ -44,41 +42,13 @@ fn flags() -> VerifyFlags {
     VerifyFlags::standard_post_chronicle() | VerifyFlags::MINIMALIF
 }
 
-/// Payment 50,000 sat on chain-p (buyer's wallet key 10), delivery 20,000
-/// sat on chain-d (seller's wallet key 11); saga `n`.
+/// The testkit's terms (payment 50,000 sat on chain-p refundable at 190,
+/// delivery 20,000 sat on chain-d at 230) for saga `n`.
 fn terms(n: u8) -> Terms {
-    Terms {
-        saga_id: SagaId::new_v7(1_700_000_000_000, &[n; 10]),
-        buyer: PartyTerms {
-            spiffe_id: "spiffe://org-a.example/gateway/ga".into(),
-            saga_key: key(1).public_key(),
-            payment_escrow_key: key(2).public_key(),
-            delivery_escrow_key: key(3).public_key(),
-        },
-        seller: PartyTerms {
-            spiffe_id: "spiffe://org-b.example/gateway/gb".into(),
-            saga_key: key(4).public_key(),
-            payment_escrow_key: key(5).public_key(),
-            delivery_escrow_key: key(6).public_key(),
-        },
-        notary: None,
-        payment: LegTerms {
-            chain_id: "chain-p".into(),
-            amount: Satoshis(50_000),
-            refund_height: Height(190),
-            confirmations: 1,
-        },
-        delivery: LegTerms {
-            chain_id: "chain-d".into(),
-            amount: Satoshis(20_000),
-            refund_height: Height(230),
-            confirmations: 1,
-        },
-        hash_lock: sha256(&[0x5a; 32]),
-        quote_expiry: UnixTime(1_700_000_030),
-        reservation_deadline: UnixTime(1_700_000_300),
-        policy_id: PolicyId::of("fast-test.toml", b"fixture policy bytes"),
-    }
+    let mut t =
+        saga_testkit::fixtures::terms(UnixTime(1_700_000_000), Height(100), Height(200), false);
+    t.saga_id = SagaId::new_v7(1_700_000_000_000, &[n; 10]);
+    t
 }
 
 /// A store and a wallet with key 10 on chain-p and key 11 on chain-d.

@@ -46,7 +46,8 @@
 //! - [`io`]: [`Input`], [`PeerMessage`], [`PeerRequest`], [`PeerReply`],
 //!   [`Effect`], [`EffectKey`], [`Decision`], [`Reject`].
 //! - `facts`: the fold of events ([`Saga::apply`]) and [`Status`].
-//! - `decide`: one function per input.
+//! - `decide`: one function per input; `peer`: the counterparty's messages
+//!   and the answers to ours.
 //! - `progress`: decisions the state and the tips make by themselves
 //!   (deadlines, grants, claims) and [`Saga::pending_effects`].
 
@@ -54,6 +55,7 @@ mod decide;
 pub mod event;
 mod facts;
 pub mod io;
+mod peer;
 mod progress;
 
 use std::collections::BTreeMap;
@@ -277,5 +279,3 @@ impl Saga {
     }
 }
 
-#[cfg(test)]
-mod tests;
