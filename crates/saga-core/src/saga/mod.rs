@@ -278,4 +278,3 @@ impl Saga {
         progress::pending_effects(self, now)
     }
 }
-
