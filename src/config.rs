@@ -14,6 +14,7 @@
 //! policy = "policies/fast-test.toml"
 //! saga_key = "keys/saga.wif"      # WIF key file, mode 0600
 //! poll_interval = "1s"            # chain polling (tips, watches)
+//! network = "regtest"             # script rules: mainnet (default), testnet, regtest
 //!
 //! [identity]                      # DESIGN.md §4, docs/identity.md
 //! federation = "certs/federation.toml"
@@ -36,6 +37,7 @@
 //! [notary]                        # optional
 //! url = "https://127.0.0.1:7100"
 //! spiffe_id = "spiffe://notary.example/notary/notary"
+//! public_key = "02…"              # its approval key
 //! ```
 //!
 //! Decisions where DESIGN.md is silent (docs/operators.md repeats them):
@@ -136,6 +138,7 @@ struct RawGateway {
     policy: PathBuf,
     saga_key: PathBuf,
     poll_interval: Option<String>,
+    network: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -162,6 +165,7 @@ struct RawPeer {
 struct RawNotary {
     url: String,
     spiffe_id: String,
+    public_key: String,
 }
 
 /// One chain's service endpoints and our key there.
@@ -199,6 +203,8 @@ pub struct NotaryConfig {
     pub url: reqwest::Url,
     /// The SPIFFE ID its certificate must carry (role `notary`).
     pub spiffe_id: SpiffeId,
+    /// Its approval key: an approval that does not verify under it is not one.
+    pub public_key: PublicKey,
 }
 
 /// A validated gateway configuration: every file it names was read, every
@@ -219,6 +225,9 @@ pub struct GatewayConfig {
     pub saga_key: PrivateKey,
     /// How often chains are polled.
     pub poll_interval: Duration,
+    /// Which script rules the chains run, for SPV of peers' BEEFs
+    /// (`network = "mainnet" | "testnet" | "regtest"`, default mainnet).
+    pub script_eras: bsv_format::spv::ScriptEras,
     /// Our identity files (paths resolved).
     pub identity: TlsSettings,
     /// Per chain id.
@@ -325,6 +334,17 @@ impl GatewayConfig {
                 d
             }
         };
+        let script_eras = match g.network.as_deref() {
+            None | Some("mainnet") => bsv_format::spv::ScriptEras::MAINNET,
+            Some("testnet") => bsv_format::spv::ScriptEras::TESTNET,
+            Some("regtest") => bsv_format::spv::ScriptEras::ALWAYS_ACTIVE,
+            Some(other) => {
+                return Err(field(
+                    "gateway.network",
+                    format!("{other:?}: expected mainnet, testnet or regtest"),
+                ))
+            }
+        };
         let policy =
             crate::policy::load(&resolve(&g.policy)).map_err(|source| ConfigError::Policy {
                 path: shown.to_string(),
@@ -407,6 +427,7 @@ impl GatewayConfig {
             Some(n) => Some(NotaryConfig {
                 url: url("notary.url", &n.url)?,
                 spiffe_id: spiffe("notary.spiffe_id", &n.spiffe_id, Role::Notary)?,
+                public_key: public("notary.public_key", &n.public_key)?,
             }),
         };
         if policy.notary.required && notary.is_none() {
@@ -428,6 +449,7 @@ impl GatewayConfig {
             policy,
             saga_key,
             poll_interval,
+            script_eras,
             identity,
             chains,
             peers,

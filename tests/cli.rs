@@ -339,3 +339,17 @@ fn allowing_txid_only_entries_says_which_scripts_are_not_checked() {
         text(&out.stdout)
     );
 }
+
+#[test]
+fn serve_refuses_a_bad_config_naming_the_file_and_field() {
+    let config = scratch("gateway-typo.toml", b"[gateway]\nspiffe_idd = \"x\"\n");
+    let out = escrowd(&["serve", "--config", &config], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("gateway-typo.toml") && err.contains("spiffe_idd"),
+        "{err}"
+    );
+    let out = escrowd(&["serve", "--config", "/nonexistent/gateway.toml"], None);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -658,7 +658,7 @@ async fn a_subscription_ends_cleanly_when_the_gateway_shuts_down() {
     assert_eq!(first.saga_id, saga_id);
     assert_eq!(first.name, "terms_proposed");
     // Shutting down ends the stream with OK, after whatever was pending.
-    w.ga.shutdown.send(true).unwrap();
+    w.ga.running.begin_shutdown();
     let end = tokio::time::timeout(PATIENCE, async {
         loop {
             match stream.message().await {

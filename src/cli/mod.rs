@@ -16,6 +16,7 @@ pub mod certs;
 pub mod chainsim;
 pub mod input;
 pub mod policy;
+pub mod serve;
 pub mod tx;
 
 use std::process::ExitCode;
@@ -54,6 +55,8 @@ enum Command {
         #[command(subcommand)]
         command: policy::PolicyCommand,
     },
+    /// Run a gateway: its gRPC services over mutual TLS and its sagas.
+    Serve(serve::ServeArgs),
 }
 
 /// A command's failure, carrying its exit code.
@@ -96,6 +99,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Certs { command } => certs::run(command),
         Command::Tx { command } => tx::run(command),
         Command::Policy { command } => policy::run(command),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -20,6 +20,7 @@ use crate::chain::{
     TxClient, TxConfig,
 };
 use crate::config::GatewayConfig;
+use crate::rpc::events::{FeedSignal, NotifyingLog};
 use crate::store::{events::project, OpenError, SledLog};
 
 /// Why a gateway did not start.
@@ -53,8 +54,11 @@ pub enum GatewayError {
 pub struct Gateway {
     /// The driver (turns and effects).
     pub driver: Driver,
-    /// The store.
-    pub log: Arc<SledLog<Event>>,
+    /// The store, as the driver and services see it: every append wakes
+    /// event subscribers ([`crate::rpc::events::NotifyingLog`]).
+    pub log: Arc<dyn EventLog<Event>>,
+    /// The wake-up signal of `log`, for the event service.
+    pub signal: FeedSignal,
     /// The wallet.
     pub wallet: Arc<KeyWallet>,
     /// The chain clients, per chain id.
@@ -117,6 +121,21 @@ impl Gateway {
         clock: Arc<dyn Clock>,
     ) -> Result<Gateway, GatewayError> {
         let chains = chain_ports(config)?;
+        Gateway::start_with_chains(config, peer, notary, clock, chains).await
+    }
+
+    /// [`Gateway::start`] with chain clients given by the caller (tests and
+    /// the demo wrap them, e.g. to mine a block after each broadcast).
+    ///
+    /// # Errors
+    /// As [`Gateway::start`].
+    pub async fn start_with_chains(
+        config: &GatewayConfig,
+        peer: Arc<dyn PeerTransport>,
+        notary: Option<Arc<dyn Notary>>,
+        clock: Arc<dyn Clock>,
+        chains: BTreeMap<String, ChainPorts>,
+    ) -> Result<Gateway, GatewayError> {
         let dir = config.store.clone();
         let log = tokio::task::spawn_blocking(move || SledLog::open(&dir, project))
             .await
@@ -125,7 +144,9 @@ impl Gateway {
                 path: config.store.display().to_string(),
                 source,
             })?;
-        let log = Arc::new(log);
+        let notifying = Arc::new(NotifyingLog::new(Arc::new(log) as Arc<dyn EventLog<Event>>));
+        let signal = notifying.signal();
+        let log: Arc<dyn EventLog<Event>> = notifying;
         let wallet_keys: BTreeMap<_, _> = config
             .chains
             .iter()
@@ -140,7 +161,7 @@ impl Gateway {
             config.saga_key,
             wallet_keys,
             Arc::new(config.policy.clone()),
-            log.clone() as Arc<dyn EventLog<Event>>,
+            log.clone(),
         ));
         let driver = Driver::new(DriverPorts {
             log: log.clone(),
@@ -156,6 +177,7 @@ impl Gateway {
         Ok(Gateway {
             driver,
             log,
+            signal,
             wallet,
             chains,
             resumed,

@@ -5,8 +5,11 @@
 //! # Layout
 //! - [`assemble`]: [`assemble::Gateway::start`] — store, chain clients,
 //!   wallet, contexts, driver, recovery.
+//! - [`serve`]: [`serve::RunningGateway`] — identity, gRPC clients and
+//!   server around the saga side; `escrowd serve`.
 //! - [`context`]: [`context::GatewayContexts`], the `ContextSource` over the
 //!   configuration and the store's secrets.
 
 pub mod assemble;
 pub mod context;
+pub mod serve;

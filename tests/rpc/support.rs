@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use bsv_format::ef::EfTransaction;
 use bsv_format::hash::sha256;
-use bsv_format::keys::{Network, PrivateKey};
+use bsv_format::keys::{Network, PrivateKey, PublicKey};
 use bsv_format::spv::{ScriptEras, VerifyOptions};
 use bsv_format::Txid;
 use escrowd::chain::{
@@ -20,28 +20,20 @@ use escrowd::chain::{
     TxClient, TxConfig,
 };
 use escrowd::chainsim::{Chainsim, ChainsimConfig, ChainsimHandle};
-use escrowd::gateway::context::GatewayContexts;
+use escrowd::config::GatewayConfig;
+use escrowd::gateway::serve::{RunningGateway, StartOptions};
 use escrowd::identity::authz::SAGA_ID_METADATA;
 use escrowd::identity::issue::{self, Ca, CaPaths, DomainPlan, LeafRequest, Validity};
 use escrowd::identity::server::{self, ConnectionAge};
 use escrowd::identity::{AuthLayer, IdentityHandle, MtlsConnector, SpiffeId, TlsSettings};
 use escrowd::proto::escrow_v1 as pb;
 use escrowd::proto::escrow_v1::admin_service_client::AdminServiceClient;
-use escrowd::rpc::admin::{AdminService, PeerKeys};
-use escrowd::rpc::authz::{gateway_rules, notary_rules, LogParties};
-use escrowd::rpc::events::{EventService, NotifyingLog};
-use escrowd::rpc::notary::{NotaryClient, NotaryEndpoint, NotaryPolicy, NotaryService};
-use escrowd::rpc::peer::PeerService;
-use escrowd::rpc::peer_client::{PeerClient, PeerEndpoint, Timeouts};
-use escrowd::rpc::{standard, Shared};
-use escrowd::store::events::project;
-use escrowd::store::SledLog;
-use saga_core::policy::Policy;
+use escrowd::rpc::admin::PeerKeys;
+use escrowd::rpc::authz::{notary_rules, LogParties};
+use escrowd::rpc::notary::{NotaryEndpoint, NotaryPolicy, NotaryService};
 use saga_core::saga::Event;
 use saga_core::UnixTime;
-use saga_runtime::driver::{Driver, DriverPorts};
 use saga_runtime::ports::{ChainPorts, Clock};
-use saga_runtime::wallet::{KeyWallet, UtxoStore, Wallet};
 use saga_runtime::{BroadcastError, BroadcastOutcome, Broadcaster, EventLog, TxStatus};
 use serde_json::json;
 use tokio::sync::watch;
@@ -51,7 +43,6 @@ use tonic::Request;
 pub const GA: &str = "spiffe://org-a.example/gateway/org-a";
 pub const GB: &str = "spiffe://org-b.example/gateway/org-b";
 pub const NOTARY: &str = "spiffe://notary.example/notary/notary";
-pub const FAST_TEST: &str = include_str!("../../policies/fast-test.toml");
 pub const NOW: u64 = 1_700_000_000;
 pub const P: &str = "chain-p";
 pub const D: &str = "chain-d";
@@ -287,16 +278,15 @@ pub async fn mine(
 // ---------------------------------------------------------------------------
 // Gateways
 
-/// One gateway: its store, driver, server and the keys others pin.
+/// One gateway: a `RunningGateway` started from a gateway.toml written for
+/// it (the path `escrowd serve` takes), and the keys others pin.
 pub struct Node {
     pub addr: SocketAddr,
     pub log: Arc<dyn EventLog<Event>>,
-    pub driver: Driver,
     pub wallet_keys: BTreeMap<String, PrivateKey>,
     pub public: PeerKeys,
-    pub shutdown: watch::Sender<bool>,
-    pub server: tokio::task::JoinHandle<()>,
-    pub _store: tempfile::TempDir,
+    pub running: RunningGateway,
+    pub _dir: tempfile::TempDir,
 }
 
 pub struct World {
@@ -583,9 +573,7 @@ impl World {
 
     pub async fn stop(self) {
         for node in [self.ga, self.gb] {
-            node.driver.shutdown();
-            let _ = node.shutdown.send(true);
-            let _ = tokio::time::timeout(Duration::from_secs(5), node.server).await;
+            node.running.stop().await;
         }
         if let Some(n) = self.notary {
             let _ = n.shutdown.send(true);
@@ -596,8 +584,9 @@ impl World {
 }
 
 impl Node {
-    /// Opens a sled store, builds the driver and the services, and serves
-    /// them on `listener` behind mTLS and the authorization layer.
+    /// Writes key files and a gateway.toml for this gateway, then starts it
+    /// on `listener` exactly as `escrowd serve` would (with the fixed clock
+    /// and the broadcast-counting chain clients the miner watches).
     pub async fn start(
         pki: &Pki,
         chains: &Chains,
@@ -611,104 +600,71 @@ impl Node {
         (peer_id, peer_addr, peer_keys): (&'static str, SocketAddr, PeerKeys),
         notary: Option<NotaryEndpoint>,
     ) -> Node {
-        let addr = listener.local_addr().unwrap();
-        let identity = pki.identity(leaf);
-        let store = tempfile::tempdir().unwrap();
-        let sled = Arc::new(SledLog::<Event>::open(&store.path().join("store"), project).unwrap());
-        let notifying = Arc::new(NotifyingLog::new(sled as Arc<dyn EventLog<Event>>));
-        let signal = notifying.signal();
-        let log: Arc<dyn EventLog<Event>> = notifying;
-        let policy = Arc::new(Policy::parse(FAST_TEST, "policies/fast-test.toml").unwrap());
-        let wallet: Arc<dyn Wallet> = Arc::new(KeyWallet::new(
-            log.clone() as Arc<dyn UtxoStore>,
-            wallet_keys.clone(),
-        ));
-        let ports = chains.ports();
-        let peers = PeerClient::new(
-            &identity,
-            &[PeerEndpoint {
-                spiffe_id: sid(peer_id),
-                url: format!("https://{peer_addr}"),
-            }],
-            Timeouts::default(),
-        )
-        .unwrap();
-        let clock: Arc<dyn Clock> = Arc::new(FixedClock(NOW));
-        let driver = Driver::new(DriverPorts {
-            log: log.clone(),
-            chains: ports.clone(),
-            peer: Arc::new(peers),
-            notary: notary.map(|n| {
-                Arc::new(NotaryClient::new(&identity, &[n], Timeouts::default()).unwrap())
-                    as Arc<dyn saga_runtime::ports::Notary>
-            }),
-            wallet: wallet.clone(),
-            contexts: Arc::new(GatewayContexts::new(
-                spiffe_id.into(),
-                saga_key,
-                wallet_keys.clone(),
-                policy.clone(),
-                log.clone(),
-            )),
-            clock: clock.clone(),
-            poll_interval: Duration::from_millis(50),
-        });
-        let parties = Arc::new(
-            LogParties::load(log.as_ref(), vec![sid(peer_id)])
-                .await
-                .unwrap(),
-        );
-        let own = public(&saga_key, &wallet_keys);
-        let shared = Shared {
-            driver: driver.clone(),
-            log: log.clone(),
-            wallet,
-            chains: ports,
-            own_spiffe_id: spiffe_id.into(),
-            own_keys: own.clone(),
-            policy,
-            verify: regtest(),
-            clock: clock.clone(),
-            parties: parties.clone(),
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = |name: &str, key: &PrivateKey| {
+            let path = dir.path().join(name);
+            escrowd::keys::write_key_file(&path, key, Network::Testnet).unwrap();
+            path.display().to_string()
         };
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let events = EventService::new(
-            log.clone(),
-            Some(signal),
-            Duration::from_millis(200),
-            shutdown_rx.clone(),
-            clock,
+        let hex_key = |k: &PublicKey| hex::encode(k.to_compressed());
+        let mut text = format!(
+            "[gateway]\nspiffe_id = \"{spiffe_id}\"\nlisten = \"127.0.0.1:0\"\nstore = \"store\"\n\
+             policy = \"{policy}\"\nsaga_key = \"{saga}\"\npoll_interval = \"50ms\"\nnetwork = \"regtest\"\n\n\
+             [identity]\nfederation = \"{fed}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n",
+            policy = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("policies/fast-test.toml")
+                .display(),
+            saga = key_file("saga.wif", &saga_key),
+            fed = pki.path().join("federation.toml").display(),
+            cert = pki.path().join(format!("{leaf}.pem")).display(),
+            key = pki.path().join(format!("{leaf}.key")).display(),
         );
-        let (_health_reporter, health) = standard::health(&standard::GATEWAY_SERVICES).await;
-        let router = server::builder(ConnectionAge::default())
-            .layer(AuthLayer::new(identity.clone(), gateway_rules(), parties))
-            .add_service(PeerService::new(shared.clone()).into_server())
-            .add_service(
-                AdminService::new(shared, BTreeMap::from([(peer_id.to_string(), peer_keys)]))
-                    .into_server(),
-            )
-            .add_service(events.into_server())
-            .add_service(health)
-            .add_service(standard::reflection_v1(&standard::GATEWAY_SERVICES).unwrap())
-            .add_service(standard::reflection_v1alpha(&standard::GATEWAY_SERVICES).unwrap());
-        let incoming = server::incoming(listener, identity);
-        let mut stop = shutdown_rx;
-        let server = tokio::spawn(async move {
-            let _ = router
-                .serve_with_incoming_shutdown(incoming, async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await;
-        });
+        for (chain_id, sim) in &chains.sims {
+            let url = sim.url();
+            text.push_str(&format!(
+                "\n[chains.{chain_id}]\narc_url = \"{url}\"\nheaders_url = \"{url}\"\nspend_url = \"{url}\"\nwallet_key = \"{}\"\n",
+                key_file(&format!("{chain_id}.wif"), &wallet_keys[*chain_id])
+            ));
+        }
+        let peer = sid(peer_id);
+        text.push_str(&format!(
+            "\n[peers.\"{domain}\"]\nurl = \"https://{peer_addr}\"\nspiffe_id = \"{peer_id}\"\nsaga_key = \"{saga}\"\nescrow_keys = {{ {keys} }}\n",
+            domain = peer.domain(),
+            saga = hex_key(&peer_keys.saga_key),
+            keys = peer_keys
+                .escrow_keys
+                .iter()
+                .map(|(c, k)| format!("{c} = \"{}\"", hex_key(k)))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ));
+        if let Some(n) = &notary {
+            text.push_str(&format!(
+                "\n[notary]\nurl = \"{}\"\nspiffe_id = \"{}\"\npublic_key = \"{}\"\n",
+                n.url,
+                n.spiffe_id,
+                hex_key(&n.public_key)
+            ));
+        }
+        let config = GatewayConfig::parse(&text, "gateway.toml", dir.path())
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let running = RunningGateway::start(
+            &config,
+            StartOptions {
+                listener: Some(listener),
+                clock: Some(Arc::new(FixedClock(NOW))),
+                chains: Some(chains.ports()),
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{spiffe_id} did not start: {e}"));
         Node {
-            addr,
-            log,
-            driver,
-            wallet_keys,
-            public: own,
-            shutdown,
-            server,
-            _store: store,
+            addr: running.addr,
+            log: running.gateway.log.clone(),
+            wallet_keys: wallet_keys.clone(),
+            public: public(&saga_key, &wallet_keys),
+            running,
+            _dir: dir,
         }
     }
 }
