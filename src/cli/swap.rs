@@ -284,9 +284,9 @@ pub fn run(args: SwapArgs) -> Result<(), Failure> {
             "resolve … abandon needs --reason TEXT".into(),
         ));
     }
-    let channel = args.gateway.connect()?;
-    let mut admin = AdminServiceClient::new(channel);
     block_on(async move {
+        // The channel's background task needs the runtime: made inside it.
+        let mut admin = AdminServiceClient::new(args.gateway.connect()?);
         match args.command {
             SwapCommand::Start {
                 counterparty,

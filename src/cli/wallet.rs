@@ -91,8 +91,9 @@ pub fn run(args: WalletArgs) -> Result<(), Failure> {
         WalletCommand::Import { beef, .. } => Some(read_bytes(&beef.display().to_string())?),
         _ => None,
     };
-    let mut admin = AdminServiceClient::new(args.gateway.connect()?);
     block_on(async move {
+        // The channel's background task needs the runtime: made inside it.
+        let mut admin = AdminServiceClient::new(args.gateway.connect()?);
         match args.command {
             WalletCommand::Balance => {
                 let r = admin
