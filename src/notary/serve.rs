@@ -132,7 +132,7 @@ impl RunningNotary {
             })?;
         let service = NotaryService::new(
             config.spiffe_id.to_string(),
-            config.approval_key.clone(),
+            config.approval_key,
             trackers,
             VerifyOptions {
                 eras: config.script_eras,
