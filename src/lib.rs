@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod headers;
 pub mod identity;
 pub mod keys;
+pub mod notary;
 pub mod policy;
 pub mod proto;
 pub mod rpc;

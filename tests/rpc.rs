@@ -672,3 +672,246 @@ async fn a_subscription_ends_cleanly_when_the_gateway_shuts_down() {
     assert!(matches!(end, Ok(None)), "{end:?}");
     w.stop().await;
 }
+
+// ---------------------------------------------------------------------------
+// The command line (`escrowd swap|wallet|notary`, the binary itself)
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_runs_a_swap_from_the_command_line() {
+    const OP_A: &str = "org-a.example/operator-admin";
+    const OP_B: &str = "org-b.example/operator-admin";
+    let w = World::new().await;
+    let beef_dir = tempfile::tempdir().unwrap();
+
+    // Each operator funds its gateway with `wallet import` from a faucet BEEF.
+    for (op, node, chain, sats) in [(OP_A, &w.ga, P, 200_000u64), (OP_B, &w.gb, D, 100_000)] {
+        let beef = w.chains.faucet(chain, &node.wallet_keys[chain], sats).await;
+        let file = beef_dir.path().join(format!("{chain}.beef"));
+        std::fs::write(&file, &beef).unwrap();
+        let import = w
+            .cli(
+                op,
+                node,
+                &[
+                    "wallet",
+                    "import",
+                    "--chain",
+                    chain,
+                    "--beef",
+                    file.to_str().unwrap(),
+                    "--json",
+                ],
+            )
+            .await
+            .ok_json();
+        assert_eq!(
+            import["imported"],
+            serde_json::json!([{"vout": 0, "sats": sats}]),
+            "{import}"
+        );
+        // The faucet's change (output 1) is listed as not ours.
+        assert_eq!(import["not_ours"], serde_json::json!([1]));
+    }
+    let balance = w
+        .cli(OP_A, &w.ga, &["wallet", "balance", "--json"])
+        .await
+        .ok_json();
+    assert_eq!(
+        balance,
+        serde_json::json!({"balances": [{
+            "chain": P, "basket": "funding",
+            "available_sats": 200_000, "available_outputs": 1,
+            "reserved_sats": 0, "reserved_outputs": 0,
+        }]})
+    );
+
+    let pay = format!("{P}:{PAYMENT}");
+    let deliver = format!("{D}:{DELIVERY}");
+    let start_args = [
+        "swap",
+        "start",
+        "--counterparty",
+        GB,
+        "--pay",
+        &pay,
+        "--deliver",
+        &deliver,
+        "--idempotency-key",
+        "cli-swap-1",
+        "--json",
+    ];
+    let started = w.cli(OP_A, &w.ga, &start_args).await.ok_json();
+    assert_eq!(started["created"], true, "{started}");
+    assert_eq!(started["role"], "buyer");
+    assert_eq!(started["idempotency_key"], "cli-swap-1");
+    let saga_id = started["saga_id"].as_str().unwrap().to_string();
+    w.until_both(&saga_id, pb::SagaState::Completed).await;
+
+    // The same key answers the same saga.
+    let again = w.cli(OP_A, &w.ga, &start_args).await.ok_json();
+    assert_eq!(
+        (again["created"].clone(), again["saga_id"].clone()),
+        (false.into(), saga_id.clone().into())
+    );
+
+    let shown = w
+        .cli(
+            OP_A,
+            &w.ga,
+            &["swap", "show", &saga_id, "--events", "--json"],
+        )
+        .await
+        .ok_json();
+    assert_eq!(shown["state"], "completed", "{shown}");
+    assert_eq!(shown["terminal"], true);
+    assert_eq!(shown["attention"], serde_json::Value::Null);
+    assert_eq!(shown["terms"]["buyer"], GA);
+    assert_eq!(shown["terms"]["seller"], GB);
+    assert_eq!(shown["terms"]["payment"]["chain"], P);
+    assert_eq!(shown["terms"]["payment"]["sats"], PAYMENT);
+    assert_eq!(shown["terms"]["delivery"]["sats"], DELIVERY);
+    let events = shown["events"].as_array().unwrap();
+    assert_eq!(events.len() as u64, shown["head"].as_u64().unwrap());
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>(),
+        w.events(&w.ga, &saga_id)
+            .await
+            .iter()
+            .map(|e| e.name().to_string())
+            .collect::<Vec<_>>()
+    );
+    // The seller's view, from its own operator.
+    let seller = w
+        .cli(OP_B, &w.gb, &["swap", "show", &saga_id, "--json"])
+        .await
+        .ok_json();
+    assert_eq!(
+        (seller["state"].as_str(), seller["role"].as_str()),
+        (Some("completed"), Some("seller"))
+    );
+
+    let listed = w
+        .cli(OP_A, &w.ga, &["swap", "list", "--json"])
+        .await
+        .ok_json();
+    assert_eq!(
+        listed,
+        serde_json::json!({"sagas": [{
+            "saga_id": saga_id, "state": "completed", "role": "buyer",
+            "terminal": true, "attention": null,
+        }], "next": null})
+    );
+    let none = w
+        .cli(
+            OP_A,
+            &w.ga,
+            &["swap", "list", "--state", "reserving", "--json"],
+        )
+        .await
+        .ok_json();
+    assert_eq!(none, serde_json::json!({"sagas": [], "next": null}));
+
+    // Human output names the saga and its state.
+    let text = w.cli(OP_A, &w.ga, &["swap", "list"]).await;
+    assert_eq!(
+        (text.code, text.stdout.as_str()),
+        (0, format!("{saga_id}  completed  buyer\n").as_str())
+    );
+
+    // Org B's operator is no operator of GA.
+    let denied = w
+        .cli(OP_B, &w.ga, &["swap", "list", "--expect-id", GA, "--json"])
+        .await;
+    assert_eq!(denied.code, 1, "{denied:?}");
+    assert!(
+        denied.stderr.starts_with("escrowd: PERMISSION_DENIED: "),
+        "{denied:?}"
+    );
+    assert_eq!(denied.stdout, "");
+
+    // An unknown saga is NOT_FOUND, exit 1.
+    let missing = w
+        .cli(
+            OP_A,
+            &w.ga,
+            &["swap", "show", "0190a0b0-0000-7000-8000-000000000000"],
+        )
+        .await;
+    assert_eq!(missing.code, 1, "{missing:?}");
+    assert!(
+        missing.stderr.starts_with("escrowd: NOT_FOUND: "),
+        "{missing:?}"
+    );
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_gateway_exits_2() {
+    let pki = Pki::new();
+    // A port that was just free: nothing listens there.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let run = escrowd(vec![
+        "wallet".into(),
+        "balance".into(),
+        "--gateway".into(),
+        format!("https://127.0.0.1:{port}"),
+        "--identity".into(),
+        pki.path()
+            .join("org-a.example/operator-admin")
+            .display()
+            .to_string(),
+    ])
+    .await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.starts_with("escrowd: UNAVAILABLE: "), "{run:?}");
+
+    // No identity at all is a usage error, before anything is dialled.
+    let run = escrowd(vec![
+        "swap".into(),
+        "list".into(),
+        "--gateway".into(),
+        format!("https://127.0.0.1:{port}"),
+    ])
+    .await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("no cert"), "{run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notary_config_fault_names_the_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("notary.toml");
+    std::fs::write(
+        &file,
+        "[notary]\nspiffe_id = \"spiffe://notary.example/gateway/notary\"\nlisten = \"127.0.0.1:0\"\napproval_key = \"k.wif\"\n\
+         [identity]\nfederation = \"f.toml\"\ncert = \"c.pem\"\nkey = \"c.key\"\n[chains.chain-p]\nheaders_url = \"http://127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let run = escrowd(vec![
+        "notary".into(),
+        "--config".into(),
+        file.display().to_string(),
+    ])
+    .await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        format!(
+            "escrowd: invalid: {}: notary.spiffe_id: spiffe://notary.example/gateway/notary has the role gateway, not notary\n",
+            file.display()
+        )
+    );
+    let run = escrowd(vec![
+        "notary".into(),
+        "--config".into(),
+        dir.path().join("absent.toml").display().to_string(),
+    ])
+    .await;
+    assert_eq!(run.code, 2, "{run:?}");
+}

@@ -10,14 +10,22 @@
 //! - [`certs`]: `escrowd certs init|issue|revoke`.
 //! - [`chainsim`]: `escrowd chainsim` (the regtest ARC / headers server).
 //! - [`tx`]: `escrowd tx decode`.
+//! - [`policy`]: `escrowd policy check`.
+//! - [`serve`]: `escrowd serve` (a gateway); [`notary`]: `escrowd notary`.
+//! - [`client`]: the gateway client of [`swap`] (`escrowd swap …`) and
+//!   [`wallet`] (`escrowd wallet …`).
 
 pub mod beef;
 pub mod certs;
 pub mod chainsim;
+pub mod client;
 pub mod input;
+pub mod notary;
 pub mod policy;
 pub mod serve;
+pub mod swap;
 pub mod tx;
+pub mod wallet;
 
 use std::process::ExitCode;
 
@@ -57,6 +65,12 @@ enum Command {
     },
     /// Run a gateway: its gRPC services over mutual TLS and its sagas.
     Serve(serve::ServeArgs),
+    /// Run a notary: NotaryService over mutual TLS.
+    Notary(notary::NotaryArgs),
+    /// Start, inspect, cancel and resolve swaps at a gateway (as its operator).
+    Swap(swap::SwapArgs),
+    /// A gateway's wallet: balances, funding imports, withdrawals.
+    Wallet(wallet::WalletArgs),
 }
 
 /// A command's failure, carrying its exit code.
@@ -66,6 +80,17 @@ pub enum Failure {
     Invalid(String),
     /// Exit 2: the input could not be read or the arguments are unusable.
     Usage(String),
+    /// A gRPC call failed: printed `escrowd: <code>: <message>`; exit 1 when
+    /// the server refused, 2 when it could not be reached
+    /// ([`client::status_failure`]).
+    Status {
+        /// The status code as the gRPC spec spells it (`NOT_FOUND`).
+        code: &'static str,
+        /// The server's message (and a transport fault's cause).
+        message: String,
+        /// The exit code, 1 or 2.
+        exit: u8,
+    },
 }
 
 impl From<input::InputError> for Failure {
@@ -100,6 +125,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Tx { command } => tx::run(command),
         Command::Policy { command } => policy::run(command),
         Command::Serve(args) => serve::run(args),
+        Command::Notary(args) => notary::run(args),
+        Command::Swap(args) => swap::run(args),
+        Command::Wallet(args) => wallet::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -110,6 +138,14 @@ pub fn run(cli: Cli) -> ExitCode {
         Err(Failure::Usage(msg)) => {
             eprintln!("escrowd: error: {msg}");
             ExitCode::from(2)
+        }
+        Err(Failure::Status {
+            code,
+            message,
+            exit,
+        }) => {
+            eprintln!("escrowd: {code}: {message}");
+            ExitCode::from(exit)
         }
     }
 }

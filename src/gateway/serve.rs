@@ -266,8 +266,9 @@ pub async fn serve_until_signalled(config: &GatewayConfig) -> Result<(), ServeEr
     Ok(())
 }
 
+/// Waits for SIGTERM or SIGINT (Ctrl-C); shared with `escrowd notary`.
 #[cfg(unix)]
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => {
@@ -282,7 +283,8 @@ async fn wait_for_signal() {
     }
 }
 
+/// Waits for Ctrl-C.
 #[cfg(not(unix))]
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }

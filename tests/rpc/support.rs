@@ -13,7 +13,6 @@ use async_trait::async_trait;
 use bsv_format::ef::EfTransaction;
 use bsv_format::hash::sha256;
 use bsv_format::keys::{Network, PrivateKey, PublicKey};
-use bsv_format::spv::{ScriptEras, VerifyOptions};
 use bsv_format::Txid;
 use escrowd::chain::{
     ArcClient, ArcConfig, HeadersClient, HeadersConfig, RetryPolicy, SpendClient, SpendConfig,
@@ -24,19 +23,18 @@ use escrowd::config::GatewayConfig;
 use escrowd::gateway::serve::{RunningGateway, StartOptions};
 use escrowd::identity::authz::SAGA_ID_METADATA;
 use escrowd::identity::issue::{self, Ca, CaPaths, DomainPlan, LeafRequest, Validity};
-use escrowd::identity::server::{self, ConnectionAge};
-use escrowd::identity::{AuthLayer, IdentityHandle, MtlsConnector, SpiffeId, TlsSettings};
+use escrowd::identity::{IdentityHandle, MtlsConnector, SpiffeId, TlsSettings};
+use escrowd::notary::config::NotaryFileConfig;
+use escrowd::notary::serve::{NotaryStartOptions, RunningNotary};
 use escrowd::proto::escrow_v1 as pb;
 use escrowd::proto::escrow_v1::admin_service_client::AdminServiceClient;
 use escrowd::rpc::admin::PeerKeys;
-use escrowd::rpc::authz::{notary_rules, LogParties};
-use escrowd::rpc::notary::{NotaryEndpoint, NotaryPolicy, NotaryService};
+use escrowd::rpc::notary::{NotaryEndpoint, NotaryPolicy};
 use saga_core::saga::Event;
 use saga_core::UnixTime;
 use saga_runtime::ports::{ChainPorts, Clock};
 use saga_runtime::{BroadcastError, BroadcastOutcome, Broadcaster, EventLog, TxStatus};
 use serde_json::json;
-use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Request;
 
@@ -297,47 +295,68 @@ pub struct World {
     pub notary: Option<NotaryNode>,
 }
 
-/// The notary's server.
+/// The notary: `RunningNotary` started from a notary.toml written for it
+/// (the path `escrowd notary` takes), tracking the chainsims itself.
 pub struct NotaryNode {
     pub addr: SocketAddr,
     pub key: PrivateKey,
-    pub shutdown: watch::Sender<bool>,
-    pub server: tokio::task::JoinHandle<()>,
+    pub running: RunningNotary,
+    pub _dir: tempfile::TempDir,
 }
 
 impl NotaryNode {
     pub async fn start(pki: &Pki, chains: &Chains, policy: NotaryPolicy) -> NotaryNode {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let identity = pki.identity("notary.example/notary-notary");
+        let dir = tempfile::tempdir().unwrap();
         let key = key("rpc test notary key");
-        let trackers = chains
-            .ports()
-            .into_iter()
-            .map(|(c, p)| (c, p.tracker))
-            .collect();
-        let service = NotaryService::new(NOTARY.into(), key, trackers, regtest(), policy);
-        let (shutdown, mut stop) = watch::channel(false);
-        let router = server::builder(ConnectionAge::default())
-            .layer(AuthLayer::new(
-                identity.clone(),
-                notary_rules(),
-                Arc::new(LogParties::new(Vec::new())),
-            ))
-            .add_service(service.into_server());
-        let incoming = server::incoming(listener, identity);
-        let server = tokio::spawn(async move {
-            let _ = router
-                .serve_with_incoming_shutdown(incoming, async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await;
-        });
+        escrowd::keys::write_key_file(&dir.path().join("notary.wif"), &key, Network::Testnet)
+            .unwrap();
+        let leaf = pki.path().join("notary.example/notary-notary");
+        let mut text = format!(
+            "[notary]\nspiffe_id = \"{NOTARY}\"\nlisten = \"127.0.0.1:0\"\napproval_key = \"notary.wif\"\n\
+             network = \"regtest\"\ntip_ttl = \"10ms\"\n\n[identity]\nfederation = \"{fed}\"\ncert = \"{leaf}.pem\"\nkey = \"{leaf}.key\"\n",
+            fed = pki.path().join("federation.toml").display(),
+            leaf = leaf.display(),
+        );
+        for (chain_id, sim) in &chains.sims {
+            text.push_str(&format!(
+                "\n[chains.{chain_id}]\nheaders_url = \"{}\"\n",
+                sim.url()
+            ));
+        }
+        text.push_str(&format!(
+            "\n[policy]\ntrust_domains = [{}]\nmin_confirmations = {}\nmax_amount = {{ {} }}\n",
+            policy
+                .domains
+                .iter()
+                .map(|d| format!("\"{d}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
+            policy.min_confirmations,
+            policy
+                .max_amount
+                .iter()
+                .map(|(c, s)| format!("{c} = {}", s.0))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ));
+        let config = NotaryFileConfig::parse(&text, "notary.toml", dir.path())
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(config.policy, policy, "notary.toml renders the policy");
+        let running = RunningNotary::start(
+            &config,
+            NotaryStartOptions {
+                listener: Some(listener),
+                trackers: None,
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("the notary did not start: {e}"));
         NotaryNode {
-            addr,
+            addr: running.addr,
             key,
-            shutdown,
-            server,
+            running,
+            _dir: dir,
         }
     }
 
@@ -347,13 +366,6 @@ impl NotaryNode {
             url: format!("https://{}", self.addr),
             public_key: self.key.public_key(),
         }
-    }
-}
-
-pub fn regtest() -> VerifyOptions {
-    VerifyOptions {
-        eras: ScriptEras::ALWAYS_ACTIVE,
-        ..VerifyOptions::default()
     }
 }
 
@@ -576,8 +588,7 @@ impl World {
             node.running.stop().await;
         }
         if let Some(n) = self.notary {
-            let _ = n.shutdown.send(true);
-            let _ = tokio::time::timeout(Duration::from_secs(5), n.server).await;
+            n.running.stop().await;
         }
         self.chains.stop().await;
     }
@@ -675,4 +686,69 @@ pub fn with_saga<T>(saga_id: &str, body: T) -> Request<T> {
     r.metadata_mut()
         .insert(SAGA_ID_METADATA, saga_id.parse().unwrap());
     r
+}
+
+// ---------------------------------------------------------------------------
+// The command line
+
+/// What one run of the `escrowd` binary did.
+#[derive(Debug)]
+pub struct CliRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliRun {
+    /// Stdout as one JSON document (fails the test with the whole run if not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {self:?}"))
+    }
+
+    /// Asserts exit 0 and returns stdout's JSON.
+    pub fn ok_json(&self) -> serde_json::Value {
+        assert_eq!(self.code, 0, "{self:?}");
+        self.json()
+    }
+}
+
+/// Runs the escrowd binary with `args`, on the blocking pool (the async
+/// workers keep serving the gateways it calls).
+pub async fn escrowd(args: Vec<String>) -> CliRun {
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_escrowd"))
+            .args(&args)
+            .env_remove("ESCROWD_GATEWAY")
+            .env_remove("ESCROWD_EXPECT_ID")
+            .env_remove("ESCROWD_IDENTITY")
+            .env_remove("ESCROWD_CERT")
+            .env_remove("ESCROWD_KEY")
+            .env_remove("ESCROWD_FEDERATION")
+            .output()
+            .unwrap();
+        CliRun {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    })
+    .await
+    .unwrap()
+}
+
+impl World {
+    /// `escrowd ARGS --gateway https://<node> --identity <pki>/<leaf>`: a
+    /// command as the operator `leaf` (e.g. `org-a.example/operator-admin`),
+    /// the gateway's SPIFFE ID derived from the operator's domain unless
+    /// ARGS names one.
+    pub async fn cli(&self, leaf: &str, node: &Node, args: &[&str]) -> CliRun {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend([
+            "--gateway".into(),
+            format!("https://{}", node.addr),
+            "--identity".into(),
+            self.pki.path().join(leaf).display().to_string(),
+        ]);
+        escrowd(all).await
+    }
 }
