@@ -162,10 +162,29 @@ fn prepare_dir(dir: &Path) -> Result<Found, OpenError> {
     }
 }
 
+/// How long an open waits for a lock released by a handle just dropped.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(25);
+
 /// `sled::open`, with a panic inside sled (it asserts on some malformed
 /// files) reported as an error rather than taking the process down.
 fn open_sled(dir: &Path) -> Result<sled::Db, OpenError> {
-    let opened = std::panic::catch_unwind(|| sled::Config::new().path(dir).open());
+    // sled releases its file lock from background threads after the last
+    // handle is dropped, so a store closed a moment ago (a gateway stopped
+    // and started again, a test reopening) can still be locked for a short
+    // while. A lock held that long is another process: refused below.
+    let mut waited = std::time::Duration::ZERO;
+    let opened = loop {
+        let attempt = std::panic::catch_unwind(|| sled::Config::new().path(dir).open());
+        // sled reports it as ErrorKind::Other with this text (config.rs).
+        let locked = matches!(&attempt, Ok(Err(sled::Error::Io(e)))
+            if e.to_string().starts_with("could not acquire lock on"));
+        if !locked || waited >= LOCK_WAIT {
+            break attempt;
+        }
+        std::thread::sleep(LOCK_RETRY);
+        waited += LOCK_RETRY;
+    };
     match opened {
         Ok(Ok(db)) => Ok(db),
         Ok(Err(e)) => Err(sled_fault(dir, e)),
