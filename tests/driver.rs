@@ -208,7 +208,7 @@ async fn every_message_delivered_twice_is_answered_alike_and_acted_on_once() {
     world.until_states(&saga_id, "completed", "completed").await;
     check_completed(&world, &saga_id).await;
     for gateway in [&world.buyer.gateway, &world.seller.gateway] {
-        assert_eq!(*gateway.mismatches.lock().unwrap(), Vec::<String>::new());
+        assert_eq!(gateway.mismatches(), Vec::<String>::new());
     }
     world.stop().await;
 }

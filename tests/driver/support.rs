@@ -1,10 +1,11 @@
 //! The harness of `tests/driver.rs`: two chainsims and their miner, both
-//! parties (log, wallet, ports, gateway), the in-memory peer transport with
-//! its per-message modes, and waits that fail with both parties' view.
+//! parties (log, wallet, ports, gateway), the in-process peer transport with
+//! its per-message modes (`escrowd::gateway::inproc`, shared with `escrowd
+//! demo`), and waits that fail with both parties' view.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,23 +21,17 @@ use escrowd::chain::{
 };
 use escrowd::chainsim::{Chainsim, ChainsimConfig, ChainsimHandle};
 use saga_core::policy::Policy;
-use saga_core::saga::{
-    Event, Input, MessageKind, PeerMessage, PeerReply, PeerRequest, SagaContext, SagaKeys,
-};
+use saga_core::saga::{Event, Input, SagaContext, SagaKeys};
 use saga_core::terms::{LegTerms, PartyTerms, Role, SagaId, Terms};
 use saga_core::wallet::{Basket, BasketBalance};
 use saga_core::{Height, Satoshis, UnixTime};
 use saga_runtime::driver::{Driver, DriverPorts};
-use saga_runtime::ports::{
-    ChainPorts, Clock, ContextError, ContextSource, PeerError, PeerTransport,
-};
+use saga_runtime::ports::{ChainPorts, Clock, ContextError, ContextSource};
 use saga_runtime::wallet::{KeyWallet, Wallet};
 use saga_runtime::{
-    verify_beef, BroadcastError, BroadcastOutcome, Broadcaster, ChainTracker, EventLog, MemLog,
-    TxState, TxStatus,
+    verify_beef, BroadcastError, BroadcastOutcome, Broadcaster, EventLog, MemLog, TxState, TxStatus,
 };
 use serde_json::json;
-use tokio::sync::watch;
 
 pub const BUYER: &str = "spiffe://org-a.example/gateway/ga";
 pub const SELLER: &str = "spiffe://org-b.example/gateway/gb";
@@ -125,195 +120,9 @@ impl Broadcaster for Counted {
 }
 
 // ---------------------------------------------------------------------------
-// The peer transport
+// The peer transport: `escrowd::gateway::inproc` (shared with `escrowd demo`)
 
-/// What a gateway does with a message kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Answer,
-    /// Unreachable.
-    Drop,
-    /// Wait until the mode changes.
-    Hold,
-    /// Deliver the message twice (the reply to the second goes back).
-    Twice,
-}
-
-/// A party's gateway as the counterparty reaches it.
-pub struct Gateway {
-    /// The driver behind it; `None` while the gateway is down.
-    pub driver: Mutex<Option<Driver>>,
-    /// Its trackers by chain, to SPV-verify a reservation sent to it.
-    pub trackers: BTreeMap<String, Arc<dyn ChainTracker>>,
-    /// The chain of the counterparty's reservation.
-    pub counter_chain: &'static str,
-    pub modes: watch::Sender<HashMap<MessageKind, Mode>>,
-    /// Calls held so far.
-    pub held: AtomicUsize,
-    /// Duplicates that got another answer than the first delivery, or
-    /// appended something.
-    pub mismatches: Mutex<Vec<String>>,
-}
-
-impl Gateway {
-    pub fn set(&self, kind: MessageKind, mode: Mode) {
-        self.modes.send_modify(|m| {
-            m.insert(kind, mode);
-        });
-    }
-
-    pub fn set_all(&self, mode: Mode) {
-        for kind in MessageKind::ALL {
-            self.set(kind, mode);
-        }
-    }
-
-    pub fn drop_all_but(&self, kinds: &[MessageKind]) {
-        for kind in MessageKind::ALL {
-            if !kinds.contains(&kind) {
-                self.set(kind, Mode::Drop);
-            }
-        }
-    }
-
-    pub fn driver(&self) -> Option<Driver> {
-        self.driver.lock().unwrap().clone()
-    }
-}
-
-/// The caller's side of the link to `to`.
-pub struct Link {
-    pub caller: &'static str,
-    pub to: Arc<Gateway>,
-}
-
-impl Link {
-    pub fn unreachable(&self, peer: &str, why: &str) -> PeerError {
-        PeerError::Unreachable {
-            peer: peer.into(),
-            detail: format!("{why} (from {})", self.caller),
-        }
-    }
-}
-
-#[async_trait]
-impl PeerTransport for Link {
-    async fn send(
-        &self,
-        peer: &str,
-        saga_id: SagaId,
-        request: PeerRequest,
-    ) -> Result<PeerReply, PeerError> {
-        let kind = request.kind();
-        let mut modes = self.to.modes.subscribe();
-        let twice = loop {
-            let mode = modes
-                .borrow_and_update()
-                .get(&kind)
-                .copied()
-                .unwrap_or(Mode::Answer);
-            match mode {
-                Mode::Answer => break false,
-                Mode::Twice => break true,
-                Mode::Drop => return Err(self.unreachable(peer, "dropped")),
-                Mode::Hold => {
-                    self.to.held.fetch_add(1, Ordering::SeqCst);
-                    if modes.changed().await.is_err() {
-                        return Err(self.unreachable(peer, "gateway gone"));
-                    }
-                }
-            }
-        };
-        let Some(driver) = self.to.driver() else {
-            return Err(self.unreachable(peer, "gateway down"));
-        };
-        let failed = |detail: String| PeerError::Failed {
-            peer: peer.into(),
-            detail,
-        };
-        let caller = self.caller.to_string();
-        let (new_role, input) = match request {
-            PeerRequest::Propose {
-                terms,
-                buyer_signature,
-            } => (
-                Some(Role::Seller),
-                Input::Proposal {
-                    caller,
-                    terms,
-                    buyer_signature,
-                    exposure: Satoshis(0),
-                },
-            ),
-            PeerRequest::ReservationReady { beef } => {
-                let parsed = Beef::from_bytes(&beef).map_err(|e| failed(format!("BEEF: {e}")))?;
-                let tracker = &self.to.trackers[self.to.counter_chain];
-                let verified = verify_beef(tracker.as_ref(), parsed, &regtest())
-                    .await
-                    .map_err(|e| failed(format!("SPV: {e}")))?;
-                let message = PeerMessage::ReservationReady {
-                    beef: Box::new(verified),
-                    beef_bytes: beef,
-                };
-                (None, Input::Peer { caller, message })
-            }
-            PeerRequest::SignRefund { refund } => (
-                None,
-                Input::Peer {
-                    caller,
-                    message: PeerMessage::SignRefund { refund },
-                },
-            ),
-            PeerRequest::GrantToken { token } => (
-                None,
-                Input::Peer {
-                    caller,
-                    message: PeerMessage::GrantToken { token },
-                },
-            ),
-            PeerRequest::Execute { token, claim } => (
-                None,
-                Input::Peer {
-                    caller,
-                    message: PeerMessage::Execute { token, claim },
-                },
-            ),
-            PeerRequest::SignCancel { cancel } => (
-                None,
-                Input::Peer {
-                    caller,
-                    message: PeerMessage::SignCancel { cancel },
-                },
-            ),
-            PeerRequest::Cancel { reason } => (
-                None,
-                Input::Peer {
-                    caller,
-                    message: PeerMessage::Cancel { reason },
-                },
-            ),
-        };
-        let again = twice.then(|| input.clone());
-        let turn = driver
-            .submit(saga_id, new_role, input, None)
-            .await
-            .map_err(|e| failed(e.to_string()))?;
-        if let Some(input) = again {
-            // A duplicate must get the first answer and change nothing.
-            let second = driver.submit(saga_id, new_role, input, None).await;
-            let same = matches!(&second, Ok(t) if t.reply == turn.reply && t.appended == 0);
-            if !same {
-                self.to.mismatches.lock().unwrap().push(format!(
-                    "{}: first {:?}, again {second:?}",
-                    kind.name(),
-                    turn.reply
-                ));
-            }
-        }
-        turn.reply
-            .ok_or_else(|| failed(format!("no reply to {}", kind.name())))
-    }
-}
+pub use escrowd::gateway::inproc::{Endpoint as Gateway, Link, Mode};
 
 // ---------------------------------------------------------------------------
 // The world: two chainsims, a miner, two parties
@@ -332,7 +141,7 @@ impl Side {
     /// Starts a driver over this side's log and puts it behind its gateway.
     pub fn start_driver(&self) -> Driver {
         let driver = Driver::new(self.ports.clone());
-        *self.gateway.driver.lock().unwrap() = Some(driver.clone());
+        self.gateway.attach(driver.clone());
         driver
     }
 
@@ -342,7 +151,7 @@ impl Side {
 
     /// Stops the driver as a crash would; the gateway is down until restarted.
     pub fn crash(&self) {
-        if let Some(driver) = self.gateway.driver.lock().unwrap().take() {
+        if let Some(driver) = self.gateway.detach() {
             driver.shutdown();
         }
     }
@@ -418,18 +227,15 @@ impl World {
         let policy = Arc::new(Policy::parse(FAST_TEST, "policies/fast-test.toml").unwrap());
         let preimage = sha256(format!("driver test preimage {tag}").as_bytes());
 
-        let gateway = |ports: &BTreeMap<String, ChainPorts>, counter_chain| {
-            Arc::new(Gateway {
-                driver: Mutex::new(None),
-                trackers: ports
+        let gateway = |ports: &BTreeMap<String, ChainPorts>, counter_chain: &str| {
+            Arc::new(Gateway::new(
+                ports
                     .iter()
                     .map(|(c, p)| (c.clone(), p.tracker.clone()))
                     .collect(),
                 counter_chain,
-                modes: watch::channel(HashMap::new()).0,
-                held: AtomicUsize::new(0),
-                mismatches: Mutex::new(Vec::new()),
-            })
+                regtest(),
+            ))
         };
         let buyer_chains = chain_ports(&sims, &broadcasts);
         let seller_chains = chain_ports(&sims, &broadcasts);
@@ -457,10 +263,10 @@ impl World {
             let ports = DriverPorts {
                 log: log.clone(),
                 chains,
-                peer: Arc::new(Link {
-                    caller: if role == Role::Buyer { BUYER } else { SELLER },
-                    to: peer,
-                }),
+                peer: Arc::new(Link::new(
+                    if role == Role::Buyer { BUYER } else { SELLER },
+                    peer,
+                )),
                 notary: None,
                 wallet: wallet.clone(),
                 contexts: Arc::new(contexts),
@@ -661,7 +467,7 @@ impl World {
 
     pub async fn until_held(&self, gateway: &Gateway, saga_id: &SagaId, what: &str) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
-        while gateway.held.load(Ordering::SeqCst) == 0 {
+        while gateway.held() == 0 {
             if tokio::time::Instant::now() > deadline {
                 panic!(
                     "timed out waiting for {what}:{}",
