@@ -9,11 +9,13 @@
 //! - [`beef`]: `escrowd beef inspect|verify|to-ef`.
 //! - [`certs`]: `escrowd certs init|issue|revoke`.
 //! - [`chainsim`]: `escrowd chainsim` (the regtest ARC / headers server).
+//! - [`demo`]: `escrowd demo` (the whole system in process).
 //! - [`tx`]: `escrowd tx decode`.
 
 pub mod beef;
 pub mod certs;
 pub mod chainsim;
+pub mod demo;
 pub mod input;
 pub mod policy;
 pub mod tx;
@@ -32,6 +34,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the whole system in process: chainsims, two gateways, a notary
+    /// and an observer; N swaps through a scenario; timelines, balances and
+    /// the conservation check.
+    Demo(demo::DemoArgs),
     /// Inspect, verify and convert BEEF (BRC-62 V1, BRC-96 V2, BRC-95 Atomic).
     Beef {
         #[command(subcommand)]
@@ -91,6 +97,7 @@ pub fn emitln(text: impl std::fmt::Display) {
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Beef { command } => beef::run(command),
         Command::Chainsim(args) => chainsim::run(args),
         Command::Certs { command } => certs::run(command),

@@ -7,6 +7,10 @@
 //!   wallet, contexts, driver, recovery.
 //! - [`context`]: [`context::GatewayContexts`], the `ContextSource` over the
 //!   configuration and the store's secrets.
+//! - [`inproc`]: the in-process `PeerTransport` (demo, tests).
+//! - [`swap`]: starting a swap as the buyer (the admin path).
 
 pub mod assemble;
 pub mod context;
+pub mod inproc;
+pub mod swap;
