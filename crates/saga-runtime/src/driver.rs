@@ -524,6 +524,13 @@ impl Driver {
                             poll
                         }
                         Err(DriverError::Stopped) => return,
+                        // Another saga's step took an output this one's
+                        // reservation picked: a race, not a failure. The
+                        // wallet selects again from what is left, now.
+                        Err(DriverError::Append(AppendError::UtxoUnavailable { .. })) => {
+                            tracing::debug!(saga = %saga_id, effect = key.to_text(), "an output went to another saga; selecting again");
+                            poll
+                        }
                         Err(e) => {
                             tracing::warn!(saga = %saga_id, effect = key.to_text(), error = %e, "effect result not recorded");
                             if let DriverError::Rejected(reject) = &e {
