@@ -13,7 +13,7 @@
 //! fails the run.
 
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -61,6 +61,8 @@ struct Stderr {
     bar: bool,
     tty: bool,
     open: AtomicBool,
+    /// The last `done` drawn (+1; 0: none yet).
+    drawn: AtomicUsize,
     start: Instant,
 }
 
@@ -73,7 +75,9 @@ impl Stderr {
                 }
                 eprintln!("demo [{:>6.1}s] {text}", self.start.elapsed().as_secs_f64());
             }
-            Progress::Sagas { done, total } if self.bar && total > 0 => {
+            Progress::Sagas { done, total }
+                if self.bar && total > 0 && self.drawn.swap(done + 1, Ordering::SeqCst) != done + 1 =>
+            {
                 const WIDTH: usize = 24;
                 let filled = done * WIDTH / total;
                 let line = format!(
@@ -124,6 +128,7 @@ pub fn run(args: DemoArgs) -> Result<(), Failure> {
         bar: options.swaps > 1,
         tty: std::io::stderr().is_terminal(),
         open: AtomicBool::new(false),
+        drawn: AtomicUsize::new(0),
         start: Instant::now(),
     };
     let report = runtime
