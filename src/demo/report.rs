@@ -47,24 +47,22 @@ pub struct PartyOutcome {
     pub terminal: bool,
     /// Why it needs an operator, if it does.
     pub attention: Option<String>,
-    /// Why it did not complete, when its log says: the last refusal of the
-    /// terms, notary refusal, misbehaviour or abandoned reservation or claim.
+    /// Why it did not complete, when its log says: the first refusal of the
+    /// terms, notary refusal, misbehaviour or abandoned reservation or claim
+    /// (what came after follows from it).
     pub reason: Option<String>,
 }
 
-/// The last reason a party's log gives for not completing, if any.
+/// The first reason a party's log gives for not completing, if any.
 pub fn reason(events: &[Event]) -> Option<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::TermsRejected { reason }
-            | Event::NotaryRejected { reason }
-            | Event::CounterpartyMisbehaved { reason }
-            | Event::ReservationAbandoned { reason }
-            | Event::ClaimAbandoned { reason } => Some(reason.clone()),
-            _ => None,
-        })
-        .last()
+    events.iter().find_map(|e| match e {
+        Event::TermsRejected { reason }
+        | Event::NotaryRejected { reason }
+        | Event::CounterpartyMisbehaved { reason }
+        | Event::ReservationAbandoned { reason }
+        | Event::ClaimAbandoned { reason } => Some(reason.clone()),
+        _ => None,
+    })
 }
 
 impl PartyOutcome {
