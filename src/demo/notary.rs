@@ -194,3 +194,111 @@ impl Notary for LocalNotary {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use saga_core::units::{Height, UnixTime};
+    use saga_testkit::fixtures::{self, key};
+
+    fn notary() -> LocalNotary {
+        LocalNotary::new(
+            fixtures::NOTARY,
+            key(9),
+            BTreeMap::new(),
+            VerifyOptions::default(),
+            Satoshis(100_000_000),
+        )
+    }
+
+    fn request(terms: Terms) -> NotaryRequest {
+        let signatures = [
+            terms.sign(Role::Buyer, &key(1)).unwrap(),
+            terms.sign(Role::Seller, &key(4)).unwrap(),
+        ];
+        NotaryRequest {
+            notary: fixtures::NOTARY.into(),
+            terms,
+            signatures,
+            payment_beef: vec![0xde, 0xad],
+            delivery_beef: vec![],
+        }
+    }
+
+    async fn refusal(request: NotaryRequest) -> String {
+        match notary().approve(request).await {
+            Ok(NotaryAnswer::Rejected { reason }) => reason,
+            other => panic!("not a refusal: {other:?}"),
+        }
+    }
+
+    fn terms(notary: bool) -> Terms {
+        fixtures::terms(UnixTime(1_700_000_000), Height(100), Height(200), notary)
+    }
+
+    #[tokio::test]
+    async fn terms_that_do_not_name_it_or_carry_a_wrong_signature_are_refused() {
+        assert_eq!(
+            refusal(request(terms(false))).await,
+            "the terms do not name this notary (spiffe://notary.example/notary/notary)"
+        );
+        let mut swapped = request(terms(true));
+        swapped.signatures.swap(0, 1);
+        assert!(
+            refusal(swapped).await.contains("signature"),
+            "a seller signature in the buyer's place"
+        );
+    }
+
+    /// A tracker the notary never gets to ask (every request below is
+    /// refused before SPV needs a root).
+    struct Unasked;
+
+    #[async_trait]
+    impl ChainTracker for Unasked {
+        async fn is_valid_root_for_height(
+            &self,
+            _root: &bsv_format::Hash256,
+            _height: u32,
+        ) -> Result<bool, saga_runtime::TrackerError> {
+            panic!("asked for a root")
+        }
+
+        async fn current_height(&self) -> Result<u32, saga_runtime::TrackerError> {
+            panic!("asked for the tip")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reservation_on_a_chain_it_does_not_follow_or_a_malformed_beef_is_refused() {
+        // No trackers at all: it cannot judge chain-p.
+        assert_eq!(
+            refusal(request(terms(true))).await,
+            "payment: the notary does not follow chain chain-p"
+        );
+        let mut following = notary();
+        following
+            .trackers
+            .insert(fixtures::CHAIN_P.into(), Arc::new(Unasked));
+        match following.approve(request(terms(true))).await {
+            Ok(NotaryAnswer::Rejected { reason }) => {
+                assert!(reason.starts_with("payment reservation BEEF: "), "{reason}")
+            }
+            other => panic!("not a refusal: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_approval_digest_binds_the_terms_and_both_reservations() {
+        let terms = TermsHash([1; 32]);
+        let (p, d) = (Txid([2; 32]), Txid([3; 32]));
+        let mut msg = b"escrowd/notary/v1".to_vec();
+        msg.extend([1; 32]);
+        msg.extend([2; 32]);
+        msg.extend([3; 32]);
+        assert_eq!(approval_digest(&terms, &p, &d), sha256(&msg));
+        // Swapping the legs or changing the terms gives another digest.
+        assert_ne!(approval_digest(&terms, &d, &p), sha256(&msg));
+        assert_ne!(approval_digest(&TermsHash([0; 32]), &p, &d), sha256(&msg));
+    }
+}

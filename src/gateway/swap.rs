@@ -290,3 +290,94 @@ pub async fn start_swap(
         .await?;
     Ok((saga_id, terms))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bsv_format::keys::PrivateKey;
+
+    fn key(n: u8) -> bsv_format::keys::PublicKey {
+        PrivateKey::from_bytes(&[n; 32]).unwrap().public_key()
+    }
+
+    fn request() -> SwapRequest {
+        SwapRequest {
+            seller_domain: "org-b.example".into(),
+            payment_chain: "chain-p".into(),
+            payment_amount: Satoshis(50_000),
+            delivery_chain: "chain-d".into(),
+            delivery_amount: Satoshis(20_000),
+            notary: Some("spiffe://notary.example/notary/notary".into()),
+            idempotency_key: None,
+        }
+    }
+
+    #[test]
+    fn terms_take_our_keys_the_peers_pinned_keys_and_the_policy_delays_from_the_tips() {
+        let dir = crate::config::tests::fixture("swap-terms");
+        let config =
+            GatewayConfig::parse(&crate::config::tests::text(), "gateway.toml", &dir).unwrap();
+        let saga_id = SagaId::new_v7(1_700_000_000_000, &[3; 10]);
+        let now = UnixTime(1_700_000_000);
+        let t = terms_for(
+            &config,
+            &request(),
+            saga_id,
+            [9; 32],
+            (Height(200), Height(300)),
+            now,
+        )
+        .unwrap();
+        t.validate().unwrap();
+        assert_eq!(t.saga_id, saga_id);
+        // fast-test.toml: n_P = 90, n_D = 30, one confirmation each.
+        assert_eq!(t.payment.refund_height, Height(290));
+        assert_eq!(t.delivery.refund_height, Height(330));
+        assert_eq!((t.payment.confirmations, t.delivery.confirmations), (1, 1));
+        assert_eq!(t.buyer.spiffe_id, "spiffe://org-a.example/gateway/ga");
+        assert_eq!(
+            (
+                t.buyer.saga_key,
+                t.buyer.payment_escrow_key,
+                t.buyer.delivery_escrow_key
+            ),
+            (key(1), key(2), key(3))
+        );
+        assert_eq!(t.seller.spiffe_id, "spiffe://org-b.example/gateway/gb");
+        assert_eq!(
+            (
+                t.seller.saga_key,
+                t.seller.payment_escrow_key,
+                t.seller.delivery_escrow_key
+            ),
+            (key(4), key(5), key(6))
+        );
+        assert_eq!(t.hash_lock, [9; 32]);
+        assert_eq!(t.quote_expiry, UnixTime(1_700_000_030));
+        assert_eq!(t.reservation_deadline, UnixTime(1_700_000_300));
+        assert_eq!(t.policy_id, config.policy.id);
+
+        let mut other = request();
+        other.seller_domain = "org-c.example".into();
+        let e = terms_for(
+            &config,
+            &other,
+            saga_id,
+            [9; 32],
+            (Height(1), Height(1)),
+            now,
+        );
+        assert!(matches!(e, Err(SwapError::UnknownPeer(d)) if d == "org-c.example"));
+        let mut other = request();
+        other.delivery_chain = "chain-x".into();
+        let e = terms_for(
+            &config,
+            &other,
+            saga_id,
+            [9; 32],
+            (Height(1), Height(1)),
+            now,
+        );
+        assert!(matches!(e, Err(SwapError::UnknownChain(c)) if c == "chain-x"));
+    }
+}
