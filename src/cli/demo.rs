@@ -76,7 +76,9 @@ impl Stderr {
                 eprintln!("demo [{:>6.1}s] {text}", self.start.elapsed().as_secs_f64());
             }
             Progress::Sagas { done, total }
-                if self.bar && total > 0 && self.drawn.swap(done + 1, Ordering::SeqCst) != done + 1 =>
+                if self.bar
+                    && total > 0
+                    && self.drawn.swap(done + 1, Ordering::SeqCst) != done + 1 =>
             {
                 const WIDTH: usize = 24;
                 let filled = done * WIDTH / total;
