@@ -106,7 +106,8 @@ impl Party {
         self.gateway.as_ref().ok_or(DemoError::Down(self.name))
     }
 
-    /// The saga's events in this party's log (empty while down or unknown).
+    /// The saga's events in this party's log (empty while its gateway is
+    /// down, or the saga unknown or unreadable: the waits look again).
     pub async fn events(&self, saga_id: &SagaId) -> Vec<Event> {
         let Some(g) = &self.gateway else {
             return Vec::new();
@@ -116,18 +117,6 @@ impl Party {
             .await
             .map(|v| v.into_iter().map(|(_, e)| e).collect())
             .unwrap_or_default()
-    }
-
-    /// The saga's state name and attention in this party's store.
-    pub async fn state(&self, saga_id: &SagaId) -> (String, Option<String>) {
-        let Some(g) = &self.gateway else {
-            return ("down".into(), None);
-        };
-        match g.log.projection(saga_id).await {
-            Ok(Some(p)) => (p.state, p.attention),
-            Ok(None) => ("none".into(), None),
-            Err(e) => (format!("unreadable: {e}"), None),
-        }
     }
 
     /// The P2PKH script of this party's wallet key on `chain_id`.
@@ -384,8 +373,12 @@ impl World {
 
         let mut notary_trackers: BTreeMap<String, Arc<dyn ChainTracker>> = BTreeMap::new();
         for (chain_id, sim) in &sims {
-            let client = HeadersClient::new(HeadersConfig::new(sim.url()))
-                .map_err(setup("the notary's headers client"))?;
+            let client = HeadersClient::new(HeadersConfig {
+                // As fresh as the gateways' (half their poll interval).
+                tip_ttl: Duration::from_millis(25),
+                ..HeadersConfig::new(sim.url())
+            })
+            .map_err(setup("the notary's headers client"))?;
             notary_trackers.insert(chain_id.clone(), Arc::new(client));
         }
         let notary = Arc::new(LocalNotary::new(
