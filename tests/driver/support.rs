@@ -75,11 +75,19 @@ impl Clock for FixedClock {
     }
 }
 
+/// The buyer's preimage `s` of a saga in the world tagged `tag` (one per
+/// saga: a gateway refuses an `H` it has seen before).
+pub fn preimage(tag: &str, saga_id: &SagaId) -> [u8; 32] {
+    sha256(format!("driver test preimage {tag} {saga_id}").as_bytes())
+}
+
 /// One party's keys (its escrow keys are its wallet keys: claims and
-/// refunds pay outputs the wallet holds) and policy.
+/// refunds pay outputs the wallet holds) and policy; the buyer's preimage
+/// per saga ([`preimage`] with the world's tag).
 pub struct Contexts {
     pub spiffe_id: &'static str,
     pub keys: SagaKeys,
+    pub preimage_tag: Option<String>,
     pub policy: Arc<Policy>,
 }
 
@@ -87,14 +95,16 @@ pub struct Contexts {
 impl ContextSource for Contexts {
     async fn context(
         &self,
-        _saga_id: SagaId,
+        saga_id: SagaId,
         role: Role,
         _terms: &Terms,
     ) -> Result<SagaContext, ContextError> {
+        let mut keys = self.keys.clone();
+        keys.preimage = self.preimage_tag.as_deref().map(|t| preimage(t, &saga_id));
         Ok(SagaContext {
             role,
             own_spiffe_id: self.spiffe_id.into(),
-            keys: self.keys.clone(),
+            keys,
             policy: self.policy.clone(),
         })
     }
@@ -191,7 +201,8 @@ pub struct World {
     pub policy: Arc<Policy>,
     pub buyer: Side,
     pub seller: Side,
-    pub preimage: [u8; 32],
+    /// Names this world's keys and preimages.
+    pub tag: String,
 }
 
 pub fn event_name(e: &Event) -> String {
@@ -225,7 +236,6 @@ impl World {
             broadcasts.insert(chain_id, Arc::new(AtomicU64::new(0)));
         }
         let policy = Arc::new(Policy::parse(FAST_TEST, "policies/fast-test.toml").unwrap());
-        let preimage = sha256(format!("driver test preimage {tag}").as_bytes());
 
         let gateway = |ports: &BTreeMap<String, ChainPorts>, counter_chain: &str| {
             Arc::new(Gateway::new(
@@ -256,8 +266,9 @@ impl World {
                     saga_key,
                     payment_escrow_key: keys[P],
                     delivery_escrow_key: keys[D],
-                    preimage: (role == Role::Buyer).then_some(preimage),
+                    preimage: None,
                 },
+                preimage_tag: (role == Role::Buyer).then(|| tag.to_string()),
                 policy: policy.clone(),
             };
             let ports = DriverPorts {
@@ -306,7 +317,7 @@ impl World {
             policy,
             buyer,
             seller,
-            preimage,
+            tag: tag.to_string(),
         };
         world.fund(&world.buyer, P, BUYER_FUNDS).await;
         world.fund(&world.seller, D, SELLER_FUNDS).await;
@@ -377,7 +388,7 @@ impl World {
                 refund_height: Height(self.tip(D).await + n_d),
                 confirmations: 1,
             },
-            hash_lock: sha256(&self.preimage),
+            hash_lock: sha256(&preimage(&self.tag, &saga_id)),
             quote_expiry: UnixTime(NOW + 30),
             reservation_deadline: UnixTime(NOW + 300),
             policy_id: self.policy.id.clone(),
@@ -386,8 +397,14 @@ impl World {
 
     /// Starts both drivers and the saga at the buyer's.
     pub async fn start(&self, n: u8) -> (SagaId, Terms) {
-        let buyer = self.buyer.start_driver();
+        self.buyer.start_driver();
         self.seller.start_driver();
+        self.start_another(n).await
+    }
+
+    /// Starts one more saga at the buyer's running driver.
+    pub async fn start_another(&self, n: u8) -> (SagaId, Terms) {
+        let buyer = self.buyer.driver();
         let saga_id = SagaId::new_v7(NOW * 1000, &[n; 10]);
         let terms = self.terms(saga_id).await;
         let turn = buyer
