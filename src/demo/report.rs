@@ -47,22 +47,31 @@ pub struct PartyOutcome {
     pub terminal: bool,
     /// Why it needs an operator, if it does.
     pub attention: Option<String>,
-    /// Why it did not complete, when its log says: the first refusal of the
-    /// terms, notary refusal, misbehaviour or abandoned reservation or claim
-    /// (what came after follows from it).
+    /// Why it did not complete, when its log says ([`reason`]).
     pub reason: Option<String>,
 }
 
-/// The first reason a party's log gives for not completing, if any.
+/// The reason a party's log gives for not completing, if any: of the
+/// events that carry one, the most fundamental — a refusal of the terms,
+/// then the notary's refusal, the counterparty's misbehaviour, an abandoned
+/// reservation, an abandoned claim (which usually follows from the others)
+/// — and the first of that kind.
 pub fn reason(events: &[Event]) -> Option<String> {
-    events.iter().find_map(|e| match e {
-        Event::TermsRejected { reason }
-        | Event::NotaryRejected { reason }
-        | Event::CounterpartyMisbehaved { reason }
-        | Event::ReservationAbandoned { reason }
-        | Event::ClaimAbandoned { reason } => Some(reason.clone()),
-        _ => None,
-    })
+    fn rank(e: &Event) -> Option<(u8, &String)> {
+        match e {
+            Event::TermsRejected { reason } => Some((0, reason)),
+            Event::NotaryRejected { reason } => Some((1, reason)),
+            Event::CounterpartyMisbehaved { reason } => Some((2, reason)),
+            Event::ReservationAbandoned { reason } => Some((3, reason)),
+            Event::ClaimAbandoned { reason } => Some((4, reason)),
+            _ => None,
+        }
+    }
+    events
+        .iter()
+        .filter_map(rank)
+        .min_by_key(|(r, _)| *r)
+        .map(|(_, reason)| reason.clone())
 }
 
 impl PartyOutcome {
@@ -739,6 +748,21 @@ mod tests {
         assert!(!s.as_expected());
         let s = swap(outcome("refunded", true), outcome("reserving", false));
         assert_eq!(s.state(), "attention");
+    }
+
+    #[test]
+    fn the_reason_is_the_most_fundamental_one_the_log_gives() {
+        let abandoned = Event::ClaimAbandoned {
+            reason: "spent by a cancel".into(),
+        };
+        let refused = |r: &str| Event::NotaryRejected { reason: r.into() };
+        assert_eq!(reason(&[]), None);
+        assert_eq!(
+            reason(std::slice::from_ref(&abandoned)).as_deref(),
+            Some("spent by a cancel")
+        );
+        let events = [abandoned, refused("over the limit"), refused("again")];
+        assert_eq!(reason(&events).as_deref(), Some("over the limit"));
     }
 
     #[test]
