@@ -432,11 +432,18 @@ async fn drive(
     )
     .await;
     world.set_paused(false);
-    progress(Progress::Phase(format!("{n} swap(s) proposed and agreed")));
     let stalled = if agreed {
-        steps(world, scenario, &ids, deadline, progress).await?
+        progress(Progress::Phase(format!("{n} swap(s) proposed and agreed")));
+        steps(world, scenario, &ids, deadline, progress).await
     } else {
-        Some("the proposals to be agreed".to_string())
+        Ok(Some("the proposals to be agreed".to_string()))
+    };
+    let stalled = match stalled {
+        Ok(s) => s,
+        Err(e) => {
+            observer.stop();
+            return Err(e);
+        }
     };
 
     let mut logs = Vec::new();
