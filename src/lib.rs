@@ -8,6 +8,7 @@ pub mod chain;
 pub mod chainsim;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod gateway;
 pub mod headers;
 pub mod identity;

@@ -208,7 +208,7 @@ async fn every_message_delivered_twice_is_answered_alike_and_acted_on_once() {
     world.until_states(&saga_id, "completed", "completed").await;
     check_completed(&world, &saga_id).await;
     for gateway in [&world.buyer.gateway, &world.seller.gateway] {
-        assert_eq!(*gateway.mismatches.lock().unwrap(), Vec::<String>::new());
+        assert_eq!(gateway.mismatches(), Vec::<String>::new());
     }
     world.stop().await;
 }
@@ -448,5 +448,61 @@ async fn seller_and_buyer_restart_mid_saga_and_both_still_complete() {
 
     world.until_states(&saga_id, "completed", "completed").await;
     check_completed(&world, &saga_id).await;
+    world.stop().await;
+}
+
+/// Two sellers on one driver wait for the same height of chain D (their C2
+/// limit). A turn of one of them reads the tip first and reaches it; the
+/// other's wake-up then is no longer pending when its runner next looks —
+/// and must still make that saga decide (it once vanished silently, and
+/// the second seller stayed `reserving` for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sagas_waiting_for_one_height_both_decide_when_another_turn_sees_it_first() {
+    let world = World::new("one-height").await;
+    world.fund(&world.buyer, P, BUYER_FUNDS).await;
+    world
+        .seller
+        .gateway
+        .drop_all_but(&[MessageKind::Propose, MessageKind::SignRefund]);
+    let (a, terms) = world.start(8).await;
+    let (b, _) = world.start_another(9).await;
+    for id in [&a, &b] {
+        world
+            .until(
+                id,
+                "the seller to countersign the buyer's refund",
+                |_, s| count(s, "CounterRefundSigned") == 1,
+            )
+            .await;
+    }
+    // Both sellers give up once D passes T_D − m_D − K_D; both sagas were
+    // agreed on the same tips, so one height wakes both. Jump there at once,
+    // then let a turn of saga a read the new tip before b's runner does.
+    let limit = terms.delivery.refund_height.0 - 3 - 2;
+    let blocks = limit + 1 - world.tip(D).await;
+    let body: serde_json::Value = world
+        .http
+        .post(format!("{}/sim/mine", world.sims[D].url()))
+        .json(&json!({ "blocks": blocks }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["tip"], limit + 1);
+    let seller = world.seller.driver();
+    seller
+        .submit(a, None, saga_core::saga::Input::Tick, None)
+        .await
+        .unwrap();
+    for id in [&a, &b] {
+        world
+            .until(id, "the seller to abandon its reservation (C2)", |_, s| {
+                count(s, "ReservationAbandoned") == 1
+            })
+            .await;
+        assert_eq!(world.seller.state(id).await.0, "cancelled");
+    }
     world.stop().await;
 }

@@ -408,6 +408,16 @@ impl Ledger {
         self.mempool.values()
     }
 
+    /// Satoshis in unspent outputs locked by exactly `script`, mempool
+    /// included (the UTXO view a wallet would see). Scans every output.
+    pub fn balance(&self, script: &Script) -> u64 {
+        self.utxos
+            .values()
+            .filter(|u| u.out.locking_script == *script)
+            .map(|u| u.out.satoshis)
+            .sum()
+    }
+
     /// The status of `txid`, if known.
     pub fn status(&self, txid: &Txid) -> Option<StatusView> {
         let entry = self.txs.get(txid)?;

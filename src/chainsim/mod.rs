@@ -322,6 +322,29 @@ impl ChainsimHandle {
         self.shared.tip()
     }
 
+    /// How many transactions wait in the mempool (a miner that mines only
+    /// when there is something to mine reads it).
+    ///
+    /// # Errors
+    /// [`ChainsimError::Task`] if the ledger is unusable (a poisoned lock, a
+    /// failed store).
+    pub fn mempool_len(&self) -> Result<usize, ChainsimError> {
+        self.shared
+            .read(|l| l.mempool().count())
+            .map_err(|e| ChainsimError::Task(e.extra_info))
+    }
+
+    /// Satoshis in unspent outputs locked by exactly `script`, mempool
+    /// included ([`Ledger::balance`]).
+    ///
+    /// # Errors
+    /// As [`mempool_len`](Self::mempool_len).
+    pub fn balance(&self, script: &bsv_format::Script) -> Result<u64, ChainsimError> {
+        self.shared
+            .read(|l| l.balance(script))
+            .map_err(|e| ChainsimError::Task(e.extra_info))
+    }
+
     /// A receiver that sees every new tip height (mining, reorgs).
     pub fn subscribe_tip(&self) -> watch::Receiver<u32> {
         self.shared.subscribe_tip()

@@ -9,6 +9,7 @@
 //! - [`beef`]: `escrowd beef inspect|verify|to-ef`.
 //! - [`certs`]: `escrowd certs init|issue|revoke`.
 //! - [`chainsim`]: `escrowd chainsim` (the regtest ARC / headers server).
+//! - [`demo`]: `escrowd demo` (the whole system in process).
 //! - [`tx`]: `escrowd tx decode`.
 //! - [`policy`]: `escrowd policy check`.
 //! - [`serve`]: `escrowd serve` (a gateway); [`notary`]: `escrowd notary`.
@@ -19,6 +20,7 @@ pub mod beef;
 pub mod certs;
 pub mod chainsim;
 pub mod client;
+pub mod demo;
 pub mod input;
 pub mod notary;
 pub mod policy;
@@ -41,6 +43,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the whole system in process: chainsims, two gateways, a notary
+    /// and an observer; N swaps through a scenario; timelines, balances and
+    /// the conservation check.
+    Demo(demo::DemoArgs),
     /// Inspect, verify and convert BEEF (BRC-62 V1, BRC-96 V2, BRC-95 Atomic).
     Beef {
         #[command(subcommand)]
@@ -119,6 +125,7 @@ pub fn emitln(text: impl std::fmt::Display) {
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Beef { command } => beef::run(command),
         Command::Chainsim(args) => chainsim::run(args),
         Command::Certs { command } => certs::run(command),

@@ -9,7 +9,11 @@
 //!   server around the saga side; `escrowd serve`.
 //! - [`context`]: [`context::GatewayContexts`], the `ContextSource` over the
 //!   configuration and the store's secrets.
+//! - [`inproc`]: the in-process `PeerTransport` (demo, tests).
+//! - [`swap`]: starting a swap as the buyer (the admin path).
 
 pub mod assemble;
 pub mod context;
+pub mod inproc;
 pub mod serve;
+pub mod swap;

@@ -1,10 +1,11 @@
 //! The harness of `tests/driver.rs`: two chainsims and their miner, both
-//! parties (log, wallet, ports, gateway), the in-memory peer transport with
-//! its per-message modes, and waits that fail with both parties' view.
+//! parties (log, wallet, ports, gateway), the in-process peer transport with
+//! its per-message modes (`escrowd::gateway::inproc`, shared with `escrowd
+//! demo`), and waits that fail with both parties' view.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,23 +21,17 @@ use escrowd::chain::{
 };
 use escrowd::chainsim::{Chainsim, ChainsimConfig, ChainsimHandle};
 use saga_core::policy::Policy;
-use saga_core::saga::{
-    Event, Input, MessageKind, PeerMessage, PeerReply, PeerRequest, SagaContext, SagaKeys,
-};
+use saga_core::saga::{Event, Input, SagaContext, SagaKeys};
 use saga_core::terms::{LegTerms, PartyTerms, Role, SagaId, Terms};
 use saga_core::wallet::{Basket, BasketBalance};
 use saga_core::{Height, Satoshis, UnixTime};
 use saga_runtime::driver::{Driver, DriverPorts};
-use saga_runtime::ports::{
-    ChainPorts, Clock, ContextError, ContextSource, PeerError, PeerTransport,
-};
+use saga_runtime::ports::{ChainPorts, Clock, ContextError, ContextSource};
 use saga_runtime::wallet::{KeyWallet, Wallet};
 use saga_runtime::{
-    verify_beef, BroadcastError, BroadcastOutcome, Broadcaster, ChainTracker, EventLog, MemLog,
-    TxState, TxStatus,
+    verify_beef, BroadcastError, BroadcastOutcome, Broadcaster, EventLog, MemLog, TxState, TxStatus,
 };
 use serde_json::json;
-use tokio::sync::watch;
 
 pub const BUYER: &str = "spiffe://org-a.example/gateway/ga";
 pub const SELLER: &str = "spiffe://org-b.example/gateway/gb";
@@ -80,11 +75,19 @@ impl Clock for FixedClock {
     }
 }
 
+/// The buyer's preimage `s` of a saga in the world tagged `tag` (one per
+/// saga: a gateway refuses an `H` it has seen before).
+pub fn preimage(tag: &str, saga_id: &SagaId) -> [u8; 32] {
+    sha256(format!("driver test preimage {tag} {saga_id}").as_bytes())
+}
+
 /// One party's keys (its escrow keys are its wallet keys: claims and
-/// refunds pay outputs the wallet holds) and policy.
+/// refunds pay outputs the wallet holds) and policy; the buyer's preimage
+/// per saga ([`preimage`] with the world's tag).
 pub struct Contexts {
     pub spiffe_id: &'static str,
     pub keys: SagaKeys,
+    pub preimage_tag: Option<String>,
     pub policy: Arc<Policy>,
 }
 
@@ -92,14 +95,16 @@ pub struct Contexts {
 impl ContextSource for Contexts {
     async fn context(
         &self,
-        _saga_id: SagaId,
+        saga_id: SagaId,
         role: Role,
         _terms: &Terms,
     ) -> Result<SagaContext, ContextError> {
+        let mut keys = self.keys.clone();
+        keys.preimage = self.preimage_tag.as_deref().map(|t| preimage(t, &saga_id));
         Ok(SagaContext {
             role,
             own_spiffe_id: self.spiffe_id.into(),
-            keys: self.keys.clone(),
+            keys,
             policy: self.policy.clone(),
         })
     }
@@ -125,195 +130,9 @@ impl Broadcaster for Counted {
 }
 
 // ---------------------------------------------------------------------------
-// The peer transport
+// The peer transport: `escrowd::gateway::inproc` (shared with `escrowd demo`)
 
-/// What a gateway does with a message kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Answer,
-    /// Unreachable.
-    Drop,
-    /// Wait until the mode changes.
-    Hold,
-    /// Deliver the message twice (the reply to the second goes back).
-    Twice,
-}
-
-/// A party's gateway as the counterparty reaches it.
-pub struct Gateway {
-    /// The driver behind it; `None` while the gateway is down.
-    pub driver: Mutex<Option<Driver>>,
-    /// Its trackers by chain, to SPV-verify a reservation sent to it.
-    pub trackers: BTreeMap<String, Arc<dyn ChainTracker>>,
-    /// The chain of the counterparty's reservation.
-    pub counter_chain: &'static str,
-    pub modes: watch::Sender<HashMap<MessageKind, Mode>>,
-    /// Calls held so far.
-    pub held: AtomicUsize,
-    /// Duplicates that got another answer than the first delivery, or
-    /// appended something.
-    pub mismatches: Mutex<Vec<String>>,
-}
-
-impl Gateway {
-    pub fn set(&self, kind: MessageKind, mode: Mode) {
-        self.modes.send_modify(|m| {
-            m.insert(kind, mode);
-        });
-    }
-
-    pub fn set_all(&self, mode: Mode) {
-        for kind in MessageKind::ALL {
-            self.set(kind, mode);
-        }
-    }
-
-    pub fn drop_all_but(&self, kinds: &[MessageKind]) {
-        for kind in MessageKind::ALL {
-            if !kinds.contains(&kind) {
-                self.set(kind, Mode::Drop);
-            }
-        }
-    }
-
-    pub fn driver(&self) -> Option<Driver> {
-        self.driver.lock().unwrap().clone()
-    }
-}
-
-/// The caller's side of the link to `to`.
-pub struct Link {
-    pub caller: &'static str,
-    pub to: Arc<Gateway>,
-}
-
-impl Link {
-    pub fn unreachable(&self, peer: &str, why: &str) -> PeerError {
-        PeerError::Unreachable {
-            peer: peer.into(),
-            detail: format!("{why} (from {})", self.caller),
-        }
-    }
-}
-
-#[async_trait]
-impl PeerTransport for Link {
-    async fn send(
-        &self,
-        peer: &str,
-        saga_id: SagaId,
-        request: PeerRequest,
-    ) -> Result<PeerReply, PeerError> {
-        let kind = request.kind();
-        let mut modes = self.to.modes.subscribe();
-        let twice = loop {
-            let mode = modes
-                .borrow_and_update()
-                .get(&kind)
-                .copied()
-                .unwrap_or(Mode::Answer);
-            match mode {
-                Mode::Answer => break false,
-                Mode::Twice => break true,
-                Mode::Drop => return Err(self.unreachable(peer, "dropped")),
-                Mode::Hold => {
-                    self.to.held.fetch_add(1, Ordering::SeqCst);
-                    if modes.changed().await.is_err() {
-                        return Err(self.unreachable(peer, "gateway gone"));
-                    }
-                }
-            }
-        };
-        let Some(driver) = self.to.driver() else {
-            return Err(self.unreachable(peer, "gateway down"));
-        };
-        let failed = |detail: String| PeerError::Failed {
-            peer: peer.into(),
-            detail,
-        };
-        let caller = self.caller.to_string();
-        let (new_role, input) = match request {
-            PeerRequest::Propose {
-                terms,
-                buyer_signature,
-            } => (
-                Some(Role::Seller),
-                Input::Proposal {
-                    caller,
-                    terms,
-                    buyer_signature,
-                    exposure: Satoshis(0),
-                },
-            ),
-            PeerRequest::ReservationReady { beef } => {
-                let parsed = Beef::from_bytes(&beef).map_err(|e| failed(format!("BEEF: {e}")))?;
-                let tracker = &self.to.trackers[self.to.counter_chain];
-                let verified = verify_beef(tracker.as_ref(), parsed, &regtest())
-                    .await
-                    .map_err(|e| failed(format!("SPV: {e}")))?;
-                let message = PeerMessage::ReservationReady {
-                    beef: Box::new(verified),
-                    beef_bytes: beef,
-                };
-                (None, Input::Peer { caller, message })
-            }
-            PeerRequest::SignRefund { refund } => (
-                None,
-                Input::Peer {
-                    caller,
-                    message: PeerMessage::SignRefund { refund },
-                },
-            ),
-            PeerRequest::GrantToken { token } => (
-                None,
-                Input::Peer {
-                    caller,
-                    message: PeerMessage::GrantToken { token },
-                },
-            ),
-            PeerRequest::Execute { token, claim } => (
-                None,
-                Input::Peer {
-                    caller,
-                    message: PeerMessage::Execute { token, claim },
-                },
-            ),
-            PeerRequest::SignCancel { cancel } => (
-                None,
-                Input::Peer {
-                    caller,
-                    message: PeerMessage::SignCancel { cancel },
-                },
-            ),
-            PeerRequest::Cancel { reason } => (
-                None,
-                Input::Peer {
-                    caller,
-                    message: PeerMessage::Cancel { reason },
-                },
-            ),
-        };
-        let again = twice.then(|| input.clone());
-        let turn = driver
-            .submit(saga_id, new_role, input, None)
-            .await
-            .map_err(|e| failed(e.to_string()))?;
-        if let Some(input) = again {
-            // A duplicate must get the first answer and change nothing.
-            let second = driver.submit(saga_id, new_role, input, None).await;
-            let same = matches!(&second, Ok(t) if t.reply == turn.reply && t.appended == 0);
-            if !same {
-                self.to.mismatches.lock().unwrap().push(format!(
-                    "{}: first {:?}, again {second:?}",
-                    kind.name(),
-                    turn.reply
-                ));
-            }
-        }
-        turn.reply
-            .ok_or_else(|| failed(format!("no reply to {}", kind.name())))
-    }
-}
+pub use escrowd::gateway::inproc::{Endpoint as Gateway, Link, Mode};
 
 // ---------------------------------------------------------------------------
 // The world: two chainsims, a miner, two parties
@@ -332,7 +151,7 @@ impl Side {
     /// Starts a driver over this side's log and puts it behind its gateway.
     pub fn start_driver(&self) -> Driver {
         let driver = Driver::new(self.ports.clone());
-        *self.gateway.driver.lock().unwrap() = Some(driver.clone());
+        self.gateway.attach(driver.clone());
         driver
     }
 
@@ -342,7 +161,7 @@ impl Side {
 
     /// Stops the driver as a crash would; the gateway is down until restarted.
     pub fn crash(&self) {
-        if let Some(driver) = self.gateway.driver.lock().unwrap().take() {
+        if let Some(driver) = self.gateway.detach() {
             driver.shutdown();
         }
     }
@@ -382,7 +201,8 @@ pub struct World {
     pub policy: Arc<Policy>,
     pub buyer: Side,
     pub seller: Side,
-    pub preimage: [u8; 32],
+    /// Names this world's keys and preimages.
+    pub tag: String,
 }
 
 pub fn event_name(e: &Event) -> String {
@@ -416,20 +236,16 @@ impl World {
             broadcasts.insert(chain_id, Arc::new(AtomicU64::new(0)));
         }
         let policy = Arc::new(Policy::parse(FAST_TEST, "policies/fast-test.toml").unwrap());
-        let preimage = sha256(format!("driver test preimage {tag}").as_bytes());
 
-        let gateway = |ports: &BTreeMap<String, ChainPorts>, counter_chain| {
-            Arc::new(Gateway {
-                driver: Mutex::new(None),
-                trackers: ports
+        let gateway = |ports: &BTreeMap<String, ChainPorts>, counter_chain: &str| {
+            Arc::new(Gateway::new(
+                ports
                     .iter()
                     .map(|(c, p)| (c.clone(), p.tracker.clone()))
                     .collect(),
                 counter_chain,
-                modes: watch::channel(HashMap::new()).0,
-                held: AtomicUsize::new(0),
-                mismatches: Mutex::new(Vec::new()),
-            })
+                regtest(),
+            ))
         };
         let buyer_chains = chain_ports(&sims, &broadcasts);
         let seller_chains = chain_ports(&sims, &broadcasts);
@@ -450,17 +266,18 @@ impl World {
                     saga_key,
                     payment_escrow_key: keys[P],
                     delivery_escrow_key: keys[D],
-                    preimage: (role == Role::Buyer).then_some(preimage),
+                    preimage: None,
                 },
+                preimage_tag: (role == Role::Buyer).then(|| tag.to_string()),
                 policy: policy.clone(),
             };
             let ports = DriverPorts {
                 log: log.clone(),
                 chains,
-                peer: Arc::new(Link {
-                    caller: if role == Role::Buyer { BUYER } else { SELLER },
-                    to: peer,
-                }),
+                peer: Arc::new(Link::new(
+                    if role == Role::Buyer { BUYER } else { SELLER },
+                    peer,
+                )),
                 notary: None,
                 wallet: wallet.clone(),
                 contexts: Arc::new(contexts),
@@ -500,7 +317,7 @@ impl World {
             policy,
             buyer,
             seller,
-            preimage,
+            tag: tag.to_string(),
         };
         world.fund(&world.buyer, P, BUYER_FUNDS).await;
         world.fund(&world.seller, D, SELLER_FUNDS).await;
@@ -571,7 +388,7 @@ impl World {
                 refund_height: Height(self.tip(D).await + n_d),
                 confirmations: 1,
             },
-            hash_lock: sha256(&self.preimage),
+            hash_lock: sha256(&preimage(&self.tag, &saga_id)),
             quote_expiry: UnixTime(NOW + 30),
             reservation_deadline: UnixTime(NOW + 300),
             policy_id: self.policy.id.clone(),
@@ -580,8 +397,14 @@ impl World {
 
     /// Starts both drivers and the saga at the buyer's.
     pub async fn start(&self, n: u8) -> (SagaId, Terms) {
-        let buyer = self.buyer.start_driver();
+        self.buyer.start_driver();
         self.seller.start_driver();
+        self.start_another(n).await
+    }
+
+    /// Starts one more saga at the buyer's running driver.
+    pub async fn start_another(&self, n: u8) -> (SagaId, Terms) {
+        let buyer = self.buyer.driver();
         let saga_id = SagaId::new_v7(NOW * 1000, &[n; 10]);
         let terms = self.terms(saga_id).await;
         let turn = buyer
@@ -661,7 +484,7 @@ impl World {
 
     pub async fn until_held(&self, gateway: &Gateway, saga_id: &SagaId, what: &str) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
-        while gateway.held.load(Ordering::SeqCst) == 0 {
+        while gateway.held() == 0 {
             if tokio::time::Instant::now() > deadline {
                 panic!(
                     "timed out waiting for {what}:{}",

@@ -497,6 +497,9 @@ impl Driver {
                 tokio::time::sleep(delay).await;
             }
             let Some(mut effect) = self.claim_pending(saga_id, &key).await else {
+                if matches!(key, EffectKey::WakeAtHeight(_) | EffectKey::WakeAt) {
+                    self.tick(saga_id).await;
+                }
                 return;
             };
             if let Effect::Broadcast { chain_id, .. } = &effect {
@@ -521,6 +524,13 @@ impl Driver {
                             poll
                         }
                         Err(DriverError::Stopped) => return,
+                        // Another saga's step took an output this one's
+                        // reservation picked: a race, not a failure. The
+                        // wallet selects again from what is left, now.
+                        Err(DriverError::Append(AppendError::UtxoUnavailable { .. })) => {
+                            tracing::debug!(saga = %saga_id, effect = key.to_text(), "an output went to another saga; selecting again");
+                            poll
+                        }
                         Err(e) => {
                             tracing::warn!(saga = %saga_id, effect = key.to_text(), error = %e, "effect result not recorded");
                             if let DriverError::Rejected(reject) = &e {
@@ -543,6 +553,30 @@ impl Driver {
                     self.backoff(saga_id, failures - 1).await
                 }
             };
+        }
+    }
+
+    /// Feeds [`Input::Tick`] to a saga whose wake-up is no longer pending.
+    /// A wake-up stops being pending when the saga's view of the tips (or
+    /// the clock) reaches it — and any turn, of any saga, refreshes the
+    /// tips the driver shares between sagas, so the height is often seen
+    /// reached before this runner's own attempt could report it. Then the
+    /// saga has not yet decided what the height (or time) means: the Tick
+    /// makes it decide. Harmless when the wake-up went for another reason
+    /// (a Tick appends only what the state and tips call for).
+    async fn tick(&self, saga_id: SagaId) {
+        if self.check_running().is_err() {
+            return;
+        }
+        let live = self
+            .with_saga(saga_id, |s| !s.status().is_terminal())
+            .await
+            .unwrap_or(false);
+        if !live {
+            return;
+        }
+        if let Err(e) = self.submit(saga_id, None, Input::Tick, None).await {
+            tracing::debug!(saga = %saga_id, error = %e, "tick after a wake-up not recorded");
         }
     }
 
