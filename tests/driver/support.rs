@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bsv_format::beef::Beef;
-use bsv_format::ef::EfTransaction;
 use bsv_format::hash::sha256;
 use bsv_format::keys::{Network, PrivateKey};
 use bsv_format::spv::{ScriptEras, VerifyOptions};
@@ -28,9 +27,7 @@ use saga_core::{Height, Satoshis, UnixTime};
 use saga_runtime::driver::{Driver, DriverPorts};
 use saga_runtime::ports::{ChainPorts, Clock, ContextError, ContextSource};
 use saga_runtime::wallet::{KeyWallet, Wallet};
-use saga_runtime::{
-    verify_beef, BroadcastError, BroadcastOutcome, Broadcaster, EventLog, MemLog, TxState, TxStatus,
-};
+use saga_runtime::{verify_beef, EventLog, MemLog, TxState};
 use serde_json::json;
 
 pub const BUYER: &str = "spiffe://org-a.example/gateway/ga";
@@ -110,24 +107,9 @@ impl ContextSource for Contexts {
     }
 }
 
-/// The ARC client, counting broadcasts per chain for the miner.
-pub struct Counted {
-    pub arc: ArcClient,
-    pub broadcasts: Arc<AtomicU64>,
-}
-
-#[async_trait]
-impl Broadcaster for Counted {
-    async fn broadcast(&self, ef: &EfTransaction) -> Result<BroadcastOutcome, BroadcastError> {
-        let outcome = self.arc.broadcast(ef).await;
-        self.broadcasts.fetch_add(1, Ordering::SeqCst);
-        outcome
-    }
-
-    async fn status(&self, txid: &Txid) -> Result<Option<TxStatus>, BroadcastError> {
-        self.arc.status(txid).await
-    }
-}
+#[path = "../common/counted.rs"]
+mod counted;
+pub use counted::Counted;
 
 // ---------------------------------------------------------------------------
 // The peer transport: `escrowd::gateway::inproc` (shared with `escrowd demo`)

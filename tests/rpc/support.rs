@@ -9,11 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
-use bsv_format::ef::EfTransaction;
 use bsv_format::hash::sha256;
 use bsv_format::keys::{Network, PrivateKey, PublicKey};
-use bsv_format::Txid;
 use escrowd::chain::{
     ArcClient, ArcConfig, HeadersClient, HeadersConfig, RetryPolicy, SpendClient, SpendConfig,
     TxClient, TxConfig,
@@ -33,7 +30,7 @@ use escrowd::rpc::notary::{NotaryEndpoint, NotaryPolicy};
 use saga_core::saga::Event;
 use saga_core::UnixTime;
 use saga_runtime::ports::{ChainPorts, Clock};
-use saga_runtime::{BroadcastError, BroadcastOutcome, Broadcaster, EventLog, TxStatus};
+use saga_runtime::EventLog;
 use serde_json::json;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Request;
@@ -144,24 +141,9 @@ impl Clock for FixedClock {
     }
 }
 
-/// The ARC client, counting broadcasts per chain for the miner.
-pub struct Counted {
-    pub arc: ArcClient,
-    pub broadcasts: Arc<AtomicU64>,
-}
-
-#[async_trait]
-impl Broadcaster for Counted {
-    async fn broadcast(&self, ef: &EfTransaction) -> Result<BroadcastOutcome, BroadcastError> {
-        let outcome = self.arc.broadcast(ef).await;
-        self.broadcasts.fetch_add(1, Ordering::SeqCst);
-        outcome
-    }
-
-    async fn status(&self, txid: &Txid) -> Result<Option<TxStatus>, BroadcastError> {
-        self.arc.status(txid).await
-    }
-}
+#[path = "../common/counted.rs"]
+mod counted;
+pub use counted::Counted;
 
 pub struct Chains {
     pub sims: BTreeMap<&'static str, ChainsimHandle>,
