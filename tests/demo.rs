@@ -1,7 +1,8 @@
 //! `escrowd demo` as users run it: the binary, its exit code, its `--json`
 //! report (DESIGN.md §7, docs/cli-json.md) and its stderr. Each test is one
-//! whole demo — certificates, two chainsims, two gateways, the notary and
-//! the observer in process — so each takes a second or a few.
+//! whole demo — certificates, two chainsims, two gateways and the notary
+//! (real gRPC servers over mutual TLS on loopback) and the observer — so
+//! each takes a second or a few.
 
 use std::process::{Command, Output};
 
@@ -195,7 +196,7 @@ fn notary_rejects_and_both_cancel() {
     assert!(
         reasons
             .iter()
-            .any(|r| r.contains("exceeds this notary's limit of 10000 sat")),
+            .any(|r| r.contains("above this notary's ceiling of 10000 sat")),
         "{reasons:?}"
     );
     let steps: Vec<&str> = s["timeline"]

@@ -1,5 +1,6 @@
 //! `escrowd demo [--swaps N] [--scenario NAME] [--json] [--timeout DUR]`
-//! (DESIGN.md §7): the whole system in process (see [`crate::demo`]).
+//! (DESIGN.md §7): the whole system on loopback, gateways and notary over
+//! gRPC with mutual TLS (see [`crate::demo`]).
 //!
 //! The report goes to stdout — for people, or with `--json` one JSON object
 //! (`docs/cli-json.md`); progress goes to stderr, with a bar when N > 1.

@@ -5,11 +5,13 @@
 //! concurrently through a scenario, and the report: each saga's timeline,
 //! both parties' balances on both chains, and the conservation check.
 //!
-//! The gateways are the real ones (`Gateway::start` over a sled store, the
-//! chain clients over HTTP, the fast-test policy); they reach each other
-//! through an `Arc<dyn PeerTransport>` each — today the in-process
-//! [`crate::gateway::inproc`] link, which the gRPC transport replaces
-//! without touching anything else here.
+//! The gateways and the notary are the real servers (`escrowd serve` and
+//! `escrowd notary`: sled stores, chain clients over HTTP, the fast-test
+//! policy), calling each other over gRPC with mutual TLS on loopback
+//! ports; the demo acts as each organisation's operator through its
+//! `AdminService` (funding, starting swaps, cancelling). Scenarios that
+//! need a message lost have the receiving gateway's server refuse it
+//! ([`crate::rpc::faults::FaultPlan`]), as a gateway that is down would.
 //!
 //! # Scenarios
 //! | scenario | what happens | buyer | seller |
@@ -24,10 +26,9 @@
 //! - this file: [`Scenario`], [`DemoOptions`], [`Progress`], [`DemoError`],
 //!   [`run`] (the scenarios' steps and the waits).
 //! - [`world`]: setting up and tearing down; the miner.
-//! - [`notary`]: the in-process notary. [`observer`]: the event follower.
+//! - [`observer`]: the event follower.
 //! - [`report`]: timelines, balances, conservation, rendering.
 
-pub mod notary;
 pub mod observer;
 pub mod report;
 pub mod world;
@@ -35,18 +36,18 @@ pub mod world;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
-use saga_core::saga::{Event, Input, MessageKind};
+use saga_core::saga::Event;
 use saga_core::terms::{SagaId, Terms};
-use saga_core::{Satoshis, UnixTime};
+use saga_core::Satoshis;
 use tokio::task::JoinSet;
 
 use self::observer::Observer;
 use self::report::{PartyOutcome, Report, SagaLogs};
 use self::world::{Side, World, CHAIN_D, CHAIN_P};
-use crate::gateway::inproc::Mode;
-use crate::gateway::swap::{start_swap, SwapPorts, SwapRequest};
+use crate::proto::escrow_v1 as pb;
+use crate::rpc::authz::PEER_METHODS;
 
 /// What the buyer pays on chain P in every demo swap, satoshis.
 pub const PAYMENT: u64 = 50_000;
@@ -210,7 +211,7 @@ fn has(events: &[Event], name: &str) -> bool {
 
 async fn outcome(world: &World, side: Side, saga_id: &SagaId) -> PartyOutcome {
     let party = world.party(side);
-    let Some(g) = &party.gateway else {
+    let Ok(g) = party.gateway() else {
         return PartyOutcome {
             status: "down".into(),
             terminal: false,
@@ -233,7 +234,7 @@ async fn outcome(world: &World, side: Side, saga_id: &SagaId) -> PartyOutcome {
 }
 
 async fn ended(world: &World, side: Side, saga_id: &SagaId) -> bool {
-    let Some(g) = &world.party(side).gateway else {
+    let Ok(g) = world.party(side).gateway() else {
         return false;
     };
     matches!(g.log.projection(saga_id).await, Ok(Some(p)) if p.terminal)
@@ -292,43 +293,52 @@ async fn wait_for(
     }
 }
 
-fn now_unix() -> UnixTime {
-    UnixTime(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-    )
+/// The full path of a `PeerService` method, e.g. `GrantToken`.
+fn peer_method(name: &str) -> &'static str {
+    PEER_METHODS
+        .into_iter()
+        .find(|m| m.rsplit('/').next() == Some(name))
+        .unwrap_or("/escrow.v1.PeerService/unknown")
 }
 
-/// Starts `n` swaps at the buyer's gateway, concurrently.
+/// Starts `n` swaps at the buyer's gateway, concurrently, as its operator
+/// would (`AdminService.StartSwap`, one idempotency key per swap).
 async fn start_swaps(world: &World, n: usize) -> Result<Vec<(SagaId, Terms)>, DemoError> {
-    let ports = SwapPorts::of(world.buyer.gateway()?);
-    let seller_domain = world.seller.config.spiffe_id.domain().to_string();
+    let admin = world.buyer.admin()?;
+    let counterparty = world.seller.config.spiffe_id.to_string();
     let mut tasks = JoinSet::new();
     for i in 1..=n {
-        let (ports, config) = (ports.clone(), world.buyer.config.clone());
-        let request = SwapRequest {
-            seller_domain: seller_domain.clone(),
+        let mut admin = admin.clone();
+        let request = pb::StartSwapRequest {
+            idempotency_key: format!("demo-swap-{i}"),
+            counterparty: counterparty.clone(),
             payment_chain: CHAIN_P.into(),
-            payment_amount: Satoshis(PAYMENT),
+            payment_sats: PAYMENT,
             delivery_chain: CHAIN_D.into(),
-            delivery_amount: Satoshis(DELIVERY),
-            notary: Some(world.notary_id.clone()),
-            idempotency_key: Some(format!("demo-swap-{i}")),
+            delivery_sats: DELIVERY,
+            notary: world.notary_id.clone(),
         };
-        tasks.spawn(async move {
-            let started = start_swap(&ports, &config, &request, now_unix()).await;
-            (i, started)
-        });
+        tasks.spawn(async move { (i, admin.start_swap(request).await) });
     }
     let mut started = BTreeMap::new();
     while let Some(joined) = tasks.join_next().await {
         let (i, result) = joined.map_err(|e| DemoError::Interrupted(e.to_string()))?;
-        let saga = result.map_err(|e| DemoError::Start {
-            n: i,
-            detail: e.to_string(),
-        })?;
-        started.insert(i, saga);
+        let failed = |detail: String| DemoError::Start { n: i, detail };
+        let status = result
+            .map_err(|s| failed(format!("{:?}: {}", s.code(), s.message())))?
+            .into_inner()
+            .status
+            .ok_or_else(|| failed("the answer has no status".into()))?;
+        let saga_id: SagaId = status
+            .saga_id
+            .parse()
+            .map_err(|e| failed(format!("saga id {:?}: {e}", status.saga_id)))?;
+        let log = &world.buyer.gateway()?.log;
+        let terms = crate::rpc::saga_terms(log.as_ref(), &saga_id)
+            .await
+            .map_err(|e| failed(format!("reading its terms: {e}")))?
+            .ok_or_else(|| failed("its terms are not in the buyer's log".into()))?;
+        started.insert(i, (saga_id, terms.terms));
     }
     Ok(started.into_values().collect())
 }
@@ -391,15 +401,14 @@ async fn drive(
 
     // The transport's part in the scenario, before anything is sent.
     match scenario {
-        Scenario::SellerNeverReserves => world
-            .seller
-            .endpoint
-            .drop_all_but(&[MessageKind::Propose, MessageKind::SignRefund]),
+        Scenario::SellerNeverReserves => world.seller.faults.refuse_all_but(
+            "/escrow.v1.PeerService/",
+            &[peer_method("Propose"), peer_method("SignRefund")],
+        ),
         // The seller's token never reaches the buyer: it cannot claim.
-        Scenario::BuyerVanishes | Scenario::Cancel => world
-            .buyer
-            .endpoint
-            .set(MessageKind::GrantToken, Mode::Hold),
+        Scenario::BuyerVanishes | Scenario::Cancel => {
+            world.buyer.faults.refuse(peer_method("GrantToken"));
+        }
         Scenario::Happy | Scenario::NotaryRejects => {}
     }
 
@@ -495,7 +504,8 @@ async fn steps(
             && has(&v.seller, "counter_reservation_verified")
     };
     // The seller's grants are held at the buyer: one per saga under way.
-    let grants_held = |w: &World, live: usize| w.buyer.endpoint.held() >= live;
+    let grants_held =
+        |w: &World, live: usize| w.buyer.faults.refused_sagas(peer_method("GrantToken")) >= live;
     macro_rules! wait {
         ($what:expr, $done:expr, $extra:expr) => {
             if !wait_for(world, ids, deadline, progress, $done, $extra).await {
@@ -522,7 +532,7 @@ async fn steps(
                 |v: &View| both_reserved(v) && has(&v.seller, "token_received"),
                 grants_held
             );
-            world.stop_gateway(Side::Buyer);
+            world.stop_gateway(Side::Buyer).await;
             progress(Progress::Phase(
                 "both reserved; the buyer's gateway is gone: mining on to T_D".into(),
             ));
@@ -535,21 +545,17 @@ async fn steps(
         }
         Scenario::Cancel => {
             wait!("both reservations", both_reserved, grants_held);
-            let driver = world.buyer.gateway()?.driver.clone();
+            let mut admin = world.buyer.admin()?;
             for id in ids {
-                driver
-                    .submit(
-                        *id,
-                        None,
-                        Input::CancelRequested {
-                            reason: "the buyer's operator cancels (escrowd demo)".into(),
-                        },
-                        None,
-                    )
+                admin
+                    .cancel_saga(pb::CancelSagaRequest {
+                        saga_id: id.to_string(),
+                        reason: "the buyer's operator cancels (escrowd demo)".into(),
+                    })
                     .await
-                    .map_err(|e| DemoError::Cancel {
+                    .map_err(|s| DemoError::Cancel {
                         saga_id: *id,
-                        detail: e.to_string(),
+                        detail: format!("{:?}: {}", s.code(), s.message()),
                     })?;
             }
             progress(Progress::Phase(

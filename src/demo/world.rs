@@ -1,9 +1,16 @@
 //! The demo's world, set up in a temporary directory: development
 //! certificates (as `escrowd certs init` writes them), the fast-test policy,
-//! key files and a `gateway.toml` per party, two chainsims, both gateways
-//! (`Gateway::start`, each reaching the other through an in-process
-//! [`Link`]), the notary, the observer, the funding from the faucets and the
-//! miner. Tearing it down stops everything and removes the directory.
+//! key files, a `gateway.toml` per party and a `notary.toml`, two
+//! chainsims, both gateways and the notary as `escrowd serve` and
+//! `escrowd notary` run them (gRPC over mutual TLS on loopback ports), the
+//! funding from the faucets (imported through each party's
+//! `AdminService`) and the miner. Tearing it down stops everything and
+//! removes the directory.
+//!
+//! Each gateway's server applies a [`FaultPlan`]: the scenarios that need
+//! a message lost (the seller's token never reaching the buyer, the
+//! buyer's notice never reaching the seller) have the receiving server
+//! refuse it as unavailable.
 //!
 //! # Mining
 //! Chainsims mine only on demand here. The miner mines a block on a chain
@@ -23,7 +30,7 @@
 //! - Chains: [`World::balance`], [`World::mined`], funding.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,29 +39,32 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bsv_format::beef::Beef;
 use bsv_format::keys::{Network, PrivateKey};
 use bsv_format::script::templates::p2pkh_lock;
-use bsv_format::spv::{ScriptEras, VerifyOptions};
 use bsv_format::{Transaction, Txid};
 use ring::rand::{SecureRandom, SystemRandom};
 use saga_core::saga::Event;
 use saga_core::terms::SagaId;
-use saga_core::wallet::Basket;
 use saga_core::Satoshis;
 use saga_runtime::log::EventLog;
-use saga_runtime::ports::{Clock, Notary, SystemClock};
-use saga_runtime::wallet::Wallet;
-use saga_runtime::{verify_beef, ChainTracker, TxState};
+use saga_runtime::ports::{Clock, SystemClock};
+use saga_runtime::TxState;
 use serde_json::json;
+use tonic::transport::Channel;
 
-use super::notary::LocalNotary;
 use super::observer::LogSlot;
 use super::DemoError;
-use crate::chain::{HeadersClient, HeadersConfig};
 use crate::chainsim::{Chainsim, ChainsimConfig, ChainsimHandle};
 use crate::config::GatewayConfig;
-use crate::gateway::assemble::{chain_ports, Gateway, GatewayError};
-use crate::gateway::inproc::{Endpoint, Link};
+use crate::gateway::assemble::{Gateway, GatewayError};
+use crate::gateway::serve::{RunningGateway, ServeError, StartOptions};
+use crate::identity::client::MtlsConnector;
 use crate::identity::issue::{self, DomainPlan};
 use crate::identity::spiffe::{Role as SpiffeRole, SpiffeId};
+use crate::identity::tls::{IdentityHandle, TlsSettings};
+use crate::notary::config::NotaryFileConfig;
+use crate::notary::serve::{NotaryStartOptions, RunningNotary};
+use crate::proto::escrow_v1 as pb;
+use crate::proto::escrow_v1::admin_service_client::AdminServiceClient;
+use crate::rpc::faults::FaultPlan;
 
 /// The policy both gateways use: compiled in, so the demo needs nothing
 /// outside the binary.
@@ -72,44 +82,62 @@ pub const POLL_INTERVAL: &str = "50ms";
 /// How long a stopped gateway's store may stay locked before a restart gives up.
 const REOPEN_PATIENCE: Duration = Duration::from_secs(15);
 
-/// chainsim runs regtest: every script rule is active from height 0.
-pub fn regtest() -> VerifyOptions {
-    VerifyOptions {
-        eras: ScriptEras::ALWAYS_ACTIVE,
-        ..VerifyOptions::default()
-    }
-}
-
-/// One organisation: its configuration, its endpoint (how the other party
-/// reaches it), its running gateway and the observer's view of its log.
+/// One organisation: its configuration, its gateway while it runs, the
+/// fault plan its gRPC server applies, its operator's identity and the
+/// observer's view of its log.
 pub struct Party {
     /// `buyer` or `seller`.
     pub name: &'static str,
     /// Its validated `gateway.toml`.
     pub config: GatewayConfig,
-    /// Its side of the in-process link.
-    pub endpoint: Arc<Endpoint>,
-    /// The transport to the other party.
-    pub peer: Arc<Link>,
+    /// What its gRPC server refuses (the scenario's part in the transport).
+    pub faults: Arc<FaultPlan>,
+    /// Its operator's identity (`operator/admin` of its trust domain).
+    pub operator: TlsSettings,
     /// Its gateway, while up.
-    pub gateway: Option<Gateway>,
+    pub running: Option<RunningGateway>,
     /// The observer's handle on its log.
     pub slot: LogSlot,
+    /// Its listener, bound before the first start (so the other party's
+    /// configuration could name the port); consumed by that start.
+    listener: Option<tokio::net::TcpListener>,
 }
 
 impl Party {
-    /// The running gateway.
+    /// The running gateway's saga side.
     ///
     /// # Errors
     /// [`DemoError::Down`] while it is stopped.
     pub fn gateway(&self) -> Result<&Gateway, DemoError> {
-        self.gateway.as_ref().ok_or(DemoError::Down(self.name))
+        self.running
+            .as_ref()
+            .map(|r| &r.gateway)
+            .ok_or(DemoError::Down(self.name))
+    }
+
+    /// An `AdminService` client as this party's operator: mutual TLS with
+    /// the operator's certificate, accepting only this party's gateway.
+    ///
+    /// # Errors
+    /// [`DemoError::Down`] while the gateway is stopped;
+    /// [`DemoError::Setup`] if the operator's identity cannot be loaded.
+    pub fn admin(&self) -> Result<AdminServiceClient<Channel>, DemoError> {
+        let running = self.running.as_ref().ok_or(DemoError::Down(self.name))?;
+        let identity = IdentityHandle::load(self.operator.clone())
+            .map_err(setup("the operator's identity"))?;
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", running.addr))
+            .map_err(setup("the gateway's address"))?
+            .connect_with_connector_lazy(MtlsConnector::for_peer(
+                identity,
+                self.config.spiffe_id.clone(),
+            ));
+        Ok(AdminServiceClient::new(channel))
     }
 
     /// The saga's events in this party's log (empty while its gateway is
     /// down, or the saga unknown or unreadable: the waits look again).
     pub async fn events(&self, saga_id: &SagaId) -> Vec<Event> {
-        let Some(g) = &self.gateway else {
+        let Ok(g) = self.gateway() else {
             return Vec::new();
         };
         g.log
@@ -140,8 +168,8 @@ pub struct World {
     pub seller: Party,
     /// The notary's SPIFFE ID.
     pub notary_id: String,
-    /// The notary both gateways ask.
-    pub notary: Arc<LocalNotary>,
+    /// The notary both gateways ask, over gRPC.
+    pub notary: Option<RunningNotary>,
     /// The faucets' funding transactions (for reading fees).
     pub funding: Vec<Transaction>,
     http: reqwest::Client,
@@ -163,15 +191,15 @@ pub fn random_key(random: &SystemRandom) -> Result<PrivateKey, DemoError> {
     Err(DemoError::Random)
 }
 
-/// A loopback address that was free a moment ago (for the `listen` fields
-/// the gRPC transport will bind; the in-process one binds nothing).
-fn free_address() -> Result<String, DemoError> {
-    let socket = TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| DemoError::Setup(format!("no free port: {e}")))?;
-    let addr = socket
+/// A listener on a free loopback port.
+async fn loopback() -> Result<(tokio::net::TcpListener, SocketAddr), DemoError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(setup("binding a loopback port"))?;
+    let addr = listener
         .local_addr()
-        .map_err(|e| DemoError::Setup(format!("no free port: {e}")))?;
-    Ok(addr.to_string())
+        .map_err(setup("binding a loopback port"))?;
+    Ok((listener, addr))
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -188,15 +216,24 @@ fn setup<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> DemoError + '_ {
     move |e| DemoError::Setup(format!("{what}: {e}"))
 }
 
+fn hex_key(k: &PrivateKey) -> String {
+    hex::encode(k.public_key().to_compressed())
+}
+
 /// What one party's `gateway.toml` needs besides its own keys.
 struct ConfigPlan<'a> {
     name: &'static str,
     id: &'a SpiffeId,
     cert: &'a Path,
     key: &'a Path,
+    listen: SocketAddr,
     peer_id: &'a SpiffeId,
+    peer_listen: SocketAddr,
     peer_saga_key: &'a PrivateKey,
     peer_wallet_keys: &'a BTreeMap<String, PrivateKey>,
+    notary_id: &'a SpiffeId,
+    notary_listen: SocketAddr,
+    notary_key: &'a PrivateKey,
 }
 
 /// Writes `dir/<name>/keys/*.wif` and `dir/<name>/gateway.toml`, then loads
@@ -212,7 +249,6 @@ fn write_config(
     std::fs::create_dir_all(home.join("keys")).map_err(setup("creating the gateway directory"))?;
     crate::keys::write_key_file(&home.join("keys/saga.wif"), saga_key, Network::Testnet)
         .map_err(setup("writing a key file"))?;
-    let hex_key = |k: &PrivateKey| hex::encode(k.public_key().to_compressed());
     let mut chains = String::new();
     let mut escrow_keys = Vec::new();
     for (chain_id, key) in wallet_keys {
@@ -239,6 +275,7 @@ store = "store"
 policy = "../policies/{POLICY_FILE}"
 saga_key = "keys/saga.wif"
 poll_interval = "{POLL_INTERVAL}"
+network = "regtest"
 
 [identity]
 federation = "../certs/federation.toml"
@@ -250,31 +287,95 @@ url = "https://{peer_listen}"
 spiffe_id = "{peer_id}"
 saga_key = "{peer_saga_key}"
 escrow_keys = {{ {escrow_keys} }}
+
+[notary]
+url = "https://{notary_listen}"
+spiffe_id = "{notary_id}"
+public_key = "{notary_key}"
 "#,
         name = plan.name,
         id = plan.id,
-        listen = free_address()?,
+        listen = plan.listen,
         cert = plan.cert.display(),
         key = plan.key.display(),
         peer_domain = plan.peer_id.domain(),
-        peer_listen = free_address()?,
+        peer_listen = plan.peer_listen,
         peer_id = plan.peer_id,
         peer_saga_key = hex_key(plan.peer_saga_key),
         escrow_keys = escrow_keys.join(", "),
+        notary_listen = plan.notary_listen,
+        notary_id = plan.notary_id,
+        notary_key = hex_key(plan.notary_key),
     );
     let path = home.join("gateway.toml");
     std::fs::write(&path, &text).map_err(setup("writing gateway.toml"))?;
     GatewayConfig::load(&path).map_err(|e| DemoError::Setup(e.to_string()))
 }
 
-/// The trackers a party's endpoint (or the notary) verifies BEEF with: its
-/// own headers clients.
-fn trackers(config: &GatewayConfig) -> Result<BTreeMap<String, Arc<dyn ChainTracker>>, DemoError> {
-    Ok(chain_ports(config)
-        .map_err(|e| DemoError::Setup(e.to_string()))?
-        .into_iter()
-        .map(|(id, p)| (id, p.tracker))
-        .collect())
+/// What the notary's `notary.toml` needs.
+struct NotaryPlan<'a> {
+    id: &'a SpiffeId,
+    cert: &'a Path,
+    key: &'a Path,
+    approval_key: &'a PrivateKey,
+    listen: SocketAddr,
+    limit: Satoshis,
+}
+
+/// Writes `dir/notary/notary.toml` (and its approval key) and loads it as
+/// `escrowd notary` would: both organisations' domains, one confirmation
+/// at least, no leg above `plan.limit` on either chain.
+fn write_notary_config(
+    dir: &Path,
+    plan: &NotaryPlan<'_>,
+    sims: &BTreeMap<String, ChainsimHandle>,
+) -> Result<NotaryFileConfig, DemoError> {
+    let home = dir.join("notary");
+    std::fs::create_dir_all(&home).map_err(setup("creating the notary directory"))?;
+    crate::keys::write_key_file(
+        &home.join("approval.wif"),
+        plan.approval_key,
+        Network::Testnet,
+    )
+    .map_err(setup("writing the notary's key file"))?;
+    let mut chains = String::new();
+    let mut limits = Vec::new();
+    for (chain_id, sim) in sims {
+        // As fresh as the gateways' tips (half their poll interval).
+        chains.push_str(&format!(
+            "\n[chains.{chain_id}]\nheaders_url = \"{}\"\n",
+            sim.url()
+        ));
+        limits.push(format!("{chain_id} = {}", plan.limit.0));
+    }
+    let text = format!(
+        r#"# escrowd demo: the notary (written by `escrowd demo`)
+[notary]
+spiffe_id = "{id}"
+listen = "{listen}"
+approval_key = "approval.wif"
+network = "regtest"
+tip_ttl = "25ms"
+
+[identity]
+federation = "../certs/federation.toml"
+cert = "{cert}"
+key = "{key}"
+{chains}
+[policy]
+trust_domains = ["org-a.example", "org-b.example"]
+min_confirmations = 1
+max_amount = {{ {limits} }}
+"#,
+        id = plan.id,
+        listen = plan.listen,
+        cert = plan.cert.display(),
+        key = plan.key.display(),
+        limits = limits.join(", "),
+    );
+    let path = home.join("notary.toml");
+    std::fs::write(&path, &text).map_err(setup("writing notary.toml"))?;
+    NotaryFileConfig::load(&path).map_err(|e| DemoError::Setup(e.to_string()))
 }
 
 impl World {
@@ -310,7 +411,16 @@ impl World {
         };
         let (buyer_id, buyer_cert, buyer_key) = leaf("org-a.example", SpiffeRole::Gateway)?;
         let (seller_id, seller_cert, seller_key) = leaf("org-b.example", SpiffeRole::Gateway)?;
-        let (notary_id, _, _) = leaf("notary.example", SpiffeRole::Notary)?;
+        let (notary_id, notary_cert, notary_key) = leaf("notary.example", SpiffeRole::Notary)?;
+        let operator = |domain: &str| {
+            leaf(domain, SpiffeRole::Operator).map(|(_, cert, key)| TlsSettings {
+                federation: report.federation.clone(),
+                cert,
+                key,
+            })
+        };
+        let (buyer_operator, seller_operator) =
+            (operator("org-a.example")?, operator("org-b.example")?);
 
         let policies = dir.path().join("policies");
         std::fs::create_dir_all(&policies).map_err(setup("creating policies/"))?;
@@ -340,6 +450,36 @@ impl World {
             keys.push((saga, wallet));
         }
         let (buyer_keys, seller_keys) = (&keys[0], &keys[1]);
+        let approval_key = random_key(&random)?;
+
+        // Every server's port is bound first, so each configuration can
+        // name the others'.
+        let (buyer_listener, buyer_addr) = loopback().await?;
+        let (seller_listener, seller_addr) = loopback().await?;
+        let (notary_listener, notary_addr) = loopback().await?;
+
+        let notary_config = write_notary_config(
+            dir.path(),
+            &NotaryPlan {
+                id: &notary_id,
+                cert: &notary_cert,
+                key: &notary_key,
+                approval_key: &approval_key,
+                listen: notary_addr,
+                limit: notary_limit,
+            },
+            &sims,
+        )?;
+        let notary = RunningNotary::start(
+            &notary_config,
+            NotaryStartOptions {
+                listener: Some(notary_listener),
+                trackers: None,
+            },
+        )
+        .await
+        .map_err(setup("the notary"))?;
+
         let buyer_config = write_config(
             dir.path(),
             &ConfigPlan {
@@ -347,9 +487,14 @@ impl World {
                 id: &buyer_id,
                 cert: &buyer_cert,
                 key: &buyer_key,
+                listen: buyer_addr,
                 peer_id: &seller_id,
+                peer_listen: seller_addr,
                 peer_saga_key: &seller_keys.0,
                 peer_wallet_keys: &seller_keys.1,
+                notary_id: &notary_id,
+                notary_listen: notary_addr,
+                notary_key: &approval_key,
             },
             &buyer_keys.0,
             &buyer_keys.1,
@@ -362,52 +507,31 @@ impl World {
                 id: &seller_id,
                 cert: &seller_cert,
                 key: &seller_key,
+                listen: seller_addr,
                 peer_id: &buyer_id,
+                peer_listen: buyer_addr,
                 peer_saga_key: &buyer_keys.0,
                 peer_wallet_keys: &buyer_keys.1,
+                notary_id: &notary_id,
+                notary_listen: notary_addr,
+                notary_key: &approval_key,
             },
             &seller_keys.0,
             &seller_keys.1,
             &sims,
         )?;
 
-        let mut notary_trackers: BTreeMap<String, Arc<dyn ChainTracker>> = BTreeMap::new();
-        for (chain_id, sim) in &sims {
-            let client = HeadersClient::new(HeadersConfig {
-                // As fresh as the gateways' (half their poll interval).
-                tip_ttl: Duration::from_millis(25),
-                ..HeadersConfig::new(sim.url())
-            })
-            .map_err(setup("the notary's headers client"))?;
-            notary_trackers.insert(chain_id.clone(), Arc::new(client));
-        }
-        let notary = Arc::new(LocalNotary::new(
-            notary_id.to_string(),
-            random_key(&random)?,
-            notary_trackers,
-            regtest(),
-            notary_limit,
-        ));
-
-        let buyer_endpoint = Arc::new(Endpoint::new(trackers(&buyer_config)?, CHAIN_D, regtest()));
-        let seller_endpoint =
-            Arc::new(Endpoint::new(trackers(&seller_config)?, CHAIN_P, regtest()));
-        let buyer = Party {
-            name: "buyer",
-            peer: Arc::new(Link::new(buyer_id.to_string(), seller_endpoint.clone())),
-            config: buyer_config,
-            endpoint: buyer_endpoint.clone(),
-            gateway: None,
+        let party = |name, config, operator, listener| Party {
+            name,
+            config,
+            faults: Arc::new(FaultPlan::new()),
+            operator,
+            running: None,
             slot: LogSlot::default(),
+            listener: Some(listener),
         };
-        let seller = Party {
-            name: "seller",
-            peer: Arc::new(Link::new(seller_id.to_string(), buyer_endpoint)),
-            config: seller_config,
-            endpoint: seller_endpoint,
-            gateway: None,
-            slot: LogSlot::default(),
-        };
+        let buyer = party("buyer", buyer_config, buyer_operator, buyer_listener);
+        let seller = party("seller", seller_config, seller_operator, seller_listener);
 
         let http = reqwest::Client::new();
         let steady = Arc::new(AtomicBool::new(false));
@@ -425,7 +549,7 @@ impl World {
             buyer,
             seller,
             notary_id: notary_id.to_string(),
-            notary,
+            notary: Some(notary),
             funding: Vec::new(),
             http,
             steady,
@@ -480,45 +604,47 @@ impl World {
         self.paused.store(on, Ordering::SeqCst);
     }
 
+    /// Starts a party's gateway as `escrowd serve` would, on its
+    /// configuration (the listener bound at setup the first time, its
+    /// `listen` address after a stop), with its fault plan.
     async fn start_gateway(&mut self, side: Side) -> Result<(), DemoError> {
-        let notary = self.notary.clone() as Arc<dyn Notary>;
         let clock = self.clock.clone();
         let party = self.party_mut(side);
         let started = Instant::now();
-        let gateway = loop {
-            match Gateway::start(
-                &party.config,
-                party.peer.clone(),
-                Some(notary.clone()),
-                clock.clone(),
-            )
-            .await
-            {
-                Ok(g) => break g,
+        let mut listener = party.listener.take();
+        let running = loop {
+            let options = StartOptions {
+                listener: listener.take(),
+                clock: Some(clock.clone()),
+                chains: None,
+                faults: Some(party.faults.clone()),
+            };
+            match RunningGateway::start(&party.config, options).await {
+                Ok(r) => break r,
                 // A stopped gateway's store is released once its last
-                // task is gone; wait for that, boundedly.
-                Err(GatewayError::Store { .. }) if started.elapsed() < REOPEN_PATIENCE => {
+                // task is gone, and its port once its last connection is;
+                // wait for that, boundedly.
+                Err(
+                    ServeError::Gateway(GatewayError::Store { .. }) | ServeError::Listen { .. },
+                ) if started.elapsed() < REOPEN_PATIENCE => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Err(e) => return Err(DemoError::Setup(format!("{}'s gateway: {e}", party.name))),
             }
         };
-        party.endpoint.attach(gateway.driver.clone());
-        *locked(&party.slot) = Some(gateway.log.clone() as Arc<dyn EventLog<Event>>);
-        party.gateway = Some(gateway);
+        *locked(&party.slot) = Some(running.gateway.log.clone() as Arc<dyn EventLog<Event>>);
+        party.running = Some(running);
         Ok(())
     }
 
-    /// Stops a party's gateway as a crash would: its driver stops wherever
-    /// it is, its endpoint answers "unreachable", its store is closed.
-    pub fn stop_gateway(&mut self, side: Side) {
+    /// Stops a party's gateway: its server stops answering (calls to it
+    /// fail as "unavailable"), its driver stops wherever it is, as a crash
+    /// would, and its store is closed.
+    pub async fn stop_gateway(&mut self, side: Side) {
         let party = self.party_mut(side);
-        if let Some(driver) = party.endpoint.detach() {
-            driver.shutdown();
-        }
         *locked(&party.slot) = None;
-        if let Some(g) = party.gateway.take() {
-            g.driver.shutdown();
+        if let Some(running) = party.running.take() {
+            running.stop().await;
         }
     }
 
@@ -531,7 +657,7 @@ impl World {
         loop {
             let mut agree = true;
             for party in [&self.buyer, &self.seller] {
-                let Some(g) = &party.gateway else { continue };
+                let Ok(g) = party.gateway() else { continue };
                 for (chain_id, sim) in self.sims.iter() {
                     let Some(ports) = g.chains.get(chain_id) else {
                         continue;
@@ -560,7 +686,8 @@ impl World {
     }
 
     /// Pays `satoshis` from `chain_id`'s faucet to the party's wallet key
-    /// there and imports the output from the faucet's BEEF, SPV-verified.
+    /// there and imports the output through the party's
+    /// `AdminService.ImportFunding` (which SPV-verifies the BEEF).
     async fn fund(&mut self, side: Side, chain_id: &str, satoshis: u64) -> Result<(), DemoError> {
         let party = self.party(side);
         let key = &party
@@ -589,26 +716,31 @@ impl World {
             .as_str()
             .ok_or_else(|| DemoError::Setup(format!("faucet answered {body}")))?;
         let beef = Beef::from_hex(hex).map_err(setup("faucet BEEF"))?;
-        let gateway = party.gateway()?;
-        let tracker = gateway
-            .chains
-            .get(chain_id)
-            .map(|p| p.tracker.clone())
-            .ok_or_else(|| DemoError::Setup(format!("no chain {chain_id}")))?;
-        let verified = verify_beef(tracker.as_ref(), beef, &regtest())
+        // The faucet's payment is the BEEF's last transaction (BRC-62
+        // orders parents first).
+        let funding = beef
+            .txs()
+            .last()
+            .and_then(|tx| tx.transaction())
+            .cloned()
+            .ok_or_else(|| DemoError::Setup("the faucet's BEEF has no subject".into()))?;
+        let report = party
+            .admin()?
+            .import_funding(pb::ImportFundingRequest {
+                chain_id: chain_id.into(),
+                beef: beef.to_bytes(),
+                basket: pb::Basket::Funding as i32,
+                vouts: vec![],
+            })
             .await
-            .map_err(setup("faucet BEEF verification"))?;
-        let report = gateway
-            .wallet
-            .import_funding(chain_id, &verified, None, Basket::Funding)
-            .await
-            .map_err(setup("importing the funding"))?;
-        if report.imported.iter().map(|u| u.satoshis.0).sum::<u64>() != satoshis {
+            .map_err(|s| DemoError::Setup(format!("importing the funding: {}", s.message())))?
+            .into_inner();
+        if report.imported.iter().map(|u| u.sats).sum::<u64>() != satoshis {
             return Err(DemoError::Setup(format!(
                 "the faucet's {satoshis} sat were not imported: {report:?}"
             )));
         }
-        self.funding.push(verified.subject_transaction().clone());
+        self.funding.push(funding);
         Ok(())
     }
 
@@ -634,7 +766,7 @@ impl World {
     pub async fn mined(&self, chain_id: &str, txid: &Txid) -> bool {
         let ports = [&self.buyer, &self.seller]
             .into_iter()
-            .filter_map(|p| p.gateway.as_ref())
+            .filter_map(|p| p.gateway().ok())
             .find_map(|g| g.chains.get(chain_id));
         let Some(ports) = ports else { return false };
         matches!(
@@ -643,11 +775,14 @@ impl World {
         )
     }
 
-    /// Stops the gateways, the miner and the chainsims; the temporary
-    /// directory goes with the world.
+    /// Stops the gateways, the notary, the miner and the chainsims; the
+    /// temporary directory goes with the world.
     pub async fn stop(mut self) {
-        self.stop_gateway(Side::Buyer);
-        self.stop_gateway(Side::Seller);
+        self.stop_gateway(Side::Buyer).await;
+        self.stop_gateway(Side::Seller).await;
+        if let Some(notary) = self.notary.take() {
+            notary.stop().await;
+        }
         self.miner.abort();
         // The aborted miner drops its handle on the chainsims.
         let _ = (&mut self.miner).await;

@@ -28,6 +28,7 @@ use crate::identity::AuthLayer;
 use crate::rpc::admin::{AdminService, PeerKeys};
 use crate::rpc::authz::{gateway_rules, LogParties};
 use crate::rpc::events::EventService;
+use crate::rpc::faults::{FaultLayer, FaultPlan};
 use crate::rpc::notary::{NotaryClient, NotaryEndpoint};
 use crate::rpc::peer::PeerService;
 use crate::rpc::peer_client::{PeerClient, PeerEndpoint, Timeouts};
@@ -82,6 +83,8 @@ pub struct StartOptions {
     pub clock: Option<Arc<dyn Clock>>,
     /// Chain clients instead of those the config's URLs make.
     pub chains: Option<BTreeMap<String, ChainPorts>>,
+    /// Calls the server refuses ([`FaultPlan`]); none without one.
+    pub faults: Option<Arc<FaultPlan>>,
 }
 
 /// A gateway that is serving.
@@ -108,6 +111,7 @@ impl RunningGateway {
             listener,
             clock,
             chains,
+            faults,
         } = options;
         let identity = IdentityHandle::load(config.identity.clone())?;
         let endpoints: Vec<PeerEndpoint> = config
@@ -208,6 +212,7 @@ impl RunningGateway {
             .map_err(|e| ServeError::Reflection(e.to_string()))?;
         let router = server::builder(ConnectionAge::default())
             .layer(AuthLayer::new(identity.clone(), gateway_rules(), parties))
+            .layer(FaultLayer::new(faults.unwrap_or_default()))
             .add_service(PeerService::new(shared.clone()).into_server())
             .add_service(AdminService::new(shared, peer_keys).into_server())
             .add_service(events.into_server())

@@ -16,6 +16,7 @@
 //! - [`peer`]: `PeerService`; [`peer_client`]: the driver's `PeerTransport`.
 //! - [`admin`]: `AdminService` and [`admin::PeerKeys`].
 //! - [`events`]: `EventService` and [`events::FeedSignal`].
+//! - [`faults`]: the fault plan tests and the demo stage scenarios with.
 //! - [`notary`]: `NotaryService` and the driver's `Notary` port client.
 //! - [`standard`]: health and reflection services.
 //! - `lookup`: a saga's terms and our exposure, read from the log.
@@ -24,6 +25,7 @@ pub mod admin;
 pub mod authz;
 pub mod convert;
 pub mod events;
+pub mod faults;
 pub mod notary;
 pub mod peer;
 pub mod peer_client;

@@ -647,6 +647,7 @@ impl Node {
                 listener: Some(listener),
                 clock: Some(Arc::new(FixedClock(NOW))),
                 chains: Some(chains.ports()),
+                faults: None,
             },
         )
         .await
