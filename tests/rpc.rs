@@ -18,6 +18,7 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bsv_format::hash::sha256;
@@ -70,7 +71,7 @@ async fn a_swap_started_through_the_admin_api_completes_on_both_gateways() {
     assert_eq!(terms.buyer.payment_escrow_key, w.ga.public.escrow_keys[P]);
     // The preimage was stored before the start turn, and H is its hash.
     let s =
-        w.ga.log
+        w.ga.log()
             .secret(&terms.saga_id, "preimage")
             .await
             .unwrap()
@@ -157,7 +158,7 @@ async fn a_swap_started_through_the_admin_api_completes_on_both_gateways() {
 
     // The observer resumes after the last cursor it saw: every later event
     // arrives, in order, without a gap, up to the feed's end.
-    let feed = w.ga.log.feed(1, 10_000).await.unwrap();
+    let feed = w.ga.log().feed(1, 10_000).await.unwrap();
     let last = seen.last().unwrap().cursor;
     let mut resumed = events
         .subscribe(pb::SubscribeRequest {
@@ -184,6 +185,80 @@ async fn a_swap_started_through_the_admin_api_completes_on_both_gateways() {
         assert_eq!(item.name, entry.event.name());
         assert!(item.event.is_some());
     }
+    w.stop().await;
+}
+
+/// The seller's gateway stops after granting its token, before the buyer's
+/// claim reveals `s` (the buyer's ARC for chain D is down until then, and
+/// the seller's server refuses `Execute` throughout, so `s` can reach the
+/// seller only through chain D). The buyer claims while the seller is
+/// down; restarted over its store, the seller resumes the saga, learns `s`
+/// from the buyer's claim and claims the payment before `T_P`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seller_restarted_mid_execution_learns_s_from_the_chain_and_claims() {
+    let mut w = World::new().await;
+    let (mut admin_a, mut admin_b) = (w.admin_a(), w.admin_b());
+    w.fund(&mut admin_a, &w.ga, P, 200_000).await;
+    w.fund(&mut admin_b, &w.gb, D, 100_000).await;
+    w.ga.arc_down[D].store(true, Ordering::SeqCst);
+    w.gb.faults.refuse("/escrow.v1.PeerService/Execute");
+
+    let started = w.start(&mut admin_a, "restart-1").await;
+    let terms = saga_core::terms::Terms::decode(&started.terms).unwrap();
+    let saga_id = started.status.unwrap().saga_id;
+    w.until_event(&w.ga, &saga_id, "token_received").await;
+    w.until_event(&w.ga, &saga_id, "claim_built").await;
+    let before: Vec<&str> = w
+        .events(&w.gb, &saga_id)
+        .await
+        .iter()
+        .map(|e| e.name())
+        .collect();
+    assert!(before.contains(&"token_granted"), "{before:?}");
+    assert!(!before.contains(&"preimage_learned"), "{before:?}");
+    w.gb.stop_gateway().await;
+
+    // The buyer's claim goes out and confirms while the seller is down.
+    w.ga.arc_down[D].store(false, Ordering::SeqCst);
+    w.until_event(&w.ga, &saga_id, "claim_confirmed").await;
+    let buyer_claim = w
+        .events(&w.ga, &saga_id)
+        .await
+        .iter()
+        .find_map(|e| match e {
+            Event::ClaimBroadcast { txid } => Some(*txid),
+            _ => None,
+        })
+        .expect("the buyer's claim was broadcast");
+
+    assert_eq!(w.gb.restart(&w.chains).await, 1, "one saga resumed");
+    w.until_both(&saga_id, pb::SagaState::Completed).await;
+    let seller = w.events(&w.gb, &saga_id).await;
+    let learned: Vec<(&[u8; 32], &Txid)> = seller
+        .iter()
+        .filter_map(|e| match e {
+            Event::PreimageLearned {
+                preimage,
+                claim_txid,
+            } => Some((preimage, claim_txid)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(learned.len(), 1, "{seller:?}");
+    assert_eq!(learned[0].1, &buyer_claim);
+    assert_eq!(sha256(learned[0].0), terms.hash_lock);
+    let claimed_at = seller
+        .iter()
+        .find_map(|e| match e {
+            Event::ClaimConfirmed { block_height } => Some(*block_height),
+            _ => None,
+        })
+        .expect("the seller's claim confirmed");
+    assert!(
+        claimed_at < terms.payment.refund_height,
+        "claimed at {claimed_at:?}, T_P {:?}",
+        terms.payment.refund_height
+    );
     w.stop().await;
 }
 
@@ -658,7 +733,7 @@ async fn a_subscription_ends_cleanly_when_the_gateway_shuts_down() {
     assert_eq!(first.saga_id, saga_id);
     assert_eq!(first.name, "terms_proposed");
     // Shutting down ends the stream with OK, after whatever was pending.
-    w.ga.running.begin_shutdown();
+    w.ga.running().begin_shutdown();
     let end = tokio::time::timeout(PATIENCE, async {
         loop {
             match stream.message().await {

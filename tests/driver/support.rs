@@ -519,6 +519,7 @@ pub fn chain_ports(
                 broadcaster: Arc::new(Counted {
                     arc: ArcClient::new(arc).unwrap(),
                     broadcasts: broadcasts[chain_id].clone(),
+                    down: Arc::default(),
                 }),
                 tracker: Arc::new(HeadersClient::new(headers).unwrap()),
                 spends: Arc::new(SpendClient::new(spends).unwrap()),

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -26,6 +26,7 @@ use escrowd::notary::serve::{NotaryStartOptions, RunningNotary};
 use escrowd::proto::escrow_v1 as pb;
 use escrowd::proto::escrow_v1::admin_service_client::AdminServiceClient;
 use escrowd::rpc::admin::PeerKeys;
+use escrowd::rpc::faults::FaultPlan;
 use escrowd::rpc::notary::{NotaryEndpoint, NotaryPolicy};
 use saga_core::saga::Event;
 use saga_core::UnixTime;
@@ -177,8 +178,12 @@ impl Chains {
         }
     }
 
-    /// One gateway's clients of both chains.
-    pub fn ports(&self) -> BTreeMap<String, ChainPorts> {
+    /// One gateway's clients of both chains; its ARC client of a chain is
+    /// unreachable while that chain's switch in `arc_down` is set.
+    pub fn ports(
+        &self,
+        arc_down: &BTreeMap<String, Arc<AtomicBool>>,
+    ) -> BTreeMap<String, ChainPorts> {
         self.sims
             .iter()
             .map(|(chain_id, sim)| {
@@ -196,6 +201,7 @@ impl Chains {
                     broadcaster: Arc::new(Counted {
                         arc: ArcClient::new(arc).unwrap(),
                         broadcasts: self.broadcasts[chain_id].clone(),
+                        down: arc_down.get(*chain_id).cloned().unwrap_or_default(),
                     }),
                     tracker: Arc::new(HeadersClient::new(headers).unwrap()),
                     spends: Arc::new(SpendClient::new(spends).unwrap()),
@@ -259,13 +265,17 @@ pub async fn mine(
 // Gateways
 
 /// One gateway: a `RunningGateway` started from a gateway.toml written for
-/// it (the path `escrowd serve` takes), and the keys others pin.
+/// it (the path `escrowd serve` takes), and the keys others pin. Its server
+/// applies `faults`; its ARC client of a chain is down while that chain's
+/// `arc_down` switch is set.
 pub struct Node {
     pub addr: SocketAddr,
-    pub log: Arc<dyn EventLog<Event>>,
     pub wallet_keys: BTreeMap<String, PrivateKey>,
     pub public: PeerKeys,
-    pub running: RunningGateway,
+    pub running: Option<RunningGateway>,
+    pub config: GatewayConfig,
+    pub faults: Arc<FaultPlan>,
+    pub arc_down: BTreeMap<String, Arc<AtomicBool>>,
     pub _dir: tempfile::TempDir,
 }
 
@@ -493,8 +503,11 @@ impl World {
     }
 
     pub async fn state(&self, node: &Node, saga_id: &str) -> String {
+        if node.running.is_none() {
+            return "down".into();
+        }
         let id = saga_id.parse().unwrap();
-        match node.log.projection(&id).await.unwrap() {
+        match node.log().projection(&id).await.unwrap() {
             Some(p) => format!("{} (attention {:?})", p.state, p.attention),
             None => "none".into(),
         }
@@ -503,14 +516,11 @@ impl World {
     pub async fn report(&self, saga_id: &str) -> String {
         let mut out = String::new();
         for (name, node) in [("GA", &self.ga), ("GB", &self.gb)] {
-            let id = saga_id.parse().unwrap();
-            let events: Vec<String> = node
-                .log
-                .load(&id)
+            let events: Vec<&str> = self
+                .events(node, saga_id)
                 .await
-                .unwrap()
                 .iter()
-                .map(|(_, e)| e.name().to_string())
+                .map(|e| e.name())
                 .collect();
             out.push_str(&format!(
                 "\n  {name}: {}\n    {events:?}",
@@ -520,14 +530,37 @@ impl World {
         out
     }
 
+    /// The saga's events in `node`'s log (none while it is stopped).
     pub async fn events(&self, node: &Node, saga_id: &str) -> Vec<Event> {
-        node.log
+        if node.running.is_none() {
+            return Vec::new();
+        }
+        node.log()
             .load(&saga_id.parse().unwrap())
             .await
             .unwrap()
             .into_iter()
             .map(|(_, e)| e)
             .collect()
+    }
+
+    /// Waits until `node`'s log holds an event named `name` for the saga.
+    pub async fn until_event(&self, node: &Node, saga_id: &str, name: &str) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while !self
+            .events(node, saga_id)
+            .await
+            .iter()
+            .any(|e| e.name() == name)
+        {
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {name}:{}",
+                    self.report(saga_id).await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     /// Waits until both gateways' GetSaga say `state`.
@@ -566,8 +599,8 @@ impl World {
     }
 
     pub async fn stop(self) {
-        for node in [self.ga, self.gb] {
-            node.running.stop().await;
+        for mut node in [self.ga, self.gb] {
+            node.stop_gateway().await;
         }
         if let Some(n) = self.notary {
             n.running.stop().await;
@@ -639,27 +672,82 @@ impl Node {
                 hex_key(&n.public_key)
             ));
         }
-        let config = GatewayConfig::parse(&text, "gateway.toml", dir.path())
+        let mut config = GatewayConfig::parse(&text, "gateway.toml", dir.path())
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let faults = Arc::new(FaultPlan::new());
+        let arc_down: BTreeMap<String, Arc<AtomicBool>> = [P, D]
+            .into_iter()
+            .map(|c| (c.to_string(), Arc::default()))
+            .collect();
         let running = RunningGateway::start(
             &config,
             StartOptions {
                 listener: Some(listener),
                 clock: Some(Arc::new(FixedClock(NOW))),
-                chains: Some(chains.ports()),
-                faults: None,
+                chains: Some(chains.ports(&arc_down)),
+                faults: Some(faults.clone()),
             },
         )
         .await
         .unwrap_or_else(|e| panic!("{spiffe_id} did not start: {e}"));
+        // A restart binds the address the first start was given.
+        config.listen = running.addr;
         Node {
             addr: running.addr,
-            log: running.gateway.log.clone(),
             wallet_keys: wallet_keys.clone(),
             public: public(&saga_key, &wallet_keys),
-            running,
+            running: Some(running),
+            config,
+            faults,
+            arc_down,
             _dir: dir,
         }
+    }
+
+    /// The running gateway's event log (panics while it is stopped: a
+    /// stopped gateway's store must be closed for its restart to open it).
+    pub fn log(&self) -> Arc<dyn EventLog<Event>> {
+        self.running().gateway.log.clone()
+    }
+
+    /// The running gateway (panics while it is stopped).
+    pub fn running(&self) -> &RunningGateway {
+        self.running.as_ref().expect("the gateway is running")
+    }
+
+    /// Stops the gateway (server, then driver, as `escrowd serve` on SIGTERM).
+    pub async fn stop_gateway(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+    }
+
+    /// Starts the stopped gateway again over the same store and address,
+    /// as `escrowd serve` would after a restart; returns how many in-flight
+    /// sagas it resumed.
+    pub async fn restart(&mut self, chains: &Chains) -> usize {
+        assert!(self.running.is_none(), "stop the gateway first");
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        let running = loop {
+            let options = StartOptions {
+                listener: None,
+                clock: Some(Arc::new(FixedClock(NOW))),
+                chains: Some(chains.ports(&self.arc_down)),
+                faults: Some(self.faults.clone()),
+            };
+            match RunningGateway::start(&self.config, options).await {
+                Ok(r) => break r,
+                // The old store lock and port are released moments after the stop.
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    eprintln!("restart of {}: {e}; trying again", self.config.spiffe_id);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("{} did not restart: {e}", self.config.spiffe_id),
+            }
+        };
+        let resumed = running.gateway.resumed;
+        self.running = Some(running);
+        resumed
     }
 }
 
