@@ -10,12 +10,14 @@
 //!
 //! # Layout
 //! - [`load_key_file`], [`write_key_file`], [`KeyFileError`].
+//! - [`random_key`]: a fresh secp256k1 key from the system's random source.
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
 
 use bsv_format::keys::{Network, PrivateKey, Wif};
+use ring::rand::{SecureRandom, SystemRandom};
 
 /// Why a key file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +52,27 @@ pub enum KeyFileError {
         /// The file.
         path: String,
     },
+    /// The system's random source failed.
+    #[error("the system's random source failed")]
+    Random,
+}
+
+/// A fresh private key: 32 bytes from the system's random source (ring's
+/// `SystemRandom`, the OS CSPRNG), drawn again in the negligible case they
+/// are not a valid secp256k1 scalar.
+///
+/// # Errors
+/// [`KeyFileError::Random`] when the random source fails.
+pub fn random_key() -> Result<PrivateKey, KeyFileError> {
+    let random = SystemRandom::new();
+    for _ in 0..8 {
+        let mut bytes = [0u8; 32];
+        random.fill(&mut bytes).map_err(|_| KeyFileError::Random)?;
+        if let Ok(key) = PrivateKey::from_bytes(&bytes) {
+            return Ok(key);
+        }
+    }
+    Err(KeyFileError::Random)
 }
 
 /// Loads the WIF key in `path`.

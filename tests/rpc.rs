@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use bsv_format::hash::sha256;
 use bsv_format::Txid;
+use escrowd::gateway::reconcile::Reconciled;
 use escrowd::proto::escrow_v1 as pb;
 use escrowd::proto::escrow_v1::admin_service_client::AdminServiceClient;
 use escrowd::proto::escrow_v1::event_service_client::EventServiceClient;
@@ -232,6 +233,14 @@ async fn a_seller_restarted_mid_execution_learns_s_from_the_chain_and_claims() {
         .expect("the buyer's claim was broadcast");
 
     assert_eq!(w.gb.restart(&w.chains).await, 1, "one saga resumed");
+    // After its restart the seller asked the buyer for its view.
+    let reconciled = w.gb.running.as_mut().unwrap().reconciliation().await;
+    assert_eq!(reconciled.len(), 1, "{reconciled:?}");
+    assert_eq!(reconciled[0].0.to_string(), saga_id);
+    assert!(
+        matches!(&reconciled[0].1, Reconciled::Known(state) if state.starts_with("SAGA_STATE_")),
+        "{reconciled:?}"
+    );
     w.until_both(&saga_id, pb::SagaState::Completed).await;
     let seller = w.events(&w.gb, &saga_id).await;
     let learned: Vec<(&[u8; 32], &Txid)> = seller
@@ -259,6 +268,73 @@ async fn a_seller_restarted_mid_execution_learns_s_from_the_chain_and_claims() {
         "claimed at {claimed_at:?}, T_P {:?}",
         terms.payment.refund_height
     );
+    w.stop().await;
+}
+
+/// Reconciliation after a restart finds a counterparty that lost its
+/// store: the seller agreed (and never reserved: its ARC for chain D is
+/// down), then comes back with an empty store. The buyer, restarted, asks
+/// it for the saga, hears NOT_FOUND, stops progress for an operator
+/// (`attention`) and is refunded at `T_P` all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyer_restarted_against_a_seller_that_lost_its_store_needs_attention_and_refunds() {
+    let mut w = World::new().await;
+    let (mut admin_a, mut admin_b) = (w.admin_a(), w.admin_b());
+    w.fund(&mut admin_a, &w.ga, P, 200_000).await;
+    w.fund(&mut admin_b, &w.gb, D, 100_000).await;
+    w.gb.arc_down[D].store(true, Ordering::SeqCst);
+    let started = w.start(&mut admin_a, "lost-store-1").await;
+    let terms = saga_core::terms::Terms::decode(&started.terms).unwrap();
+    let saga_id = started.status.unwrap().saga_id;
+    w.until_event(&w.ga, &saga_id, "reservation_confirmed")
+        .await;
+    w.until_event(&w.gb, &saga_id, "terms_agreed").await;
+
+    w.ga.stop_gateway().await;
+    w.gb.stop_gateway().await;
+    std::fs::remove_dir_all(&w.gb.config.store).unwrap();
+    assert_eq!(w.gb.restart(&w.chains).await, 0, "an empty store");
+    assert_eq!(w.ga.restart(&w.chains).await, 1);
+    let reconciled = w.ga.running.as_mut().unwrap().reconciliation().await;
+    assert_eq!(reconciled.len(), 1, "{reconciled:?}");
+    assert_eq!(reconciled[0].1, Reconciled::Unknown);
+    let attention = w
+        .events(&w.ga, &saga_id)
+        .await
+        .iter()
+        .find_map(|e| match e {
+            Event::AttentionRaised { reason } => Some(reason.clone()),
+            _ => None,
+        })
+        .expect("attention raised");
+    assert!(
+        attention.starts_with(&format!(
+            "the counterparty does not know this saga although it agreed to its terms ({GB} answered NOT_FOUND)"
+        )),
+        "{attention}"
+    );
+
+    // Chain P reaches T_P: the buyer's refund goes out and confirms.
+    let t_p = terms.payment.refund_height.0;
+    let tip = w.chains.sims[P].tip();
+    reqwest::Client::new()
+        .post(format!("{}/sim/mine", w.chains.sims[P].url()))
+        .json(&serde_json::json!({ "blocks": t_p - tip + 1 }))
+        .send()
+        .await
+        .unwrap();
+    w.until_event(&w.ga, &saga_id, "refund_confirmed").await;
+    assert_eq!(
+        w.state(&w.ga, &saga_id).await,
+        format!("refunded (attention {:?})", Some(attention))
+    );
+    let names: Vec<&str> = w
+        .events(&w.ga, &saga_id)
+        .await
+        .iter()
+        .map(|e| e.name())
+        .collect();
+    assert!(!names.contains(&"claim_built"), "{names:?}");
     w.stop().await;
 }
 

@@ -22,6 +22,7 @@ pub mod chainsim;
 pub mod client;
 pub mod demo;
 pub mod input;
+pub mod keys;
 pub mod notary;
 pub mod policy;
 pub mod serve;
@@ -43,9 +44,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the whole system in process: chainsims, two gateways, a notary
-    /// and an observer; N swaps through a scenario; timelines, balances and
-    /// the conservation check.
+    /// Run the whole system on loopback: chainsims, two gateways and a
+    /// notary over gRPC with mutual TLS, and an observer; N swaps through a
+    /// scenario; timelines, balances and the conservation check.
     Demo(demo::DemoArgs),
     /// Inspect, verify and convert BEEF (BRC-62 V1, BRC-96 V2, BRC-95 Atomic).
     Beef {
@@ -73,6 +74,11 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Run a notary: NotaryService over mutual TLS.
     Notary(notary::NotaryArgs),
+    /// Key files: make one, or show the public key of one.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
     /// Start, inspect, cancel and resolve swaps at a gateway (as its operator).
     Swap(swap::SwapArgs),
     /// A gateway's wallet: balances, funding imports, withdrawals.
@@ -133,6 +139,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Policy { command } => policy::run(command),
         Command::Serve(args) => serve::run(args),
         Command::Notary(args) => notary::run(args),
+        Command::Keys { command } => keys::run(command),
         Command::Swap(args) => swap::run(args),
         Command::Wallet(args) => wallet::run(args),
     };

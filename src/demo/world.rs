@@ -40,7 +40,6 @@ use bsv_format::beef::Beef;
 use bsv_format::keys::{Network, PrivateKey};
 use bsv_format::script::templates::p2pkh_lock;
 use bsv_format::{Transaction, Txid};
-use ring::rand::{SecureRandom, SystemRandom};
 use saga_core::saga::Event;
 use saga_core::terms::SagaId;
 use saga_core::Satoshis;
@@ -60,6 +59,7 @@ use crate::identity::client::MtlsConnector;
 use crate::identity::issue::{self, DomainPlan};
 use crate::identity::spiffe::{Role as SpiffeRole, SpiffeId};
 use crate::identity::tls::{IdentityHandle, TlsSettings};
+use crate::keys::random_key;
 use crate::notary::config::NotaryFileConfig;
 use crate::notary::serve::{NotaryStartOptions, RunningNotary};
 use crate::proto::escrow_v1 as pb;
@@ -177,18 +177,6 @@ pub struct World {
     paused: Arc<AtomicBool>,
     miner: tokio::task::JoinHandle<()>,
     clock: Arc<dyn Clock>,
-}
-
-/// 32 random bytes that make a valid private key.
-pub fn random_key(random: &SystemRandom) -> Result<PrivateKey, DemoError> {
-    for _ in 0..8 {
-        let mut bytes = [0u8; 32];
-        random.fill(&mut bytes).map_err(|_| DemoError::Random)?;
-        if let Ok(key) = PrivateKey::from_bytes(&bytes) {
-            return Ok(key);
-        }
-    }
-    Err(DemoError::Random)
 }
 
 /// A listener on a free loopback port.
@@ -439,18 +427,20 @@ impl World {
             sims.insert(chain_id.to_string(), sim);
         }
 
-        let random = SystemRandom::new();
         let mut keys = Vec::new();
         for _ in 0..2 {
-            let saga = random_key(&random)?;
+            let saga = random_key().map_err(|_| DemoError::Random)?;
             let mut wallet = BTreeMap::new();
             for chain_id in [CHAIN_P, CHAIN_D] {
-                wallet.insert(chain_id.to_string(), random_key(&random)?);
+                wallet.insert(
+                    chain_id.to_string(),
+                    random_key().map_err(|_| DemoError::Random)?,
+                );
             }
             keys.push((saga, wallet));
         }
         let (buyer_keys, seller_keys) = (&keys[0], &keys[1]);
-        let approval_key = random_key(&random)?;
+        let approval_key = random_key().map_err(|_| DemoError::Random)?;
 
         // Every server's port is bound first, so each configuration can
         // name the others'.

@@ -9,11 +9,13 @@
 //!   server around the saga side; `escrowd serve`.
 //! - [`context`]: [`context::GatewayContexts`], the `ContextSource` over the
 //!   configuration and the store's secrets.
-//! - [`inproc`]: the in-process `PeerTransport` (demo, tests).
+//! - [`reconcile`]: asking the counterparties for their view after a restart.
+//! - [`inproc`]: the in-process `PeerTransport` (tests).
 //! - [`swap`]: starting a swap as the buyer (the admin path).
 
 pub mod assemble;
 pub mod context;
 pub mod inproc;
+pub mod reconcile;
 pub mod serve;
 pub mod swap;

@@ -4,6 +4,9 @@
 //! driver, recovery), and the gRPC server (peer, admin and event services,
 //! health, reflection v1 and v1alpha) behind the authorization layer.
 //!
+//! A start that resumes in-flight sagas then reconciles them with their
+//! counterparties in the background ([`super::reconcile`]).
+//!
 //! Shutdown (SIGTERM, SIGINT, or [`RunningGateway::stop`]): the server
 //! stops accepting and event streams end, the driver stops its effect
 //! runners (as a crash would: every decision already in the store is
@@ -17,10 +20,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bsv_format::spv::VerifyOptions;
-use saga_runtime::ports::{ChainPorts, Clock, Notary, SystemClock};
+use saga_core::terms::SagaId;
+use saga_runtime::ports::{ChainPorts, Clock, Notary, PeerTransport, SystemClock};
 use tokio::sync::watch;
 
 use super::assemble::{Gateway, GatewayError};
+use super::reconcile::{reconcile, Reconciled};
 use crate::config::GatewayConfig;
 use crate::identity::server::{self, ConnectionAge};
 use crate::identity::tls::{IdentityError, IdentityHandle};
@@ -95,9 +100,20 @@ pub struct RunningGateway {
     pub gateway: Gateway,
     shutdown: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
+    reconciliation: Option<tokio::task::JoinHandle<Vec<(SagaId, Reconciled)>>>,
 }
 
 impl RunningGateway {
+    /// Waits for the reconciliation with the counterparties that a start
+    /// with in-flight sagas runs ([`super::reconcile`]) and returns what it
+    /// found; empty when there was nothing to reconcile, or when asked again.
+    pub async fn reconciliation(&mut self) -> Vec<(SagaId, Reconciled)> {
+        match self.reconciliation.take() {
+            Some(task) => task.await.unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
     /// Starts the gateway of `config`, listening on `config.listen` unless
     /// `options` gives a listener (and a clock or chain clients).
     ///
@@ -159,9 +175,15 @@ impl RunningGateway {
             Some(c) => c,
             None => super::assemble::chain_ports(config)?,
         };
-        let gateway =
-            Gateway::start_with_chains(config, Arc::new(peers), notary, clock.clone(), chains)
-                .await?;
+        let peers = Arc::new(peers);
+        let gateway = Gateway::start_with_chains(
+            config,
+            peers.clone() as Arc<dyn PeerTransport>,
+            notary,
+            clock.clone(),
+            chains,
+        )
+        .await?;
 
         let proposers = config.peers.values().map(|p| p.spiffe_id.clone()).collect();
         let parties = Arc::new(
@@ -232,11 +254,16 @@ impl RunningGateway {
             }
         });
         tracing::info!(%addr, resumed = gateway.resumed, "gateway serving");
+        let reconciliation = (gateway.resumed > 0).then(|| {
+            let (log, driver) = (gateway.log.clone(), gateway.driver.clone());
+            tokio::spawn(async move { reconcile(log.as_ref(), &driver, &peers).await })
+        });
         Ok(RunningGateway {
             addr,
             gateway,
             shutdown,
             server,
+            reconciliation,
         })
     }
 
@@ -249,6 +276,9 @@ impl RunningGateway {
     /// Stops serving (streams ended, calls drained for at most [`DRAIN`])
     /// and stops the driver's effect runners.
     pub async fn stop(self) {
+        if let Some(task) = &self.reconciliation {
+            task.abort();
+        }
         self.gateway.driver.shutdown();
         let _ = self.shutdown.send(true);
         let _ = tokio::time::timeout(DRAIN, self.server).await;

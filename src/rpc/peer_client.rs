@@ -167,15 +167,16 @@ impl PeerClient {
             })
     }
 
-    /// The peer's view of saga `saga_id` (reconciliation after a restart).
+    /// The peer's view of saga `saga_id` (reconciliation after a restart):
+    /// `None` when it answers NOT_FOUND (it has no such saga).
     ///
     /// # Errors
-    /// [`PeerError`].
+    /// [`PeerError`] for any other failure.
     pub async fn saga_status(
         &self,
         peer: &str,
         saga_id: SagaId,
-    ) -> Result<pb::SagaStatus, PeerError> {
+    ) -> Result<Option<pb::SagaStatus>, PeerError> {
         let mut client = self.client(peer)?;
         let request = with_saga(
             peer,
@@ -184,11 +185,11 @@ impl PeerClient {
                 saga_id: saga_id.to_string(),
             },
         )?;
-        client
-            .get_saga_status(request)
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| peer_error(peer, &s))
+        match client.get_saga_status(request).await {
+            Ok(response) => Ok(Some(response.into_inner())),
+            Err(s) if s.code() == Code::NotFound => Ok(None),
+            Err(s) => Err(peer_error(peer, &s)),
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! The harness of `tests/rpc.rs`: dev certificates, two chainsims and
 //! their miner, gateways (sled store, driver, services, mTLS server) and a
 //! notary, and bounded waits that fail with both gateways' view.
+//! Shared by several test binaries, each using part of it.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -154,12 +156,18 @@ pub struct Chains {
 
 impl Chains {
     pub async fn start() -> Chains {
+        Chains::start_at(NOW).await
+    }
+
+    /// Chainsims whose genesis is at `start_unix` (the wall clock, for
+    /// gateways that run on the system clock).
+    pub async fn start_at(start_unix: u64) -> Chains {
         let mut sims = BTreeMap::new();
         let mut broadcasts = BTreeMap::new();
         for chain_id in [P, D] {
             let sim = Chainsim::start(ChainsimConfig {
                 chain_id: chain_id.into(),
-                start_unix: NOW,
+                start_unix,
                 ..ChainsimConfig::default()
             })
             .await
@@ -609,6 +617,72 @@ impl World {
     }
 }
 
+/// Writes key files and `gateway.toml` (listening on `listen`) into a new
+/// directory: what `escrowd serve --config DIR/gateway.toml` reads. Returns
+/// the directory and the file's text.
+pub fn write_gateway_toml(
+    pki: &Pki,
+    chains: &Chains,
+    listen: &str,
+    (spiffe_id, leaf, saga_key, wallet_keys): (
+        &str,
+        &str,
+        &PrivateKey,
+        &BTreeMap<String, PrivateKey>,
+    ),
+    (peer_id, peer_addr, peer_keys): (&str, SocketAddr, &PeerKeys),
+    notary: Option<&NotaryEndpoint>,
+) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = |name: &str, key: &PrivateKey| {
+        let path = dir.path().join(name);
+        escrowd::keys::write_key_file(&path, key, Network::Testnet).unwrap();
+        path.display().to_string()
+    };
+    let hex_key = |k: &PublicKey| hex::encode(k.to_compressed());
+    let mut text = format!(
+        "[gateway]\nspiffe_id = \"{spiffe_id}\"\nlisten = \"{listen}\"\nstore = \"store\"\n\
+         policy = \"{policy}\"\nsaga_key = \"{saga}\"\npoll_interval = \"50ms\"\nnetwork = \"regtest\"\n\n\
+         [identity]\nfederation = \"{fed}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n",
+        policy = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("policies/fast-test.toml")
+            .display(),
+        saga = key_file("saga.wif", saga_key),
+        fed = pki.path().join("federation.toml").display(),
+        cert = pki.path().join(format!("{leaf}.pem")).display(),
+        key = pki.path().join(format!("{leaf}.key")).display(),
+    );
+    for (chain_id, sim) in &chains.sims {
+        let url = sim.url();
+        text.push_str(&format!(
+            "\n[chains.{chain_id}]\narc_url = \"{url}\"\nheaders_url = \"{url}\"\nspend_url = \"{url}/v1\"\ntx_url = \"{url}/v1\"\nwallet_key = \"{}\"\n",
+            key_file(&format!("{chain_id}.wif"), &wallet_keys[*chain_id])
+        ));
+    }
+    let peer = sid(peer_id);
+    text.push_str(&format!(
+        "\n[peers.\"{domain}\"]\nurl = \"https://{peer_addr}\"\nspiffe_id = \"{peer_id}\"\nsaga_key = \"{saga}\"\nescrow_keys = {{ {keys} }}\n",
+        domain = peer.domain(),
+        saga = hex_key(&peer_keys.saga_key),
+        keys = peer_keys
+            .escrow_keys
+            .iter()
+            .map(|(c, k)| format!("{c} = \"{}\"", hex_key(k)))
+            .collect::<Vec<_>>()
+            .join(", "),
+    ));
+    if let Some(n) = notary {
+        text.push_str(&format!(
+            "\n[notary]\nurl = \"{}\"\nspiffe_id = \"{}\"\npublic_key = \"{}\"\n",
+            n.url,
+            n.spiffe_id,
+            hex_key(&n.public_key)
+        ));
+    }
+    std::fs::write(dir.path().join("gateway.toml"), &text).unwrap();
+    (dir, text)
+}
+
 impl Node {
     /// Writes key files and a gateway.toml for this gateway, then starts it
     /// on `listener` exactly as `escrowd serve` would (with the fixed clock
@@ -626,52 +700,14 @@ impl Node {
         (peer_id, peer_addr, peer_keys): (&'static str, SocketAddr, PeerKeys),
         notary: Option<NotaryEndpoint>,
     ) -> Node {
-        let dir = tempfile::tempdir().unwrap();
-        let key_file = |name: &str, key: &PrivateKey| {
-            let path = dir.path().join(name);
-            escrowd::keys::write_key_file(&path, key, Network::Testnet).unwrap();
-            path.display().to_string()
-        };
-        let hex_key = |k: &PublicKey| hex::encode(k.to_compressed());
-        let mut text = format!(
-            "[gateway]\nspiffe_id = \"{spiffe_id}\"\nlisten = \"127.0.0.1:0\"\nstore = \"store\"\n\
-             policy = \"{policy}\"\nsaga_key = \"{saga}\"\npoll_interval = \"50ms\"\nnetwork = \"regtest\"\n\n\
-             [identity]\nfederation = \"{fed}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n",
-            policy = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("policies/fast-test.toml")
-                .display(),
-            saga = key_file("saga.wif", &saga_key),
-            fed = pki.path().join("federation.toml").display(),
-            cert = pki.path().join(format!("{leaf}.pem")).display(),
-            key = pki.path().join(format!("{leaf}.key")).display(),
+        let (dir, text) = write_gateway_toml(
+            pki,
+            chains,
+            "127.0.0.1:0",
+            (spiffe_id, leaf, &saga_key, &wallet_keys),
+            (peer_id, peer_addr, &peer_keys),
+            notary.as_ref(),
         );
-        for (chain_id, sim) in &chains.sims {
-            let url = sim.url();
-            text.push_str(&format!(
-                "\n[chains.{chain_id}]\narc_url = \"{url}\"\nheaders_url = \"{url}\"\nspend_url = \"{url}\"\nwallet_key = \"{}\"\n",
-                key_file(&format!("{chain_id}.wif"), &wallet_keys[*chain_id])
-            ));
-        }
-        let peer = sid(peer_id);
-        text.push_str(&format!(
-            "\n[peers.\"{domain}\"]\nurl = \"https://{peer_addr}\"\nspiffe_id = \"{peer_id}\"\nsaga_key = \"{saga}\"\nescrow_keys = {{ {keys} }}\n",
-            domain = peer.domain(),
-            saga = hex_key(&peer_keys.saga_key),
-            keys = peer_keys
-                .escrow_keys
-                .iter()
-                .map(|(c, k)| format!("{c} = \"{}\"", hex_key(k)))
-                .collect::<Vec<_>>()
-                .join(", "),
-        ));
-        if let Some(n) = &notary {
-            text.push_str(&format!(
-                "\n[notary]\nurl = \"{}\"\nspiffe_id = \"{}\"\npublic_key = \"{}\"\n",
-                n.url,
-                n.spiffe_id,
-                hex_key(&n.public_key)
-            ));
-        }
         let mut config = GatewayConfig::parse(&text, "gateway.toml", dir.path())
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         let faults = Arc::new(FaultPlan::new());

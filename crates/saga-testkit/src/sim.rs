@@ -1108,5 +1108,6 @@ pub fn input_name(input: &Input) -> String {
         Input::CancelRequested { .. } => "cancel requested".into(),
         Input::Resolve(r) => format!("resolve {r:?}"),
         Input::EffectFailed { effect, detail } => format!("effect failed {effect:?}: {detail}"),
+        Input::PeerStatus { known, detail } => format!("peer status (known: {known}): {detail}"),
     }
 }

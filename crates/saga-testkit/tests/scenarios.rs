@@ -466,3 +466,66 @@ fn seller_learning_s_past_its_margin_still_claims_and_raises_attention() {
         "the claim spends the buyer's escrow"
     );
 }
+
+/// Reconciliation after a restart: the buyer asks the seller for its view
+/// (`GetSagaStatus`). "Unknown" before agreement changes nothing (the
+/// proposal is simply resent); "known" never changes anything; "unknown"
+/// after the seller countersigned means its store was lost — progress stops
+/// for an operator: the buyer tells the seller nothing more (so the seller,
+/// never told of the buyer's reservation, gives up at its C2 limit without
+/// locking anything) and never claims, and its refund still runs at T_P.
+#[test]
+fn a_counterparty_that_forgets_an_agreed_saga_stops_progress_and_refunds_still_run() {
+    let peer_status = |known: bool, detail: &str| saga_core::saga::Input::PeerStatus {
+        known,
+        detail: detail.into(),
+    };
+    let mut sim = started(&SimConfig::default());
+    let d = sim
+        .feed(Role::Buyer, peer_status(false, "NotFound: unknown saga"))
+        .unwrap();
+    assert!(d.events.is_empty(), "not agreed yet: {:?}", d.events);
+    sim.run_until(|s| logged(s, Role::Buyer, "reservation_broadcast"), 50)
+        .unwrap();
+    let d = sim
+        .feed(Role::Buyer, peer_status(true, "reserving"))
+        .unwrap();
+    assert!(d.events.is_empty(), "{:?}", d.events);
+    let d = sim
+        .feed(Role::Buyer, peer_status(false, "NotFound: unknown saga"))
+        .unwrap();
+    let names: Vec<&str> = d.events.iter().map(Event::name).collect();
+    assert_eq!(names, ["attention_raised"]);
+    let attention = sim
+        .saga(Role::Buyer)
+        .unwrap()
+        .attention()
+        .unwrap()
+        .to_string();
+    assert!(
+        attention.starts_with("the counterparty does not know this saga although it agreed to its terms (NotFound: unknown saga)"),
+        "{attention}"
+    );
+    // Asked again (another restart): one attention is enough.
+    let d = sim
+        .feed(Role::Buyer, peer_status(false, "NotFound: unknown saga"))
+        .unwrap();
+    assert!(d.events.is_empty(), "{:?}", d.events);
+
+    sim.run_until(
+        |s| {
+            s.status(Role::Buyer) == Some(Status::Refunded)
+                && s.status(Role::Seller) == Some(Status::Cancelled)
+        },
+        400,
+    )
+    .unwrap();
+    assert_clean(&sim);
+    assert!(sim.reservation(Role::Seller).is_none());
+    assert!(sim.claim(Role::Buyer).is_none() && sim.claim(Role::Seller).is_none());
+    assert_eq!(
+        sim.balance(Role::Buyer, CHAIN_P),
+        100_000 - RESERVATION_FEE - SPEND_FEE
+    );
+    assert_eq!(sim.balance(Role::Seller, CHAIN_D), 100_000);
+}

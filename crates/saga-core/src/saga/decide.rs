@@ -192,6 +192,7 @@ pub(super) fn decide(
         Input::CancelRequested { reason: _ } => operator_cancel(saga),
         Input::Resolve(resolution) => resolve(saga, resolution),
         Input::EffectFailed { effect, detail } => effect_failed(saga, effect, detail),
+        Input::PeerStatus { known, detail } => peer_status(saga, known, &detail),
     }
 }
 
@@ -676,6 +677,25 @@ fn resolve(saga: &Saga, resolution: Resolution) -> Result<Vec<Event>, Reject> {
         }
     }
     Ok(vec![Event::OperatorResolved { resolution }])
+}
+
+/// The counterparty's view after our restart. A saga whose terms it agreed
+/// to (it countersigned them, or proposed them) but which it no longer
+/// knows means its store was lost, or another gateway answers for its
+/// identity: nothing more it says or sends can be relied on, so progress
+/// stops for an operator. Refunds, claims with a known `s` and watches
+/// still run. Any other answer changes nothing: what we missed reaches us
+/// again (messages are resent until answered) or is on the chains.
+fn peer_status(saga: &Saga, known: bool, detail: &str) -> Result<Vec<Event>, Reject> {
+    if known || !saga.facts.agreed() || saga.status().is_terminal() {
+        return Ok(Vec::new());
+    }
+    Ok(attention(
+        saga,
+        format!(
+            "the counterparty does not know this saga although it agreed to its terms ({detail}): its store may be lost; our refunds still run"
+        ),
+    ))
 }
 
 fn effect_failed(saga: &Saga, effect: EffectKey, detail: String) -> Result<Vec<Event>, Reject> {

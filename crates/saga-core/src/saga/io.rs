@@ -300,6 +300,14 @@ pub enum Input {
         /// What the runtime saw.
         detail: String,
     },
+    /// What the counterparty said of the saga when asked after our restart
+    /// (`PeerService.GetSagaStatus`, reconciliation).
+    PeerStatus {
+        /// False when it answered that it has no such saga.
+        known: bool,
+        /// Its answer as received (its state, or the error), for the record.
+        detail: String,
+    },
 }
 
 /// Identifies an effect (so the runtime can run each at most once at a
