@@ -412,6 +412,52 @@ fn the_buyer_refuses_to_sign_a_cancel_once_its_claim_is_built() {
     assert_eq!(sim.balance(Role::Seller, CHAIN_P), AMOUNT_P - SPEND_FEE);
 }
 
+/// The same moment, with the seller's `Cancel` message or the buyer's own
+/// operator instead of a cancel to sign: accepting either would make the
+/// buyer give up a claim that may be out (and reveals `s`) while the
+/// seller, who may have seen `s`, claims P — the buyer would pay and
+/// receive nothing. Both are refused, and the claim is finished. (Found
+/// over gRPC by tests/hostile_peer.rs; before the fix the buyer answered
+/// Ack, logged `cancel_requested` and then `claim_abandoned`.)
+#[test]
+fn the_buyer_refuses_a_cancel_request_once_its_claim_is_built() {
+    let mut sim = crashed_after("claim_built", Role::Buyer);
+    sim.restart(Role::Buyer);
+    let reply = sim
+        .call(
+            Role::Seller,
+            PeerRequest::Cancel {
+                reason: "let us cancel".into(),
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        reply,
+        PeerReply::Refused {
+            reason: "our claim is built and may already be on its way: the swap is executing"
+                .into()
+        }
+    );
+    let refused = sim
+        .feed(
+            Role::Buyer,
+            saga_core::saga::Input::CancelRequested {
+                reason: "operator".into(),
+            },
+        )
+        .unwrap_err();
+    assert!(
+        format!("{refused:?}").contains("our claim is built and may already be on its way"),
+        "{refused:?}"
+    );
+    assert!(!logged(&sim, Role::Buyer, "cancel_requested"));
+    sim.run_until(both(Status::Completed), 200).unwrap();
+    assert_clean(&sim);
+    assert!(!logged(&sim, Role::Buyer, "claim_abandoned"));
+    assert_eq!(sim.balance(Role::Buyer, CHAIN_D), AMOUNT_D - SPEND_FEE);
+    assert_eq!(sim.balance(Role::Seller, CHAIN_P), AMOUNT_P - SPEND_FEE);
+}
+
 // ---------------------------------------------------------------------------
 // Finding 4: Execute's claim is not checked beyond the preimage.
 // ---------------------------------------------------------------------------

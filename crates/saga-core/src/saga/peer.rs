@@ -427,9 +427,22 @@ pub(super) fn peer_cancel(saga: &Saga, d: &mut Decision) -> Result<Vec<Event>, R
 }
 
 /// Why a cancel cannot be accepted now, if it cannot.
+///
+/// Once our claim is built it may be out — its broadcast in flight, or sent
+/// with the answer lost to a crash or a network fault — and it reveals `s`.
+/// Accepting a cancel then would have us give the claim up (we never claim
+/// after agreeing to cancel) while the counterparty, who may have seen `s`,
+/// claims our reservation: we would pay and receive nothing. The claim is
+/// finished instead (C1 still bounds it); `sign_cancel` refuses the same
+/// case.
 pub(super) fn cancel_refusal(saga: &Saga) -> Option<String> {
     if saga.facts.counter.claim_broadcast.is_some() {
         return Some("our claim is already broadcast: the swap is executing".into());
+    }
+    if saga.facts.counter.claim.is_some() {
+        return Some(
+            "our claim is built and may already be on its way: the swap is executing".into(),
+        );
     }
     if saga.ctx.role == Role::Seller && saga.facts.preimage_learned.is_some() {
         return Some("s is revealed: the swap is executing".into());
