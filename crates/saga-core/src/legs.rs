@@ -46,13 +46,14 @@
 use bsv_format::hash::sha256;
 use bsv_format::keys::PrivateKey;
 use bsv_format::script::templates::{
-    escrow_claim_unlock, escrow_refund_unlock, p2pkh_lock, p2pkh_unlock, sign_input, TemplateError,
+    escrow_claim_unlock, escrow_refund_unlock, p2pkh_lock, p2pkh_unlock, sign_input, EscrowScript,
+    TemplateError,
 };
 use bsv_format::sighash::{SIGHASH_ALL, SIGHASH_ANYONECANPAY, SIGHASH_FORKID, SIGHASH_SINGLE};
 use bsv_format::tx::{LOCKTIME_THRESHOLD, SEQUENCE_FINAL};
 use bsv_format::{Outpoint, Script, Transaction, TxIn, TxOut};
 
-use crate::terms::{Leg, Terms};
+use crate::terms::{Leg, Role, Terms};
 use crate::units::{Height, Satoshis};
 
 /// Version of every leg transaction.
@@ -322,32 +323,128 @@ pub fn sign_p2pkh_inputs(
     Ok(())
 }
 
+/// How a reservation's output differs from the escrow output the terms fix
+/// (DESIGN.md §3.1): each variant names the output and both values, so a
+/// refusal says what a counterparty got wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReservationMismatch {
+    /// The transaction has no such output.
+    #[error("has no output {vout}")]
+    NoOutput {
+        /// The output index named.
+        vout: u32,
+    },
+    /// The output's script is not the escrow template at all.
+    #[error("output {vout} is not an escrow script: {detail}")]
+    NotEscrow {
+        /// The output index.
+        vout: u32,
+        /// Where the template does not match.
+        detail: String,
+    },
+    /// The script locks to another hash lock than the terms' `H`.
+    #[error("output {vout} locks to hash lock {found}, the terms' hash lock is {expected}")]
+    HashLock {
+        /// The output index.
+        vout: u32,
+        /// The terms' `H`, hex.
+        expected: String,
+        /// The script's, hex.
+        found: String,
+    },
+    /// The script names another key of a party than the terms.
+    #[error(
+        "output {vout} names {found} as the {role}'s escrow key ({part}), the terms' is {expected}"
+    )]
+    Key {
+        /// The output index.
+        vout: u32,
+        /// Whose key: `buyer` or `seller`.
+        role: Role,
+        /// Its part in the script: `beneficiary` or `funder`.
+        part: &'static str,
+        /// The terms' key, compressed SEC hex.
+        expected: String,
+        /// The script's, compressed SEC hex.
+        found: String,
+    },
+    /// The output holds another amount than the leg's.
+    #[error("output {vout} holds {found} sat, the terms fix {expected} sat")]
+    Amount {
+        /// The output index.
+        vout: u32,
+        /// The leg's amount, satoshis.
+        expected: u64,
+        /// The output's, satoshis.
+        found: u64,
+    },
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Checks that output `vout` of a reservation is exactly the escrow output
 /// of `leg` in the terms (script byte for byte, the leg amount) and returns
 /// its outpoint. What a party checks before relying on (or signing a refund
 /// for) the other's reservation.
 ///
 /// # Errors
-/// [`RefundRefused::WrongPayee`] for another script or a missing output,
-/// [`RefundRefused::WrongAmount`] for another value.
+/// [`ReservationMismatch`] naming the first difference: a missing output, a
+/// script that is no escrow script, another hash lock, another key of
+/// either party (compressed SEC hex of both), another amount (satoshis).
 pub fn check_reservation_output(
     reservation: &Transaction,
     vout: u32,
     terms: &Terms,
     leg: Leg,
-) -> Result<Outpoint, RefundRefused> {
+) -> Result<Outpoint, ReservationMismatch> {
     let out = reservation
         .outputs
         .get(vout as usize)
-        .ok_or(RefundRefused::WrongPayee)?;
+        .ok_or(ReservationMismatch::NoOutput { vout })?;
     if out.locking_script != terms.escrow_script(leg) {
-        return Err(RefundRefused::WrongPayee);
+        let found = EscrowScript::parse(&out.locking_script).map_err(|e| {
+            ReservationMismatch::NotEscrow {
+                vout,
+                detail: e.to_string(),
+            }
+        })?;
+        if found.hash_lock != terms.hash_lock {
+            return Err(ReservationMismatch::HashLock {
+                vout,
+                expected: hex_of(&terms.hash_lock),
+                found: hex_of(&found.hash_lock),
+            });
+        }
+        for (role, part, key) in [
+            (leg.beneficiary(), "beneficiary", &found.beneficiary),
+            (leg.funder(), "funder", &found.funder),
+        ] {
+            let expected = terms.party(role).escrow_key(leg);
+            if key != expected {
+                return Err(ReservationMismatch::Key {
+                    vout,
+                    role,
+                    part,
+                    expected: hex_of(&expected.to_compressed()),
+                    found: hex_of(&key.to_compressed()),
+                });
+            }
+        }
+        // Same parts, other bytes (a non-canonical encoding the parser
+        // accepted): still not the terms' script.
+        return Err(ReservationMismatch::NotEscrow {
+            vout,
+            detail: "the parts match the terms but the script is not the canonical escrow script"
+                .into(),
+        });
     }
     let amount = terms.leg(leg).amount.0;
     if out.satoshis != amount {
-        return Err(RefundRefused::WrongAmount {
-            min: amount,
-            max: amount,
+        return Err(ReservationMismatch::Amount {
+            vout,
+            expected: amount,
             found: out.satoshis,
         });
     }

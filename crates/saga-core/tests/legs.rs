@@ -8,9 +8,9 @@ use bsv_format::keys::PrivateKey;
 use bsv_format::script::interpreter::{verify_input, ScriptError, VerifyFlags};
 use bsv_format::script::templates::p2pkh_lock;
 use bsv_format::{Outpoint, Script, Transaction, TxIn, TxOut, Txid};
-use saga_core::legs::{self, FundingInput, LegError, RefundRefused};
+use saga_core::legs::{self, FundingInput, LegError, RefundRefused, ReservationMismatch};
 use saga_core::policy::PolicyId;
-use saga_core::terms::{Leg, LegTerms, PartyTerms, SagaId, Terms};
+use saga_core::terms::{Leg, LegTerms, PartyTerms, Role, SagaId, Terms};
 use saga_core::{Height, Satoshis, UnixTime};
 
 const S: [u8; 32] = [0x5a; 32];
@@ -155,29 +155,68 @@ const PINNED_RESERVATION_TXID: &str =
 fn the_other_side_checks_the_reservation_output_exactly() {
     let t = terms();
     let (tx, _) = reserve(&t, Leg::Payment);
+    let hex = |b: &[u8]| hex::encode(b);
     let mut other = t.clone();
     other.payment.amount = Satoshis(50_001);
+    let e = legs::check_reservation_output(&tx, 0, &other, Leg::Payment).unwrap_err();
     assert_eq!(
-        legs::check_reservation_output(&tx, 0, &other, Leg::Payment),
-        Err(RefundRefused::WrongAmount {
-            min: 50_001,
-            max: 50_001,
+        e,
+        ReservationMismatch::Amount {
+            vout: 0,
+            expected: 50_001,
             found: 50_000
-        })
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "output 0 holds 50000 sat, the terms fix 50001 sat"
     );
     other = t.clone();
     other.hash_lock = sha256(&[1; 32]);
+    let e = legs::check_reservation_output(&tx, 0, &other, Leg::Payment).unwrap_err();
     assert_eq!(
-        legs::check_reservation_output(&tx, 0, &other, Leg::Payment),
-        Err(RefundRefused::WrongPayee)
+        e,
+        ReservationMismatch::HashLock {
+            vout: 0,
+            expected: hex(&other.hash_lock),
+            found: hex(&t.hash_lock),
+        }
     );
-    assert_eq!(
+    // Another key of either party is named with both values.
+    for role in [Role::Buyer, Role::Seller] {
+        let mut other = t.clone();
+        let stranger = PrivateKey::from_bytes(&[7; 32]).unwrap().public_key();
+        match role {
+            Role::Buyer => other.buyer.payment_escrow_key = stranger,
+            Role::Seller => other.seller.payment_escrow_key = stranger,
+        }
+        let e = legs::check_reservation_output(&tx, 0, &other, Leg::Payment).unwrap_err();
+        let (part, found) = match role {
+            Role::Buyer => ("funder", t.buyer.payment_escrow_key),
+            Role::Seller => ("beneficiary", t.seller.payment_escrow_key),
+        };
+        assert_eq!(
+            e,
+            ReservationMismatch::Key {
+                vout: 0,
+                role,
+                part,
+                expected: hex(&stranger.to_compressed()),
+                found: hex(&found.to_compressed()),
+            }
+        );
+        assert!(e
+            .to_string()
+            .contains(&format!("as the {role}'s escrow key ({part})")));
+    }
+    // Output 1 is the change (P2PKH): no escrow script.
+    assert!(matches!(
         legs::check_reservation_output(&tx, 1, &t, Leg::Payment),
-        Err(RefundRefused::WrongPayee)
-    );
+        Err(ReservationMismatch::NotEscrow { vout: 1, .. })
+    ));
     assert_eq!(
         legs::check_reservation_output(&tx, 5, &t, Leg::Payment),
-        Err(RefundRefused::WrongPayee)
+        Err(ReservationMismatch::NoOutput { vout: 5 })
     );
 }
 

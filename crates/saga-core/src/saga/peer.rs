@@ -194,7 +194,15 @@ pub(super) fn grant_token(
             token.issuer
         )));
     }
-    // The holder must be us: we are the one who will present it.
+    // The holder must be us: we are the one who will present it. (Checked
+    // here, not by `verify`'s holder-is-caller rule: the caller of a grant
+    // is its issuer, never its holder.)
+    if token.holder != saga.ctx.own_spiffe_id {
+        return Err(Reject::PeerMisbehaved(format!(
+            "the granted token names holder {}, not the receiver {}",
+            token.holder, saga.ctx.own_spiffe_id
+        )));
+    }
     let verified = token
         .verify(
             &saga.counterparty(terms).saga_key,
