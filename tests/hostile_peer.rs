@@ -38,9 +38,10 @@ use escrowd::proto::escrow_v1 as pb;
 use escrowd::proto::escrow_v1::peer_service_client::PeerServiceClient;
 use pb::peer_reply::Reply;
 use saga_core::legs::{self, FundingInput};
-use saga_core::saga::{CancelOrigin, Event};
+use saga_core::saga::{CancelOrigin, Event, MessageKind};
 use saga_core::terms::{Leg, Terms};
-use saga_core::Satoshis;
+use saga_core::token::Token;
+use saga_core::{Satoshis, UnixTime};
 use saga_runtime::{BroadcastOutcome, TxState};
 use tonic::transport::Channel;
 use tonic::Code;
@@ -615,5 +616,396 @@ async fn reservation_beefs_that_prove_nothing_are_refused_and_change_nothing() {
         [reason.as_str()]
     );
     compensated(&w, &saga_id, &terms).await;
+    w.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// Tokens
+
+const GRANT_TOKEN: &str = "/escrow.v1.PeerService/GrantToken";
+
+/// Waits until `node`'s events of the saga satisfy `ready`.
+async fn until(
+    w: &World,
+    node: &Node,
+    saga_id: &str,
+    what: &str,
+    ready: impl Fn(&[Event]) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !ready(&w.events(node, saga_id).await) {
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {what}:{}", w.report(saga_id).await);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn delivered(events: &[Event], kind: MessageKind) -> bool {
+    events.contains(&Event::MessageDelivered { kind })
+}
+
+/// The token `node` granted (`TokenGranted`) in the saga.
+async fn granted(w: &World, node: &Node, saga_id: &str) -> Token {
+    w.events(node, saga_id)
+        .await
+        .into_iter()
+        .find_map(|e| match e {
+            Event::TokenGranted { token } => Some(token),
+            _ => None,
+        })
+        .expect("a token was granted")
+}
+
+/// A token like `t` signed by `key` (its issuer key becomes `key`'s).
+fn signed_by(t: &Token, key: &PrivateKey) -> Token {
+    Token::issue(
+        t.token_id,
+        t.saga_id,
+        t.reservation,
+        &t.issuer,
+        &t.holder,
+        t.not_after,
+        key,
+    )
+    .unwrap()
+}
+
+async fn grant_token(
+    peer: &mut PeerServiceClient<Channel>,
+    saga_id: &str,
+    token: &Token,
+) -> Result<Reply, tonic::Status> {
+    peer.grant_token(with_saga(
+        saga_id,
+        pb::GrantTokenRequest {
+            saga_id: saga_id.into(),
+            token: token.encode(),
+        },
+    ))
+    .await
+    .map(|r| r.into_inner().reply.expect("a reply"))
+}
+
+async fn execute(
+    peer: &mut PeerServiceClient<Channel>,
+    saga_id: &str,
+    token: &Token,
+    claim: &Transaction,
+) -> Result<Reply, tonic::Status> {
+    peer.execute(with_saga(
+        saga_id,
+        pb::ExecuteRequest {
+            saga_id: saga_id.into(),
+            token: token.encode(),
+            claim: claim.to_bytes(),
+        },
+    ))
+    .await
+    .map(|r| r.into_inner().reply.expect("a reply"))
+}
+
+/// The status of a refused call: its code and message.
+fn status(reply: Result<Reply, tonic::Status>) -> (Code, String) {
+    match reply {
+        Err(e) => (e.code(), e.message().to_string()),
+        Ok(r) => panic!("expected an error status, got {r:?}"),
+    }
+}
+
+/// Two swaps are held where both gateways have granted their tokens: GA's
+/// server refuses GB's `GrantToken` until GB's retry budget is spent
+/// (GB then needs an operator). Meanwhile GB presents forged, tampered,
+/// replayed and misdirected tokens to GA's `Execute` and `GrantToken`;
+/// each is refused with the code and words of its fault, and GA's logs do
+/// not move. Then GB's operator retries: its genuine tokens go through, both
+/// swaps complete, and GA's token, once consumed by GB's `Execute`, cannot
+/// be used for another claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_replayed_or_misdirected_tokens_are_refused_and_the_swaps_still_complete() {
+    let w = World::new().await;
+    let (mut admin_a, mut admin_b) = (w.admin_a(), w.admin_b());
+    for _ in 0..2 {
+        w.fund(&mut admin_a, &w.ga, P, 100_000).await;
+        w.fund(&mut admin_b, &w.gb, D, 50_000).await;
+    }
+    w.ga.faults.refuse(GRANT_TOKEN);
+    let mut sagas = Vec::new();
+    for key in ["tokens-1", "tokens-2"] {
+        let started = w.start(&mut admin_a, key).await;
+        sagas.push((
+            started.status.unwrap().saga_id,
+            Terms::decode(&started.terms).unwrap(),
+        ));
+    }
+    for (saga_id, _) in &sagas {
+        w.until_event(&w.gb, saga_id, "token_received").await;
+        until(&w, &w.ga, saga_id, "GA's grant delivered", |e| {
+            delivered(e, MessageKind::GrantToken)
+        })
+        .await;
+        // GB's grant was refused until GB gave up and asked its operator.
+        w.until_event(&w.gb, saga_id, "attention_raised").await;
+    }
+    assert_eq!(w.ga.faults.refused_sagas(GRANT_TOKEN), 2);
+    let (s1, terms) = &sagas[0];
+    let s2 = &sagas[1].0;
+    let before = [w.events(&w.ga, s1).await, w.events(&w.ga, s2).await];
+    let mut peer = ga_as_gb(&w);
+    let stranger = key("hostile test stranger");
+    let (saga_key_b, _) = keys_of("gb");
+
+    // -- Execute at GA (GA's token for GA's reservation of P).
+    let ga_token = granted(&w, &w.ga, s1).await;
+    let ga_token_2 = granted(&w, &w.ga, s2).await;
+    let gb_token = granted(&w, &w.gb, s1).await;
+    let gb_token_2 = granted(&w, &w.gb, s2).await;
+    // GB does not know s: its best claim pushes another 32 bytes.
+    let fake_s = [7u8; 32];
+    let mut fake_terms = terms.clone();
+    fake_terms.hash_lock = sha256(&fake_s);
+    let fee = legs::fee_for_size(legs::MAX_LEG_SPEND_BYTES, FEE_RATE);
+    let ga_escrow = ga_token.reservation;
+    let no_claim = legs::build_claim(
+        &fake_terms,
+        Leg::Payment,
+        ga_escrow,
+        fee,
+        p2pkh_lock(&w.gb.public.escrow_keys[P].hash160()),
+        &fake_s,
+        &w.gb.wallet_keys[P],
+    )
+    .unwrap();
+    let mut tampered = ga_token.clone();
+    tampered.not_after = UnixTime(ga_token.not_after.0 + 3_600);
+    let wrong_key = "token: token issuer key is not the issuer's saga key in the terms";
+    let cases: Vec<(&str, &str, Token, Code, String)> = vec![
+        (
+            "signed by a stranger",
+            s1,
+            signed_by(&ga_token, &stranger),
+            Code::InvalidArgument,
+            wrong_key.into(),
+        ),
+        (
+            "GB's own token, replayed back",
+            s1,
+            gb_token.clone(),
+            Code::InvalidArgument,
+            wrong_key.into(),
+        ),
+        (
+            "a longer life than GA signed",
+            s1,
+            tampered,
+            Code::InvalidArgument,
+            "token: token signature does not verify".into(),
+        ),
+        (
+            "GA's token of the other saga",
+            s1,
+            ga_token_2.clone(),
+            Code::InvalidArgument,
+            "token: token grants another saga or reservation".into(),
+        ),
+        (
+            "GA's genuine token, a claim without s",
+            s1,
+            ga_token.clone(),
+            Code::InvalidArgument,
+            format!(
+                "peer misbehaved: claim {} does not spend {ga_escrow} with the preimage of H",
+                no_claim.txid()
+            ),
+        ),
+    ];
+    for (what, saga_id, token, code, message) in cases {
+        let got = status(execute(&mut peer, saga_id, &token, &no_claim).await);
+        assert_eq!(got, (code, message), "Execute with {what}");
+    }
+
+    // -- GrantToken at GA (GB's token for GB's reservation of D), now that
+    // GA's server takes it again and GB's gateway no longer sends it.
+    w.ga.faults.clear();
+    let mut expired = gb_token.clone();
+    expired.not_after = UnixTime(NOW - 10);
+    let mut other_holder = gb_token.clone();
+    other_holder.holder = GB.into();
+    let mut other_outpoint = gb_token.clone();
+    other_outpoint.reservation = gb_token_2.reservation;
+    let mut tampered = gb_token.clone();
+    tampered.not_after = UnixTime(gb_token.not_after.0 + 3_600);
+    let cases: Vec<(&str, Token, Code, String)> = vec![
+        (
+            "signed by a stranger",
+            signed_by(&gb_token, &stranger),
+            Code::InvalidArgument,
+            wrong_key.into(),
+        ),
+        (
+            "a longer life than GB signed",
+            tampered,
+            Code::InvalidArgument,
+            "token: token signature does not verify".into(),
+        ),
+        (
+            "GA's own token, replayed to it",
+            ga_token.clone(),
+            Code::InvalidArgument,
+            format!("peer misbehaved: token issued by {GA}, sent by {GB}"),
+        ),
+        (
+            "GB's genuine token of the other saga",
+            gb_token_2.clone(),
+            Code::InvalidArgument,
+            "token: token grants another saga or reservation".into(),
+        ),
+        (
+            "GB's signature, another reservation",
+            signed_by(&other_outpoint, &saga_key_b),
+            Code::InvalidArgument,
+            "token: token grants another saga or reservation".into(),
+        ),
+        (
+            "GB's signature, expired",
+            signed_by(&expired, &saga_key_b),
+            Code::FailedPrecondition,
+            format!(
+                "token: token expired at {} (now {NOW}, skew tolerance 2 s)",
+                NOW - 10
+            ),
+        ),
+    ];
+    for (what, token, code, message) in cases {
+        let got = status(grant_token(&mut peer, s1, &token).await);
+        assert_eq!(got, (code, message), "GrantToken with {what}");
+    }
+    // A token GB made out to itself is refused (its code and wording:
+    // the ignored bug test below).
+    let (_, message) =
+        status(grant_token(&mut peer, s1, &signed_by(&other_holder, &saga_key_b)).await);
+    assert!(message.contains(&format!("held by {GB}")), "{message}");
+
+    // -- A saga GA does not know.
+    let unknown = "0190b2a4-7c3e-7a01-8000-0123456789ab";
+    assert_eq!(
+        status(grant_token(&mut peer, unknown, &gb_token).await),
+        (Code::NotFound, format!("no saga {unknown}"))
+    );
+    assert_eq!(
+        status(execute(&mut peer, unknown, &ga_token, &no_claim).await),
+        (Code::NotFound, format!("no saga {unknown}"))
+    );
+
+    // Nothing of it reached GA's logs.
+    assert_eq!(w.events(&w.ga, s1).await, before[0]);
+    assert_eq!(w.events(&w.ga, s2).await, before[1]);
+
+    // GB's operator retries: its genuine grants go through and both swaps
+    // complete.
+    for (saga_id, _) in &sagas {
+        admin_b
+            .resolve_saga(pb::ResolveSagaRequest {
+                saga_id: saga_id.clone(),
+                resolution: Some(pb::resolve_saga_request::Resolution::Retry(
+                    pb::resolve_saga_request::Retry {},
+                )),
+            })
+            .await
+            .unwrap();
+    }
+    for (saga_id, _) in &sagas {
+        w.until_both(saga_id, pb::SagaState::Completed).await;
+    }
+    for ((saga_id, _), genuine) in sagas.iter().zip([&gb_token, &gb_token_2]) {
+        let received: Vec<Token> = w
+            .events(&w.ga, saga_id)
+            .await
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::TokenReceived { token } => Some(token),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(received, std::slice::from_ref(genuine));
+    }
+
+    // GB's Execute consumed GA's token with GB's claim: the same call again
+    // is answered alike, the token with another claim is a reuse.
+    until(&w, &w.gb, s1, "GB's Execute delivered", |e| {
+        delivered(e, MessageKind::Execute)
+    })
+    .await;
+    let claim = w
+        .events(&w.gb, s1)
+        .await
+        .into_iter()
+        .find_map(|e| match e {
+            Event::ClaimBuilt { tx } => Some(tx),
+            _ => None,
+        })
+        .expect("GB built its claim");
+    let again = execute(&mut peer, s1, &ga_token, &claim).await;
+    assert!(matches!(again, Ok(Reply::Ack(_))), "{again:?}");
+    let mut other = claim.clone();
+    other.outputs[0].satoshis -= 1;
+    assert_eq!(
+        status(execute(&mut peer, s1, &ga_token, &other).await),
+        (
+            Code::AlreadyExists,
+            format!("token {} was already used", ga_token.token_id)
+        )
+    );
+    let seen: Vec<Event> = w
+        .events(&w.ga, s1)
+        .await
+        .into_iter()
+        .filter(|e| matches!(e, Event::CounterClaimSeen { .. }))
+        .collect();
+    assert_eq!(
+        seen.last(),
+        Some(&Event::CounterClaimSeen {
+            txid: claim.txid(),
+            token_id: Some(ga_token.token_id)
+        }),
+        "{seen:?}"
+    );
+    w.stop().await;
+}
+
+/// A token the seller made out to someone else than the buyer is a
+/// malformed grant, not a caller without permission: the answer should say
+/// whom the token names and that it is not us.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: peer::grant_token passes our own SPIFFE ID as `caller` to Token::verify, so a \
+            GrantToken whose token names another holder is PERMISSION_DENIED 'token is held by \
+            <GB>, not by the caller <GA>' - GA is the receiver, GB the caller, and GB may call"]
+async fn a_granted_token_naming_another_holder_is_refused_as_a_malformed_grant() {
+    let w = World::new().await;
+    let (mut admin_a, mut admin_b) = (w.admin_a(), w.admin_b());
+    w.fund(&mut admin_a, &w.ga, P, 200_000).await;
+    w.fund(&mut admin_b, &w.gb, D, 100_000).await;
+    let saga_id = w
+        .start(&mut admin_a, "holder")
+        .await
+        .status
+        .unwrap()
+        .saga_id;
+    w.until_event(&w.gb, &saga_id, "token_granted").await;
+    w.until_event(&w.ga, &saga_id, "counter_reservation_verified")
+        .await;
+    let mut to_itself = granted(&w, &w.gb, &saga_id).await;
+    to_itself.holder = GB.into();
+    let (code, message) = status(
+        grant_token(
+            &mut ga_as_gb(&w),
+            &saga_id,
+            &signed_by(&to_itself, &keys_of("gb").0),
+        )
+        .await,
+    );
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    assert!(message.contains(GB) && message.contains(GA), "{message}");
+    assert!(!message.contains(&format!("caller {GA}")), "{message}");
     w.stop().await;
 }
