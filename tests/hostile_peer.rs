@@ -121,25 +121,29 @@ fn reservation(terms: &Terms, input: &FundingInput, key: &PrivateKey) -> Transac
     r.tx
 }
 
+/// Broadcasts `tx`, whose single input spends `source`, to `chain`'s ARC
+/// as EF (the harness's miner then mines a block); ARC's answer.
+async fn broadcast(w: &World, chain: &str, tx: &Transaction, source: TxOut) -> BroadcastOutcome {
+    let ports = w.chains.ports(&BTreeMap::new());
+    let ef = EfTransaction::new(tx.clone(), vec![source]).unwrap();
+    ports[chain].broadcaster.broadcast(&ef).await.unwrap()
+}
+
 /// Broadcasts `tx` (spending `input`) to `chain`'s ARC as EF, waits until
 /// it is mined (the harness's miner mines after each broadcast) and returns
 /// its Atomic BEEF with its BUMP — what an honest funder sends.
 async fn mine(w: &World, chain: &str, tx: &Transaction, input: &FundingInput) -> Vec<u8> {
-    let ports = w.chains.ports(&BTreeMap::new());
-    let arc = &ports[chain].broadcaster;
-    let ef = EfTransaction::new(
-        tx.clone(),
-        vec![TxOut {
-            satoshis: input.satoshis.0,
-            locking_script: input.locking_script.clone(),
-        }],
-    )
-    .unwrap();
-    let outcome = arc.broadcast(&ef).await.unwrap();
+    let source = TxOut {
+        satoshis: input.satoshis.0,
+        locking_script: input.locking_script.clone(),
+    };
+    let outcome = broadcast(w, chain, tx, source).await;
     assert!(
         matches!(outcome, BroadcastOutcome::Accepted(_)),
         "{outcome:?}"
     );
+    let ports = w.chains.ports(&BTreeMap::new());
+    let arc = &ports[chain].broadcaster;
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let inclusion = loop {
         if let Some(status) = arc.status(&tx.txid()).await.unwrap() {
@@ -1007,5 +1011,111 @@ async fn a_granted_token_naming_another_holder_is_refused_as_a_malformed_grant()
     assert_eq!(code, Code::InvalidArgument, "{message}");
     assert!(message.contains(GB) && message.contains(GA), "{message}");
     assert!(!message.contains(&format!("caller {GA}")), "{message}");
+    w.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// A cancel against a claim that may be out
+
+/// GA built its claim of D and broadcast it; ARC answered "seen" and then
+/// lost it (chainsim's `drop` fault) — as GA's own broadcast whose answer
+/// was lost. `s` is public now: whoever watched the network has it. GB,
+/// hostile, asks GA to cancel; then claims P with `s` itself. GA's ARC
+/// comes back while C1 still allows its claim: GA must broadcast its
+/// claim again and end `completed`, as it does without the cancel
+/// (tests/rpc.rs), not give it up and lose P for nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: a buyer whose claim is built (maybe out: broadcast in flight, or its answer \
+            lost) accepts the seller's Cancel - peer::cancel_refusal checks only \
+            claim_broadcast - and progress then abandons the claim because a cancel was \
+            requested (`promised` = cancel_signed or, for the buyer, any cancel): the claim is \
+            never broadcast again while C1 allows, and a seller that saw `s` takes P and \
+            refunds D. sign_cancel refuses exactly this case"]
+async fn a_buyer_whose_claim_may_be_out_does_not_give_it_up_for_a_cancel_request() {
+    let w = World::new().await;
+    let (mut admin_a, mut admin_b) = (w.admin_a(), w.admin_b());
+    w.fund(&mut admin_a, &w.ga, P, 200_000).await;
+    w.fund(&mut admin_b, &w.gb, D, 100_000).await;
+    w.ga.arc_down[D].store(true, Ordering::SeqCst);
+    let started = w.start(&mut admin_a, "cancel-vs-claim").await;
+    let terms = Terms::decode(&started.terms).unwrap();
+    let saga_id = started.status.unwrap().saga_id;
+    w.until_event(&w.ga, &saga_id, "claim_built").await;
+    let events = w.events(&w.ga, &saga_id).await;
+    let claim = events
+        .iter()
+        .find_map(|e| match e {
+            Event::ClaimBuilt { tx } => Some(tx.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let ga_escrow = events
+        .iter()
+        .find_map(|e| match e {
+            Event::ReservationBuilt { tx, .. } => Some(Outpoint::new(tx.txid(), 0)),
+            _ => None,
+        })
+        .unwrap();
+
+    // GA's claim reaches the network, which answers "seen" and drops it.
+    let gb_escrow = claim.inputs[0].prev_out;
+    let faults: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/sim/faults", w.chains.sims[D].url()))
+        .json(&serde_json::json!({ "kind": "drop", "count": 1 }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(faults, serde_json::json!({}));
+    let escrow_d = TxOut {
+        satoshis: DELIVERY,
+        locking_script: terms.escrow_script(Leg::Delivery),
+    };
+    let seen = broadcast(&w, D, &claim, escrow_d).await;
+    assert!(matches!(seen, BroadcastOutcome::Accepted(_)), "{seen:?}");
+    let s = legs::extract_preimage(&claim, &gb_escrow, &terms.hash_lock).unwrap();
+
+    // GB asks to cancel.
+    let answer = ga_as_gb(&w)
+        .cancel(with_saga(
+            &saga_id,
+            pb::CancelRequest {
+                saga_id: saga_id.clone(),
+                reason: "let us cancel".into(),
+            },
+        ))
+        .await;
+    let events = w.events(&w.ga, &saga_id).await;
+    assert!(
+        !names(&events).contains(&"claim_abandoned"),
+        "GA gave up a claim that may be out on a cancel request (answer {answer:?}): {:?}",
+        names(&events)
+    );
+
+    // GB claims P with the `s` it saw.
+    let fee = legs::fee_for_size(legs::MAX_LEG_SPEND_BYTES, FEE_RATE);
+    let take_p = legs::build_claim(
+        &terms,
+        Leg::Payment,
+        ga_escrow,
+        fee,
+        p2pkh_lock(&w.gb.public.escrow_keys[P].hash160()),
+        &s,
+        &w.gb.wallet_keys[P],
+    )
+    .unwrap();
+    let escrow_p = TxOut {
+        satoshis: PAYMENT,
+        locking_script: terms.escrow_script(Leg::Payment),
+    };
+    let taken = broadcast(&w, P, &take_p, escrow_p).await;
+    assert!(matches!(taken, BroadcastOutcome::Accepted(_)), "{taken:?}");
+
+    // GA's ARC is back while C1 allows its claim (D's tip below T_D − m_D).
+    assert!(w.chains.sims[D].tip() + 3 < terms.delivery.refund_height.0);
+    w.ga.arc_down[D].store(false, Ordering::SeqCst);
+    until_state(&w, &w.ga, &saga_id, "completed").await;
     w.stop().await;
 }
