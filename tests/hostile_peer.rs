@@ -1119,3 +1119,96 @@ async fn a_buyer_whose_claim_may_be_out_does_not_give_it_up_for_a_cancel_request
     until_state(&w, &w.ga, &saga_id, "completed").await;
     w.stop().await;
 }
+
+// ---------------------------------------------------------------------------
+// A hostile buyer
+
+/// The other direction: GA's claim of D is built but GA's ARC of chain D is
+/// down, and the test, as GA, sends GB an `Execute` whose claim reveals `s`
+/// but cannot be mined (one satoshi moved after signing). GB refuses it
+/// and records the misbehaviour, keeps `s` and claims P; the token is not
+/// consumed, so the genuine claim is taken with it afterwards, and once
+/// that claim is on chain GB's saga completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execute_whose_claim_cannot_be_mined_is_refused_but_the_seller_keeps_s_and_is_paid() {
+    let w = World::new().await;
+    let (mut admin_a, mut admin_b) = (w.admin_a(), w.admin_b());
+    w.fund(&mut admin_a, &w.ga, P, 200_000).await;
+    w.fund(&mut admin_b, &w.gb, D, 100_000).await;
+    w.ga.arc_down[D].store(true, Ordering::SeqCst);
+    let started = w.start(&mut admin_a, "bad-execute").await;
+    let terms = Terms::decode(&started.terms).unwrap();
+    let saga_id = started.status.unwrap().saga_id;
+    w.until_event(&w.ga, &saga_id, "claim_built").await;
+    let claim = w
+        .events(&w.ga, &saga_id)
+        .await
+        .into_iter()
+        .find_map(|e| match e {
+            Event::ClaimBuilt { tx } => Some(tx),
+            _ => None,
+        })
+        .unwrap();
+    let token = granted(&w, &w.gb, &saga_id).await;
+    let ga = w.pki.identity("org-a.example/gateway-org-a");
+    let mut gb_as_ga = PeerServiceClient::new(channel(&ga, GB, w.gb.addr));
+
+    let mut unminable = claim.clone();
+    unminable.outputs[0].satoshis -= 1;
+    let reason = refused(execute(&mut gb_as_ga, &saga_id, &token, &unminable).await);
+    assert!(
+        reason.starts_with(&format!(
+            "claim {} does not verify: input 0: ",
+            unminable.txid()
+        )),
+        "{reason}"
+    );
+    let events = w.events(&w.gb, &saga_id).await;
+    assert_eq!(misbehaviours(&events), [reason.as_str()]);
+    let learned: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::PreimageLearned {
+                preimage,
+                claim_txid,
+            } => Some((sha256(preimage), *claim_txid)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(learned, [(terms.hash_lock, unminable.txid())]);
+    assert!(
+        !names(&events).contains(&"counter_claim_seen"),
+        "{:?}",
+        names(&events)
+    );
+
+    // GB claims P with s.
+    w.until_event(&w.gb, &saga_id, "claim_confirmed").await;
+
+    // The token was not used up by the refused claim: the genuine one is
+    // taken with it, once.
+    let ack = execute(&mut gb_as_ga, &saga_id, &token, &claim).await;
+    assert!(matches!(ack, Ok(Reply::Ack(_))), "{ack:?}");
+    let seen: Vec<Event> = w
+        .events(&w.gb, &saga_id)
+        .await
+        .into_iter()
+        .filter(|e| matches!(e, Event::CounterClaimSeen { .. }))
+        .collect();
+    assert_eq!(
+        seen,
+        [Event::CounterClaimSeen {
+            txid: claim.txid(),
+            token_id: Some(token.token_id)
+        }]
+    );
+    // Once the genuine claim is on chain, GB's swap is complete.
+    let escrow_d = TxOut {
+        satoshis: DELIVERY,
+        locking_script: terms.escrow_script(Leg::Delivery),
+    };
+    let out = broadcast(&w, D, &claim, escrow_d).await;
+    assert!(matches!(out, BroadcastOutcome::Accepted(_)), "{out:?}");
+    until_state(&w, &w.gb, &saga_id, "completed").await;
+    w.stop().await;
+}
