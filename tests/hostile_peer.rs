@@ -1,11 +1,24 @@
 //! A hostile counterparty over the real transport (issue 6): the test
-//! speaks to GA's `PeerService` *as GB* — with GB's own gateway
-//! certificate, over mutual TLS and gRPC, through the authorization layer —
-//! and builds its lies with the real leg code on the chainsims' HTTP APIs.
-//! Every lie must be refused with a status or a `refused` answer that says
-//! what was wrong, and must never corrupt GA's saga: GA records the
-//! misbehaviour where the protocol says it should, never claims on the
-//! strength of a lie, and takes its own leg back.
+//! speaks to a gateway's `PeerService` *as its counterparty* — with the
+//! counterparty's own gateway certificate, over mutual TLS and gRPC,
+//! through the authorization layer — and builds its lies with the real leg
+//! code on the chainsims' HTTP APIs. Every lie must be refused with a gRPC
+//! status, or a `refused` answer where the saga records the misbehaviour
+//! (an answer is status OK: the record and the answer are one durable
+//! turn), saying what was wrong; and it must never corrupt the honest
+//! gateway's saga: nothing is recorded but what the protocol says, nothing
+//! is claimed or granted on the strength of a lie, and the honest party
+//! ends with both legs executed or its own leg back.
+//!
+//! - Lying reservations (GB → GA): the wrong amount, hash lock, beneficiary
+//!   or funder key; BEEFs that are no BEEF, not Atomic, of another chain,
+//!   with a failing script, not mined, or of an unrelated transaction; an
+//!   early-locked refund to sign.
+//! - Tokens (GB → GA): forged, tampered, replayed, expired, misdirected
+//!   (another saga, another reservation, another holder) in `GrantToken`
+//!   and `Execute`; a consumed token presented with another claim.
+//! - A hostile buyer (GA → GB): an `Execute` whose claim cannot be mined.
+//! - Ignored tests pin bugs found on the way (see their `ignore` reasons).
 //!
 //! How a lying reservation is staged: GB's ARC client of chain D is down,
 //! so GB's honest gateway builds its reservation and has GA sign its refund
@@ -253,7 +266,11 @@ async fn mine_to(w: &World, chain: &str, height: u32) {
         .json()
         .await
         .unwrap();
-    assert_eq!(body["tip"], height, "{body}");
+    // The harness's miner may have added a block meanwhile.
+    assert!(
+        body["tip"].as_u64().is_some_and(|t| t >= u64::from(height)),
+        "{body}"
+    );
 }
 
 /// GA, having recorded a misbehaviour, is compensating; once chain P
@@ -490,7 +507,11 @@ async fn reservation_beefs_that_prove_nothing_are_refused_and_change_nothing() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
-    assert!(e.message().starts_with("field beef: "), "{e:?}");
+    assert_eq!(
+        e.message(),
+        "field beef: malformed BEEF: unknown version or magic prefix at byte offset 0 \
+         (BEEF version)"
+    );
 
     // A BEEF, but not an Atomic one: it names no subject.
     let (input, faucet) = faucet_input(&w, D, gb_key, DELIVERY + 10_000).await;
