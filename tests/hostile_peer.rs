@@ -13,7 +13,7 @@
 //! - Lying reservations (GB → GA): the wrong amount, hash lock, beneficiary
 //!   or funder key; BEEFs that are no BEEF, not Atomic, of another chain,
 //!   with a failing script, not mined, or of an unrelated transaction; an
-//!   early-locked refund to sign.
+//!   early-locked refund or a diverted cancel to sign.
 //! - Tokens (GB → GA): forged, tampered, replayed, expired, misdirected
 //!   (another saga, another reservation, another holder) in `GrantToken`
 //!   and `Execute`; a consumed token presented with another claim.
@@ -497,7 +497,7 @@ async fn the_refusal_of_a_lying_reservation_names_what_differs() {
 /// `ReservationReady` with bytes that are no Atomic BEEF, a BEEF that fails
 /// SPV on chain D, a reservation not mined yet and one for a saga GA does
 /// not know each get their own answer, and change nothing; an early-locked
-/// refund is not signed. Only a valid transaction that is not the
+/// refund and a cancel paying someone else are not signed. Only a valid transaction that is not the
 /// reservation whose refund GA signed is a lie: refused, recorded, and GA
 /// compensates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -607,6 +607,25 @@ async fn reservation_beefs_that_prove_nothing_are_refused_and_change_nothing() {
             terms.delivery.refund_height.0 - 1,
             terms.delivery.refund_height.0
         )
+    );
+
+    // Nor is an immediate cancel of GB's leg that pays someone else.
+    let mut diverted = legs::build_cancel(&terms, Leg::Delivery, escrow, fee).unwrap();
+    diverted.outputs[0].locking_script = p2pkh_lock(&stranger.public_key().hash160());
+    let e = peer
+        .sign_cancel(with_saga(
+            &saga_id,
+            pb::SignCancelRequest {
+                saga_id: saga_id.clone(),
+                cancel: diverted.to_bytes(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert_eq!(
+        e.message(),
+        "peer misbehaved: cancel refused: refused to sign: output 0 does not pay the funder"
     );
 
     // A saga GA does not know.
