@@ -708,6 +708,18 @@ async fn granted(w: &World, node: &Node, saga_id: &str) -> Token {
         .expect("a token was granted")
 }
 
+/// The claim `node` built (`ClaimBuilt`) in the saga.
+async fn built_claim(w: &World, node: &Node, saga_id: &str) -> Transaction {
+    w.events(node, saga_id)
+        .await
+        .into_iter()
+        .find_map(|e| match e {
+            Event::ClaimBuilt { tx } => Some(tx),
+            _ => None,
+        })
+        .expect("a claim was built")
+}
+
 /// A token like `t` signed by `key` (its issuer key becomes `key`'s).
 fn signed_by(t: &Token, key: &PrivateKey) -> Token {
     Token::issue(
@@ -987,15 +999,7 @@ async fn forged_replayed_or_misdirected_tokens_are_refused_and_the_swaps_still_c
         delivered(e, MessageKind::Execute)
     })
     .await;
-    let claim = w
-        .events(&w.gb, s1)
-        .await
-        .into_iter()
-        .find_map(|e| match e {
-            Event::ClaimBuilt { tx } => Some(tx),
-            _ => None,
-        })
-        .expect("GB built its claim");
+    let claim = built_claim(&w, &w.gb, s1).await;
     let again = execute(&mut peer, s1, &ga_token, &claim).await;
     assert!(matches!(again, Ok(Reply::Ack(_))), "{again:?}");
     let mut other = claim.clone();
@@ -1088,15 +1092,10 @@ async fn a_buyer_whose_claim_may_be_out_does_not_give_it_up_for_a_cancel_request
     let terms = Terms::decode(&started.terms).unwrap();
     let saga_id = started.status.unwrap().saga_id;
     w.until_event(&w.ga, &saga_id, "claim_built").await;
-    let events = w.events(&w.ga, &saga_id).await;
-    let claim = events
-        .iter()
-        .find_map(|e| match e {
-            Event::ClaimBuilt { tx } => Some(tx.clone()),
-            _ => None,
-        })
-        .unwrap();
-    let ga_escrow = events
+    let claim = built_claim(&w, &w.ga, &saga_id).await;
+    let ga_escrow = w
+        .events(&w.ga, &saga_id)
+        .await
         .iter()
         .find_map(|e| match e {
             Event::ReservationBuilt { tx, .. } => Some(Outpoint::new(tx.txid(), 0)),
@@ -1187,15 +1186,7 @@ async fn an_execute_whose_claim_cannot_be_mined_is_refused_but_the_seller_keeps_
     let terms = Terms::decode(&started.terms).unwrap();
     let saga_id = started.status.unwrap().saga_id;
     w.until_event(&w.ga, &saga_id, "claim_built").await;
-    let claim = w
-        .events(&w.ga, &saga_id)
-        .await
-        .into_iter()
-        .find_map(|e| match e {
-            Event::ClaimBuilt { tx } => Some(tx),
-            _ => None,
-        })
-        .unwrap();
+    let claim = built_claim(&w, &w.ga, &saga_id).await;
     let token = granted(&w, &w.gb, &saga_id).await;
     let ga = w.pki.identity("org-a.example/gateway-org-a");
     let mut gb_as_ga = PeerServiceClient::new(channel(&ga, GB, w.gb.addr));
