@@ -69,8 +69,9 @@ fn seller_reserves_a_lie(lie: Lie) {
         panic!("{lie:?}: expected a refusal, got {reply:?}")
     };
     let expected = match lie {
-        Lie::Amount => "output 0 pays 19999 sat, expected 20000..=20000 sat",
-        Lie::HashLock | Lie::BeneficiaryKey => "output 0 does not pay",
+        Lie::Amount => "output 0 holds 19999 sat, the terms fix 20000 sat",
+        Lie::HashLock => "output 0 locks to hash lock ",
+        Lie::BeneficiaryKey => "as the buyer's escrow key (beneficiary), the terms' is ",
     };
     assert!(reason.contains(expected), "{lie:?}: {reason}");
     assert!(logged(&sim, Role::Buyer, "counterparty_misbehaved"));
