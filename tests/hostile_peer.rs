@@ -471,7 +471,7 @@ async fn the_refusal_of_a_lying_reservation_names_what_differs() {
         let (_, beef) = lying_reservation(&w, &mut peer, &saga_id, &terms, lie).await;
         let reason = refused(reservation_ready(&mut peer, &saga_id, beef).await);
         assert!(!reason.contains("does not pay the funder"), "{reason}");
-        assert!(!reason.contains("fee"), "{reason}");
+        assert!(!reason.contains("allowed fee"), "{reason}");
         let named = match lie {
             Lie::Amount => {
                 reason.contains(&format!("{} sat", DELIVERY - 1_000))
