@@ -14,6 +14,7 @@ pub mod headers;
 pub mod identity;
 pub mod keys;
 pub mod notary;
+pub mod observer;
 pub mod policy;
 pub mod proto;
 pub mod rpc;
