@@ -64,6 +64,9 @@ impl From<Status> for FeedError {
         }
         match status.code() {
             Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded => {
+                if let Some(hint) = refusal_hint(&message) {
+                    message.push_str(hint);
+                }
                 FeedError::Unreachable(message)
             }
             Code::Ok
@@ -84,6 +87,38 @@ impl From<Status> for FeedError {
             },
         }
     }
+}
+
+/// What a transport fault's cause chain (`message`) says about a refusal
+/// of our certificate. In TLS 1.3 the server judges our certificate after
+/// we have finished our side of the handshake, so its refusal reaches us
+/// as an alert on the established connection or, when the alert is lost,
+/// as the connection closing before any answer. A fault while connecting
+/// (`cannot connect to`, `TLS handshake with … failed`, from
+/// `identity::client::ConnectError`) is not one.
+fn refusal_hint(message: &str) -> Option<&'static str> {
+    if message.contains("cannot connect to") || message.contains("TLS handshake with") {
+        return None;
+    }
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("received fatal alert") {
+        return Some(
+            " (the gateway refused our certificate: its log names the reason, e.g. a trust \
+             domain outside its federation or a revoked certificate)",
+        );
+    }
+    let closed = [
+        "connection closed",
+        "connection reset",
+        "broken pipe",
+        "unexpected eof",
+    ]
+    .iter()
+    .any(|m| lower.contains(m));
+    closed.then_some(
+        " (the gateway closed the connection before answering: if this persists, it refused \
+         our certificate — its log names the reason, e.g. a trust domain outside its federation)",
+    )
 }
 
 /// A gateway's event feed.
