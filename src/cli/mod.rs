@@ -12,7 +12,8 @@
 //! - [`demo`]: `escrowd demo` (the whole system in process).
 //! - [`tx`]: `escrowd tx decode`.
 //! - [`policy`]: `escrowd policy check`.
-//! - [`serve`]: `escrowd serve` (a gateway); [`notary`]: `escrowd notary`.
+//! - [`serve`]: `escrowd serve` (a gateway); [`notary`]: `escrowd notary`;
+//!   [`observer`]: `escrowd observer run|timeline|list`.
 //! - [`client`]: the gateway client of [`swap`] (`escrowd swap …`) and
 //!   [`wallet`] (`escrowd wallet …`).
 
@@ -24,6 +25,7 @@ pub mod demo;
 pub mod input;
 pub mod keys;
 pub mod notary;
+pub mod observer;
 pub mod policy;
 pub mod serve;
 pub mod swap;
@@ -78,6 +80,12 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: keys::KeysCommand,
+    },
+    /// Run an observer (follow the gateways' event feeds into an audit
+    /// store) or read its audit trail.
+    Observer {
+        #[command(subcommand)]
+        command: observer::ObserverCommand,
     },
     /// Start, inspect, cancel and resolve swaps at a gateway (as its operator).
     Swap(swap::SwapArgs),
@@ -140,6 +148,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Notary(args) => notary::run(args),
         Command::Keys { command } => keys::run(command),
+        Command::Observer { command } => observer::run(command),
         Command::Swap(args) => swap::run(args),
         Command::Wallet(args) => wallet::run(args),
     };
