@@ -138,7 +138,7 @@ impl Follower {
                 () = tokio::time::sleep(delay) => {}
             }
             if !progressed {
-                delay = (delay * 2).min(self.backoff.max);
+                delay = delay.saturating_mul(2).min(self.backoff.max);
             }
         }
     }
