@@ -189,6 +189,45 @@ async fn a_swap_started_through_the_admin_api_completes_on_both_gateways() {
     w.stop().await;
 }
 
+/// The buyer's ARC for chain P is down: its reservation's broadcast fails
+/// until the retry budget is spent and the saga needs attention. When ARC
+/// is back, nothing sends the reservation behind the operator's back — not
+/// the broadcast (progress stops in attention), and not the confirmation
+/// watch (it resends only what was once accepted). The operator decides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_never_accepted_is_not_sent_by_the_watch_once_attention_is_raised() {
+    let w = World::new().await;
+    let (mut admin_a, mut admin_b) = (w.admin_a(), w.admin_b());
+    w.fund(&mut admin_a, &w.ga, P, 200_000).await;
+    w.fund(&mut admin_b, &w.gb, D, 100_000).await;
+    w.ga.arc_down[P].store(true, Ordering::SeqCst);
+    let saga_id = w
+        .start(&mut admin_a, "attention-1")
+        .await
+        .status
+        .unwrap()
+        .saga_id;
+    w.until_event(&w.ga, &saga_id, "attention_raised").await;
+    w.ga.arc_down[P].store(false, Ordering::SeqCst);
+    // The watch polls every 50 ms: give it twenty rounds to misbehave.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let names: Vec<&str> = w
+        .events(&w.ga, &saga_id)
+        .await
+        .iter()
+        .map(|e| e.name())
+        .collect();
+    assert!(!names.contains(&"reservation_broadcast"), "{names:?}");
+    assert_eq!(
+        names.iter().filter(|n| **n == "effect_failed").count(),
+        3,
+        "{names:?}"
+    );
+    assert_eq!(w.chains.broadcasts[P].load(Ordering::SeqCst), 0);
+    assert_eq!(w.chains.sims[P].mempool_len().unwrap(), 0);
+    w.stop().await;
+}
+
 /// The seller's gateway stops after granting its token, before the buyer's
 /// claim reveals `s` (the buyer's ARC for chain D is down until then, and
 /// the seller's server refuses `Execute` throughout, so `s` can reach the

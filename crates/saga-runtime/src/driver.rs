@@ -865,6 +865,13 @@ impl Driver {
     /// dropped it, or lost it): broadcast it again — a claim only while C1
     /// allows it, the seller's reservation only while C2 does. The saga is
     /// not told; the watch sees the result.
+    ///
+    /// Only a transaction the log records as broadcast (accepted once) is
+    /// sent again: one not yet out is the `Broadcast` effect's to send, under
+    /// the saga's rules of the moment (a halted saga — attention, a cancel —
+    /// or a passed reservation deadline never sends its reservation). A watch
+    /// that starts with the broadcast sees "unknown" until it lands; that is
+    /// no loss.
     async fn broadcast_again(
         &self,
         saga_id: SagaId,
@@ -918,6 +925,9 @@ impl Driver {
         let Ok(events) = self.inner.ports.log.load(&saga_id).await else {
             return;
         };
+        if !events.iter().any(|(_, e)| broadcast_txid(e) == Some(txid)) {
+            return;
+        }
         let Some(tx) = events
             .iter()
             .find_map(|(_, e)| built_tx(e).filter(|t| t.txid() == txid))
@@ -970,6 +980,16 @@ impl Driver {
 }
 
 /// The transaction an event records as ours, if it records one.
+/// The txid an event records as broadcast (accepted) by us.
+fn broadcast_txid(e: &Event) -> Option<Txid> {
+    match e {
+        Event::ReservationBroadcast { txid }
+        | Event::ClaimBroadcast { txid }
+        | Event::RefundBroadcast { txid } => Some(*txid),
+        _ => None,
+    }
+}
+
 fn built_tx(e: &Event) -> Option<&Transaction> {
     if let Event::ReservationBuilt { tx, .. }
     | Event::ClaimBuilt { tx }
