@@ -33,7 +33,6 @@
 //! mining chain P on purpose. Every wait is bounded.
 
 // The harness of tests/rpc.rs; this file uses part of it.
-#[allow(dead_code)]
 #[path = "rpc/support.rs"]
 mod support;
 
