@@ -23,7 +23,9 @@ use std::time::Duration;
 
 use bsv_format::hash::sha256;
 use bsv_format::Txid;
+use escrowd::config::GatewayConfig;
 use escrowd::gateway::reconcile::Reconciled;
+use escrowd::gateway::serve::{RunningGateway, StartOptions};
 use escrowd::proto::escrow_v1 as pb;
 use escrowd::proto::escrow_v1::admin_service_client::AdminServiceClient;
 use escrowd::proto::escrow_v1::event_service_client::EventServiceClient;
@@ -466,6 +468,131 @@ async fn callers_that_are_not_the_party_a_rule_names_are_permission_denied() {
     assert_eq!(status.saga_id, saga_id);
     assert_eq!(status.role, pb::SagaRole::Seller as i32);
     w.stop().await;
+}
+
+/// A proposal from the configured buyer gateway whose terms carry keys its
+/// configuration does not pin (a saga key or an escrow key of someone else:
+/// whoever holds GA's certificate could otherwise have GB lock funds to
+/// keys nobody agreed to trust) is refused, naming the key, and stores
+/// nothing. Signed correctly by the key it claims, so only the pinning
+/// catches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proposal_with_keys_the_seller_does_not_pin_is_refused_and_stores_nothing() {
+    let w = World::new().await;
+    let mut admin_a = w.admin_a();
+    w.fund(&mut admin_a, &w.ga, P, 200_000).await;
+    let started = w.start(&mut admin_a, "pinned-1").await;
+    let genuine = saga_core::terms::Terms::decode(&started.terms).unwrap();
+    let stranger = key("rpc test stranger");
+    let hex = |k: &bsv_format::keys::PublicKey| hex::encode(k.to_compressed());
+    let ga_identity = w.pki.identity("org-a.example/gateway-org-a");
+    let mut peer = PeerServiceClient::new(channel(&ga_identity, GB, w.gb.addr));
+    type Change<'a> = Box<dyn Fn(&mut saga_core::terms::Terms) + 'a>;
+    let cases: [(&str, Change, String); 2] = [
+        (
+            "escrow key",
+            Box::new(|t| t.buyer.payment_escrow_key = stranger.public_key()),
+            format!(
+                "field terms: the buyer's escrow key {} on {P} is not the one configured for {GA} ({})",
+                hex(&stranger.public_key()),
+                hex(&w.ga.public.escrow_keys[P])
+            ),
+        ),
+        (
+            "saga key",
+            Box::new(|t| t.buyer.saga_key = stranger.public_key()),
+            format!(
+                "field terms: the buyer's saga key {} is not the one configured for {GA} ({})",
+                hex(&stranger.public_key()),
+                hex(&w.ga.public.saga_key)
+            ),
+        ),
+    ];
+    for (i, (what, change, message)) in cases.into_iter().enumerate() {
+        let mut terms = genuine.clone();
+        change(&mut terms);
+        terms.saga_id = format!("0190b2a4-7c3e-7a01-8000-00000000000{i}")
+            .parse()
+            .unwrap();
+        let signer = if what == "saga key" {
+            stranger
+        } else {
+            keys_of("ga").0
+        };
+        let signature = terms.sign(saga_core::terms::Role::Buyer, &signer).unwrap();
+        let id = terms.saga_id.to_string();
+        let e = peer
+            .propose(with_saga(
+                &id,
+                pb::ProposeRequest {
+                    saga_id: id.clone(),
+                    terms: terms.encode(),
+                    buyer_signature: signature.as_bytes().to_vec(),
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.code(), e.message()),
+            (Code::FailedPrecondition, message.as_str()),
+            "{what}"
+        );
+        let unknown = w
+            .admin_b()
+            .get_saga(pb::GetSagaRequest {
+                saga_id: id,
+                include_events: false,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(unknown.code(), Code::NotFound, "{what}: nothing stored");
+    }
+    // The genuine proposal went through meanwhile.
+    w.until_event(&w.gb, &started.status.unwrap().saga_id, "terms_agreed")
+        .await;
+    w.stop().await;
+}
+
+/// A gateway.toml whose `spiffe_id` is not its certificate's does not start:
+/// every saga would name one identity while every call presents the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_whose_spiffe_id_is_not_its_certificates_does_not_start() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pki = Pki::new();
+    let chains = Chains::start().await;
+    let (saga_a, wallet_a) = keys_of("ga");
+    let (saga_b, wallet_b) = keys_of("gb");
+    let (dir, text) = write_gateway_toml(
+        &pki,
+        &chains,
+        "127.0.0.1:0",
+        (
+            "spiffe://org-a.example/gateway/ga",
+            "org-a.example/gateway-org-a",
+            &saga_a,
+            &wallet_a,
+        ),
+        (
+            GB,
+            "127.0.0.1:1".parse().unwrap(),
+            &public(&saga_b, &wallet_b),
+        ),
+        None,
+    );
+    let config = GatewayConfig::parse(&text, "gateway.toml", dir.path()).unwrap();
+    let e = RunningGateway::start(&config, StartOptions::default())
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "gateway.spiffe_id is spiffe://org-a.example/gateway/ga, but the certificate {} is {GA}",
+            pki.path().join("org-a.example/gateway-org-a.pem").display()
+        )
+    );
+    assert!(!dir.path().join("store").exists(), "no store was made");
+    chains.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

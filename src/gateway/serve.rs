@@ -42,6 +42,10 @@ use crate::rpc::{standard, Shared};
 /// The longest a stopping server waits for calls in flight.
 pub const DRAIN: Duration = Duration::from_secs(10);
 
+/// How often the identity files (certificate, key, federation, CRLs) are
+/// checked for changes; SIGHUP reloads at once (docs/identity.md).
+pub const IDENTITY_POLL: Duration = Duration::from_secs(10);
+
 /// How often an event subscription looks at the log when no append woke it.
 const FEED_POLL: Duration = Duration::from_millis(500);
 
@@ -76,6 +80,20 @@ pub enum ServeError {
     /// The reflection service could not be built.
     #[error("reflection: {0}")]
     Reflection(String),
+    /// `gateway.spiffe_id` is not the SPIFFE ID of our certificate: every
+    /// saga would name one identity and every call present the other.
+    #[error("gateway.spiffe_id is {config}, but the certificate {cert} is {certificate}")]
+    IdentityMismatch {
+        /// What the configuration says.
+        config: String,
+        /// The certificate file.
+        cert: String,
+        /// The SPIFFE ID in it.
+        certificate: String,
+    },
+    /// The identity reload watcher (SIGHUP, file polling) cannot start.
+    #[error("identity reload watcher: {0}")]
+    Watcher(std::io::Error),
 }
 
 /// What [`RunningGateway::start`] may be given instead of what the config
@@ -101,6 +119,7 @@ pub struct RunningGateway {
     shutdown: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
     reconciliation: Option<tokio::task::JoinHandle<Vec<(SagaId, Reconciled)>>>,
+    watcher: tokio::task::JoinHandle<()>,
 }
 
 impl RunningGateway {
@@ -130,6 +149,14 @@ impl RunningGateway {
             faults,
         } = options;
         let identity = IdentityHandle::load(config.identity.clone())?;
+        let own = identity.own_id();
+        if own != config.spiffe_id {
+            return Err(ServeError::IdentityMismatch {
+                config: config.spiffe_id.to_string(),
+                cert: config.identity.cert.display().to_string(),
+                certificate: own.to_string(),
+            });
+        }
         let endpoints: Vec<PeerEndpoint> = config
             .peers
             .values()
@@ -199,6 +226,11 @@ impl RunningGateway {
                 .map(|(id, c)| (id.clone(), c.wallet_key.public_key()))
                 .collect(),
         };
+        let peer_keys: BTreeMap<String, PeerKeys> = config
+            .peers
+            .values()
+            .map(|p| (p.spiffe_id.to_string(), PeerKeys::from_config(p)))
+            .collect();
         let shared = Shared {
             driver: gateway.driver.clone(),
             log: gateway.log.clone(),
@@ -213,12 +245,8 @@ impl RunningGateway {
             },
             clock: clock.clone(),
             parties: parties.clone(),
+            counterparties: Arc::new(peer_keys.clone()),
         };
-        let peer_keys: BTreeMap<String, PeerKeys> = config
-            .peers
-            .values()
-            .map(|p| (p.spiffe_id.to_string(), PeerKeys::from_config(p)))
-            .collect();
         let (shutdown, shutdown_rx) = watch::channel(false);
         let events = EventService::new(
             gateway.log.clone(),
@@ -241,6 +269,9 @@ impl RunningGateway {
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha);
+        let watcher = identity
+            .spawn_watcher(IDENTITY_POLL)
+            .map_err(ServeError::Watcher)?;
         let incoming = server::incoming(listener, identity);
         let mut stop = shutdown_rx;
         let server = tokio::spawn(async move {
@@ -264,6 +295,7 @@ impl RunningGateway {
             shutdown,
             server,
             reconciliation,
+            watcher,
         })
     }
 
@@ -279,6 +311,7 @@ impl RunningGateway {
         if let Some(task) = &self.reconciliation {
             task.abort();
         }
+        self.watcher.abort();
         self.gateway.driver.shutdown();
         let _ = self.shutdown.send(true);
         let _ = tokio::time::timeout(DRAIN, self.server).await;

@@ -58,6 +58,9 @@ pub enum NotaryServeError {
     /// The reflection service could not be built.
     #[error("reflection: {0}")]
     Reflection(String),
+    /// The identity reload watcher (SIGHUP, file polling) cannot start.
+    #[error("identity reload watcher: {0}")]
+    Watcher(std::io::Error),
 }
 
 /// What [`RunningNotary::start`] may be given instead of what the config
@@ -78,6 +81,7 @@ pub struct RunningNotary {
     pub public_key: PublicKey,
     shutdown: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
+    watcher: tokio::task::JoinHandle<()>,
 }
 
 /// The Block Headers clients of `config`'s chains.
@@ -158,6 +162,9 @@ impl RunningNotary {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha);
         let (shutdown, mut stop) = watch::channel(false);
+        let watcher = identity
+            .spawn_watcher(crate::gateway::serve::IDENTITY_POLL)
+            .map_err(NotaryServeError::Watcher)?;
         let incoming = server::incoming(listener, identity);
         let server = tokio::spawn(async move {
             let result = router
@@ -175,6 +182,7 @@ impl RunningNotary {
             public_key,
             shutdown,
             server,
+            watcher,
         })
     }
 
@@ -185,6 +193,7 @@ impl RunningNotary {
 
     /// Stops serving; calls in flight get at most [`DRAIN`].
     pub async fn stop(self) {
+        self.watcher.abort();
         let _ = self.shutdown.send(true);
         let _ = tokio::time::timeout(DRAIN, self.server).await;
     }

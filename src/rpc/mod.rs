@@ -73,6 +73,9 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     /// Sagas' parties, for the authorization layer.
     pub parties: Arc<authz::LogParties>,
+    /// The public keys our configuration pins for each counterparty, by its
+    /// SPIFFE ID (`[peers."<domain>"]`): a proposal must carry exactly these.
+    pub counterparties: Arc<BTreeMap<String, admin::PeerKeys>>,
 }
 
 impl std::fmt::Debug for Shared {

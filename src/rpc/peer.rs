@@ -23,10 +23,11 @@
 //! - [`PeerService`] and its constructor; the gRPC trait implementation.
 
 use saga_core::saga::{Input, PeerMessage};
-use saga_core::terms::{Role, SagaId};
+use saga_core::terms::{Leg, Role, SagaId, Terms};
 use saga_runtime::verify_beef;
 use tonic::{Request, Response, Status};
 
+use super::admin::PeerKeys;
 use super::convert;
 use super::lookup::{exposure, saga_terms};
 use super::status::{respond, RpcError};
@@ -86,6 +87,7 @@ impl PeerService {
             .into());
         }
         let buyer_signature = convert::terms_signature("buyer_signature", &body.buyer_signature)?;
+        pinned_keys(self.gw.counterparties.get(&caller), &caller, &terms)?;
         let exposure = exposure(self.gw.log.as_ref(), &caller, &terms.delivery.chain_id).await?;
         let input = Input::Proposal {
             caller,
@@ -164,6 +166,49 @@ impl PeerService {
             role,
         ))
     }
+}
+
+/// The buyer's keys in proposed terms must be the ones our configuration
+/// pins for the caller (`[peers."<domain>"]`: saga key, escrow key on each
+/// leg's chain) — as its certificate is pinned. Anyone else's keys would
+/// let a holder of the caller's certificate sign terms and claim with keys
+/// we never agreed to trust. Nothing is stored for a refused proposal.
+fn pinned_keys(pinned: Option<&PeerKeys>, caller: &str, terms: &Terms) -> Result<(), RpcError> {
+    let refuse = |detail: String| RpcError::NotConfigured {
+        field: "terms",
+        detail,
+    };
+    let Some(pinned) = pinned else {
+        return Err(refuse(format!("no keys are configured for {caller}")));
+    };
+    let hex = |k: &bsv_format::keys::PublicKey| hex::encode(k.to_compressed());
+    if terms.buyer.saga_key != pinned.saga_key {
+        return Err(refuse(format!(
+            "the buyer's saga key {} is not the one configured for {caller} ({})",
+            hex(&terms.buyer.saga_key),
+            hex(&pinned.saga_key)
+        )));
+    }
+    for leg in [Leg::Payment, Leg::Delivery] {
+        let chain_id = &terms.leg(leg).chain_id;
+        let proposed = terms.buyer.escrow_key(leg);
+        match pinned.escrow_keys.get(chain_id) {
+            Some(k) if k == proposed => {}
+            Some(k) => {
+                return Err(refuse(format!(
+                    "the buyer's escrow key {} on {chain_id} is not the one configured for {caller} ({})",
+                    hex(proposed),
+                    hex(k)
+                )))
+            }
+            None => {
+                return Err(refuse(format!(
+                    "no escrow key of {caller} is configured for chain {chain_id}"
+                )))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The caller's SPIFFE ID and the saga the body names, which must be the

@@ -987,7 +987,10 @@ fn held_a_reservation_other_than_the_refund_signed_or_its_change_output_is_refus
         sim.call(Role::Seller, PeerRequest::ReservationReady { beef })
             .unwrap(),
         PeerReply::Refused {
-            reason: format!("reservation {}: {}", x.txid(), RefundRefused::WrongPayee)
+            reason: format!(
+                "reservation {}: output 1 is not an escrow script: script does not match the template at byte offset 0",
+                x.txid()
+            )
         }
     );
     sim.run_until(status_is(Role::Buyer, Status::Refunded), 300)
