@@ -506,6 +506,22 @@ fn a_counterparty_that_forgets_an_agreed_saga_stops_progress_and_refunds_still_r
         attention.starts_with("the counterparty does not know this saga although it agreed to its terms (NotFound: unknown saga)"),
         "{attention}"
     );
+    // Abandoning now would stop the refund of a reservation that is out.
+    let refused = sim
+        .feed(
+            Role::Buyer,
+            saga_core::saga::Input::Resolve(saga_core::saga::Resolution::Abandon {
+                reason: "give up".into(),
+            }),
+        )
+        .unwrap_err();
+    let txid = sim.reservation(Role::Buyer).unwrap().txid();
+    assert!(
+        format!("{refused:?}").contains(&format!(
+            "our reservation {txid} is on chain and not back: abandoning would stop its refund"
+        )),
+        "{refused:?}"
+    );
     // Asked again (another restart): one attention is enough.
     let d = sim
         .feed(Role::Buyer, peer_status(false, "NotFound: unknown saga"))

@@ -676,6 +676,21 @@ fn resolve(saga: &Saga, resolution: Resolution) -> Result<Vec<Event>, Reject> {
             });
         }
     }
+    // An abandoned saga runs nothing more, its refund included: abandoning
+    // while our reservation is out and not back would leave it locked for
+    // good. The operator chooses `refund` (it goes out at the refund
+    // height) or `retry` instead.
+    if matches!(resolution, Resolution::Abandon { .. }) {
+        let own = &saga.facts.own;
+        if let (Some(txid), false) = (own.broadcast, own.settled()) {
+            return Err(Reject::NotAllowed {
+                what: "abandon",
+                reason: format!(
+                    "our reservation {txid} is on chain and not back: abandoning would stop its refund; resolve with refund (it goes out at the refund height) or retry"
+                ),
+            });
+        }
+    }
     Ok(vec![Event::OperatorResolved { resolution }])
 }
 
