@@ -158,6 +158,35 @@ async fn a_swap_started_through_the_admin_api_completes_on_both_gateways() {
         received(&balances_a, D).is_some_and(|s| s > 0 && s < DELIVERY),
         "{balances_a:?}"
     );
+    // The seller has no funding on P: it withdraws from what it received.
+    let payee = key("rpc test payee")
+        .public_key()
+        .address(bsv_format::keys::Network::Testnet);
+    let withdrawn = admin_b
+        .withdraw(pb::WithdrawRequest {
+            chain_id: P.into(),
+            address: payee,
+            amount_sats: 10_000,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(withdrawn.accepted, "{withdrawn:?}");
+    let after = admin_b
+        .wallet_balances(pb::WalletBalancesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let funding_p = after
+        .balances
+        .iter()
+        .find(|b| b.chain_id == P && b.basket == pb::Basket::Funding as i32)
+        .map_or(0, |b| b.available_sats);
+    assert_eq!(
+        received(&after, P).unwrap_or(0) + funding_p,
+        received(&balances_b, P).unwrap() - 10_000 - withdrawn.fee_sats,
+        "{after:?}"
+    );
 
     // The observer resumes after the last cursor it saw: every later event
     // arrives, in order, without a gap, up to the feed's end.

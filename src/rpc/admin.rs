@@ -468,28 +468,33 @@ impl AdminService {
     }
 
     /// Broadcasts a withdrawal as EF (its inputs' sources from the wallet's
-    /// `funding` outputs); whether the chain took it, and what it said.
+    /// `funding` and `received` outputs); whether the chain took it, and
+    /// what it said.
     async fn broadcast_withdrawal(
         &self,
         chain_id: &str,
         ports: &saga_runtime::ports::ChainPorts,
         tx: &bsv_format::Transaction,
     ) -> (bool, String) {
-        let known: BTreeMap<_, _> = match self.gw.log.utxos(chain_id, Basket::Funding).await {
-            Ok(list) => list
-                .into_iter()
-                .map(|(u, _)| {
-                    (
-                        u.outpoint,
-                        TxOut {
-                            satoshis: u.satoshis.0,
-                            locking_script: u.locking_script,
-                        },
-                    )
-                })
-                .collect(),
-            Err(e) => return (false, format!("not broadcast: reading the wallet: {e}")),
-        };
+        let mut listed = Vec::new();
+        for basket in [Basket::Funding, Basket::Received] {
+            match self.gw.log.utxos(chain_id, basket).await {
+                Ok(list) => listed.extend(list),
+                Err(e) => return (false, format!("not broadcast: reading the wallet: {e}")),
+            }
+        }
+        let known: BTreeMap<_, _> = listed
+            .into_iter()
+            .map(|(u, _)| {
+                (
+                    u.outpoint,
+                    TxOut {
+                        satoshis: u.satoshis.0,
+                        locking_script: u.locking_script,
+                    },
+                )
+            })
+            .collect();
         let sources: Option<Vec<TxOut>> = tx
             .inputs
             .iter()

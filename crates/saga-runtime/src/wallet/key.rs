@@ -273,9 +273,14 @@ impl Wallet for KeyWallet {
         let least = least_needed(amount, shape, fee_rate_sats_per_kb);
         let mut attempt = 1;
         loop {
-            let funding = self.candidates(chain_id, Basket::Funding, &ours).await?;
-            let selection = select_coins(&funding, amount, fee_rate_sats_per_kb, shape)
-                .map_err(|e| selection_error(chain_id, &[Basket::Funding], least, e))?;
+            // What we funded, then what swaps paid us (claims, refunds):
+            // both are ours to withdraw.
+            let mut funding = self.candidates(chain_id, Basket::Funding, &ours).await?;
+            funding.extend(self.candidates(chain_id, Basket::Received, &ours).await?);
+            let selection =
+                select_coins(&funding, amount, fee_rate_sats_per_kb, shape).map_err(|e| {
+                    selection_error(chain_id, &[Basket::Funding, Basket::Received], least, e)
+                })?;
             let mut tx = build_withdrawal(&selection, &payee, amount, &ours);
             legs::sign_p2pkh_inputs(&mut tx, 0, &selection.funding_inputs(), key)?;
             match self
