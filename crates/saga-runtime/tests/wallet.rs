@@ -406,7 +406,7 @@ async fn withdrawal_commits_its_spends_and_change_before_it_is_returned() {
             .await,
         Err(WalletError::InsufficientFunds {
             chain_id: "chain-p".into(),
-            baskets: vec![Basket::Funding],
+            baskets: vec![Basket::Funding, Basket::Received],
             needed: Satoshis(13_038),
             available: Satoshis(12_977),
         })
