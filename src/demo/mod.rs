@@ -26,7 +26,7 @@
 //! - this file: [`Scenario`], [`DemoOptions`], [`Progress`], [`DemoError`],
 //!   [`run`] (the scenarios' steps and the waits).
 //! - [`world`]: setting up and tearing down; the miner.
-//! - [`observer`]: the event follower.
+//! - [`observer`]: `escrowd observer` following both gateways over mTLS.
 //! - [`report`]: timelines, balances, conservation, rendering.
 
 pub mod observer;
@@ -393,11 +393,7 @@ async fn drive(
                 .insert(chain_id.to_string(), world.balance(side, chain_id)?);
         }
     }
-    let slots = vec![
-        ("buyer", world.buyer.slot.clone()),
-        ("seller", world.seller.slot.clone()),
-    ];
-    let observer = Observer::start(slots.clone());
+    let observer = Observer::start(world).await?;
 
     // The transport's part in the scenario, before anything is sent.
     match scenario {
@@ -449,7 +445,7 @@ async fn drive(
     let stalled = match stalled {
         Ok(s) => s,
         Err(e) => {
-            observer.stop();
+            observer.stop().await;
             return Err(e);
         }
     };
@@ -467,8 +463,8 @@ async fn drive(
             ],
         });
     }
-    let seen = observer.catch_up(&slots).await;
-    observer.stop();
+    let seen = observer.catch_up(world).await;
+    observer.stop().await;
     let expected = match &options.expect {
         Some(state) => [state.clone(), state.clone()],
         None => scenario.expected().map(str::to_string),

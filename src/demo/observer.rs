@@ -1,142 +1,132 @@
-//! The demo's observer: it follows each gateway's event feed (the order
-//! subscribers see, DESIGN.md §5 `feed`) and notes when it first saw each
-//! event — the time column of the demo's timelines. A gateway that is down
-//! has no log to read; the observer resumes from its cursor when the
-//! gateway is back (the feed is persistent, so nothing is missed).
-//!
-//! It holds a gateway's log only while reading it, so a stopped gateway's
-//! store can be reopened by its restart.
+//! The demo's observer: `escrowd observer` itself ([`crate::observer`]),
+//! with its own certificate (`observer.example`), following both gateways'
+//! `EventService` over mutual TLS into a sled audit store in the demo's
+//! directory. Its receive times are the time column of the demo's
+//! timelines. A gateway that is down is followed again when it is back
+//! (the feed is persistent and the observer resumes from its cursor, each
+//! event stored once).
 //!
 //! # Layout
-//! - [`Seen`], [`LogSlot`], [`Observer`].
+//! - [`Seen`], [`Observer`]: `start`, `catch_up`, `stop`.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use saga_core::saga::Event;
 use saga_core::terms::SagaId;
-use saga_runtime::log::EventLog;
 
-/// How often the observer reads the feeds.
-pub const POLL: Duration = Duration::from_millis(20);
-/// Feed entries read per request.
-const PAGE: usize = 500;
+use super::world::{Side, World};
+use super::DemoError;
+use crate::observer::config::ObserverConfig;
+use crate::observer::{ObserverOptions, RunningObserver};
+
+/// How long [`Observer::catch_up`] waits for the followers to reach the
+/// gateways' feed heads.
+const CATCH_UP: Duration = Duration::from_secs(10);
 
 /// One event as the observer saw it.
 #[derive(Debug, Clone)]
 pub struct Seen {
-    /// The party whose log it is (`buyer`, `seller`).
+    /// The party whose gateway sent it (`buyer`, `seller`).
     pub party: &'static str,
     /// The event's seq in its saga.
     pub seq: u64,
     /// The event.
     pub event: Event,
-    /// When the observer first read it (at most [`POLL`] after it was appended).
+    /// When the observer received it.
     pub at: SystemTime,
 }
 
-/// Where the observer finds a party's log: empty while its gateway is down.
-pub type LogSlot = Arc<Mutex<Option<Arc<dyn EventLog<Event>>>>>;
-
-fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// A running observer.
+/// The running observer.
 pub struct Observer {
-    seen: Arc<Mutex<BTreeMap<SagaId, Vec<Seen>>>>,
-    task: tokio::task::JoinHandle<()>,
+    running: RunningObserver,
+    /// (party name, gateway SPIFFE ID).
+    parties: Vec<(&'static str, String)>,
 }
 
 impl Observer {
-    /// Follows the logs in `slots` (party name, slot) from the start of
-    /// their feeds.
-    pub fn start(slots: Vec<(&'static str, LogSlot)>) -> Observer {
-        let seen: Arc<Mutex<BTreeMap<SagaId, Vec<Seen>>>> = Arc::default();
-        let out = seen.clone();
-        let task = tokio::spawn(async move {
-            let mut cursors = vec![0u64; slots.len()];
-            loop {
-                for ((party, slot), cursor) in slots.iter().zip(cursors.iter_mut()) {
-                    let log = locked(slot).clone();
-                    if let Some(log) = log {
-                        read(party, log.as_ref(), cursor, &out).await;
-                    }
-                }
-                tokio::time::sleep(POLL).await;
-            }
-        });
-        Observer { seen, task }
+    /// Writes `observer.toml` into the demo's directory (both gateways,
+    /// the observer's certificate, a store beside it) and starts following.
+    ///
+    /// # Errors
+    /// [`DemoError::Setup`] naming what failed.
+    pub async fn start(world: &World) -> Result<Observer, DemoError> {
+        let home = world.path().join("observer");
+        std::fs::create_dir_all(&home)
+            .map_err(|e| DemoError::Setup(format!("creating the observer directory: {e}")))?;
+        let identity = &world.observer_identity;
+        let mut text = format!(
+            "# escrowd demo: the observer (written by `escrowd demo`)\n[observer]\nspiffe_id = \"{}\"\nstore = \"store\"\n\n[identity]\nfederation = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+            world.observer_id,
+            identity.federation.display(),
+            identity.cert.display(),
+            identity.key.display(),
+        );
+        let mut parties = Vec::new();
+        for side in [Side::Buyer, Side::Seller] {
+            let party = world.party(side);
+            let id = &party.config.spiffe_id;
+            text.push_str(&format!(
+                "\n[gateways.\"{}\"]\nurl = \"https://{}\"\nspiffe_id = \"{id}\"\n",
+                id.domain(),
+                party.config.listen,
+            ));
+            parties.push((party.name, id.to_string()));
+        }
+        let path = home.join("observer.toml");
+        std::fs::write(&path, &text)
+            .map_err(|e| DemoError::Setup(format!("writing observer.toml: {e}")))?;
+        let config = ObserverConfig::load(&path).map_err(|e| DemoError::Setup(e.to_string()))?;
+        let running = RunningObserver::start(&config, ObserverOptions::default())
+            .await
+            .map_err(|e| DemoError::Setup(format!("the observer: {e}")))?;
+        Ok(Observer { running, parties })
     }
 
-    /// Reads every slot once more, now (so the last events are in), then
-    /// returns what was seen per saga, in the order seen.
-    pub async fn catch_up(&self, slots: &[(&'static str, LogSlot)]) -> BTreeMap<SagaId, Vec<Seen>> {
-        // The background task keeps its own cursors; a final pass with
-        // cursors from what was seen adds only what it had not read yet.
-        for (party, slot) in slots {
-            let log = locked(slot).clone();
-            let Some(log) = log else { continue };
-            let mut cursor = 0;
-            let mut fresh = Vec::new();
-            loop {
-                let Ok(page) = log.feed(cursor + 1, PAGE).await else {
-                    break;
-                };
-                let Some(last) = page.last() else { break };
-                cursor = last.cursor;
-                fresh.extend(page);
+    /// Waits (boundedly) until the observer has every event each running
+    /// gateway's feed holds, then returns what it saw per saga, in the
+    /// order received.
+    pub async fn catch_up(&self, world: &World) -> BTreeMap<SagaId, Vec<Seen>> {
+        let deadline = Instant::now() + CATCH_UP;
+        loop {
+            let mut behind = false;
+            for side in [Side::Buyer, Side::Seller] {
+                let party = world.party(side);
+                let Ok(g) = party.gateway() else { continue };
+                let have = self.running.cursor(&party.config.spiffe_id.to_string());
+                behind |= g.log.feed(have + 1, 1).await.is_ok_and(|p| !p.is_empty());
             }
-            let mut seen = locked(&self.seen);
-            for entry in fresh {
-                let list = seen.entry(entry.saga_id).or_default();
-                let known = list.iter().any(|s| s.party == *party && s.seq == entry.seq);
-                if !known {
-                    list.push(Seen {
-                        party,
-                        seq: entry.seq,
-                        event: entry.event,
-                        at: SystemTime::now(),
-                    });
-                }
+            if !behind || Instant::now() >= deadline {
+                break;
             }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        locked(&self.seen).clone()
+        let mut out = BTreeMap::new();
+        for saga_id in self.running.sagas().unwrap_or_default() {
+            let timeline = self.running.timeline(&saga_id).unwrap_or_default();
+            let seen: Vec<Seen> = timeline
+                .into_iter()
+                .filter_map(|o| {
+                    let party = self
+                        .parties
+                        .iter()
+                        .find(|(_, id)| *id == o.gateway)
+                        .map(|(name, _)| *name)?;
+                    Some(Seen {
+                        party,
+                        seq: o.seq,
+                        event: o.event,
+                        at: UNIX_EPOCH + Duration::from_millis(o.received_at),
+                    })
+                })
+                .collect();
+            out.insert(saga_id, seen);
+        }
+        out
     }
 
     /// Stops following.
-    pub fn stop(self) {
-        self.task.abort();
-    }
-}
-
-/// Reads `log`'s feed after `cursor` and notes each entry as seen now.
-async fn read(
-    party: &'static str,
-    log: &dyn EventLog<Event>,
-    cursor: &mut u64,
-    out: &Mutex<BTreeMap<SagaId, Vec<Seen>>>,
-) {
-    loop {
-        let page = match log.feed(*cursor + 1, PAGE).await {
-            Ok(page) => page,
-            Err(e) => {
-                tracing::debug!(party, error = %e, "observer: feed unreadable; trying later");
-                return;
-            }
-        };
-        let Some(last) = page.last() else { return };
-        *cursor = last.cursor;
-        let at = SystemTime::now();
-        let mut seen = locked(out);
-        for entry in page {
-            seen.entry(entry.saga_id).or_default().push(Seen {
-                party,
-                seq: entry.seq,
-                event: entry.event,
-                at,
-            });
-        }
+    pub async fn stop(self) {
+        self.running.stop().await;
     }
 }

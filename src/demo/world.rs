@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bsv_format::beef::Beef;
@@ -43,13 +43,11 @@ use bsv_format::{Transaction, Txid};
 use saga_core::saga::Event;
 use saga_core::terms::SagaId;
 use saga_core::Satoshis;
-use saga_runtime::log::EventLog;
 use saga_runtime::ports::{Clock, SystemClock};
 use saga_runtime::TxState;
 use serde_json::json;
 use tonic::transport::Channel;
 
-use super::observer::LogSlot;
 use super::DemoError;
 use crate::chainsim::{Chainsim, ChainsimConfig, ChainsimHandle};
 use crate::config::GatewayConfig;
@@ -96,8 +94,6 @@ pub struct Party {
     pub operator: TlsSettings,
     /// Its gateway, while up.
     pub running: Option<RunningGateway>,
-    /// The observer's handle on its log.
-    pub slot: LogSlot,
     /// Its listener, bound before the first start (so the other party's
     /// configuration could name the port); consumed by that start.
     listener: Option<tokio::net::TcpListener>,
@@ -168,6 +164,10 @@ pub struct World {
     pub seller: Party,
     /// The notary's SPIFFE ID.
     pub notary_id: String,
+    /// The observer's SPIFFE ID and identity files (`observer.example`).
+    pub observer_id: String,
+    /// The observer's certificate, key and federation file.
+    pub observer_identity: TlsSettings,
     /// The notary both gateways ask, over gRPC.
     pub notary: Option<RunningNotary>,
     /// The faucets' funding transactions (for reading fees).
@@ -188,10 +188,6 @@ async fn loopback() -> Result<(tokio::net::TcpListener, SocketAddr), DemoError> 
         .local_addr()
         .map_err(setup("binding a loopback port"))?;
     Ok((listener, addr))
-}
-
-fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn now_unix() -> u64 {
@@ -400,6 +396,13 @@ impl World {
         let (buyer_id, buyer_cert, buyer_key) = leaf("org-a.example", SpiffeRole::Gateway)?;
         let (seller_id, seller_cert, seller_key) = leaf("org-b.example", SpiffeRole::Gateway)?;
         let (notary_id, notary_cert, notary_key) = leaf("notary.example", SpiffeRole::Notary)?;
+        let (observer_id, observer_cert, observer_key) =
+            leaf("observer.example", SpiffeRole::Observer)?;
+        let observer_identity = TlsSettings {
+            federation: report.federation.clone(),
+            cert: observer_cert,
+            key: observer_key,
+        };
         let operator = |domain: &str| {
             leaf(domain, SpiffeRole::Operator).map(|(_, cert, key)| TlsSettings {
                 federation: report.federation.clone(),
@@ -517,7 +520,6 @@ impl World {
             faults: Arc::new(FaultPlan::new()),
             operator,
             running: None,
-            slot: LogSlot::default(),
             listener: Some(listener),
         };
         let buyer = party("buyer", buyer_config, buyer_operator, buyer_listener);
@@ -539,6 +541,8 @@ impl World {
             buyer,
             seller,
             notary_id: notary_id.to_string(),
+            observer_id: observer_id.to_string(),
+            observer_identity,
             notary: Some(notary),
             funding: Vec::new(),
             http,
@@ -622,7 +626,6 @@ impl World {
                 Err(e) => return Err(DemoError::Setup(format!("{}'s gateway: {e}", party.name))),
             }
         };
-        *locked(&party.slot) = Some(running.gateway.log.clone() as Arc<dyn EventLog<Event>>);
         party.running = Some(running);
         Ok(())
     }
@@ -632,7 +635,6 @@ impl World {
     /// would, and its store is closed.
     pub async fn stop_gateway(&mut self, side: Side) {
         let party = self.party_mut(side);
-        *locked(&party.slot) = None;
         if let Some(running) = party.running.take() {
             running.stop().await;
         }
