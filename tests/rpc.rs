@@ -86,6 +86,28 @@ async fn a_swap_started_through_the_admin_api_completes_on_both_gateways() {
     assert!(!again.created);
     assert_eq!(again.status.unwrap().saga_id, saga_id);
     assert_eq!(again.terms, started.terms);
+    // The same key with other terms is another request: refused, naming
+    // the field, and nothing is started.
+    let e = admin_a
+        .start_swap(pb::StartSwapRequest {
+            idempotency_key: "swap-1".into(),
+            counterparty: GB.into(),
+            payment_chain: P.into(),
+            payment_sats: PAYMENT + 1,
+            delivery_chain: D.into(),
+            delivery_sats: DELIVERY,
+            notary: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::AlreadyExists, "{e:?}");
+    assert_eq!(
+        e.message(),
+        format!(
+            "idempotency key \"swap-1\" already names saga {saga_id}, whose payment_sats is {PAYMENT}, not {}",
+            PAYMENT + 1
+        )
+    );
 
     let mut seen = Vec::new();
     while seen.len() < 3 {

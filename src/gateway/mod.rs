@@ -11,11 +11,9 @@
 //!   configuration and the store's secrets.
 //! - [`reconcile`]: asking the counterparties for their view after a restart.
 //! - [`inproc`]: the in-process `PeerTransport` (tests).
-//! - [`swap`]: starting a swap as the buyer (the admin path).
 
 pub mod assemble;
 pub mod context;
 pub mod inproc;
 pub mod reconcile;
 pub mod serve;
-pub mod swap;

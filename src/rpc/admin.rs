@@ -123,9 +123,6 @@ impl AdminService {
 
     async fn start_swap(&self, r: pb::StartSwapRequest) -> Result<pb::StartSwapResponse, RpcError> {
         let key = convert::idempotency_key("idempotency_key", &r.idempotency_key)?;
-        if let Some(saga_id) = self.gw.log.idempotency(&key).await? {
-            return self.existing(saga_id).await;
-        }
         let counterparty = convert::gateway_id("counterparty", &r.counterparty)?;
         let payment_chain = convert::chain_id("payment_chain", &r.payment_chain)?;
         let delivery_chain = convert::chain_id("delivery_chain", &r.delivery_chain)?;
@@ -135,6 +132,60 @@ impl AdminService {
             "" => None,
             n => Some(convert::notary_id("notary", n)?),
         };
+        if let Some(saga_id) = self.gw.log.idempotency(&key).await? {
+            // The same key is the same request: a retry gets the saga it
+            // started; anything else under that key is refused, naming
+            // the first field that differs.
+            if let Some(t) = saga_terms(self.gw.log.as_ref(), &saga_id).await? {
+                let t = t.terms;
+                let fields = [
+                    (
+                        "counterparty",
+                        t.seller.spiffe_id.clone(),
+                        counterparty.to_string(),
+                    ),
+                    (
+                        "payment_chain",
+                        t.payment.chain_id.clone(),
+                        payment_chain.clone(),
+                    ),
+                    (
+                        "payment_sats",
+                        t.payment.amount.0.to_string(),
+                        payment_sats.0.to_string(),
+                    ),
+                    (
+                        "delivery_chain",
+                        t.delivery.chain_id.clone(),
+                        delivery_chain.clone(),
+                    ),
+                    (
+                        "delivery_sats",
+                        t.delivery.amount.0.to_string(),
+                        delivery_sats.0.to_string(),
+                    ),
+                ];
+                let mut differs = fields.into_iter().find(|(_, a, b)| a != b);
+                if differs.is_none() {
+                    if let Some(n) = &notary {
+                        let existing = t.notary.clone().unwrap_or_else(|| "none".into());
+                        if existing != n.to_string() {
+                            differs = Some(("notary", existing, n.to_string()));
+                        }
+                    }
+                }
+                if let Some((field, existing, requested)) = differs {
+                    return Err(RpcError::KeyReused {
+                        key,
+                        saga_id,
+                        field,
+                        existing,
+                        requested,
+                    });
+                }
+            }
+            return self.existing(saga_id).await;
+        }
         let policy = self.gw.policy.clone();
         let seller = self.seller(&counterparty, &payment_chain, &delivery_chain)?;
         let buyer = self.buyer(&payment_chain, &delivery_chain)?;

@@ -90,6 +90,21 @@ pub enum RpcError {
     /// policy, a reservation without enough confirmations).
     #[error("{0}")]
     Precondition(String),
+    /// An idempotency key already names a saga whose terms differ from
+    /// this request.
+    #[error("idempotency key {key:?} already names saga {saga_id}, whose {field} is {existing}, not {requested}")]
+    KeyReused {
+        /// The key.
+        key: String,
+        /// The saga it names.
+        saga_id: SagaId,
+        /// The first field that differs.
+        field: &'static str,
+        /// The saga's value.
+        existing: String,
+        /// The request's.
+        requested: String,
+    },
     /// The operating system's random number generator failed.
     #[error("system random number generator failed")]
     Random,
@@ -128,6 +143,7 @@ fn code_of(e: &RpcError) -> Code {
             SecretError::Storage(_) => Code::Unavailable,
         },
         RpcError::NotConfigured { .. } | RpcError::Precondition(_) => Code::FailedPrecondition,
+        RpcError::KeyReused { .. } => Code::AlreadyExists,
         RpcError::Wallet(w) => wallet_code(w),
         RpcError::Spv { source, .. } => match source.as_ref() {
             VerifyBeefError::Invalid(_) => Code::InvalidArgument,
