@@ -169,7 +169,7 @@ impl AdminService {
                 if differs.is_none() {
                     if let Some(n) = &notary {
                         let existing = t.notary.clone().unwrap_or_else(|| "none".into());
-                        if existing != n.to_string() {
+                        if existing != *n {
                             differs = Some(("notary", existing, n.to_string()));
                         }
                     }
