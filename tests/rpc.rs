@@ -646,6 +646,41 @@ async fn a_gateway_whose_spiffe_id_is_not_its_certificates_does_not_start() {
     chains.stop().await;
 }
 
+/// A notary.toml whose `spiffe_id` is not its certificate's does not start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notary_whose_spiffe_id_is_not_its_certificates_does_not_start() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    escrowd::keys::write_key_file(
+        &dir.path().join("notary.wif"),
+        &key("rpc test notary key"),
+        bsv_format::keys::Network::Testnet,
+    )
+    .unwrap();
+    let leaf = pki.path().join("notary.example/notary-notary");
+    let text = format!(
+        "[notary]\nspiffe_id = \"spiffe://notary.example/notary/other\"\nlisten = \"127.0.0.1:0\"\napproval_key = \"notary.wif\"\n\n\
+         [identity]\nfederation = \"{fed}\"\ncert = \"{leaf}.pem\"\nkey = \"{leaf}.key\"\n\n\
+         [chains.{P}]\nheaders_url = \"http://127.0.0.1:1\"\n",
+        fed = pki.path().join("federation.toml").display(),
+        leaf = leaf.display(),
+    );
+    let config = escrowd::notary::config::NotaryFileConfig::parse(&text, "notary.toml", dir.path())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let e = escrowd::notary::serve::RunningNotary::start(&config, Default::default())
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "notary.spiffe_id is spiffe://notary.example/notary/other, but the certificate {}.pem is {NOTARY}",
+            leaf.display()
+        )
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_bodies_are_invalid_argument_naming_the_field() {
     let w = World::new().await;

@@ -110,13 +110,7 @@ impl Stderr {
 /// wait timed out or conservation fails; [`Failure::Usage`] (exit 2) when
 /// the demo could not be set up.
 pub fn run(args: DemoArgs) -> Result<(), Failure> {
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "error".into()),
-        )
-        .try_init();
+    super::init_logging("error");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

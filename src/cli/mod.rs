@@ -136,6 +136,20 @@ pub fn emitln(text: impl std::fmt::Display) {
     emit(&format!("{text}\n"));
 }
 
+/// Logs to stderr, filtered by `RUST_LOG` (else `default`), with colours
+/// only when stderr is a terminal (a log file or journald gets plain text).
+pub(crate) fn init_logging(default: &str) {
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default.to_string().into()),
+        )
+        .try_init();
+}
+
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {

@@ -21,12 +21,7 @@ pub struct NotaryArgs {
 
 /// Runs `escrowd notary`.
 pub fn run(args: NotaryArgs) -> Result<(), Failure> {
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .try_init();
+    super::init_logging("info");
     let config = NotaryFileConfig::load(&args.config).map_err(|e| match e {
         NotaryConfigError::Read { .. } => Failure::Usage(e.to_string()),
         other => Failure::Invalid(other.to_string()),

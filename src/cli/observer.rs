@@ -85,12 +85,7 @@ fn load(arg: &ConfigArg) -> Result<ObserverConfig, Failure> {
 }
 
 fn run_observer(config: &ObserverConfig) -> Result<(), Failure> {
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .try_init();
+    super::init_logging("info");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -21,12 +21,7 @@ pub struct ServeArgs {
 
 /// Runs `escrowd serve`.
 pub fn run(args: ServeArgs) -> Result<(), Failure> {
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .try_init();
+    super::init_logging("info");
     let config = GatewayConfig::load(&args.config).map_err(|e| match e {
         ConfigError::Read { .. } => Failure::Usage(e.to_string()),
         other => Failure::Invalid(other.to_string()),

@@ -61,6 +61,16 @@ pub enum NotaryServeError {
     /// The identity reload watcher (SIGHUP, file polling) cannot start.
     #[error("identity reload watcher: {0}")]
     Watcher(std::io::Error),
+    /// `notary.spiffe_id` is not the SPIFFE ID of our certificate.
+    #[error("notary.spiffe_id is {config}, but the certificate {cert} is {certificate}")]
+    IdentityMismatch {
+        /// What the configuration says.
+        config: String,
+        /// The certificate file.
+        cert: String,
+        /// The SPIFFE ID in it.
+        certificate: String,
+    },
 }
 
 /// What [`RunningNotary::start`] may be given instead of what the config
@@ -115,6 +125,14 @@ impl RunningNotary {
         options: NotaryStartOptions,
     ) -> Result<RunningNotary, NotaryServeError> {
         let identity = IdentityHandle::load(config.identity.clone())?;
+        let own = identity.own_id();
+        if own != config.spiffe_id {
+            return Err(NotaryServeError::IdentityMismatch {
+                config: config.spiffe_id.to_string(),
+                cert: config.identity.cert.display().to_string(),
+                certificate: own.to_string(),
+            });
+        }
         let trackers = match options.trackers {
             Some(t) => t,
             None => trackers(config)?,
