@@ -46,10 +46,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Runs the chainsim until a termination signal.
 pub fn run(args: ChainsimArgs) -> Result<(), Failure> {
     super::init_logging("info");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::Usage(format!("cannot start the async runtime: {e}")))?;
+    let runtime = super::runtime()?;
     // The wall clock only seeds a new ledger's clock; after that chainsim's
     // clock moves by /sim/clock alone.
     let start_unix = SystemTime::now()

@@ -111,10 +111,7 @@ impl Stderr {
 /// the demo could not be set up.
 pub fn run(args: DemoArgs) -> Result<(), Failure> {
     super::init_logging("error");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::Usage(format!("cannot start the async runtime: {e}")))?;
+    let runtime = super::runtime()?;
     let options = DemoOptions {
         swaps: args.swaps as usize,
         scenario: args.scenario,

@@ -150,6 +150,17 @@ pub(crate) fn init_logging(default: &str) {
         .try_init();
 }
 
+/// The multi-threaded tokio runtime of a long-running command.
+///
+/// # Errors
+/// [`Failure::Usage`] (exit 2) when the runtime cannot be built.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Usage(format!("cannot start the async runtime: {e}")))
+}
+
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {

@@ -26,10 +26,7 @@ pub fn run(args: NotaryArgs) -> Result<(), Failure> {
         NotaryConfigError::Read { .. } => Failure::Usage(e.to_string()),
         other => Failure::Invalid(other.to_string()),
     })?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::Usage(format!("cannot start the async runtime: {e}")))?;
+    let runtime = super::runtime()?;
     runtime
         .block_on(crate::notary::serve::serve_until_signalled(&config))
         .map_err(|e| Failure::Invalid(format!("notary did not start: {e}")))

@@ -86,10 +86,7 @@ fn load(arg: &ConfigArg) -> Result<ObserverConfig, Failure> {
 
 fn run_observer(config: &ObserverConfig) -> Result<(), Failure> {
     super::init_logging("info");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::Usage(format!("cannot start the async runtime: {e}")))?;
+    let runtime = super::runtime()?;
     runtime.block_on(async {
         let running = RunningObserver::start(config, ObserverOptions::default())
             .await
